@@ -1,0 +1,310 @@
+//! The command line. Each command is a small file: flags → options struct → library call →
+//! output. Flags shared by several commands are defined once here.
+
+mod backup;
+mod generate;
+mod progress;
+mod restore;
+mod show;
+mod snapshots;
+mod verify;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use amlmigrate::error::{Error, ErrorKind};
+use amlmigrate::mysql::MysqlUrl;
+use amlmigrate::secret::Secret;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    the operation failed (see the message)
+  2    bad input: flags, URLs, unknown database or snapshot
+  3    damage: a snapshot does not match its manifest (verify, restore)
+  4    refused to protect data: non-empty target, non-empty folder
+  5    could not connect: server unreachable, access denied
+  130  interrupted (Ctrl-C or SIGTERM); nothing half-done is left looking complete
+
+Environment:
+  AMLMIGRATE_REPO            default for --repo
+  AMLMIGRATE_MYSQL           default for --mysql
+  AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
+  RUST_LOG                   log filter, e.g. amlmigrate=debug";
+
+#[derive(Parser)]
+#[command(
+    name = "amlmigrate",
+    version,
+    about = "Safe, fast, verifiable snapshots for the Alauda AI 1.3 -> 1.4 upgrade",
+    long_about = "amlmigrate takes consistent, streaming, verifiable snapshots of the MySQL databases of \
+Alauda AI (the AML job records `aml`, Kubeflow Pipelines `mlpipeline`, `cachedb`, `metadb`, and MLflow 2.6) \
+into a snapshot repository, and restores them exactly.\n\n\
+Typical use:\n  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 --tag reason=pre-upgrade\n  \
+amlmigrate verify  --repo /backups/aml latest\n  \
+amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306",
+    after_long_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct GlobalArgs {
+    /// Print the result as JSON on stdout (progress and notices stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no progress and no summary; errors still go to stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Progress display: bars on a terminal, plain lines otherwise (auto), or never.
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Bars,
+    Lines,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Take a consistent snapshot of MySQL databases into a repository.
+    Backup(backup::BackupArgs),
+    /// Restore databases from a snapshot into a MySQL server.
+    Restore(restore::RestoreArgs),
+    /// List the snapshots of a repository.
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Show what one snapshot holds.
+    Show(show::ShowArgs),
+    /// Re-read every byte of a snapshot and check it against its manifest.
+    Verify(verify::VerifyArgs),
+    /// Print shell completions or the man page.
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
+}
+
+/// `--repo`, shared by every command that reads or writes a repository.
+#[derive(Args, Clone)]
+pub struct RepoArg {
+    /// Snapshot repository: a folder path or file://PATH.
+    #[arg(long, env = "AMLMIGRATE_REPO", value_name = "PATH")]
+    pub repo: String,
+}
+
+/// The MySQL connection flags, shared by backup and restore.
+#[derive(Args, Clone)]
+pub struct MysqlArgs {
+    /// MySQL server: mysql://user[:password]@host[:port][/database][?ssl-mode=required|verify-identity&ssl-ca=FILE].
+    /// Prefer --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD over a password in the URL.
+    #[arg(
+        long,
+        env = "AMLMIGRATE_MYSQL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub mysql: String,
+    /// Read the MySQL password from this file (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub mysql_password_file: Option<PathBuf>,
+}
+
+impl MysqlArgs {
+    pub fn url(&self) -> anyhow::Result<MysqlUrl> {
+        let url = MysqlUrl::parse(&self.mysql)?;
+        let fallback = match &self.mysql_password_file {
+            Some(path) => {
+                let s = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --mysql-password-file {}", path.display()))?;
+                Some(Secret::new(s.trim_end_matches(['\n', '\r'])))
+            }
+            None => std::env::var("AMLMIGRATE_MYSQL_PASSWORD")
+                .ok()
+                .map(Secret::new),
+        };
+        Ok(url.with_fallback_password(fallback))
+    }
+}
+
+/// Parses `key=value` for --tag and --rename.
+pub fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.global.json;
+    let result = runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        spawn_signal_handler(cancel.clone());
+        let g = cli.global.clone();
+        match cli.command {
+            Command::Backup(a) => backup::run(a, &g, cancel).await,
+            Command::Restore(a) => restore::run(a, &g, cancel).await,
+            Command::Snapshots(a) => snapshots::run(a, &g).await,
+            Command::Show(a) => show::run(a, &g).await,
+            Command::Verify(a) => verify::run(a, &g).await,
+            Command::Generate(a) => generate::run(a),
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report_error(&e, json),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "amlmigrate=info,warn",
+        _ => "amlmigrate=debug,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// First Ctrl-C (or SIGTERM, as Kubernetes sends) asks the work to stop cleanly; a second
+/// Ctrl-C exits at once.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let got = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            #[cfg(not(unix))]
+            let got = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            got.await;
+            if cancel.is_cancelled() {
+                eprintln!("\ninterrupted again: exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping cleanly (press Ctrl-C again to exit at once)…");
+            cancel.cancel();
+        }
+    });
+}
+
+fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
+    let lib = e.chain().find_map(|c| c.downcast_ref::<Error>());
+    let kind = lib.map(Error::kind).unwrap_or(ErrorKind::Other);
+    let code: u8 = match kind {
+        ErrorKind::Other => 1,
+        ErrorKind::Input => 2,
+        ErrorKind::Damaged => 3,
+        ErrorKind::Refused => 4,
+        ErrorKind::Connection => 5,
+        ErrorKind::Interrupted => 130,
+    };
+    let kind_name = match kind {
+        ErrorKind::Other => "failed",
+        ErrorKind::Input => "input",
+        ErrorKind::Damaged => "damaged",
+        ErrorKind::Refused => "refused",
+        ErrorKind::Connection => "connection",
+        ErrorKind::Interrupted => "interrupted",
+    };
+    let message = format!("{e:#}");
+    if json {
+        let mut err = json!({ "kind": kind_name, "message": message });
+        if let Some(Error::Damaged {
+            part,
+            entry,
+            detail,
+        }) = lib
+        {
+            err["part"] = json!(part);
+            err["entry"] = json!(entry);
+            err["detail"] = json!(detail);
+        }
+        println!("{}", json!({ "ok": false, "error": err }));
+    }
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+/// Where progress goes, decided once from the flags and whether stderr is a terminal.
+pub fn progress_for(g: &GlobalArgs) -> std::sync::Arc<progress::Ui> {
+    let mode = if g.quiet || g.progress == ProgressMode::Never {
+        progress::Mode::Quiet
+    } else if g.progress == ProgressMode::Bars
+        || (g.progress == ProgressMode::Auto && std::io::stderr().is_terminal())
+    {
+        progress::Mode::Bars
+    } else {
+        progress::Mode::Lines
+    };
+    std::sync::Arc::new(progress::Ui::new(mode))
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializable")
+    );
+}
+
+pub fn human_bytes(n: u64) -> String {
+    humansize::format_size(n, humansize::BINARY)
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,169 @@
+//! Drawing progress events: bars on a terminal, plain lines otherwise, nothing when quiet.
+//! Notices are always shown (on stderr) and kept for the summary.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use amlmigrate::progress::{Event, Progress};
+
+use super::{human_bytes, thousands};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Bars,
+    Lines,
+    Quiet,
+}
+
+pub struct Ui {
+    mode: Mode,
+    mp: MultiProgress,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    overall: Option<ProgressBar>,
+    tables: HashMap<(String, String), (ProgressBar, u64)>,
+}
+
+impl Ui {
+    pub fn new(mode: Mode) -> Self {
+        let target = if mode == Mode::Bars {
+            ProgressDrawTarget::stderr_with_hz(8)
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Ui {
+            mode,
+            mp: MultiProgress::with_draw_target(target),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn finish(&self) {
+        let mut st = self.state.lock().expect("progress lock");
+        if let Some(o) = st.overall.take() {
+            o.finish_and_clear();
+        }
+        for (_, (bar, _)) in st.tables.drain() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&self, s: &str) {
+        match self.mode {
+            Mode::Bars => {
+                let _ = self.mp.println(s);
+            }
+            Mode::Lines => eprintln!("{s}"),
+            Mode::Quiet => {}
+        }
+    }
+}
+
+impl Progress for Ui {
+    fn event(&self, event: Event) {
+        let mut st = self.state.lock().expect("progress lock");
+        match event {
+            Event::Plan {
+                what,
+                tables,
+                est_rows,
+                ..
+            } => {
+                if self.mode == Mode::Bars {
+                    let bar = self.mp.add(ProgressBar::new(est_rows.max(1)));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:>8} [{bar:30.cyan/blue}] {human_pos}/~{human_len} rows  {per_sec}  ETA {eta}",
+                        )
+                        .expect("template")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_prefix(what);
+                    bar.enable_steady_tick(Duration::from_millis(250));
+                    st.overall = Some(bar);
+                } else if self.mode == Mode::Lines {
+                    eprintln!(
+                        "{what}: {tables} tables, about {} rows",
+                        thousands(est_rows)
+                    );
+                }
+            }
+            Event::TableStarted {
+                db,
+                table,
+                est_rows,
+            } => {
+                if self.mode == Mode::Bars {
+                    let bar = self.mp.add(ProgressBar::new(est_rows.max(1)));
+                    bar.set_style(
+                        ProgressStyle::with_template("  {prefix} {human_pos} rows  {msg}")
+                            .expect("template"),
+                    );
+                    bar.set_prefix(format!("{db}.{table}"));
+                    st.tables.insert((db, table), (bar, 0));
+                }
+            }
+            Event::TableProgress {
+                db,
+                table,
+                rows,
+                bytes,
+            } => {
+                let mut delta = 0;
+                if let Some((bar, seen)) = st.tables.get_mut(&(db, table)) {
+                    bar.set_position(rows);
+                    if bytes > 0 {
+                        bar.set_message(human_bytes(bytes));
+                    }
+                    delta = rows.saturating_sub(*seen);
+                    *seen = rows;
+                }
+                if let Some(o) = &st.overall {
+                    o.inc(delta);
+                }
+            }
+            Event::TableFinished {
+                db,
+                table,
+                rows,
+                bytes,
+                elapsed,
+            } => {
+                let seen = match st.tables.remove(&(db.clone(), table.clone())) {
+                    Some((bar, seen)) => {
+                        bar.finish_and_clear();
+                        self.mp.remove(&bar);
+                        seen
+                    }
+                    None => 0,
+                };
+                if let Some(o) = &st.overall {
+                    o.inc(rows.saturating_sub(seen));
+                }
+                let size = if bytes > 0 {
+                    format!(", {}", human_bytes(bytes))
+                } else {
+                    String::new()
+                };
+                self.line(&format!(
+                    "  {db}.{table}: {} rows{size} in {:.1}s",
+                    thousands(rows),
+                    elapsed.as_secs_f64()
+                ));
+            }
+            Event::Notice(msg) => {
+                if self.mode == Mode::Bars {
+                    let _ = self.mp.println(format!("note: {msg}"));
+                } else {
+                    eprintln!("note: {msg}");
+                }
+            }
+        }
+    }
+}

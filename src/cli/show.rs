@@ -1,0 +1,84 @@
+//! `amlmigrate show`
+
+use clap::Args;
+
+use amlmigrate::repo::Repository;
+
+use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
+
+/// Shows what a snapshot holds: sources, parts, databases and per-table row counts.
+/// With --json, prints the manifest itself.
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// An id, a unique id prefix, or `latest`.
+    snapshot: String,
+}
+
+pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let id = repo.resolve(&args.snapshot).await?;
+    let m = repo.manifest(&id).await?;
+    if g.json {
+        print_json(&m);
+        return Ok(());
+    }
+    println!("snapshot   {}", m.id);
+    println!(
+        "taken      {} .. {} (UTC)",
+        m.started.format("%Y-%m-%d %H:%M:%S"),
+        m.finished.format("%H:%M:%S")
+    );
+    println!("tool       {}", m.tool);
+    if let Some(h) = &m.hostname {
+        println!("host       {h}");
+    }
+    for (k, v) in &m.tags {
+        println!("tag        {k}={v}");
+    }
+    for s in &m.sources {
+        println!(
+            "source     {} {} ({})",
+            s.kind,
+            s.location,
+            s.server_version.as_deref().unwrap_or("unknown version")
+        );
+        if let Some(c) = &s.consistency {
+            println!("           consistency: {c}");
+        }
+    }
+    println!(
+        "size       {} in {} part(s)",
+        human_bytes(m.total_size()),
+        m.parts.len()
+    );
+    for d in &m.mysql {
+        let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
+        println!();
+        println!(
+            "database {} ({} {}): {} tables, {} rows, {} views, {} routines, {} triggers, {} events",
+            d.name,
+            d.charset,
+            d.collation,
+            d.tables.len(),
+            thousands(rows),
+            d.views.len(),
+            d.routines.len(),
+            d.triggers.len(),
+            d.events.len()
+        );
+        for t in &d.tables {
+            println!(
+                "  {:<40} {:>14} rows {:>12}",
+                t.name,
+                thousands(t.rows),
+                human_bytes(t.bytes)
+            );
+        }
+    }
+    for n in &m.notices {
+        println!("note: {n}");
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! amlmigrate: safe, fast, verifiable snapshots and migration for the Alauda AI 1.3 -> 1.4 upgrade.
+//!
+//! The library does the work and never prints or exits; it reports progress as [`progress::Event`]s
+//! and failures as [`Error`]s whose messages name the object and the fix. The `amlmigrate` binary
+//! (`src/main.rs`, `src/cli/`) parses flags, draws progress and maps errors to exit codes.
+
+pub mod archive;
+pub mod error;
+pub mod mysql;
+pub mod progress;
+pub mod repo;
+pub mod secret;
+pub mod verify;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,451 @@
+//! The snapshot repository: a location (a path, `file://…`, later `s3://…`) behind the
+//! `object_store` abstraction, laid out as
+//!
+//! ```text
+//! <repo>/amlmigrate-repo.json                 format marker
+//! <repo>/snapshots/<id>/parts/<part>.tar.zst   data, written first
+//! <repo>/snapshots/<id>/manifest.json          written last, create-only: it commits the snapshot
+//! ```
+//!
+//! A snapshot folder without a manifest does not exist for any reader.
+
+pub mod id;
+pub mod manifest;
+
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::runtime::Handle;
+use tokio_util::io::StreamReader;
+
+use crate::error::{Error, Result};
+pub use manifest::Manifest;
+
+const MARKER: &str = "amlmigrate-repo.json";
+const REPO_FORMAT: u32 = 1;
+/// Upload buffer and parallelism: bounds memory at about `capacity * (concurrency + 1)`.
+const UPLOAD_CAPACITY: usize = 8 * 1024 * 1024;
+const UPLOAD_CONCURRENCY: usize = 2;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    created: chrono::DateTime<chrono::Utc>,
+    tool: String,
+}
+
+#[derive(Clone)]
+pub struct Repository {
+    store: Arc<dyn ObjectStore>,
+    location: String,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.location)
+    }
+}
+
+/// Where a repository lives, parsed from `--repo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(std::path::PathBuf),
+}
+
+impl Location {
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::input(
+                "no repository given: pass --repo PATH (or set AMLMIGRATE_REPO)",
+            ));
+        }
+        if let Some(rest) = s.strip_prefix("file://") {
+            return Ok(Location::Local(rest.into()));
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(Error::input(format!(
+                "repository {s}: the {scheme}:// scheme is not supported by this version; use a local path or file://PATH"
+            )));
+        }
+        Ok(Location::Local(s.into()))
+    }
+
+    fn display(&self) -> String {
+        match self {
+            Location::Local(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl Repository {
+    /// Opens an existing repository; a missing location or one without the marker is an error.
+    pub async fn open(location: &str) -> Result<Self> {
+        let loc = Location::parse(location)?;
+        let repo = Self::connect(&loc, false)?;
+        match repo.store.head(&Path::from(MARKER)).await {
+            Ok(_) => {
+                repo.check_marker().await?;
+                Ok(repo)
+            }
+            Err(object_store::Error::NotFound { .. }) => Err(Error::input(format!(
+                "{} is not an amlmigrate repository ({MARKER} is missing): check --repo; `amlmigrate backup` creates a repository at a new or empty location",
+                repo.location
+            ))),
+            Err(e) => Err(repo.store_err("reading the repository marker", e)),
+        }
+    }
+
+    /// Opens a repository, creating it when the location does not exist or is empty.
+    /// Returns whether it was created.
+    pub async fn open_or_create(location: &str) -> Result<(Self, bool)> {
+        let loc = Location::parse(location)?;
+        let repo = Self::connect(&loc, true)?;
+        match repo.store.head(&Path::from(MARKER)).await {
+            Ok(_) => {
+                repo.check_marker().await?;
+                return Ok((repo, false));
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(repo.store_err("reading the repository marker", e)),
+        }
+        let mut listing = repo.store.list(None);
+        if let Some(first) = listing.next().await {
+            let what = match first {
+                Ok(meta) => format!("it holds {}", meta.location),
+                Err(e) => format!("listing it failed: {e}"),
+            };
+            return Err(Error::Refused(format!(
+                "{} is not empty and is not an amlmigrate repository ({what}); choose an empty folder for --repo",
+                repo.location
+            )));
+        }
+        let marker = Marker {
+            format: REPO_FORMAT,
+            created: chrono::Utc::now(),
+            tool: tool_version(),
+        };
+        let body = serde_json::to_vec_pretty(&marker).expect("marker serializes");
+        match repo
+            .store
+            .put_opts(
+                &Path::from(MARKER),
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok((repo, true)),
+            Err(e) => Err(repo.store_err("creating the repository marker", e)),
+        }
+    }
+
+    fn connect(loc: &Location, create: bool) -> Result<Self> {
+        match loc {
+            Location::Local(path) => {
+                if create {
+                    std::fs::create_dir_all(path).map_err(|e| {
+                        Error::io(format!("creating repository folder {}", path.display()), e)
+                    })?;
+                } else if !path.is_dir() {
+                    return Err(Error::input(format!(
+                        "repository {} does not exist: check --repo (or AMLMIGRATE_REPO)",
+                        path.display()
+                    )));
+                }
+                let abs = std::fs::canonicalize(path)
+                    .map_err(|e| Error::io(format!("opening repository {}", path.display()), e))?;
+                let store = LocalFileSystem::new_with_prefix(&abs).map_err(|e| Error::Store {
+                    repo: loc.display(),
+                    context: "opening".into(),
+                    source: e,
+                })?;
+                Ok(Repository {
+                    store: Arc::new(store),
+                    location: abs.display().to_string(),
+                })
+            }
+        }
+    }
+
+    async fn check_marker(&self) -> Result<()> {
+        let bytes = self
+            .store
+            .get(&Path::from(MARKER))
+            .await
+            .map_err(|e| self.store_err("reading the repository marker", e))?
+            .bytes()
+            .await
+            .map_err(|e| self.store_err("reading the repository marker", e))?;
+        let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!(
+                "{}: {MARKER} is not valid ({e}); this is not an amlmigrate repository",
+                self.location
+            ))
+        })?;
+        if marker.format > REPO_FORMAT {
+            return Err(Error::input(format!(
+                "{}: repository format {} is newer than this amlmigrate understands ({REPO_FORMAT}); upgrade amlmigrate",
+                self.location, marker.format
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn store_err(&self, context: impl Into<String>, e: object_store::Error) -> Error {
+        Error::Store {
+            repo: self.location.clone(),
+            context: context.into(),
+            source: e,
+        }
+    }
+
+    fn snapshot_path(id: &str, rel: &str) -> Path {
+        let mut p = Path::from("snapshots").join(id);
+        for seg in rel.split('/') {
+            p = p.join(seg);
+        }
+        p
+    }
+
+    /// Committed snapshot ids, oldest first.
+    pub async fn snapshot_ids(&self) -> Result<Vec<String>> {
+        let prefix = Path::from("snapshots");
+        let mut ids: Vec<String> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter_map(|meta| async move {
+                let parts: Vec<_> = meta.location.parts().collect();
+                Ok(match parts.as_slice() {
+                    [_, id, file]
+                        if file.as_ref() == "manifest.json" && id::is_snapshot_id(id.as_ref()) =>
+                    {
+                        Some(id.as_ref().to_string())
+                    }
+                    _ => None,
+                })
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.store_err("listing snapshots", e))?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Resolves `latest`, an id or a unique id prefix to a committed snapshot id.
+    pub async fn resolve(&self, wanted: &str) -> Result<String> {
+        let ids = self.snapshot_ids().await?;
+        id::resolve(&ids, wanted).map(str::to_string).map_err(|e| match e {
+            id::ResolveError::Empty => Error::input(format!(
+                "repository {} holds no snapshots yet; create one with `amlmigrate backup`",
+                self.location
+            )),
+            id::ResolveError::NotFound => Error::input(format!(
+                "snapshot {wanted} not found in {}; `amlmigrate snapshots --repo {}` lists them",
+                self.location, self.location
+            )),
+            id::ResolveError::Ambiguous(c) => Error::input(format!(
+                "snapshot prefix {wanted} is ambiguous: it matches {}; give more characters",
+                c.join(", ")
+            )),
+        })
+    }
+
+    pub async fn manifest(&self, id: &str) -> Result<Manifest> {
+        let path = Self::snapshot_path(id, "manifest.json");
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?
+            .bytes()
+            .await
+            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::damaged(
+                format!("snapshot {id}"),
+                "manifest.json",
+                format!("not a valid manifest: {e}"),
+            )
+        })?;
+        if m.format > manifest::MANIFEST_FORMAT {
+            return Err(Error::input(format!(
+                "snapshot {id} has manifest format {}, newer than this amlmigrate understands ({}); upgrade amlmigrate",
+                m.format,
+                manifest::MANIFEST_FORMAT
+            )));
+        }
+        Ok(m)
+    }
+
+    pub async fn manifests(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for id in self.snapshot_ids().await? {
+            out.push(self.manifest(&id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Writes the manifest create-only; this is the commit point of a snapshot.
+    pub async fn commit(&self, m: &Manifest) -> Result<()> {
+        let body = serde_json::to_vec_pretty(m).expect("manifest serializes");
+        let path = Self::snapshot_path(&m.id, "manifest.json");
+        match self
+            .store
+            .put_opts(
+                &path,
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Refused(format!(
+                "snapshot {} already has a manifest; refusing to overwrite a committed snapshot",
+                m.id
+            ))),
+            Err(e) => Err(self.store_err(format!("committing snapshot {}", m.id), e)),
+        }
+    }
+
+    /// A blocking writer that streams one object into the repository (multipart where the store
+    /// supports it). Call from a blocking thread; `finish` completes the upload.
+    pub fn object_writer(&self, id: &str, rel: &str, rt: Handle) -> UploadWriter {
+        let path = Self::snapshot_path(id, rel);
+        let inner = BufWriter::with_capacity(self.store.clone(), path, UPLOAD_CAPACITY)
+            .with_max_concurrency(UPLOAD_CONCURRENCY);
+        UploadWriter {
+            rt,
+            inner: Some(inner),
+        }
+    }
+
+    /// Size and a byte stream of one object of a snapshot.
+    pub async fn object_reader(
+        &self,
+        id: &str,
+        rel: &str,
+    ) -> Result<(u64, Pin<Box<dyn AsyncRead + Send>>)> {
+        let path = Self::snapshot_path(id, rel);
+        let got = self.store.get(&path).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::damaged(
+                rel,
+                "(whole part)",
+                format!("missing from snapshot {id} in {}", self.location),
+            ),
+            e => self.store_err(format!("reading {rel} of snapshot {id}"), e),
+        })?;
+        let size = got.meta.size;
+        let stream = got.into_stream().map_err(io::Error::other);
+        Ok((size, Box::pin(StreamReader::new(stream))))
+    }
+
+    /// Best-effort removal of an uncommitted snapshot's objects after a failed or interrupted
+    /// backup. Never called on a committed snapshot.
+    pub async fn discard_uncommitted(&self, id: &str) {
+        let prefix = Path::from("snapshots").join(id);
+        let manifest = Self::snapshot_path(id, "manifest.json");
+        if self.store.head(&manifest).await.is_ok() {
+            return;
+        }
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        let _ = self
+            .store
+            .delete_stream(locations)
+            .try_collect::<Vec<_>>()
+            .await;
+        if let Ok(Location::Local(root)) = Location::parse(&self.location) {
+            // The local store leaves empty folders behind; remove them so nothing looks half there.
+            let _ = std::fs::remove_dir_all(root.join("snapshots").join(id));
+        }
+    }
+}
+
+pub fn tool_version() -> String {
+    format!("amlmigrate {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// `std::io::Write` over an object-store upload, for the blocking archive thread.
+pub struct UploadWriter {
+    rt: Handle,
+    inner: Option<BufWriter>,
+}
+
+impl UploadWriter {
+    pub fn finish(&mut self) -> io::Result<()> {
+        let mut inner = self
+            .inner
+            .take()
+            .ok_or_else(|| io::Error::other("upload already closed"))?;
+        self.rt.block_on(inner.shutdown())
+    }
+
+    pub fn abort(&mut self) {
+        if let Some(mut inner) = self.inner.take() {
+            let _ = self.rt.block_on(inner.abort());
+        }
+    }
+}
+
+impl Write for UploadWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("upload closed"))?;
+        self.rt.block_on(inner.write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for UploadWriter {
+    fn drop(&mut self) {
+        // An upload that was neither finished nor aborted is abandoned: abort it so no staging
+        // object is left behind.
+        self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_paths_and_file_urls_and_reject_unknown_schemes() {
+        assert_eq!(
+            Location::parse("/tmp/r").unwrap(),
+            Location::Local("/tmp/r".into())
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/r").unwrap(),
+            Location::Local("/tmp/r".into())
+        );
+        assert!(
+            Location::parse("gs://bucket")
+                .unwrap_err()
+                .to_string()
+                .contains("gs://")
+        );
+        assert!(Location::parse(" ").is_err());
+    }
+}
