@@ -100,12 +100,22 @@ pub async fn restore(
         .ctx(|| "setting utf8mb4".into())?;
 
     let mut notices = Vec::new();
-    let have: BTreeSet<String> = conn
+    let mut have: BTreeSet<String> = conn
         .query::<String, _>("SELECT COLLATION_NAME FROM information_schema.COLLATIONS")
         .await
         .ctx(|| "listing the target's collations".into())?
         .into_iter()
         .collect();
+    // MariaDB 10.10+ lists UCA 14 collations without their charset there; the full names
+    // (utf8mb4_uca1400_ai_ci) are in this column, which older servers lack.
+    if let Ok(full) = conn
+        .query::<String, _>(
+            "SELECT FULL_COLLATION_NAME FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY",
+        )
+        .await
+    {
+        have.extend(full);
+    }
     let mut collation_map = BTreeMap::new();
     for (db, _) in &selected {
         for c in &db.collations {
@@ -160,6 +170,25 @@ pub async fn restore(
                     non_empty.push(qualified(target, &t.name));
                 }
             }
+        }
+        // A trigger on a table we fill would fire on every loaded row. The snapshot's own
+        // triggers are dropped before the data and created again after it; others are refused.
+        let foreign: Vec<(String, String)> = conn
+            .exec::<(String, String), _, _>(
+                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+                (target,),
+            )
+            .await
+            .ctx(|| format!("listing triggers of {}", ident(target)))?
+            .into_iter()
+            .filter(|(name, table)| existing.contains(table) && !db.triggers.contains(name))
+            .collect();
+        if let Some((name, table)) = foreign.first() {
+            return Err(Error::Refused(format!(
+                "trigger {} on {} is not part of the snapshot and would fire on every restored row; drop it first (nothing was changed)",
+                ident(name),
+                qualified(target, table)
+            )));
         }
         plans.push(Plan {
             db,
@@ -538,6 +567,18 @@ impl<'c> DbState<'c> {
         conn.query_drop(format!("USE {}", ident(&target)))
             .await
             .ctx(|| format!("using database {}", ident(&target)))?;
+        for o in &schema.post_data {
+            if o.kind == ObjectKind::Trigger {
+                conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(&o.name)))
+                    .await
+                    .ctx(|| {
+                        format!(
+                            "dropping trigger {} until the data is in",
+                            qualified(&target, &o.name)
+                        )
+                    })?;
+            }
+        }
         for o in &schema.pre_data {
             match o.kind {
                 ObjectKind::Table => {

@@ -1,6 +1,7 @@
 -- The exactness fixture: every type and shape the backup must round-trip bit for bit.
 -- Loaded into a fresh database by the tests (the statements use the current database).
-SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION';
+-- NO_AUTO_VALUE_ON_ZERO keeps an AUTO_INCREMENT id 0, as MLflow's Default experiment has.
+SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
 SET time_zone = '+00:00';
 
 CREATE TABLE integers (

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine of this kind: starts the database servers the
+# tests need when they are not running, then runs every unit and end-to-end test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Builds survive between runs (and CI clones) in a cache outside the checkout.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/amlmigrate/target}"
+
+wait_for() { # name, command…
+  local name=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "test.sh: $name did not come up" >&2
+  return 1
+}
+
+if ! mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null 2>&1; then
+  echo "test.sh: starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  wait_for MariaDB mariadb -uroot -h127.0.0.1 -e 'SELECT 1'
+fi
+if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  echo "test.sh: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+  wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432
+fi
+# Restore uses LOAD DATA LOCAL INFILE.
+mariadb -uroot -h127.0.0.1 -e 'SET GLOBAL local_infile = 1'
+
+cargo build --all-targets
+cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"

@@ -1,0 +1,211 @@
+//! Helpers for end-to-end tests: the real `amlmigrate` binary against the real MariaDB on
+//! 127.0.0.1:3306 (root, empty password), each test in its own uniquely named databases.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const MYSQL: &str = "mysql://root@127.0.0.1:3306";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_amlmigrate")
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique database name; the database is dropped when the guard goes.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new(tag: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("amlt_{tag}_{}_{n}_{:x}", std::process::id(), nanos & 0xffff);
+        sql(None, &format!("DROP DATABASE IF EXISTS `{name}`"));
+        TestDb { name }
+    }
+
+    /// A name only (nothing is created), for restore targets; dropped like the others.
+    pub fn create(tag: &str) -> Self {
+        let db = Self::new(tag);
+        sql(
+            None,
+            &format!("CREATE DATABASE `{}` CHARACTER SET utf8mb4", db.name),
+        );
+        db
+    }
+
+    pub fn with_fixture(tag: &str) -> Self {
+        let db = Self::create(tag);
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mysql/fixture.sql");
+        let out = Command::new("mariadb")
+            .args(["-uroot", "-h127.0.0.1", &db.name])
+            .stdin(std::fs::File::open(fixture).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fixture: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args([
+                "-uroot",
+                "-h127.0.0.1",
+                "-e",
+                &format!("DROP DATABASE IF EXISTS `{}`", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Runs SQL through the `mariadb` client; returns tab-separated rows without headers.
+pub fn sql(db: Option<&str>, q: &str) -> String {
+    let mut cmd = Command::new("mariadb");
+    cmd.args(["-uroot", "-h127.0.0.1", "-N", "-B"]);
+    if let Some(db) = db {
+        cmd.arg(db);
+    }
+    let out = cmd.arg("-e").arg(q).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sql failed: {q}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn tables(db: &str) -> Vec<String> {
+    sql(
+        None,
+        &format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
+        ),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// `CHECKSUM TABLE … EXTENDED` and `COUNT(*)` of every base table.
+pub fn checksums(db: &str) -> BTreeMap<String, (String, String)> {
+    tables(db)
+        .into_iter()
+        .map(|t| {
+            let q = format!("`{db}`.`{}`", t.replace('`', "``"));
+            let sum = sql(None, &format!("CHECKSUM TABLE {q} EXTENDED"));
+            let sum = sum.trim().rsplit('\t').next().unwrap().to_string();
+            let count = sql(None, &format!("SELECT COUNT(*) FROM {q}"))
+                .trim()
+                .to_string();
+            (t, (sum, count))
+        })
+        .collect()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn to_run(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn amlmigrate(args: &[&str]) -> Run {
+    amlmigrate_env(args, &[])
+}
+
+pub fn amlmigrate_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdin(Stdio::null());
+    cmd.env_remove("AMLMIGRATE_REPO");
+    cmd.env_remove("AMLMIGRATE_MYSQL");
+    cmd.env_remove("AMLMIGRATE_MYSQL_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    to_run(cmd.output().unwrap())
+}
+
+/// Runs and asserts success; returns stdout trimmed.
+pub fn ok(args: &[&str]) -> String {
+    let r = amlmigrate(args);
+    assert_eq!(r.code, 0, "amlmigrate {args:?} failed: {r:?}");
+    r.stdout.trim().to_string()
+}
+
+pub fn temp_repo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    (dir, repo)
+}
+
+pub fn backup(repo: &Path, db: &str) -> String {
+    ok(&[
+        "backup",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--mysql",
+        MYSQL,
+        "--databases",
+        db,
+        "--quiet",
+    ])
+}
+
+/// The only part file of a one-database snapshot.
+pub fn part_file(repo: &Path, id: &str) -> PathBuf {
+    let dir = repo.join("snapshots").join(id).join("parts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.pop().unwrap()
+}
+
+/// Fills `db.big` with `rows` rows of about 220 bytes, fast (MariaDB's sequence engine).
+pub fn big_table(db: &str, rows: u64) {
+    sql(
+        Some(db),
+        &format!(
+            "CREATE TABLE big (id BIGINT PRIMARY KEY, v VARCHAR(255), d DOUBLE) ENGINE=InnoDB; \
+             INSERT INTO big SELECT seq, REPEAT(CONCAT('row-', seq), 20), seq / 7 FROM seq_1_to_{rows}"
+        ),
+    );
+}
