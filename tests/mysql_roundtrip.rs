@@ -266,7 +266,7 @@ fn backup_reads_every_table_from_one_point_in_time() {
         .unwrap();
     // Once the part upload has started, the snapshot transaction is open: rows written now,
     // into a table read later, must not be in the snapshot.
-    wait_for_part_upload(&repo);
+    wait_for_backup_reading(&src.name, "big");
     sql(Some(&src.name), "INSERT INTO zz_late VALUES (2), (3)");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -295,29 +295,4 @@ fn backup_reads_every_table_from_one_point_in_time() {
         big["chunks"].as_u64().unwrap() > 10,
         "chunks are bounded: {big}"
     );
-}
-
-pub fn wait_for_part_upload(repo: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let found = std::fs::read_dir(repo.join("snapshots"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|snap| {
-                std::fs::read_dir(snap.path().join("parts"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|f| f.metadata().map(|m| m.len() > 0).unwrap_or(false))
-            });
-        if found {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "backup never started writing"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }

@@ -3,9 +3,12 @@
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
+/// The suffix is the milliseconds (3 hex digits) then 3 random hex digits, so that ids taken
+/// in the same second still sort by time and two concurrent backups do not collide.
 pub fn new_snapshot_id(now: DateTime<Utc>) -> String {
-    let suffix: u32 = rand::rng().random_range(0..0x100_0000);
-    format!("{}-{:06x}", now.format("%Y%m%dT%H%M%SZ"), suffix)
+    let millis = now.timestamp_subsec_millis().min(999);
+    let random: u32 = rand::rng().random_range(0..0x1000);
+    format!("{}-{millis:03x}{random:03x}", now.format("%Y%m%dT%H%M%SZ"))
 }
 
 /// True when `s` has the shape of a snapshot id; used to ignore foreign folders in a repository.
@@ -60,10 +63,12 @@ mod tests {
     #[test]
     fn new_ids_have_the_documented_shape_and_sort_by_time() {
         let a = new_snapshot_id("2026-11-28T12:00:00Z".parse().unwrap());
-        let b = new_snapshot_id("2026-11-28T12:00:01Z".parse().unwrap());
+        let b = new_snapshot_id("2026-11-28T12:00:00.001Z".parse().unwrap());
+        let c = new_snapshot_id("2026-11-28T12:00:00.999Z".parse().unwrap());
+        let d = new_snapshot_id("2026-11-28T12:00:01Z".parse().unwrap());
         assert!(is_snapshot_id(&a), "{a}");
-        assert!(a.starts_with("20261128T120000Z-"));
-        assert!(a < b);
+        assert!(a.starts_with("20261128T120000Z-000"));
+        assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
     }
 
     #[test]

@@ -209,3 +209,26 @@ pub fn big_table(db: &str, rows: u64) {
         ),
     );
 }
+
+/// Waits until the server is running a backup's `SELECT` on `db`.`table` (so its snapshot
+/// transaction is open and the table is being streamed).
+pub fn wait_for_backup_reading(db: &str, table: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pattern = format!("%FROM `{db}`.`{table}`%");
+    loop {
+        let n = sql(
+            None,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{pattern}' AND INFO NOT LIKE '%PROCESSLIST%'"
+            ),
+        );
+        if n.trim() != "0" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never started reading {db}.{table}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
