@@ -83,17 +83,13 @@ pub enum ProgressMode {
     Never,
 }
 
+// Each command's help comes from the doc comment of its options struct.
 #[derive(Subcommand)]
 enum Command {
-    /// Take a consistent snapshot of MySQL databases into a repository.
     Backup(backup::BackupArgs),
-    /// Restore databases from a snapshot into a MySQL server.
     Restore(restore::RestoreArgs),
-    /// List the snapshots of a repository.
     Snapshots(snapshots::SnapshotsArgs),
-    /// Show what one snapshot holds.
     Show(show::ShowArgs),
-    /// Re-read every byte of a snapshot and check it against its manifest.
     Verify(verify::VerifyArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]

@@ -6,8 +6,9 @@ use amlmigrate::repo::Repository;
 
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
-/// Shows what a snapshot holds: sources, parts, databases and per-table row counts.
-/// With --json, prints the manifest itself.
+/// Shows what a snapshot holds.
+///
+/// Sources, parts, databases and per-table row counts. With --json, prints the manifest itself.
 #[derive(Args)]
 pub struct ShowArgs {
     #[command(flatten)]

@@ -7,8 +7,10 @@ use amlmigrate::verify::verify;
 
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, progress_for, thousands};
 
-/// Re-reads every byte of a snapshot and checks every part's size and sha256, every entry's
-/// sha256, and every table's row count and checksum against the manifest.
+/// Re-reads every byte of a snapshot and checks it against its manifest.
+///
+/// Checks every part's size and sha256, every entry's sha256, and every table's row count and
+/// checksum.
 ///
 /// Exit 0 when the snapshot is sound; exit 3 naming the first damaged part and entry otherwise.
 #[derive(Args)]
