@@ -242,16 +242,7 @@ fn verify_names_the_part_and_entry_of_a_flipped_byte() {
 
     // Restore refuses it too, and leaves no table looking complete.
     let dst = TestDb::new("flip_dst");
-    let r = amlmigrate(&[
-        "restore",
-        "--repo",
-        repo.to_str().unwrap(),
-        &id,
-        "--mysql",
-        MYSQL,
-        "--rename",
-        &format!("{}={}", src.name, dst.name),
-    ]);
+    let r = restore_renamed(&repo, &id, &src.name, &dst.name);
     assert_eq!(r.code, 3, "{r:?}");
     assert_eq!(
         sql(None, &format!("SELECT COUNT(*) FROM `{}`.big", dst.name)).trim(),

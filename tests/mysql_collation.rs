@@ -71,16 +71,7 @@ fn a_mysql8_collation_missing_on_the_target_is_mapped_and_reported() {
     ok(&["verify", "--repo", repo.to_str().unwrap(), &id, "--quiet"]);
 
     let dst = TestDb::new("coll_dst");
-    let r = amlmigrate(&[
-        "restore",
-        "--repo",
-        repo.to_str().unwrap(),
-        &id,
-        "--mysql",
-        MYSQL,
-        "--rename",
-        &format!("{}={}", src.name, dst.name),
-    ]);
+    let r = restore_renamed(&repo, &id, &src.name, &dst.name);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout

@@ -21,17 +21,8 @@ fn fixture_round_trips_bit_for_bit_with_checksum_table() {
     assert_eq!(report["verify"]["tables"], 16);
     assert_eq!(report["verify"]["rows"], 57);
 
-    ok(&[
-        "restore",
-        "--repo",
-        repo_s,
-        "latest",
-        "--mysql",
-        MYSQL,
-        "--rename",
-        &format!("{}={}", src.name, dst.name),
-        "--quiet",
-    ]);
+    let r = restore_renamed(&repo, "latest", &src.name, &dst.name);
+    assert_eq!(r.code, 0, "{r:?}");
     let before = checksums(&src.name);
     let after = checksums(&dst.name);
     assert_eq!(before.len(), 16);

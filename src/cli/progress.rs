@@ -79,9 +79,12 @@ impl Progress for Ui {
                     let bar = self.mp.add(ProgressBar::new(est_rows.max(1)));
                     bar.set_style(
                         ProgressStyle::with_template(
-                            "{prefix:>8} [{bar:30.cyan/blue}] {human_pos}/~{human_len} rows  {per_sec}  ETA {eta}",
+                            "{prefix:>8} [{bar:30.cyan/blue}] {human_pos}/~{human_len} rows  {rate}  ETA {eta}",
                         )
                         .expect("template")
+                        .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{} rows/s", thousands(s.per_sec() as u64));
+                        })
                         .progress_chars("=> "),
                     );
                     bar.set_prefix(what);

@@ -188,6 +188,20 @@ pub fn backup(repo: &Path, db: &str) -> String {
     ])
 }
 
+/// `amlmigrate restore --repo REPO SNAPSHOT --mysql MYSQL --rename FROM=TO`.
+pub fn restore_renamed(repo: &Path, snapshot: &str, from: &str, to: &str) -> Run {
+    amlmigrate(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        snapshot,
+        "--mysql",
+        MYSQL,
+        "--rename",
+        &format!("{from}={to}"),
+    ])
+}
+
 /// The only part file of a one-database snapshot.
 pub fn part_file(repo: &Path, id: &str) -> PathBuf {
     let dir = repo.join("snapshots").join(id).join("parts");
