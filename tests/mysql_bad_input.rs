@@ -328,3 +328,78 @@ fn ctrl_c_stops_cleanly_and_leaves_no_snapshot() {
 fn kill_9_mid_backup_leaves_no_visible_snapshot() {
     interrupted_backup_leaves_no_snapshot("-KILL");
 }
+
+#[test]
+fn ctrl_c_mid_restore_rolls_back_the_table_in_progress_and_replace_finishes_it() {
+    let src = TestDb::create("rintr");
+    big_table(&src.name, 400_000);
+    let (_tmp, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap().to_string();
+    ok(&[
+        "backup",
+        "--repo",
+        &repo_s,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+        "--chunk-mib",
+        "1",
+        "--quiet",
+    ]);
+    let dst = TestDb::new("rintr_dst");
+    let child = Command::new(bin())
+        .args([
+            "restore", "--repo", &repo_s, "latest", "--mysql", MYSQL, "--rename",
+        ])
+        .arg(format!("{}={}", src.name, dst.name))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_load_into(&dst.name);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("rolled back") && stderr.contains("--replace"),
+        "{stderr}"
+    );
+    assert_eq!(
+        sql(None, &format!("SELECT COUNT(*) FROM `{}`.big", dst.name)).trim(),
+        "0"
+    );
+
+    let r = restore_renamed(&repo, "latest", &src.name, &dst.name);
+    assert_eq!(
+        r.code, 0,
+        "an empty table left by the rollback is not in the way: {r:?}"
+    );
+    assert_eq!(checksums(&dst.name), checksums(&src.name));
+}
+
+/// Waits until the server is running a `LOAD DATA` into database `db`.
+fn wait_for_load_into(db: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n = sql(
+            None,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%`{db}`%'"
+            ),
+        );
+        if n.trim() != "0" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never started loading"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

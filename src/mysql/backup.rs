@@ -29,7 +29,7 @@ use crate::progress::{Event, ProgressRef};
 use crate::repo::manifest::{Manifest, MysqlDatabase, MysqlTable, Part, Source};
 use crate::repo::{Repository, id::new_snapshot_id, tool_version};
 
-pub const DEFAULT_CHUNK_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct BackupOptions {

@@ -399,7 +399,7 @@ async fn restore_database(
         while let Some(item) = irx.recv().await {
             if ctx.cancel.is_cancelled() {
                 return Err(Error::Interrupted(format!(
-                    "restore of {} stopped; the table in progress was rolled back",
+                    "restore of {} stopped: tables finished before the stop are restored, the one in progress was rolled back; run the same restore with --replace to finish it",
                     ident(&ctx.plan.target)
                 )));
             }

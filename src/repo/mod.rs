@@ -32,7 +32,7 @@ pub use manifest::Manifest;
 const MARKER: &str = "amlmigrate-repo.json";
 const REPO_FORMAT: u32 = 1;
 /// Upload buffer and parallelism: bounds memory at about `capacity * (concurrency + 1)`.
-const UPLOAD_CAPACITY: usize = 8 * 1024 * 1024;
+const UPLOAD_CAPACITY: usize = 6 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
