@@ -196,7 +196,26 @@ fn replace_puts_back_exactly_the_snapshot_rows() {
         "DELETE FROM no_pk WHERE a = 1; INSERT INTO texts (id, u) VALUES (99, 'new'); \
          UPDATE numbers SET db = 42; INSERT INTO empty_table VALUES (1, 'x');",
     );
-    assert_ne!(checksums(&src.name), snap);
+    let changed = checksums(&src.name);
+    assert_ne!(changed, snap);
+    let dry = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        "latest",
+        "--mysql",
+        MYSQL,
+        "--replace",
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("nothing was written"), "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains(&format!("rows of `{}`.`no_pk` would be replaced", src.name)),
+        "{dry:?}"
+    );
+    assert_eq!(checksums(&src.name), changed, "a dry run wrote something");
     let r = amlmigrate(&[
         "restore",
         "--repo",

@@ -149,6 +149,9 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
+    // One crypto provider for every TLS connection of the process, chosen explicitly so that
+    // a second provider pulled in by a dependency can never make rustls panic at runtime.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -42,6 +42,10 @@ pub struct RestoreArgs {
     /// instead of refusing.
     #[arg(long)]
     replace: bool,
+    /// Run every check (snapshot, target, collations, non-empty tables) and print what would be
+    /// restored, without writing anything.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub async fn run(
@@ -57,6 +61,7 @@ pub async fn run(
         databases: (!args.databases.is_empty()).then_some(args.databases),
         renames: args.renames,
         replace: args.replace,
+        dry_run: args.dry_run,
     };
     let ui = progress_for(g);
     let result = restore(&repo, &id, &opts, ui.clone(), cancel).await;
@@ -65,6 +70,11 @@ pub async fn run(
     if g.json {
         print_json(&serde_json::json!({ "ok": true, "restore": report }));
     } else if !g.quiet {
+        let verb = if report.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
         for d in &report.databases {
             let arrow = if d.source == d.target {
                 d.target.clone()
@@ -72,13 +82,28 @@ pub async fn run(
                 format!("{} -> {}", d.source, d.target)
             };
             println!(
-                "restored {arrow}: {} tables, {} rows",
+                "{verb} {arrow}: {} tables, {} rows",
                 d.tables.len(),
                 thousands(d.rows)
             );
         }
         for (from, to) in &report.collation_map {
             println!("collation {from} mapped to {to} (the target has no {from})");
+        }
+        for t in &report.replaced {
+            let done = if report.dry_run {
+                "would be replaced"
+            } else {
+                "replaced"
+            };
+            println!("rows of {t} {done} (--replace)");
+        }
+        if report.dry_run {
+            println!(
+                "dry run: every check passed against {} ({}); nothing was written",
+                report.target, report.server_version
+            );
+            return Ok(());
         }
         println!(
             "snapshot {} restored into {} ({})",

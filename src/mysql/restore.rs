@@ -39,6 +39,8 @@ pub struct RestoreOptions {
     pub renames: Vec<(String, String)>,
     /// Replace the rows of tables that hold rows (atomically per table) instead of refusing.
     pub replace: bool,
+    /// Run every check and report what would be restored, without writing anything.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +65,10 @@ pub struct RestoreReport {
     pub databases: Vec<RestoredDatabase>,
     /// Collations the target lacked, and what was used instead.
     pub collation_map: BTreeMap<String, String>,
+    /// Tables that held rows and had them replaced (`--replace`).
+    pub replaced: Vec<String>,
+    /// True when nothing was written (`--dry-run`); the counts are what would be restored.
+    pub dry_run: bool,
     pub notices: Vec<String>,
 }
 
@@ -211,6 +217,37 @@ pub async fn restore(
         )));
     }
 
+    if opts.dry_run {
+        let databases = plans
+            .iter()
+            .map(|p| RestoredDatabase {
+                source: p.db.name.clone(),
+                target: p.target.clone(),
+                tables: p
+                    .db
+                    .tables
+                    .iter()
+                    .map(|t| RestoredTable {
+                        name: t.name.clone(),
+                        rows: t.rows,
+                    })
+                    .collect(),
+                rows: p.db.tables.iter().map(|t| t.rows).sum(),
+            })
+            .collect();
+        let _ = conn.disconnect().await;
+        return Ok(RestoreReport {
+            snapshot: manifest.id.clone(),
+            target: opts.mysql.redacted(),
+            server_version: version,
+            databases,
+            collation_map,
+            replaced: non_empty,
+            dry_run: true,
+            notices,
+        });
+    }
+
     conn.query_drop(format!(
         "SET SESSION foreign_key_checks = 0, unique_checks = 0, sql_mode = '{BASE_SQL_MODE}', \
          time_zone = '+00:00', net_read_timeout = 86400, net_write_timeout = 86400, wait_timeout = 86400"
@@ -252,6 +289,8 @@ pub async fn restore(
         server_version: version,
         databases: restored,
         collation_map,
+        replaced: non_empty,
+        dry_run: false,
         notices,
     })
 }
