@@ -24,8 +24,12 @@ pub struct Ui {
     state: Mutex<State>,
 }
 
+/// In plain-line mode a long table still shows signs of life, at most this often.
+const LINE_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 struct State {
+    last_line: Option<std::time::Instant>,
     overall: Option<ProgressBar>,
     tables: HashMap<(String, String), (ProgressBar, u64)>,
 }
@@ -118,6 +122,22 @@ impl Progress for Ui {
                 rows,
                 bytes,
             } => {
+                if self.mode == Mode::Lines {
+                    let now = std::time::Instant::now();
+                    match st.last_line {
+                        Some(t) if now.duration_since(t) < LINE_INTERVAL => {}
+                        Some(_) => {
+                            st.last_line = Some(now);
+                            let size = if bytes > 0 {
+                                format!(", {}", human_bytes(bytes))
+                            } else {
+                                String::new()
+                            };
+                            eprintln!("  {db}.{table}: {} rows{size} so far…", thousands(rows));
+                        }
+                        None => st.last_line = Some(now),
+                    }
+                }
                 let mut delta = 0;
                 if let Some((bar, seen)) = st.tables.get_mut(&(db, table)) {
                     bar.set_position(rows);

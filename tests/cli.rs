@@ -1,0 +1,80 @@
+//! The command line itself: help that teaches, generated completions and man page, usage errors.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn help_explains_each_command_and_the_exit_codes() {
+    let top = ok(&["--help"]);
+    for cmd in ["backup", "restore", "snapshots", "show", "verify"] {
+        assert!(top.contains(cmd), "{top}");
+    }
+    assert!(top.contains("Exit codes") && top.contains("130"), "{top}");
+    let backup = ok(&["backup", "--help"]);
+    assert!(
+        backup.contains("CONSISTENT SNAPSHOT") && backup.contains("Examples"),
+        "{backup}"
+    );
+    let restore = ok(&["restore", "--help"]);
+    assert!(
+        restore.contains("--replace") && restore.contains("--dry-run"),
+        "{restore}"
+    );
+}
+
+#[test]
+fn completions_and_man_page_are_generated_from_the_same_flags() {
+    let bash = ok(&["generate", "completions", "bash"]);
+    assert!(
+        bash.contains("--mysql-password-file"),
+        "completion lacks a flag"
+    );
+    let man = ok(&["generate", "man"]);
+    assert!(
+        man.contains(".TH amlmigrate"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_flag() {
+    let r = amlmigrate(&["backup", "--repo", "/tmp/x"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--mysql"), "{r:?}");
+    let r = amlmigrate(&["backup", "--repo", "/tmp/x", "--mysql", "postgres://h/db"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("mysql://"), "{r:?}");
+    let r = amlmigrate(&[
+        "backup", "--repo", "/tmp/x", "--mysql", MYSQL, "--tag", "novalue",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("KEY=VALUE"), "{r:?}");
+}
+
+#[test]
+fn restore_names_databases_the_snapshot_does_not_hold() {
+    let src = TestDb::create("cli_db");
+    sql(
+        Some(&src.name),
+        "CREATE TABLE t (a INT); INSERT INTO t VALUES (1)",
+    );
+    let (_tmp, repo) = temp_repo();
+    backup(&repo, &src.name);
+    let r = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        "latest",
+        "--mysql",
+        MYSQL,
+        "--databases",
+        "nope",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("database nope is not in snapshot") && r.stderr.contains(&src.name),
+        "{r:?}"
+    );
+}
