@@ -300,12 +300,12 @@ async fn backup_database(
     let archived = archiver
         .await
         .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
-    let tables = match (result, archived) {
+    let (tables, info): (Vec<MysqlTable>, PartInfo) = match (result, archived) {
         (Ok(tables), Ok(info)) => (tables, info),
-        (Err(e), _) => return Err(e),
-        (Ok(_), Err(e)) => return Err(e),
+        // When the archive thread failed first, its error is the cause; ours only says so.
+        (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => return Err(cause),
+        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
     };
-    let (tables, info): (Vec<MysqlTable>, PartInfo) = tables;
     let part = Part {
         name: name.clone(),
         path: rel,
@@ -333,8 +333,10 @@ async fn backup_database(
     Ok((part, dbm))
 }
 
+const ARCHIVE_GONE: &str = "the archive writer stopped early";
+
 fn archive_gone() -> Error {
-    Error::other("the archive writer stopped early (see the error it reported)")
+    Error::other(ARCHIVE_GONE)
 }
 
 async fn send(tx: &mpsc::Sender<Msg>, path: String, data: Vec<u8>) -> Result<()> {
