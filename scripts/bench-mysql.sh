@@ -129,23 +129,23 @@ run_size() {
   local r_bk r_size r_rs bk_mib rs_mib
   r_bk=$(ratio "$bk_s" "$dump_s"); r_size=$(ratio "$snap_size" "$dump_size"); r_rs=$(ratio "$rs_s" "$rsb_s")
   bk_mib=$(mib $(( bk_rss * 1024 ))); rs_mib=$(mib $(( rs_rss * 1024 )))
-  cat <<REPORT
-
-== $rows rows, MLflow metrics shape ($(mib "$table_bytes") MiB in InnoDB), $(date -u +%FT%TZ), $(nproc) cores ==
-                                                  wall      size        peak RSS   client CPU  server CPU
-backup   mysqldump --single-transaction | zstd -3 ${dump_s}s   $(mib "$dump_size") MiB              ${dump_cpu}s  ${dump_srv}s
-backup   amlmigrate                               ${bk_s}s   $(mib "$snap_size") MiB   ${bk_mib} MiB   ${bk_cpu}s  ${bk_srv}s
-verify   amlmigrate (re-reads every byte)         ${vf_s}s                $(mib $(( vf_rss * 1024 ))) MiB
-restore  zstd -dc dump.sql.zst | mariadb          ${rsb_s}s                          ${rsb_cpu}s  ${rsb_srv}s
-restore  amlmigrate --rename                      ${rs_s}s                $rs_mib MiB   ${rs_cpu}s  ${rs_srv}s
-checksum source $src, amlmigrate-restored $dst ($tool_rows rows)
-
-backup time    amlmigrate / (mysqldump | zstd)    $r_bk   goal <= 0.80   $(pass_le "$r_bk" 0.8)
-snapshot size  amlmigrate / dump.sql.zst          $r_size   goal <= 1.00   $(pass_le "$r_size" 1.0)
-restore time   amlmigrate / (zstd -dc | mariadb)  $r_rs   goal <= 0.70   $(pass_le "$r_rs" 0.7)
-peak RSS       amlmigrate backup                  $bk_mib MiB   goal < 150 MiB  $(pass_lt "$bk_mib" 150)
-peak RSS       amlmigrate restore                 $rs_mib MiB   goal < 150 MiB  $(pass_lt "$rs_mib" 150)
-REPORT
+  local row='%-8s %-40s %9s %11s %10s %11s %11s\n'
+  echo
+  echo "== $rows rows, MLflow metrics shape ($(mib "$table_bytes") MiB in InnoDB), $(date -u +%FT%TZ), $(nproc) cores =="
+  printf "$row" "" "" wall size "peak RSS" "client CPU" "server CPU"
+  printf "$row" backup "mysqldump --single-transaction | zstd -3" "${dump_s}s" "$(mib "$dump_size") MiB" "" "${dump_cpu}s" "${dump_srv}s"
+  printf "$row" backup amlmigrate "${bk_s}s" "$(mib "$snap_size") MiB" "$bk_mib MiB" "${bk_cpu}s" "${bk_srv}s"
+  printf "$row" verify "amlmigrate (re-reads every byte)" "${vf_s}s" "" "$(mib $(( vf_rss * 1024 ))) MiB" "" ""
+  printf "$row" restore "zstd -dc dump.sql.zst | mariadb" "${rsb_s}s" "" "" "${rsb_cpu}s" "${rsb_srv}s"
+  printf "$row" restore "amlmigrate --rename" "${rs_s}s" "" "$rs_mib MiB" "${rs_cpu}s" "${rs_srv}s"
+  echo "checksum: source $src, amlmigrate-restored $dst ($tool_rows rows)"
+  echo
+  local goal='%-14s %-34s %10s   %-15s %s\n'
+  printf "$goal" "backup time" "amlmigrate / (mysqldump | zstd)" "$r_bk" "goal <= 0.80" "$(pass_le "$r_bk" 0.8)"
+  printf "$goal" "snapshot size" "amlmigrate / dump.sql.zst" "$r_size" "goal <= 1.00" "$(pass_le "$r_size" 1.0)"
+  printf "$goal" "restore time" "amlmigrate / (zstd -dc | mariadb)" "$r_rs" "goal <= 0.70" "$(pass_le "$r_rs" 0.7)"
+  printf "$goal" "peak RSS" "amlmigrate backup" "$bk_mib MiB" "goal < 150 MiB" "$(pass_lt "$bk_mib" 150)"
+  printf "$goal" "peak RSS" "amlmigrate restore" "$rs_mib MiB" "goal < 150 MiB" "$(pass_lt "$rs_mib" 150)"
   # Checked after the report, so a mismatch still shows every figure.
   if [ "$src" != "$dst" ] || [ "$tool_rows" != "$rows" ]; then
     echo "bench: FAIL: restored table differs from the source (checksum $src vs $dst, $tool_rows of $rows rows)" >&2

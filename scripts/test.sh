@@ -29,6 +29,8 @@ if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
 fi
 # Restore uses LOAD DATA LOCAL INFILE.
 mariadb -uroot -h127.0.0.1 -e 'SET GLOBAL local_infile = 1'
+# A second, TLS-only MariaDB on port 3307 for restores into another server.
+scripts/mariadb-tls.sh >/dev/null
 
 cargo build --all-targets
 cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"

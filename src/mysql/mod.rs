@@ -42,13 +42,27 @@ fn connect_error(target: &str, user: &str, e: mysql_async::Error) -> Error {
     match e {
         mysql_async::Error::Server(ref s) if s.code == 1045 || s.code == 1698 => {
             Error::Connection(format!(
-                "MySQL at {target} refused user '{user}': access denied (wrong password?). Give the password in the URL, with --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD"
+                "MySQL at {target} refused user '{user}': access denied ({}). Check the password \
+                 (in the URL, --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD); a server that only \
+                 accepts TLS also answers this way: add ?ssl-mode=required or ?ssl-mode=verify-identity&ssl-ca=FILE",
+                s.message
             ))
         }
+        mysql_async::Error::Server(ref s) if s.code == 3159 => Error::Connection(format!(
+            "MySQL at {target} accepts only TLS connections: add ?ssl-mode=verify-identity&ssl-ca=FILE \
+             (or ?ssl-mode=required) to the URL"
+        )),
         mysql_async::Error::Server(ref s) if s.code == 1049 => Error::input(format!(
             "MySQL at {target}: database does not exist ({})",
             s.message
         )),
+        mysql_async::Error::Io(ref io) if io.to_string().contains("certificate") => {
+            Error::Connection(format!(
+                "TLS to MySQL at {target} failed: {io}. Give the CA that signed the server's \
+                 certificate with ssl-ca=FILE in the URL, or use ssl-mode=required to encrypt \
+                 without verifying the server"
+            ))
+        }
         mysql_async::Error::Io(ref io) => Error::Connection(format!(
             "cannot connect to MySQL at {target}: {io}. Check the host and port and that the server is running"
         )),

@@ -74,8 +74,13 @@ impl Drop for TestDb {
 
 /// Runs SQL through the `mariadb` client; returns tab-separated rows without headers.
 pub fn sql(db: Option<&str>, q: &str) -> String {
+    sql_at(&[], db, q)
+}
+
+/// Like [`sql`], with extra client arguments to reach another server (`-P3307 --ssl …`).
+pub fn sql_at(server: &[&str], db: Option<&str>, q: &str) -> String {
     let mut cmd = Command::new("mariadb");
-    cmd.args(["-uroot", "-h127.0.0.1", "-N", "-B"]);
+    cmd.args(["-uroot", "-h127.0.0.1", "-N", "-B"]).args(server);
     if let Some(db) = db {
         cmd.arg(db);
     }
@@ -89,7 +94,12 @@ pub fn sql(db: Option<&str>, q: &str) -> String {
 }
 
 pub fn tables(db: &str) -> Vec<String> {
-    sql(
+    tables_at(&[], db)
+}
+
+pub fn tables_at(server: &[&str], db: &str) -> Vec<String> {
+    sql_at(
+        server,
         None,
         &format!(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
@@ -102,16 +112,18 @@ pub fn tables(db: &str) -> Vec<String> {
 
 /// `CHECKSUM TABLE … EXTENDED` and `COUNT(*)` of every base table.
 pub fn checksums(db: &str) -> BTreeMap<String, (String, String)> {
-    tables(db)
+    checksums_at(&[], db)
+}
+
+pub fn checksums_at(server: &[&str], db: &str) -> BTreeMap<String, (String, String)> {
+    tables_at(server, db)
         .into_iter()
         .map(|t| {
             let q = format!("`{db}`.`{}`", t.replace('`', "``"));
-            let sum = sql(None, &format!("CHECKSUM TABLE {q} EXTENDED"));
+            let sum = sql_at(server, None, &format!("CHECKSUM TABLE {q} EXTENDED"));
             let sum = sum.trim().rsplit('\t').next().unwrap().to_string();
-            let count = sql(None, &format!("SELECT COUNT(*) FROM {q}"))
-                .trim()
-                .to_string();
-            (t, (sum, count))
+            let count = sql_at(server, None, &format!("SELECT COUNT(*) FROM {q}"));
+            (t, (sum, count.trim().to_string()))
         })
         .collect()
 }
