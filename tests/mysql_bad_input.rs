@@ -357,7 +357,7 @@ fn ctrl_c_mid_restore_rolls_back_the_table_in_progress_and_replace_finishes_it()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_load_into(&dst.name);
+    wait_for_statement(&format!("LOAD DATA%`{}`%", dst.name));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -381,25 +381,4 @@ fn ctrl_c_mid_restore_rolls_back_the_table_in_progress_and_replace_finishes_it()
         "an empty table left by the rollback is not in the way: {r:?}"
     );
     assert_eq!(checksums(&dst.name), checksums(&src.name));
-}
-
-/// Waits until the server is running a `LOAD DATA` into database `db`.
-fn wait_for_load_into(db: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let n = sql(
-            None,
-            &format!(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%`{db}`%'"
-            ),
-        );
-        if n.trim() != "0" {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the restore never started loading"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }

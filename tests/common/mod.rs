@@ -236,11 +236,10 @@ pub fn big_table(db: &str, rows: u64) {
     );
 }
 
-/// Waits until the server is running a backup's `SELECT` on `db`.`table` (so its snapshot
-/// transaction is open and the table is being streamed).
-pub fn wait_for_backup_reading(db: &str, table: &str) {
+/// Waits until the server runs a statement matching the LIKE `pattern` (a backup's SELECT, a
+/// restore's LOAD DATA), so a test can interrupt the work in the middle.
+pub fn wait_for_statement(pattern: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let pattern = format!("%FROM `{db}`.`{table}`%");
     loop {
         let n = sql(
             None,
@@ -253,8 +252,13 @@ pub fn wait_for_backup_reading(db: &str, table: &str) {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the backup never started reading {db}.{table}"
+            "no statement like {pattern} ran"
         );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// Waits until a backup streams `db`.`table` (its snapshot transaction is open).
+pub fn wait_for_backup_reading(db: &str, table: &str) {
+    wait_for_statement(&format!("%FROM `{db}`.`{table}`%"));
 }
