@@ -6,7 +6,9 @@
 
 pub mod archive;
 pub mod error;
+pub mod mlflow;
 pub mod mysql;
+pub mod postgres;
 pub mod progress;
 pub mod repo;
 pub mod secret;

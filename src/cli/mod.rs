@@ -3,6 +3,7 @@
 
 mod backup;
 mod generate;
+mod mlflow;
 mod progress;
 mod restore;
 mod show;
@@ -91,6 +92,7 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Mlflow(mlflow::MlflowArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -173,6 +175,7 @@ pub fn main() -> ExitCode {
             Command::Snapshots(a) => snapshots::run(a, &g).await,
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
+            Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
             Command::Generate(a) => generate::run(a),
         }
     });

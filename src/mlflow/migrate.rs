@@ -1,0 +1,620 @@
+//! `mlflow migrate` and `mlflow verify`.
+//!
+//! Safety: the whole migration — schema, every row, sequences, verification — runs in one
+//! PostgreSQL transaction, and the source is read in one consistent-snapshot transaction. The
+//! target commits only after every table's row count and checksum equal the source's, so an
+//! interruption at any moment (Ctrl-C, kill -9, a lost connection) leaves the target as it
+//! was, and a re-run starts clean. A re-run after success finds the same data and changes
+//! nothing.
+
+use std::time::Instant;
+
+use futures::{SinkExt, TryStreamExt};
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::rows::{Norm, PgType, TableSpec, TableSum, ValueProblem, norm_mysql, write_copy_value};
+use super::{SCHEMA_SQL, SHARED_TABLES, SOURCE_REVISIONS, TARGET_REVISION};
+use crate::error::{Error, MysqlContext, Result};
+use crate::mysql::sqltext::ident;
+use crate::mysql::{MysqlUrl, connect, text};
+use crate::postgres::{PgUrl, describe};
+use crate::progress::{Event, ProgressRef};
+
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// The MLflow 2.6 database (the URL must name it).
+    pub from: MysqlUrl,
+    /// The PostgreSQL database for MLflow 3.1.1: empty, or freshly created by MLflow 3.1.1.
+    pub to: PgUrl,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub source_rows: u64,
+    pub target_rows: u64,
+    pub source_checksum: String,
+    pub target_checksum: String,
+    pub equal: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    pub source: String,
+    pub target: String,
+    pub source_revision: String,
+    pub target_revision: String,
+    /// `migrated`, or `already migrated` when the target already held exactly the source's data.
+    pub outcome: String,
+    /// Whether the tool created the schema (the target was empty) or found MLflow 3.1.1's own.
+    pub schema_created: bool,
+    pub tables: Vec<TableReport>,
+    pub metric_points: u64,
+    pub seconds: f64,
+}
+
+fn pg_err(context: impl std::fmt::Display) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |e| {
+        Error::other(format!(
+            "PostgreSQL error while {context}: {}",
+            describe(&e)
+        ))
+    }
+}
+
+async fn open_source(url: &MysqlUrl) -> Result<(Conn, String)> {
+    let db = url.database.clone().ok_or_else(|| {
+        Error::input(format!(
+            "--from {url} names no database: give the MLflow database, e.g. mysql://user@host:3306/mlflow"
+        ))
+    })?;
+    let mut conn = connect(url).await?;
+    conn.query_drop(
+        "SET SESSION net_write_timeout = 86400, net_read_timeout = 86400, wait_timeout = 86400, time_zone = '+00:00'",
+    )
+    .await
+    .ctx(|| "preparing the source session".into())?;
+    conn.query_drop("SET NAMES utf8mb4")
+        .await
+        .ctx(|| "setting utf8mb4".into())?;
+    let rev: std::result::Result<Option<String>, _> = conn
+        .query_first(format!(
+            "SELECT version_num FROM {}.alembic_version",
+            ident(&db)
+        ))
+        .await;
+    let rev = match rev {
+        Ok(Some(r)) => r,
+        Ok(None) | Err(_) => {
+            return Err(Error::input(format!(
+                "{url} is not an MLflow database (no alembic_version row); check the database name"
+            )));
+        }
+    };
+    if !SOURCE_REVISIONS.iter().any(|(r, _)| *r == rev) {
+        let supported: Vec<String> = SOURCE_REVISIONS
+            .iter()
+            .map(|(r, v)| format!("{r} ({v})"))
+            .collect();
+        return Err(Error::input(format!(
+            "the MLflow database at {url} is at alembic revision {rev}; this version migrates from {}",
+            supported.join(", ")
+        )));
+    }
+    conn.query_drop(format!("USE {}", ident(&db)))
+        .await
+        .ctx(|| format!("using {db}"))?;
+    Ok((conn, rev))
+}
+
+enum Target {
+    Empty,
+    /// Created by MLflow 3.1.1 and holding only its Default experiment.
+    FreshMlflow,
+    /// At the 3.1.1 head and holding data.
+    Populated,
+}
+
+async fn classify(pg: &Client, url: &PgUrl) -> Result<Target> {
+    let tables: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .map_err(pg_err("inspecting the target"))?
+        .get(0);
+    if tables == 0 {
+        return Ok(Target::Empty);
+    }
+    let rev = pg
+        .query_opt("SELECT version_num FROM public.alembic_version", &[])
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get::<_, String>(0));
+    let Some(rev) = rev else {
+        return Err(Error::Refused(format!(
+            "{url} holds tables but no MLflow schema (no alembic_version); migrate into an empty database"
+        )));
+    };
+    if rev != TARGET_REVISION {
+        return Err(Error::Refused(format!(
+            "{url} holds an MLflow schema at revision {rev}, not MLflow 3.1.1's {TARGET_REVISION}; migrate into an empty database"
+        )));
+    }
+    let mut others = 0i64;
+    for t in SHARED_TABLES.iter().filter(|t| **t != "experiments") {
+        let n: i64 = pg
+            .query_one(&format!("SELECT count(*) FROM public.{t}"), &[])
+            .await
+            .map_err(pg_err(format!("counting {t}")))?
+            .get(0);
+        others += n;
+    }
+    let experiments: Vec<(i32, String)> = pg
+        .query(
+            "SELECT experiment_id, name FROM public.experiments ORDER BY experiment_id LIMIT 2",
+            &[],
+        )
+        .await
+        .map_err(pg_err("reading experiments"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    if others == 0 && (experiments.is_empty() || experiments == [(0, "Default".to_string())]) {
+        return Ok(Target::FreshMlflow);
+    }
+    Ok(Target::Populated)
+}
+
+/// Columns both sides have (in source order), with their PostgreSQL types, and the source key.
+async fn table_specs(my: &mut Conn, pg: &Client) -> Result<Vec<TableSpec>> {
+    let mut specs = Vec::new();
+    for t in SHARED_TABLES {
+        let src: Vec<mysql_async::Row> = my
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_KEY FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (t,),
+            )
+            .await
+            .ctx(|| format!("reading the columns of source table {t}"))?;
+        if src.is_empty() {
+            return Err(Error::input(format!(
+                "the source has no table {t}; it is not an MLflow 2.6 database"
+            )));
+        }
+        let target: Vec<(String, String)> = pg
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name = $1",
+                &[t],
+            )
+            .await
+            .map_err(pg_err(format!("reading the columns of target table {t}")))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut columns = Vec::new();
+        let mut key = Vec::new();
+        for r in &src {
+            let name = text(r, 0).unwrap_or_default();
+            let Some((_, ty)) = target.iter().find(|(n, _)| *n == name) else {
+                return Err(Error::other(format!(
+                    "source column {t}.{name} has no place in MLflow 3.1.1's schema"
+                )));
+            };
+            let pg = PgType::from_data_type(ty).ok_or_else(|| {
+                Error::other(format!(
+                    "target column {t}.{name} has unsupported type {ty}"
+                ))
+            })?;
+            if text(r, 1).as_deref() == Some("PRI") {
+                key.push(columns.len());
+            }
+            columns.push(super::rows::Column { name, pg });
+        }
+        specs.push(TableSpec {
+            name: t.to_string(),
+            columns,
+            key,
+        });
+    }
+    Ok(specs)
+}
+
+fn select_sql(spec: &TableSpec) -> String {
+    let cols: Vec<String> = spec.columns.iter().map(|c| ident(&c.name)).collect();
+    format!("SELECT {} FROM {}", cols.join(", "), ident(&spec.name))
+}
+
+fn pg_cols(spec: &TableSpec) -> String {
+    spec.columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_key(spec: &TableSpec, row: &mysql_async::Row) -> String {
+    let parts: Vec<String> = spec
+        .key
+        .iter()
+        .map(|&i| {
+            let v = match row.as_ref(i) {
+                Some(mysql_async::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(v) => format!("{v:?}"),
+                None => String::new(),
+            };
+            format!("{}={v}", spec.columns[i].name)
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// Streams one table from MySQL into a PostgreSQL COPY; returns the source checksum.
+async fn copy_table(
+    my: &mut Conn,
+    pg: &Client,
+    spec: &TableSpec,
+    progress: &ProgressRef,
+    cancel: &CancellationToken,
+) -> Result<TableSum> {
+    let started = Instant::now();
+    progress.event(Event::TableStarted {
+        db: "mlflow".into(),
+        table: spec.name.clone(),
+        est_rows: 0,
+    });
+    let sink = pg
+        .copy_in::<_, bytes::Bytes>(&format!(
+            "COPY public.{} ({}) FROM STDIN",
+            spec.name,
+            pg_cols(spec)
+        ))
+        .await
+        .map_err(pg_err(format!("starting COPY into {}", spec.name)))?;
+    futures::pin_mut!(sink);
+    let what = || format!("reading source table {}", spec.name);
+    let mut result = my.exec_iter(select_sql(spec), ()).await.ctx(what)?;
+    let mut sum = TableSum::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut bytes = 0u64;
+    let mut last = Instant::now();
+    while let Some(row) = result.next().await.ctx(what)? {
+        for (i, col) in spec.columns.iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            let v = row.as_ref(i).expect("column in range");
+            write_copy_value(&mut buf, v, col.pg).map_err(|p| {
+                let what = match p {
+                    ValueProblem::NulByte => "holds a NUL byte, which PostgreSQL text cannot store".to_string(),
+                    ValueProblem::NotUtf8 => "is not valid UTF-8".to_string(),
+                    ValueProblem::NotFinite => "is not a finite number".to_string(),
+                    ValueProblem::Unexpected(v) => format!("has an unexpected value {v}"),
+                };
+                Error::Refused(format!(
+                    "{} row ({}) column {} {what}; fix it in the source and run again (nothing was written to the target)",
+                    spec.name,
+                    describe_key(spec, &row),
+                    col.name
+                ))
+            })?;
+        }
+        buf.push(b'\n');
+        sum.add(
+            spec.columns
+                .iter()
+                .enumerate()
+                .map(|(i, col)| norm_mysql(row.as_ref(i).expect("column in range"), col.pg)),
+        );
+        if buf.len() >= 1 << 20 {
+            bytes += buf.len() as u64;
+            let chunk =
+                bytes::Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(1 << 20)));
+            sink.send(chunk)
+                .await
+                .map_err(pg_err(format!("copying into {}", spec.name)))?;
+        }
+        if sum.rows % 4096 == 0 {
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted(
+                    "migration stopped; the target transaction was rolled back, nothing was written".into(),
+                ));
+            }
+            if last.elapsed().as_millis() >= 200 {
+                last = Instant::now();
+                progress.event(Event::TableProgress {
+                    db: "mlflow".into(),
+                    table: spec.name.clone(),
+                    rows: sum.rows,
+                    bytes,
+                });
+            }
+        }
+    }
+    drop(result);
+    bytes += buf.len() as u64;
+    if !buf.is_empty() {
+        sink.send(bytes::Bytes::from(buf))
+            .await
+            .map_err(pg_err(format!("copying into {}", spec.name)))?;
+    }
+    let copied = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(pg_err(format!("finishing COPY into {}", spec.name)))?;
+    if copied != sum.rows {
+        return Err(Error::other(format!(
+            "COPY into {} stored {copied} rows, the source has {}",
+            spec.name, sum.rows
+        )));
+    }
+    progress.event(Event::TableFinished {
+        db: "mlflow".into(),
+        table: spec.name.clone(),
+        rows: sum.rows,
+        bytes,
+        elapsed: started.elapsed(),
+    });
+    Ok(sum)
+}
+
+async fn source_sum(my: &mut Conn, spec: &TableSpec) -> Result<TableSum> {
+    let what = || format!("reading source table {}", spec.name);
+    let mut result = my.exec_iter(select_sql(spec), ()).await.ctx(what)?;
+    let mut sum = TableSum::default();
+    while let Some(row) = result.next().await.ctx(what)? {
+        sum.add(
+            spec.columns
+                .iter()
+                .enumerate()
+                .map(|(i, col)| norm_mysql(row.as_ref(i).expect("column in range"), col.pg)),
+        );
+    }
+    Ok(sum)
+}
+
+async fn target_sum(pg: &Client, spec: &TableSpec) -> Result<TableSum> {
+    let sql = format!("SELECT {} FROM public.{}", pg_cols(spec), spec.name);
+    let ctx = || format!("reading target table {}", spec.name);
+    let stream = pg
+        .query_raw(&sql, std::iter::empty::<i32>())
+        .await
+        .map_err(pg_err(ctx()))?;
+    futures::pin_mut!(stream);
+    let mut sum = TableSum::default();
+    while let Some(row) = stream.try_next().await.map_err(pg_err(ctx()))? {
+        let mut texts: Vec<Option<String>> = vec![None; spec.columns.len()];
+        let mut norm: Vec<Norm<'_>> = Vec::with_capacity(spec.columns.len());
+        for (i, col) in spec.columns.iter().enumerate() {
+            if col.pg == PgType::Text {
+                texts[i] = row.try_get::<_, Option<String>>(i).map_err(pg_err(ctx()))?;
+            }
+        }
+        for (i, col) in spec.columns.iter().enumerate() {
+            let n = match col.pg {
+                PgType::Bool => row
+                    .try_get::<_, Option<bool>>(i)
+                    .map_err(pg_err(ctx()))?
+                    .map(Norm::Bool),
+                PgType::Int4 => row
+                    .try_get::<_, Option<i32>>(i)
+                    .map_err(pg_err(ctx()))?
+                    .map(|v| Norm::Int(v.into())),
+                PgType::Int8 => row
+                    .try_get::<_, Option<i64>>(i)
+                    .map_err(pg_err(ctx()))?
+                    .map(Norm::Int),
+                PgType::Float8 => row
+                    .try_get::<_, Option<f64>>(i)
+                    .map_err(pg_err(ctx()))?
+                    .map(Norm::Float),
+                PgType::Text => texts[i].as_deref().map(|s| Norm::Text(s.as_bytes())),
+            };
+            norm.push(n.unwrap_or(Norm::Null));
+        }
+        sum.add(norm);
+    }
+    Ok(sum)
+}
+
+fn report_row(spec: &TableSpec, s: TableSum, t: TableSum) -> TableReport {
+    TableReport {
+        table: spec.name.clone(),
+        source_rows: s.rows,
+        target_rows: t.rows,
+        source_checksum: s.hex(),
+        target_checksum: t.hex(),
+        equal: s == t,
+    }
+}
+
+fn first_difference(tables: &[TableReport]) -> Option<String> {
+    tables.iter().find(|t| !t.equal).map(|t| {
+        if t.source_rows != t.target_rows {
+            format!(
+                "table {}: {} rows in the source, {} in the target",
+                t.table, t.source_rows, t.target_rows
+            )
+        } else {
+            format!(
+                "table {}: same {} rows but different content (checksum {} vs {})",
+                t.table, t.source_rows, t.source_checksum, t.target_checksum
+            )
+        }
+    })
+}
+
+/// Compares source and target table by table (row counts and order-independent checksums of
+/// normalised rows). Differences are in the report; this only fails when it cannot read.
+pub async fn verify(opts: &MigrateOptions, progress: ProgressRef) -> Result<Vec<TableReport>> {
+    let (mut my, _) = open_source(&opts.from).await?;
+    let pg = opts.to.connect().await?;
+    my.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .ctx(|| "starting the source snapshot".into())?;
+    let specs = table_specs(&mut my, &pg).await?;
+    progress.event(Event::Plan {
+        what: "mlflow verify",
+        tables: specs.len() as u64,
+        est_rows: 0,
+        est_bytes: 0,
+    });
+    let mut out = Vec::new();
+    for spec in &specs {
+        let s = source_sum(&mut my, spec).await?;
+        let t = target_sum(&pg, spec).await?;
+        progress.event(Event::TableFinished {
+            db: "mlflow".into(),
+            table: spec.name.clone(),
+            rows: s.rows,
+            bytes: 0,
+            elapsed: std::time::Duration::ZERO,
+        });
+        out.push(report_row(spec, s, t));
+    }
+    let _ = my.query_drop("COMMIT").await;
+    Ok(out)
+}
+
+pub async fn migrate(
+    opts: &MigrateOptions,
+    progress: ProgressRef,
+    cancel: CancellationToken,
+) -> Result<MigrateReport> {
+    let started = Instant::now();
+    let (mut my, revision) = open_source(&opts.from).await?;
+    let pg = opts.to.connect().await?;
+    let target = classify(&pg, &opts.to).await?;
+    let report = |outcome: &str, schema_created: bool, tables: Vec<TableReport>| MigrateReport {
+        source: opts.from.redacted(),
+        target: opts.to.redacted(),
+        source_revision: revision.clone(),
+        target_revision: TARGET_REVISION.into(),
+        outcome: outcome.into(),
+        schema_created,
+        metric_points: tables
+            .iter()
+            .find(|t| t.table == "metrics")
+            .map(|t| t.target_rows)
+            .unwrap_or(0),
+        tables,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if let Target::Populated = target {
+        drop(my);
+        let tables = verify(opts, progress.clone()).await?;
+        return match first_difference(&tables) {
+            None => Ok(report("already migrated", false, tables)),
+            Some(diff) => Err(Error::Refused(format!(
+                "{} already holds MLflow data that differs from the source ({diff}); nothing was changed. Migrate into an empty database",
+                opts.to
+            ))),
+        };
+    }
+
+    my.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .ctx(|| "setting the isolation level".into())?;
+    my.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .ctx(|| "starting the source snapshot".into())?;
+    pg.batch_execute("BEGIN")
+        .await
+        .map_err(pg_err("starting the target transaction"))?;
+    let schema_created = matches!(target, Target::Empty);
+    let work = async {
+        if schema_created {
+            pg.batch_execute(SCHEMA_SQL)
+                .await
+                .map_err(pg_err("creating the MLflow 3.1.1 schema"))?;
+        } else {
+            // MLflow 3.1.1 created its Default experiment; the source brings its own (id 0).
+            pg.batch_execute("DELETE FROM public.experiment_tags WHERE experiment_id = 0; DELETE FROM public.experiments WHERE experiment_id = 0")
+                .await
+                .map_err(pg_err("removing the empty Default experiment"))?;
+        }
+        let specs = table_specs(&mut my, &pg).await?;
+        let mut est_rows = 0u64;
+        for spec in &specs {
+            let n: Option<i64> = my
+                .query_first(format!("SELECT COUNT(*) FROM {}", ident(&spec.name)))
+                .await
+                .ctx(|| format!("counting {}", spec.name))?;
+            est_rows += n.unwrap_or(0) as u64;
+        }
+        progress.event(Event::Plan {
+            what: "mlflow",
+            tables: specs.len() as u64,
+            est_rows,
+            est_bytes: 0,
+        });
+        let mut sums = Vec::new();
+        for spec in &specs {
+            sums.push(copy_table(&mut my, &pg, spec, &progress, &cancel).await?);
+        }
+        reset_sequences(&pg).await?;
+        let mut tables = Vec::new();
+        for (spec, s) in specs.iter().zip(sums) {
+            let t = target_sum(&pg, spec).await?;
+            tables.push(report_row(spec, s, t));
+        }
+        if let Some(diff) = first_difference(&tables) {
+            return Err(Error::Damaged {
+                part: "mlflow migration".into(),
+                entry: diff.clone(),
+                detail: "the target does not equal the source after the copy; it was rolled back".into(),
+            });
+        }
+        if cancel.is_cancelled() {
+            return Err(Error::Interrupted(
+                "migration stopped; the target transaction was rolled back, nothing was written".into(),
+            ));
+        }
+        Ok(tables)
+    }
+    .await;
+    match work {
+        Ok(tables) => {
+            pg.batch_execute("COMMIT")
+                .await
+                .map_err(pg_err("committing the migration"))?;
+            let _ = my.query_drop("COMMIT").await;
+            Ok(report("migrated", schema_created, tables))
+        }
+        Err(e) => {
+            let _ = pg.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Moves every serial sequence past the ids copied explicitly, or the next experiment MLflow
+/// creates would collide.
+async fn reset_sequences(pg: &Client) -> Result<()> {
+    let serials = pg
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND column_default LIKE 'nextval(%'",
+            &[],
+        )
+        .await
+        .map_err(pg_err("listing sequences"))?;
+    for r in serials {
+        let (t, c): (String, String) = (r.get(0), r.get(1));
+        pg.batch_execute(&format!(
+            "SELECT setval(pg_get_serial_sequence('public.{t}', '{c}'), COALESCE(MAX(\"{c}\"), 0) + 1, false) FROM public.{t}"
+        ))
+        .await
+        .map_err(pg_err(format!("moving the sequence of {t}.{c}")))?;
+    }
+    Ok(())
+}
