@@ -1,0 +1,490 @@
+//! MLflow 2.6 (MySQL) → 3.1.1 (PostgreSQL) against the real thing: a real MLflow 2.6.0 server
+//! seeded through the real client, the migration, then a real MLflow 3.1.1 server on the result
+//! that must serve exactly what the 2.6 server served.
+//!
+//! `scripts/mlflow-env.sh` installs both MLflow versions into cached venvs (minutes, once).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+fn venvs() -> &'static (PathBuf, PathBuf) {
+    static V: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    V.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mlflow-env.sh");
+        let out = Command::new("bash").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = String::from_utf8(out.stdout).unwrap();
+        let mut lines = s.lines();
+        (lines.next().unwrap().into(), lines.next().unwrap().into())
+    })
+}
+
+fn harness() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mlflow/harness.py")
+}
+
+/// A PostgreSQL database that is dropped with the guard.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn new(tag: &str) -> Self {
+        let name = format!("amlt_{tag}_{}_{}", std::process::id(), rand_suffix());
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        PgDb { name }
+    }
+    fn url(&self) -> String {
+        format!("{PG}/{}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h127.0.0.1", "-Upostgres", "-qAtc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+fn rand_suffix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{:x}", n & 0xfffff)
+}
+
+fn psql(db: &str, q: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h127.0.0.1",
+            "-Upostgres",
+            "-qAt",
+            "-v",
+            "ON_ERROR_STOP=1",
+            db,
+            "-c",
+            q,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {q}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `mlflow server`, stopped with the guard.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(venv: &Path, backend: &str, artifacts: &Path) -> Self {
+        let port = free_port();
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let child = Command::new(venv.join("bin/mlflow"))
+            .args([
+                "server",
+                "--backend-store-uri",
+                backend,
+                "--serve-artifacts",
+                "--artifacts-destination",
+            ])
+            .arg(artifacts)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--workers",
+                "1",
+            ])
+            .env("PATH", path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let ok = Command::new("curl")
+                .args(["-sf", &format!("{url}/health")])
+                .output()
+                .map(|o| o.status.success());
+            if ok.unwrap_or(false) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mlflow server {backend} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // gunicorn has workers: stop the whole process group, and insist if it lingers.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", "--", &group])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+fn python(venv: &Path, args: &[&str]) {
+    let out = Command::new(venv.join("bin/python"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn dump(server: &Server, out: &Path) -> serde_json::Value {
+    python(
+        &venvs().0,
+        &[harness(), "dump", &server.url, out.to_str().unwrap()],
+    );
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+}
+
+fn schema(db: &str) -> String {
+    let out = Command::new("pg_dump")
+        .args([
+            "-h127.0.0.1",
+            "-Upostgres",
+            "-s",
+            "--no-owner",
+            "--no-privileges",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+                && !l.starts_with("-- Dumped")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn migrate(from_db: &str, to: &PgDb) -> Run {
+    amlmigrate(&[
+        "mlflow",
+        "migrate",
+        "--from",
+        &format!("{MYSQL}/{from_db}"),
+        "--to",
+        &to.url(),
+        "--json",
+    ])
+}
+
+#[test]
+fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
+    let (v26, v311) = venvs().clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let artifacts = tmp.path().join("artifacts");
+    let src = TestDb::create("mlf_src");
+    let before = {
+        let server = Server::start(
+            &v26,
+            &format!("mysql+pymysql://root@127.0.0.1:3306/{}", src.name),
+            &artifacts,
+        );
+        python(&v26, &[harness(), "seed", &server.url]);
+        dump(&server, &tmp.path().join("before.json"))
+    };
+    assert_eq!(before["runs"].as_array().unwrap().len(), 10);
+
+    // Into an empty database: the tool creates MLflow 3.1.1's schema.
+    let target = PgDb::new("mlf_dst");
+    let r = migrate(&src.name, &target);
+    assert_eq!(r.code, 0, "{r:?}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["migrate"]["outcome"], "migrated");
+    assert_eq!(j["migrate"]["schema_created"], true);
+    assert!(
+        j["migrate"]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["equal"] == true)
+    );
+    assert!(j["migrate"]["metric_points"].as_u64().unwrap() > 900);
+
+    // A re-run finds the same data and changes nothing.
+    let again = migrate(&src.name, &target);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("\"already migrated\""), "{again:?}");
+    let v = amlmigrate(&[
+        "mlflow",
+        "verify",
+        "--from",
+        &format!("{MYSQL}/{}", src.name),
+        "--to",
+        &target.url(),
+    ]);
+    assert_eq!(v.code, 0, "{v:?}");
+
+    // The schema equals the one MLflow 3.1.1 creates itself.
+    let by_mlflow = PgDb::new("mlf_fresh");
+    drop(Server::start(
+        &v311,
+        &by_mlflow.url().replace("postgres://", "postgresql://"),
+        &artifacts,
+    ));
+    assert_eq!(
+        schema(&target.name),
+        schema(&by_mlflow.name),
+        "schema differs from MLflow 3.1.1's own"
+    );
+
+    // A real 3.1.1 server serves the same experiments, runs, times, params, tags, metric
+    // histories (NaN and infinities included), inputs, models, versions and aliases.
+    {
+        let server = Server::start(
+            &v311,
+            &target.url().replace("postgres://", "postgresql://"),
+            &artifacts,
+        );
+        let after = dump(&server, &tmp.path().join("after.json"));
+        assert_eq!(
+            after, before,
+            "MLflow 3.1.1 serves something else than 2.6 did"
+        );
+        // Sequences moved: a new experiment gets the next id, and takes a run.
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"name":"after-migration"}"#,
+            ])
+            .arg(format!("{}/api/2.0/mlflow/experiments/create", server.url))
+            .output()
+            .unwrap();
+        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let max_id = before["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().parse::<i64>().unwrap())
+            .max()
+            .unwrap();
+        assert_eq!(created["experiment_id"], (max_id + 1).to_string());
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+            ])
+            .arg(format!(
+                r#"{{"experiment_id":"{}","start_time":1}}"#,
+                max_id + 1
+            ))
+            .arg(format!("{}/api/2.0/mlflow/runs/create", server.url))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "creating a run failed");
+    }
+
+    // `mlflow db upgrade` has nothing to do on the result.
+    let before_upgrade = schema(&target.name);
+    let out = Command::new(v311.join("bin/mlflow"))
+        .args([
+            "db",
+            "upgrade",
+            &target.url().replace("postgres://", "postgresql://"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(schema(&target.name), before_upgrade);
+
+    // Into a database MLflow 3.1.1 created (only its Default experiment): the source's own
+    // experiment 0 replaces it.
+    let r = migrate(&src.name, &by_mlflow);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("\"schema_created\": false"), "{r:?}");
+    assert_eq!(
+        psql(&by_mlflow.name, "SELECT count(*) FROM experiments").trim(),
+        "4"
+    );
+
+    // Text PostgreSQL cannot hold is named, never changed, and nothing is written.
+    sql(
+        Some(&src.name),
+        "UPDATE params SET value = CONCAT('bad', CHAR(0)) WHERE `key` = 'epochs' LIMIT 1",
+    );
+    let nul_target = PgDb::new("mlf_nul");
+    let r = migrate(&src.name, &nul_target);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("params row (") && r.stderr.contains("column value holds a NUL byte"),
+        "{r:?}"
+    );
+    assert_eq!(
+        psql(
+            &nul_target.name,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn an_unsupported_source_revision_is_refused_naming_what_is_supported() {
+    let src = TestDb::create("mlf_rev");
+    sql(
+        Some(&src.name),
+        "CREATE TABLE alembic_version (version_num VARCHAR(32)); INSERT INTO alembic_version VALUES ('0584bdc529eb')",
+    );
+    let target = PgDb::new("mlf_rev");
+    let r = migrate(&src.name, &target);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("0584bdc529eb") && r.stderr.contains("7f2a7d5fae7d (MLflow 2.6.0)"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn kill_9_mid_copy_leaves_the_target_untouched_and_a_rerun_completes() {
+    let (v26, _) = venvs().clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = TestDb::create("mlf_kill");
+    {
+        // An MLflow 2.6 schema and one run, then many points written straight into the table.
+        let server = Server::start(
+            &v26,
+            &format!("mysql+pymysql://root@127.0.0.1:3306/{}", src.name),
+            &tmp.path().join("a"),
+        );
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"experiment_id":"0","start_time":1}"#,
+            ])
+            .arg(format!("{}/api/2.0/mlflow/runs/create", server.url))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    sql(
+        Some(&src.name),
+        "INSERT INTO metrics (`key`, value, timestamp, run_uuid, step, is_nan) \
+         SELECT 'loss', seq / 3, seq, (SELECT run_uuid FROM runs LIMIT 1), seq, 0 FROM seq_1_to_400000",
+    );
+    let target = PgDb::new("mlf_kill");
+    let child = Command::new(bin())
+        .args([
+            "mlflow",
+            "migrate",
+            "--from",
+            &format!("{MYSQL}/{}", src.name),
+            "--to",
+            &target.url(),
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY public.metrics%'", target.name)).trim() == "0" {
+        assert!(std::time::Instant::now() < deadline, "the copy never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut child = child;
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        psql(
+            &target.name,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        .trim(),
+        "0",
+        "a killed migration left tables behind"
+    );
+    let r = migrate(&src.name, &target);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        psql(&target.name, "SELECT count(*) FROM metrics").trim(),
+        "400000"
+    );
+}
