@@ -377,6 +377,48 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
         "4"
     );
 
+    // Artifact locations move by prefix, and verify compares against the rewritten source.
+    let moved = PgDb::new("mlf_s3");
+    let rule = "mlflow-artifacts:/=s3://aml-mlflow/artifacts/";
+    let from = format!("{MYSQL}/{}", src.name);
+    let r = amlmigrate(&[
+        "mlflow",
+        "migrate",
+        "--from",
+        &from,
+        "--to",
+        &moved.url(),
+        "--rewrite-artifact-uri",
+        rule,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let uris = psql(
+        &moved.name,
+        "SELECT artifact_uri FROM runs UNION ALL SELECT artifact_location FROM experiments",
+    );
+    assert!(
+        uris.lines()
+            .all(|u| u.starts_with("s3://aml-mlflow/artifacts/")),
+        "{uris}"
+    );
+    let v = amlmigrate(&[
+        "mlflow",
+        "verify",
+        "--from",
+        &from,
+        "--to",
+        &moved.url(),
+        "--rewrite-artifact-uri",
+        rule,
+    ]);
+    assert_eq!(v.code, 0, "{v:?}");
+    let v = amlmigrate(&["mlflow", "verify", "--from", &from, "--to", &moved.url()]);
+    assert_eq!(v.code, 3, "without the rule the URIs differ: {v:?}");
+    assert!(
+        v.stdout.contains("DIFFERENT") && v.stderr.contains("runs"),
+        "{v:?}"
+    );
+
     // Text PostgreSQL cannot hold is named, never changed, and nothing is written.
     sql(
         Some(&src.name),

@@ -35,6 +35,11 @@ struct Ends {
     /// (password also from PGPASSWORD). Empty, or freshly created by MLflow 3.1.1.
     #[arg(long, value_name = "URL")]
     to: String,
+    /// Rewrite artifact locations that start with OLD to start with NEW (repeatable; the first
+    /// match applies): experiments.artifact_location, runs.artifact_uri and model version
+    /// sources. Example: --rewrite-artifact-uri /mnt/mlflow=s3://aml-mlflow/artifacts
+    #[arg(long, value_name = "OLD=NEW", value_parser = super::parse_pair)]
+    rewrite_artifact_uri: Vec<(String, String)>,
 }
 
 impl Ends {
@@ -46,7 +51,11 @@ impl Ends {
         );
         let to = PgUrl::parse(&self.to)?
             .with_fallback_password(std::env::var("PGPASSWORD").ok().map(Secret::new));
-        Ok(MigrateOptions { from, to })
+        Ok(MigrateOptions {
+            from,
+            to,
+            rewrite_artifact_uri: self.rewrite_artifact_uri.clone(),
+        })
     }
 }
 

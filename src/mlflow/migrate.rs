@@ -16,7 +16,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::rows::{Norm, PgType, TableSpec, TableSum, ValueProblem, norm_mysql, write_copy_value};
+use super::rows::{
+    ARTIFACT_URI_COLUMNS, Norm, PgType, TableSpec, TableSum, ValueProblem, norm_mysql,
+    rewrite_prefix, write_copy_value,
+};
 use super::{SCHEMA_SQL, SHARED_TABLES, SOURCE_REVISIONS, TARGET_REVISION};
 use crate::error::{Error, MysqlContext, Result};
 use crate::mysql::sqltext::ident;
@@ -30,6 +33,9 @@ pub struct MigrateOptions {
     pub from: MysqlUrl,
     /// The PostgreSQL database for MLflow 3.1.1: empty, or freshly created by MLflow 3.1.1.
     pub to: PgUrl,
+    /// `(old prefix, new prefix)` rewrites of artifact locations (experiments, runs, model
+    /// version sources); the first matching rule applies.
+    pub rewrite_artifact_uri: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,7 +223,12 @@ async fn table_specs(my: &mut Conn, pg: &Client) -> Result<Vec<TableSpec>> {
             if text(r, 1).as_deref() == Some("PRI") {
                 key.push(columns.len());
             }
-            columns.push(super::rows::Column { name, pg });
+            let artifact_uri = ARTIFACT_URI_COLUMNS.contains(&(t, name.as_str()));
+            columns.push(super::rows::Column {
+                name,
+                pg,
+                artifact_uri,
+            });
         }
         specs.push(TableSpec {
             name: t.to_string(),
@@ -262,6 +273,7 @@ async fn copy_table(
     my: &mut Conn,
     pg: &Client,
     spec: &TableSpec,
+    rules: &[(String, String)],
     progress: &ProgressRef,
     cancel: &CancellationToken,
 ) -> Result<TableSum> {
@@ -287,11 +299,18 @@ async fn copy_table(
     let mut bytes = 0u64;
     let mut last = Instant::now();
     while let Some(row) = result.next().await.ctx(what)? {
+        let rewritten = rewritten(spec, &row, rules);
+        let value = |i: usize| {
+            rewritten
+                .get(i)
+                .and_then(Option::as_ref)
+                .unwrap_or_else(|| row.as_ref(i).expect("column in range"))
+        };
         for (i, col) in spec.columns.iter().enumerate() {
             if i > 0 {
                 buf.push(b'\t');
             }
-            let v = row.as_ref(i).expect("column in range");
+            let v = value(i);
             write_copy_value(&mut buf, v, col.pg).map_err(|p| {
                 let what = match p {
                     ValueProblem::NulByte => "holds a NUL byte, which PostgreSQL text cannot store".to_string(),
@@ -312,7 +331,7 @@ async fn copy_table(
             spec.columns
                 .iter()
                 .enumerate()
-                .map(|(i, col)| norm_mysql(row.as_ref(i).expect("column in range"), col.pg)),
+                .map(|(i, col)| norm_mysql(value(i), col.pg)),
         );
         if buf.len() >= 1 << 20 {
             bytes += buf.len() as u64;
@@ -367,17 +386,44 @@ async fn copy_table(
     Ok(sum)
 }
 
-async fn source_sum(my: &mut Conn, spec: &TableSpec) -> Result<TableSum> {
+/// Rewritten values of the row's artifact-URI columns (empty when nothing applies, so the hot
+/// tables allocate nothing).
+fn rewritten(
+    spec: &TableSpec,
+    row: &mysql_async::Row,
+    rules: &[(String, String)],
+) -> Vec<Option<mysql_async::Value>> {
+    if rules.is_empty() || !spec.columns.iter().any(|c| c.artifact_uri) {
+        return Vec::new();
+    }
+    spec.columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.artifact_uri
+                .then(|| rewrite_prefix(row.as_ref(i).expect("column in range"), rules))
+                .flatten()
+        })
+        .collect()
+}
+
+async fn source_sum(
+    my: &mut Conn,
+    spec: &TableSpec,
+    rules: &[(String, String)],
+) -> Result<TableSum> {
     let what = || format!("reading source table {}", spec.name);
     let mut result = my.exec_iter(select_sql(spec), ()).await.ctx(what)?;
     let mut sum = TableSum::default();
     while let Some(row) = result.next().await.ctx(what)? {
-        sum.add(
-            spec.columns
-                .iter()
-                .enumerate()
-                .map(|(i, col)| norm_mysql(row.as_ref(i).expect("column in range"), col.pg)),
-        );
+        let rewritten = rewritten(spec, &row, rules);
+        sum.add(spec.columns.iter().enumerate().map(|(i, col)| {
+            let v = rewritten
+                .get(i)
+                .and_then(Option::as_ref)
+                .unwrap_or_else(|| row.as_ref(i).expect("column in range"));
+            norm_mysql(v, col.pg)
+        }));
     }
     Ok(sum)
 }
@@ -470,7 +516,7 @@ pub async fn verify(opts: &MigrateOptions, progress: ProgressRef) -> Result<Vec<
     });
     let mut out = Vec::new();
     for spec in &specs {
-        let s = source_sum(&mut my, spec).await?;
+        let s = source_sum(&mut my, spec, &opts.rewrite_artifact_uri).await?;
         let t = target_sum(&pg, spec).await?;
         progress.event(Event::TableFinished {
             db: "mlflow".into(),
@@ -559,7 +605,7 @@ pub async fn migrate(
         });
         let mut sums = Vec::new();
         for spec in &specs {
-            sums.push(copy_table(&mut my, &pg, spec, &progress, &cancel).await?);
+            sums.push(copy_table(&mut my, &pg, spec, &opts.rewrite_artifact_uri, &progress, &cancel).await?);
         }
         reset_sequences(&pg).await?;
         let mut tables = Vec::new();

@@ -32,6 +32,29 @@ impl PgType {
 pub struct Column {
     pub name: String,
     pub pg: PgType,
+    /// Holds an artifact URI that `--rewrite-artifact-uri` rewrites by prefix.
+    pub artifact_uri: bool,
+}
+
+/// The columns that hold artifact locations.
+pub const ARTIFACT_URI_COLUMNS: &[(&str, &str)] = &[
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+];
+
+/// The value with its first matching `(old prefix, new prefix)` rule applied, if any applies.
+pub fn rewrite_prefix(v: &Value, rules: &[(String, String)]) -> Option<Value> {
+    let Value::Bytes(b) = v else { return None };
+    rules
+        .iter()
+        .find(|(from, _)| b.starts_with(from.as_bytes()))
+        .map(|(from, to)| {
+            let mut out = to.as_bytes().to_vec();
+            out.extend_from_slice(&b[from.len()..]);
+            Value::Bytes(out)
+        })
 }
 
 /// One table as it moves: the columns both sides have, and the source primary key (for
@@ -182,6 +205,27 @@ mod tests {
             write_copy_value(&mut out, &Value::Bytes(b"a\0b".to_vec()), PgType::Text),
             Err(ValueProblem::NulByte)
         ));
+    }
+
+    #[test]
+    fn artifact_uris_are_rewritten_by_their_first_matching_prefix() {
+        let rules = vec![
+            (
+                "mlflow-artifacts:/".to_string(),
+                "s3://bucket/mlflow/".to_string(),
+            ),
+            ("/mnt/".to_string(), "file:///data/".to_string()),
+        ];
+        let v = Value::Bytes(b"mlflow-artifacts:/3/abc/artifacts".to_vec());
+        assert_eq!(
+            rewrite_prefix(&v, &rules),
+            Some(Value::Bytes(b"s3://bucket/mlflow/3/abc/artifacts".to_vec()))
+        );
+        assert_eq!(
+            rewrite_prefix(&Value::Bytes(b"runs:/x".to_vec()), &rules),
+            None
+        );
+        assert_eq!(rewrite_prefix(&Value::NULL, &rules), None);
     }
 
     #[test]
