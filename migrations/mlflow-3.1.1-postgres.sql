@@ -325,6 +325,8 @@ CREATE TABLE public.trace_tags (
 
 ALTER TABLE ONLY public.experiments ALTER COLUMN experiment_id SET DEFAULT nextval('public.experiments_experiment_id_seq'::regclass);
 
+-- amlmigrate: keys, indexes and foreign keys below are created after the rows are copied.
+
 --
 -- Name: alembic_version alembic_version_pkc; Type: CONSTRAINT; Schema: public; Owner: -
 --

@@ -20,7 +20,7 @@ use super::rows::{
     ARTIFACT_URI_COLUMNS, Norm, PgType, TableSpec, TableSum, ValueProblem, norm_mysql,
     rewrite_prefix, write_copy_value,
 };
-use super::{SCHEMA_SQL, SHARED_TABLES, SOURCE_REVISIONS, TARGET_REVISION};
+use super::{SHARED_TABLES, SOURCE_REVISIONS, TARGET_REVISION, schema_parts};
 use crate::error::{Error, MysqlContext, Result};
 use crate::mysql::sqltext::ident;
 use crate::mysql::{MysqlUrl, connect, text};
@@ -578,10 +578,11 @@ pub async fn migrate(
         .map_err(pg_err("starting the target transaction"))?;
     let schema_created = matches!(target, Target::Empty);
     let work = async {
+        let (tables_sql, constraints_sql) = schema_parts();
         if schema_created {
-            pg.batch_execute(SCHEMA_SQL)
+            pg.batch_execute(tables_sql)
                 .await
-                .map_err(pg_err("creating the MLflow 3.1.1 schema"))?;
+                .map_err(pg_err("creating the MLflow 3.1.1 tables"))?;
         } else {
             // MLflow 3.1.1 created its Default experiment; the source brings its own (id 0).
             pg.batch_execute("DELETE FROM public.experiment_tags WHERE experiment_id = 0; DELETE FROM public.experiments WHERE experiment_id = 0")
@@ -606,6 +607,11 @@ pub async fn migrate(
         let mut sums = Vec::new();
         for spec in &specs {
             sums.push(copy_table(&mut my, &pg, spec, &opts.rewrite_artifact_uri, &progress, &cancel).await?);
+        }
+        if schema_created {
+            pg.batch_execute(constraints_sql)
+                .await
+                .map_err(pg_err("creating MLflow 3.1.1's keys, indexes and foreign keys over the copied rows"))?;
         }
         reset_sequences(&pg).await?;
         let mut tables = Vec::new();
