@@ -252,9 +252,31 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
     };
     assert_eq!(before["runs"].as_array().unwrap().len(), 10);
 
-    // Into an empty database: the tool creates MLflow 3.1.1's schema.
+    let files: usize = before["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["artifacts"].as_object().unwrap().len())
+        .sum();
+    assert!(files >= 9, "the seeded runs have artifacts: {files}");
+
+    // Into an empty database: the tool creates MLflow 3.1.1's schema, and copies the artifact
+    // tree to the folder the 3.1.1 server will serve.
     let target = PgDb::new("mlf_dst");
-    let r = migrate(&src.name, &target);
+    let artifacts_311 = tmp.path().join("artifacts-3.1.1");
+    let r = amlmigrate(&[
+        "mlflow",
+        "migrate",
+        "--from",
+        &format!("{MYSQL}/{}", src.name),
+        "--to",
+        &target.url(),
+        "--json",
+        "--artifacts-from",
+        artifacts.to_str().unwrap(),
+        "--artifacts-to",
+        artifacts_311.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(j["migrate"]["outcome"], "migrated");
@@ -267,6 +289,10 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
             .all(|t| t["equal"] == true)
     );
     assert!(j["migrate"]["metric_points"].as_u64().unwrap() > 900);
+    assert_eq!(
+        j["migrate"]["artifacts"]["files"].as_u64().unwrap() as usize,
+        files
+    );
 
     // A re-run finds the same data and changes nothing.
     let again = migrate(&src.name, &target);
@@ -296,12 +322,13 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
     );
 
     // A real 3.1.1 server serves the same experiments, runs, times, params, tags, metric
-    // histories (NaN and infinities included), inputs, models, versions and aliases.
+    // histories (NaN and infinities included), inputs, models, versions, aliases and artifact
+    // bytes (served from the copied tree).
     {
         let server = Server::start(
             &v311,
             &target.url().replace("postgres://", "postgresql://"),
-            &artifacts,
+            &artifacts_311,
         );
         let after = dump(&server, &tmp.path().join("after.json"));
         assert_eq!(

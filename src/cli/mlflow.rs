@@ -55,6 +55,7 @@ impl Ends {
             from,
             to,
             rewrite_artifact_uri: self.rewrite_artifact_uri.clone(),
+            artifacts: None,
         })
     }
 }
@@ -79,6 +80,14 @@ impl Ends {
 struct MigrateArgs {
     #[command(flatten)]
     ends: Ends,
+    /// The artifact folder of the MLflow 2.6 server (its --artifacts-destination); copied with
+    /// checksums to --artifacts-to before the database. Files already there with the same bytes
+    /// are skipped, different ones are never overwritten.
+    #[arg(long, value_name = "PATH", requires = "artifacts_to")]
+    artifacts_from: Option<String>,
+    /// The artifact folder the MLflow 3.1.1 server will serve.
+    #[arg(long, value_name = "PATH", requires = "artifacts_from")]
+    artifacts_to: Option<String>,
 }
 
 /// Compares an MLflow 2.6 database with its migrated copy, table by table.
@@ -98,7 +107,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match args.command {
         MlflowCommand::Migrate(a) => {
-            let opts = a.ends.options()?;
+            let mut opts = a.ends.options()?;
+            opts.artifacts = a.artifacts_from.zip(a.artifacts_to);
             let ui = progress_for(g);
             let result = migrate(&opts, ui.clone(), cancel).await;
             ui.finish();
@@ -108,6 +118,16 @@ pub async fn run(
                 print_json(&serde_json::json!({ "ok": true, "migrate": report }));
             } else if !g.quiet {
                 print_tables(&report.tables);
+                if let Some(a) = &report.artifacts {
+                    println!(
+                        "artifacts: {} files, {} copied from {} to {} and read back ({} already there)",
+                        thousands(a.files),
+                        super::human_bytes(a.bytes),
+                        a.from,
+                        a.to,
+                        thousands(a.already_there)
+                    );
+                }
                 println!(
                     "{}: {} -> {} ({} metric points, schema {}) in {:.1}s",
                     report.outcome,

@@ -36,6 +36,8 @@ pub struct MigrateOptions {
     /// `(old prefix, new prefix)` rewrites of artifact locations (experiments, runs, model
     /// version sources); the first matching rule applies.
     pub rewrite_artifact_uri: Vec<(String, String)>,
+    /// Copy the artifact tree from the first folder to the second, with checksums.
+    pub artifacts: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +62,8 @@ pub struct MigrateReport {
     pub schema_created: bool,
     pub tables: Vec<TableReport>,
     pub metric_points: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<super::artifacts::ArtifactReport>,
     pub seconds: f64,
 }
 
@@ -540,6 +544,11 @@ pub async fn migrate(
     let (mut my, revision) = open_source(&opts.from).await?;
     let pg = opts.to.connect().await?;
     let target = classify(&pg, &opts.to).await?;
+    // Artifacts first: the copy is idempotent, and the database is only touched once it is done.
+    let artifacts = match &opts.artifacts {
+        Some((from, to)) => Some(super::artifacts::copy_tree(from, to, &progress, &cancel).await?),
+        None => None,
+    };
     let report = |outcome: &str, schema_created: bool, tables: Vec<TableReport>| MigrateReport {
         source: opts.from.redacted(),
         target: opts.to.redacted(),
@@ -553,6 +562,7 @@ pub async fn migrate(
             .map(|t| t.target_rows)
             .unwrap_or(0),
         tables,
+        artifacts: artifacts.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
     if let Target::Populated = target {

@@ -3,6 +3,7 @@
 //! the target schema is MLflow 3.1.1's own (`migrations/mlflow-3.1.1-postgres.sql`) and the rows
 //! of the fifteen shared tables move unchanged but for types (tinyint → boolean).
 
+pub mod artifacts;
 pub mod migrate;
 pub mod rows;
 

@@ -5,6 +5,7 @@ MLflow 3.1.1 server after it can be compared.
     python harness.py seed URL          # run with MLflow 2.6.0's venv
     python harness.py dump URL OUT.json # plain REST: works against 2.6 and 3.1.1
 """
+import hashlib
 import json
 import math
 import sys
@@ -67,17 +68,33 @@ def seed(uri):
     client.create_registered_model("empty-model")
 
 
-def get(base, path, **params):
-    url = f"{base}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(params, doseq=True)}"
+def get(base, endpoint, **params):
+    url = f"{base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(params, doseq=True)}"
     with urllib.request.urlopen(url) as r:
         return json.loads(r.read().decode())
 
 
-def post(base, path, body):
-    req = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+def post(base, endpoint, body):
+    req = urllib.request.Request(f"{base}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req) as r:
         return json.loads(r.read().decode())
+
+
+def artifacts(base, run_id, path=""):
+    """Every artifact file of a run, as path -> sha256 of the bytes the server returns."""
+    out = {}
+    params = {"run_id": run_id}
+    if path:
+        params["path"] = path
+    for f in get(base, "artifacts/list", **params).get("files", []):
+        if f.get("is_dir"):
+            out.update(artifacts(base, run_id, f["path"]))
+        else:
+            q = urllib.parse.urlencode({"path": f["path"], "run_uuid": run_id})
+            with urllib.request.urlopen(f"{base}/get-artifact?{q}") as r:
+                out[f["path"]] = hashlib.sha256(r.read()).hexdigest()
+    return out
 
 
 def norm_value(v):
@@ -126,6 +143,7 @@ def dump(base, out):
                              for m in data.get("metrics", [])),
             "metrics": metrics,
             "inputs": sorted(inputs, key=lambda i: json.dumps(i, sort_keys=True)),
+            "artifacts": artifacts(base, info["run_id"]),
         })
     models = get(base, "registered-models/search", max_results=1000).get("registered_models", [])
     for m in sorted(models, key=lambda m: m["name"]):
