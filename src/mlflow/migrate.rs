@@ -9,17 +9,15 @@
 
 use std::time::Instant;
 
-use futures::{SinkExt, TryStreamExt};
+use futures::TryStreamExt;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::rows::{
-    ARTIFACT_URI_COLUMNS, Norm, PgType, TableSpec, TableSum, ValueProblem, norm_mysql,
-    rewrite_prefix, write_copy_value,
-};
+use super::copier::{TableCopier, pg_cols};
+use super::rows::{ARTIFACT_URI_COLUMNS, Norm, PgType, TableSpec, TableSum};
 use super::{SHARED_TABLES, SOURCE_REVISIONS, TARGET_REVISION, schema_parts};
 use crate::error::{Error, MysqlContext, Result};
 use crate::mysql::sqltext::ident;
@@ -248,188 +246,24 @@ fn select_sql(spec: &TableSpec) -> String {
     format!("SELECT {} FROM {}", cols.join(", "), ident(&spec.name))
 }
 
-fn pg_cols(spec: &TableSpec) -> String {
-    spec.columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn describe_key(spec: &TableSpec, row: &mysql_async::Row) -> String {
-    let parts: Vec<String> = spec
-        .key
-        .iter()
-        .map(|&i| {
-            let v = match row.as_ref(i) {
-                Some(mysql_async::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(v) => format!("{v:?}"),
-                None => String::new(),
-            };
-            format!("{}={v}", spec.columns[i].name)
-        })
-        .collect();
-    parts.join(", ")
-}
-
-/// Streams one table from MySQL into a PostgreSQL COPY; returns the source checksum.
+/// Streams one table from MySQL into a PostgreSQL COPY (or, without `pg`, only reads it);
+/// returns the source checksum.
 async fn copy_table(
     my: &mut Conn,
-    pg: &Client,
+    pg: Option<&Client>,
     spec: &TableSpec,
     rules: &[(String, String)],
     progress: &ProgressRef,
     cancel: &CancellationToken,
 ) -> Result<TableSum> {
-    let started = Instant::now();
-    progress.event(Event::TableStarted {
-        db: "mlflow".into(),
-        table: spec.name.clone(),
-        est_rows: 0,
-    });
-    let sink = pg
-        .copy_in::<_, bytes::Bytes>(&format!(
-            "COPY public.{} ({}) FROM STDIN",
-            spec.name,
-            pg_cols(spec)
-        ))
-        .await
-        .map_err(pg_err(format!("starting COPY into {}", spec.name)))?;
-    futures::pin_mut!(sink);
+    let mut copier = TableCopier::start(pg, spec, rules, progress, cancel).await?;
     let what = || format!("reading source table {}", spec.name);
     let mut result = my.exec_iter(select_sql(spec), ()).await.ctx(what)?;
-    let mut sum = TableSum::default();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut bytes = 0u64;
-    let mut last = Instant::now();
     while let Some(row) = result.next().await.ctx(what)? {
-        let rewritten = rewritten(spec, &row, rules);
-        let value = |i: usize| {
-            rewritten
-                .get(i)
-                .and_then(Option::as_ref)
-                .unwrap_or_else(|| row.as_ref(i).expect("column in range"))
-        };
-        for (i, col) in spec.columns.iter().enumerate() {
-            if i > 0 {
-                buf.push(b'\t');
-            }
-            let v = value(i);
-            write_copy_value(&mut buf, v, col.pg).map_err(|p| {
-                let what = match p {
-                    ValueProblem::NulByte => "holds a NUL byte, which PostgreSQL text cannot store".to_string(),
-                    ValueProblem::NotUtf8 => "is not valid UTF-8".to_string(),
-                    ValueProblem::NotFinite => "is not a finite number".to_string(),
-                    ValueProblem::Unexpected(v) => format!("has an unexpected value {v}"),
-                };
-                Error::Refused(format!(
-                    "{} row ({}) column {} {what}; fix it in the source and run again (nothing was written to the target)",
-                    spec.name,
-                    describe_key(spec, &row),
-                    col.name
-                ))
-            })?;
-        }
-        buf.push(b'\n');
-        sum.add(
-            spec.columns
-                .iter()
-                .enumerate()
-                .map(|(i, col)| norm_mysql(value(i), col.pg)),
-        );
-        if buf.len() >= 1 << 20 {
-            bytes += buf.len() as u64;
-            let chunk =
-                bytes::Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(1 << 20)));
-            sink.send(chunk)
-                .await
-                .map_err(pg_err(format!("copying into {}", spec.name)))?;
-        }
-        if sum.rows % 4096 == 0 {
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted(
-                    "migration stopped; the target transaction was rolled back, nothing was written".into(),
-                ));
-            }
-            if last.elapsed().as_millis() >= 200 {
-                last = Instant::now();
-                progress.event(Event::TableProgress {
-                    db: "mlflow".into(),
-                    table: spec.name.clone(),
-                    rows: sum.rows,
-                    bytes,
-                });
-            }
-        }
+        copier.row(row.unwrap()).await?;
     }
     drop(result);
-    bytes += buf.len() as u64;
-    if !buf.is_empty() {
-        sink.send(bytes::Bytes::from(buf))
-            .await
-            .map_err(pg_err(format!("copying into {}", spec.name)))?;
-    }
-    let copied = sink
-        .as_mut()
-        .finish()
-        .await
-        .map_err(pg_err(format!("finishing COPY into {}", spec.name)))?;
-    if copied != sum.rows {
-        return Err(Error::other(format!(
-            "COPY into {} stored {copied} rows, the source has {}",
-            spec.name, sum.rows
-        )));
-    }
-    progress.event(Event::TableFinished {
-        db: "mlflow".into(),
-        table: spec.name.clone(),
-        rows: sum.rows,
-        bytes,
-        elapsed: started.elapsed(),
-    });
-    Ok(sum)
-}
-
-/// Rewritten values of the row's artifact-URI columns (empty when nothing applies, so the hot
-/// tables allocate nothing).
-fn rewritten(
-    spec: &TableSpec,
-    row: &mysql_async::Row,
-    rules: &[(String, String)],
-) -> Vec<Option<mysql_async::Value>> {
-    if rules.is_empty() || !spec.columns.iter().any(|c| c.artifact_uri) {
-        return Vec::new();
-    }
-    spec.columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.artifact_uri
-                .then(|| rewrite_prefix(row.as_ref(i).expect("column in range"), rules))
-                .flatten()
-        })
-        .collect()
-}
-
-async fn source_sum(
-    my: &mut Conn,
-    spec: &TableSpec,
-    rules: &[(String, String)],
-) -> Result<TableSum> {
-    let what = || format!("reading source table {}", spec.name);
-    let mut result = my.exec_iter(select_sql(spec), ()).await.ctx(what)?;
-    let mut sum = TableSum::default();
-    while let Some(row) = result.next().await.ctx(what)? {
-        let rewritten = rewritten(spec, &row, rules);
-        sum.add(spec.columns.iter().enumerate().map(|(i, col)| {
-            let v = rewritten
-                .get(i)
-                .and_then(Option::as_ref)
-                .unwrap_or_else(|| row.as_ref(i).expect("column in range"));
-            norm_mysql(v, col.pg)
-        }));
-    }
-    Ok(sum)
+    copier.finish().await
 }
 
 async fn target_sum(pg: &Client, spec: &TableSpec) -> Result<TableSum> {
@@ -520,7 +354,15 @@ pub async fn verify(opts: &MigrateOptions, progress: ProgressRef) -> Result<Vec<
     });
     let mut out = Vec::new();
     for spec in &specs {
-        let s = source_sum(&mut my, spec, &opts.rewrite_artifact_uri).await?;
+        let s = copy_table(
+            &mut my,
+            None,
+            spec,
+            &opts.rewrite_artifact_uri,
+            &progress,
+            &CancellationToken::new(),
+        )
+        .await?;
         let t = target_sum(&pg, spec).await?;
         progress.event(Event::TableFinished {
             db: "mlflow".into(),
@@ -616,7 +458,7 @@ pub async fn migrate(
         });
         let mut sums = Vec::new();
         for spec in &specs {
-            sums.push(copy_table(&mut my, &pg, spec, &opts.rewrite_artifact_uri, &progress, &cancel).await?);
+            sums.push(copy_table(&mut my, Some(&pg), spec, &opts.rewrite_artifact_uri, &progress, &cancel).await?);
         }
         if schema_created {
             pg.batch_execute(constraints_sql)

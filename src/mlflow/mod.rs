@@ -4,6 +4,7 @@
 //! of the fifteen shared tables move unchanged but for types (tinyint → boolean).
 
 pub mod artifacts;
+mod copier;
 pub mod migrate;
 pub mod rows;
 
