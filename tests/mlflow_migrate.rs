@@ -320,6 +320,36 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
     ]);
     assert_eq!(v.code, 0, "{v:?}");
 
+    // From a snapshot of the 2.6 database instead of the live server: the same rows arrive
+    // (verified against the live source).
+    let repo = tmp.path().join("repo");
+    backup(&repo, &src.name);
+    let from_snapshot = PgDb::new("mlf_snap");
+    let r = amlmigrate(&[
+        "mlflow",
+        "migrate",
+        "--from-snapshot",
+        repo.to_str().unwrap(),
+        "latest",
+        "--to",
+        &from_snapshot.url(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("\"migrated\"") && r.stdout.contains(&src.name),
+        "{r:?}"
+    );
+    let v = amlmigrate(&[
+        "mlflow",
+        "verify",
+        "--from",
+        &format!("{MYSQL}/{}", src.name),
+        "--to",
+        &from_snapshot.url(),
+    ]);
+    assert_eq!(v.code, 0, "{v:?}");
+
     // The schema equals the one MLflow 3.1.1 creates itself.
     let by_mlflow = PgDb::new("mlf_fresh");
     drop(Server::start(

@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use amlmigrate::mlflow::migrate::{MigrateOptions, TableReport, migrate, verify};
+use amlmigrate::mlflow::migrate::{MigrateOptions, MigrateSource, TableReport, migrate, verify};
+use amlmigrate::mlflow::snapshot::SnapshotSource;
 use amlmigrate::mysql::MysqlUrl;
 use amlmigrate::postgres::PgUrl;
 use amlmigrate::secret::Secret;
@@ -29,8 +30,21 @@ enum MlflowCommand {
 struct Ends {
     /// The MLflow 2.6 MySQL database: mysql://user[:password]@host[:port]/mlflow
     /// (password also from AMLMIGRATE_MYSQL_PASSWORD).
-    #[arg(long, value_name = "URL")]
-    from: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "from_snapshot",
+        conflicts_with = "from_snapshot"
+    )]
+    from: Option<String>,
+    /// Read the MLflow 2.6 database from a snapshot instead: the repository and the snapshot
+    /// (an id, a unique prefix or `latest`).
+    #[arg(long, num_args = 2, value_names = ["REPO", "SNAPSHOT"])]
+    from_snapshot: Option<Vec<String>>,
+    /// With --from-snapshot: the database inside the snapshot (default: the one that holds
+    /// MLflow's tables).
+    #[arg(long, value_name = "DB", requires = "from_snapshot")]
+    from_database: Option<String>,
     /// The PostgreSQL database for MLflow 3.1.1: postgres://user[:password]@host[:port]/db
     /// (password also from PGPASSWORD). Empty, or freshly created by MLflow 3.1.1.
     #[arg(long, value_name = "URL")]
@@ -44,11 +58,21 @@ struct Ends {
 
 impl Ends {
     fn options(&self) -> anyhow::Result<MigrateOptions> {
-        let from = MysqlUrl::parse(&self.from)?.with_fallback_password(
-            std::env::var("AMLMIGRATE_MYSQL_PASSWORD")
-                .ok()
-                .map(Secret::new),
-        );
+        let from = match (&self.from, &self.from_snapshot) {
+            (Some(url), _) => MigrateSource::Mysql(
+                MysqlUrl::parse(url)?.with_fallback_password(
+                    std::env::var("AMLMIGRATE_MYSQL_PASSWORD")
+                        .ok()
+                        .map(Secret::new),
+                ),
+            ),
+            (None, Some(snap)) => MigrateSource::Snapshot(SnapshotSource {
+                repo: snap[0].clone(),
+                snapshot: snap[1].clone(),
+                database: self.from_database.clone(),
+            }),
+            (None, None) => anyhow::bail!("give --from URL or --from-snapshot REPO SNAPSHOT"),
+        };
         let to = PgUrl::parse(&self.to)?
             .with_fallback_password(std::env::var("PGPASSWORD").ok().map(Secret::new));
         Ok(MigrateOptions {

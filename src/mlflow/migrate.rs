@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::copier::{TableCopier, pg_cols};
 use super::rows::{ARTIFACT_URI_COLUMNS, Norm, PgType, TableSpec, TableSum};
+use super::snapshot::{OpenSnapshot, SnapshotSource};
 use super::{SHARED_TABLES, SOURCE_REVISIONS, TARGET_REVISION, schema_parts};
 use crate::error::{Error, MysqlContext, Result};
 use crate::mysql::sqltext::ident;
@@ -25,10 +26,27 @@ use crate::mysql::{MysqlUrl, connect, text};
 use crate::postgres::{PgUrl, describe};
 use crate::progress::{Event, ProgressRef};
 
+/// Where the MLflow 2.6 rows come from.
+#[derive(Debug, Clone)]
+pub enum MigrateSource {
+    /// A live MySQL database (the URL must name it).
+    Mysql(MysqlUrl),
+    /// The MLflow database inside a snapshot of `amlmigrate backup`.
+    Snapshot(SnapshotSource),
+}
+
+impl std::fmt::Display for MigrateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MigrateSource::Mysql(url) => write!(f, "{url}"),
+            MigrateSource::Snapshot(s) => write!(f, "snapshot {} in {}", s.snapshot, s.repo),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
-    /// The MLflow 2.6 database (the URL must name it).
-    pub from: MysqlUrl,
+    pub from: MigrateSource,
     /// The PostgreSQL database for MLflow 3.1.1: empty, or freshly created by MLflow 3.1.1.
     pub to: PgUrl,
     /// `(old prefix, new prefix)` rewrites of artifact locations (experiments, runs, model
@@ -103,20 +121,135 @@ async fn open_source(url: &MysqlUrl) -> Result<(Conn, String)> {
             )));
         }
     };
-    if !SOURCE_REVISIONS.iter().any(|(r, _)| *r == rev) {
-        let supported: Vec<String> = SOURCE_REVISIONS
-            .iter()
-            .map(|(r, v)| format!("{r} ({v})"))
-            .collect();
-        return Err(Error::input(format!(
-            "the MLflow database at {url} is at alembic revision {rev}; this version migrates from {}",
-            supported.join(", ")
-        )));
-    }
+    check_revision(&url.to_string(), &rev)?;
     conn.query_drop(format!("USE {}", ident(&db)))
         .await
         .ctx(|| format!("using {db}"))?;
     Ok((conn, rev))
+}
+
+fn check_revision(what: &str, rev: &str) -> Result<()> {
+    if SOURCE_REVISIONS.iter().any(|(r, _)| *r == rev) {
+        return Ok(());
+    }
+    let supported: Vec<String> = SOURCE_REVISIONS
+        .iter()
+        .map(|(r, v)| format!("{r} ({v})"))
+        .collect();
+    Err(Error::input(format!(
+        "the MLflow database at {what} is at alembic revision {rev}; this version migrates from {}",
+        supported.join(", ")
+    )))
+}
+
+/// An opened source: a live MySQL connection or a snapshot's part.
+enum Src {
+    Live(Conn),
+    Snap(Box<OpenSnapshot>),
+}
+
+/// Opens the source and checks its revision; returns it with its revision and its name.
+async fn open(from: &MigrateSource) -> Result<(Src, String, String)> {
+    match from {
+        MigrateSource::Mysql(url) => {
+            let (conn, rev) = open_source(url).await?;
+            Ok((Src::Live(conn), rev, url.redacted()))
+        }
+        MigrateSource::Snapshot(s) => {
+            let snap = OpenSnapshot::open(s).await?;
+            let rev = snap.revision().await?;
+            check_revision(&snap.display, &rev)?;
+            let display = snap.display.clone();
+            Ok((Src::Snap(Box::new(snap)), rev, display))
+        }
+    }
+}
+
+impl Src {
+    /// Starts the one consistent read of a live source.
+    async fn begin(&mut self) -> Result<()> {
+        if let Src::Live(my) = self {
+            my.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .await
+                .ctx(|| "setting the isolation level".into())?;
+            my.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .ctx(|| "starting the source snapshot".into())?;
+        }
+        Ok(())
+    }
+
+    async fn end(&mut self) {
+        if let Src::Live(my) = self {
+            let _ = my.query_drop("COMMIT").await;
+        }
+    }
+
+    /// Source columns of a shared table in row order, and whether each is in the primary key.
+    async fn columns(&mut self, t: &str) -> Result<Vec<(String, bool)>> {
+        match self {
+            Src::Snap(snap) => snap.columns(t),
+            Src::Live(my) => {
+                let src: Vec<mysql_async::Row> = my
+                    .exec(
+                        "SELECT COLUMN_NAME, COLUMN_KEY FROM information_schema.COLUMNS \
+                         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                        (t,),
+                    )
+                    .await
+                    .ctx(|| format!("reading the columns of source table {t}"))?;
+                if src.is_empty() {
+                    return Err(Error::input(format!(
+                        "the source has no table {t}; it is not an MLflow 2.6 database"
+                    )));
+                }
+                Ok(src
+                    .iter()
+                    .map(|r| {
+                        (
+                            text(r, 0).unwrap_or_default(),
+                            text(r, 1).as_deref() == Some("PRI"),
+                        )
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    async fn rows(&mut self, t: &str) -> Result<u64> {
+        match self {
+            Src::Snap(snap) => Ok(snap.rows(t)),
+            Src::Live(my) => {
+                let n: Option<i64> = my
+                    .query_first(format!("SELECT COUNT(*) FROM {}", ident(t)))
+                    .await
+                    .ctx(|| format!("counting {t}"))?;
+                Ok(n.unwrap_or(0) as u64)
+            }
+        }
+    }
+
+    /// Copies every table into `pg` (or, without it, only reads them); source checksums in
+    /// `specs` order.
+    async fn copy_all(
+        &mut self,
+        pg: Option<&Client>,
+        specs: &[TableSpec],
+        rules: &[(String, String)],
+        progress: &ProgressRef,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<TableSum>> {
+        match self {
+            Src::Snap(snap) => snap.copy_all(pg, specs, rules, progress, cancel).await,
+            Src::Live(my) => {
+                let mut sums = Vec::new();
+                for spec in specs {
+                    sums.push(copy_table(my, pg, spec, rules, progress, cancel).await?);
+                }
+                Ok(sums)
+            }
+        }
+    }
 }
 
 enum Target {
@@ -181,22 +314,10 @@ async fn classify(pg: &Client, url: &PgUrl) -> Result<Target> {
 }
 
 /// Columns both sides have (in source order), with their PostgreSQL types, and the source key.
-async fn table_specs(my: &mut Conn, pg: &Client) -> Result<Vec<TableSpec>> {
+async fn table_specs(src: &mut Src, pg: &Client) -> Result<Vec<TableSpec>> {
     let mut specs = Vec::new();
     for t in SHARED_TABLES {
-        let src: Vec<mysql_async::Row> = my
-            .exec(
-                "SELECT COLUMN_NAME, COLUMN_KEY FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (t,),
-            )
-            .await
-            .ctx(|| format!("reading the columns of source table {t}"))?;
-        if src.is_empty() {
-            return Err(Error::input(format!(
-                "the source has no table {t}; it is not an MLflow 2.6 database"
-            )));
-        }
+        let source = src.columns(t).await?;
         let target: Vec<(String, String)> = pg
             .query(
                 "SELECT column_name::text, data_type::text FROM information_schema.columns \
@@ -210,8 +331,7 @@ async fn table_specs(my: &mut Conn, pg: &Client) -> Result<Vec<TableSpec>> {
             .collect();
         let mut columns = Vec::new();
         let mut key = Vec::new();
-        for r in &src {
-            let name = text(r, 0).unwrap_or_default();
+        for (name, primary) in source {
             let Some((_, ty)) = target.iter().find(|(n, _)| *n == name) else {
                 return Err(Error::other(format!(
                     "source column {t}.{name} has no place in MLflow 3.1.1's schema"
@@ -222,7 +342,7 @@ async fn table_specs(my: &mut Conn, pg: &Client) -> Result<Vec<TableSpec>> {
                     "target column {t}.{name} has unsupported type {ty}"
                 ))
             })?;
-            if text(r, 1).as_deref() == Some("PRI") {
+            if primary {
                 key.push(columns.len());
             }
             let artifact_uri = ARTIFACT_URI_COLUMNS.contains(&(t, name.as_str()));
@@ -340,29 +460,28 @@ fn first_difference(tables: &[TableReport]) -> Option<String> {
 /// Compares source and target table by table (row counts and order-independent checksums of
 /// normalised rows). Differences are in the report; this only fails when it cannot read.
 pub async fn verify(opts: &MigrateOptions, progress: ProgressRef) -> Result<Vec<TableReport>> {
-    let (mut my, _) = open_source(&opts.from).await?;
+    let (mut src, _, _) = open(&opts.from).await?;
     let pg = opts.to.connect().await?;
-    my.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .await
-        .ctx(|| "starting the source snapshot".into())?;
-    let specs = table_specs(&mut my, &pg).await?;
+    src.begin().await?;
+    let specs = table_specs(&mut src, &pg).await?;
     progress.event(Event::Plan {
         what: "mlflow verify",
         tables: specs.len() as u64,
         est_rows: 0,
         est_bytes: 0,
     });
-    let mut out = Vec::new();
-    for spec in &specs {
-        let s = copy_table(
-            &mut my,
+    let sums = src
+        .copy_all(
             None,
-            spec,
+            &specs,
             &opts.rewrite_artifact_uri,
             &progress,
             &CancellationToken::new(),
         )
         .await?;
+    src.end().await;
+    let mut out = Vec::new();
+    for (spec, s) in specs.iter().zip(sums) {
         let t = target_sum(&pg, spec).await?;
         progress.event(Event::TableFinished {
             db: "mlflow".into(),
@@ -373,7 +492,6 @@ pub async fn verify(opts: &MigrateOptions, progress: ProgressRef) -> Result<Vec<
         });
         out.push(report_row(spec, s, t));
     }
-    let _ = my.query_drop("COMMIT").await;
     Ok(out)
 }
 
@@ -383,7 +501,7 @@ pub async fn migrate(
     cancel: CancellationToken,
 ) -> Result<MigrateReport> {
     let started = Instant::now();
-    let (mut my, revision) = open_source(&opts.from).await?;
+    let (mut src, revision, source_name) = open(&opts.from).await?;
     let pg = opts.to.connect().await?;
     let target = classify(&pg, &opts.to).await?;
     // Artifacts first: the copy is idempotent, and the database is only touched once it is done.
@@ -392,7 +510,7 @@ pub async fn migrate(
         None => None,
     };
     let report = |outcome: &str, schema_created: bool, tables: Vec<TableReport>| MigrateReport {
-        source: opts.from.redacted(),
+        source: source_name.clone(),
         target: opts.to.redacted(),
         source_revision: revision.clone(),
         target_revision: TARGET_REVISION.into(),
@@ -408,7 +526,7 @@ pub async fn migrate(
         seconds: started.elapsed().as_secs_f64(),
     };
     if let Target::Populated = target {
-        drop(my);
+        drop(src);
         let tables = verify(opts, progress.clone()).await?;
         return match first_difference(&tables) {
             None => Ok(report("already migrated", false, tables)),
@@ -419,12 +537,7 @@ pub async fn migrate(
         };
     }
 
-    my.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .await
-        .ctx(|| "setting the isolation level".into())?;
-    my.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .await
-        .ctx(|| "starting the source snapshot".into())?;
+    src.begin().await?;
     pg.batch_execute("BEGIN")
         .await
         .map_err(pg_err("starting the target transaction"))?;
@@ -441,14 +554,10 @@ pub async fn migrate(
                 .await
                 .map_err(pg_err("removing the empty Default experiment"))?;
         }
-        let specs = table_specs(&mut my, &pg).await?;
+        let specs = table_specs(&mut src, &pg).await?;
         let mut est_rows = 0u64;
         for spec in &specs {
-            let n: Option<i64> = my
-                .query_first(format!("SELECT COUNT(*) FROM {}", ident(&spec.name)))
-                .await
-                .ctx(|| format!("counting {}", spec.name))?;
-            est_rows += n.unwrap_or(0) as u64;
+            est_rows += src.rows(&spec.name).await?;
         }
         progress.event(Event::Plan {
             what: "mlflow",
@@ -456,10 +565,9 @@ pub async fn migrate(
             est_rows,
             est_bytes: 0,
         });
-        let mut sums = Vec::new();
-        for spec in &specs {
-            sums.push(copy_table(&mut my, Some(&pg), spec, &opts.rewrite_artifact_uri, &progress, &cancel).await?);
-        }
+        let sums = src
+            .copy_all(Some(&pg), &specs, &opts.rewrite_artifact_uri, &progress, &cancel)
+            .await?;
         if schema_created {
             pg.batch_execute(constraints_sql)
                 .await
@@ -491,7 +599,7 @@ pub async fn migrate(
             pg.batch_execute("COMMIT")
                 .await
                 .map_err(pg_err("committing the migration"))?;
-            let _ = my.query_drop("COMMIT").await;
+            src.end().await;
             Ok(report("migrated", schema_created, tables))
         }
         Err(e) => {

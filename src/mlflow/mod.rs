@@ -7,6 +7,7 @@ pub mod artifacts;
 mod copier;
 pub mod migrate;
 pub mod rows;
+pub mod snapshot;
 
 /// MLflow 2.6.0's alembic head: the only source revision this version migrates from.
 pub const SOURCE_REVISIONS: &[(&str, &str)] = &[("7f2a7d5fae7d", "MLflow 2.6.0")];

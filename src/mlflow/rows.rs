@@ -126,7 +126,17 @@ pub fn norm_mysql(v: &Value, pg: PgType) -> Norm<'_> {
         (Value::UInt(u), _) => Norm::Int(*u as i64),
         (Value::Double(d), _) => Norm::Float(*d),
         (Value::Float(f), _) => Norm::Float(f64::from(*f)),
-        (Value::Bytes(b), _) => Norm::Text(b),
+        // Values read back from a snapshot chunk are text; parse what the column holds.
+        (Value::Bytes(b), PgType::Bool) => Norm::Bool(b.as_slice() != b"0"),
+        (Value::Bytes(b), PgType::Int4 | PgType::Int8) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(Norm::Text(b), Norm::Int),
+        (Value::Bytes(b), PgType::Float8) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(Norm::Text(b), Norm::Float),
+        (Value::Bytes(b), PgType::Text) => Norm::Text(b),
         _ => Norm::Null,
     }
 }

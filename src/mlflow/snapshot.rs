@@ -1,0 +1,286 @@
+//! The MLflow database inside a snapshot as a migration source: its chunks are read straight
+//! from the part (one pass, checked against the manifest as they stream) and their rows go into
+//! the same table copier as rows read live from MySQL.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use mysql_async::Value;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+use tokio_util::io::SyncIoBridge;
+use tokio_util::sync::CancellationToken;
+
+use super::copier::TableCopier;
+use super::rows::{TableSpec, TableSum};
+use crate::archive::read_part;
+use crate::error::{Error, Result};
+use crate::mysql::sqltext::path_segment;
+use crate::progress::ProgressRef;
+use crate::repo::Repository;
+use crate::repo::manifest::{MysqlDatabase, Part};
+
+/// Where the MLflow 2.6 database of a snapshot is.
+#[derive(Debug, Clone)]
+pub struct SnapshotSource {
+    pub repo: String,
+    /// An id, a unique prefix or `latest`.
+    pub snapshot: String,
+    /// The database inside the snapshot; found by its MLflow tables when not given.
+    pub database: Option<String>,
+}
+
+pub(super) struct OpenSnapshot {
+    repo: Repository,
+    id: String,
+    db: MysqlDatabase,
+    part: Part,
+    pub display: String,
+}
+
+impl OpenSnapshot {
+    pub async fn open(src: &SnapshotSource) -> Result<Self> {
+        let repo = Repository::open(&src.repo).await?;
+        let id = repo.resolve(&src.snapshot).await?;
+        let manifest = repo.manifest(&id).await?;
+        let looks_like_mlflow = |d: &&MysqlDatabase| {
+            ["alembic_version", "metrics", "runs", "experiments"]
+                .iter()
+                .all(|t| d.tables.iter().any(|x| x.name == *t))
+        };
+        let db = match &src.database {
+            Some(name) => manifest
+                .mysql
+                .iter()
+                .find(|d| &d.name == name)
+                .cloned()
+                .ok_or_else(|| Error::input(format!("snapshot {id} holds no database {name}")))?,
+            None => {
+                let found: Vec<&MysqlDatabase> =
+                    manifest.mysql.iter().filter(looks_like_mlflow).collect();
+                match found.as_slice() {
+                    [one] => (*one).clone(),
+                    [] => {
+                        return Err(Error::input(format!(
+                            "snapshot {id} holds no MLflow database"
+                        )));
+                    }
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|d| d.name.as_str()).collect();
+                        return Err(Error::input(format!(
+                            "snapshot {id} holds several MLflow databases ({}); name one with --from-database",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        let part = manifest.part(&db.part).cloned().ok_or_else(|| {
+            Error::damaged(&db.part, "(manifest)", "part missing from the manifest")
+        })?;
+        let display = format!("snapshot {id} ({}) database {}", repo.location(), db.name);
+        Ok(OpenSnapshot {
+            repo,
+            id,
+            db,
+            part,
+            display,
+        })
+    }
+
+    /// Source columns of a table, in chunk order (no key information is kept in a snapshot).
+    pub fn columns(&self, table: &str) -> Result<Vec<(String, bool)>> {
+        let t = self
+            .db
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "{} has no table {table}; it is not an MLflow 2.6 database",
+                    self.display
+                ))
+            })?;
+        Ok(t.columns.iter().map(|c| (c.clone(), false)).collect())
+    }
+
+    pub fn rows(&self, table: &str) -> u64 {
+        self.db
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .map(|t| t.rows)
+            .unwrap_or(0)
+    }
+
+    /// Streams the chunks of `tables` in archive order as `(table, chunk)`; the reader thread's
+    /// outcome (damage included) comes from the returned handle.
+    fn stream(
+        &self,
+        tables: &[&str],
+    ) -> (
+        mpsc::Receiver<(String, Bytes)>,
+        tokio::task::JoinHandle<Result<()>>,
+    ) {
+        let dbdir = format!("mysql/{}/", path_segment(&self.db.name));
+        let dirs: HashMap<String, String> = self
+            .db
+            .tables
+            .iter()
+            .filter(|t| tables.contains(&t.name.as_str()))
+            .map(|t| (format!("{dbdir}{}", t.dir), t.name.clone()))
+            .collect();
+        let (tx, rx) = mpsc::channel::<(String, Bytes)>(2);
+        let (repo, id, part) = (self.repo.clone(), self.id.clone(), self.part.clone());
+        let handle = tokio::spawn(async move {
+            let (_, reader) = repo.object_reader(&id, &part.path).await?;
+            tokio::task::spawn_blocking(move || {
+                let sync = SyncIoBridge::new(reader);
+                read_part(sync, &part, |entry| {
+                    let path = entry.entry().path.clone();
+                    let Some(table) = path
+                        .rsplit_once('/')
+                        .and_then(|(d, f)| f.ends_with(".tsv").then_some(d))
+                        .and_then(|d| dirs.get(d))
+                    else {
+                        return Ok(());
+                    };
+                    let mut data = Vec::with_capacity(entry.entry().size as usize);
+                    entry
+                        .read_to_end(&mut data)
+                        .map_err(|e| Error::io(format!("reading {path}"), e))?;
+                    tx.blocking_send((table.clone(), Bytes::from(data)))
+                        .map_err(|_| Error::Interrupted("stopped reading the snapshot".into()))
+                })
+            })
+            .await
+            .map_err(|e| Error::other(format!("snapshot reader failed: {e}")))?
+        });
+        (rx, handle)
+    }
+
+    /// The alembic revision recorded in the snapshot.
+    pub async fn revision(&self) -> Result<String> {
+        let (mut rx, handle) = self.stream(&["alembic_version"]);
+        let first = rx.recv().await;
+        drop(rx);
+        let _ = handle.await;
+        let (_, chunk) = first.ok_or_else(|| {
+            Error::input(format!(
+                "{}: alembic_version is empty; not an MLflow database",
+                self.display
+            ))
+        })?;
+        let line = chunk.split(|b| *b == b'\n').next().unwrap_or_default();
+        Ok(String::from_utf8_lossy(line).into_owned())
+    }
+
+    /// Copies (or with `pg` None only sums) every table of `specs` in one pass over the part;
+    /// returns the source checksums in `specs` order.
+    pub async fn copy_all(
+        &self,
+        pg: Option<&Client>,
+        specs: &[TableSpec],
+        rules: &[(String, String)],
+        progress: &ProgressRef,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<TableSum>> {
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let (mut rx, handle) = self.stream(&names);
+        let mut sums = vec![TableSum::default(); specs.len()];
+        let copied = async {
+            let mut current: Option<(usize, TableCopier<'_>)> = None;
+            while let Some((table, chunk)) = rx.recv().await {
+                let index = specs
+                    .iter()
+                    .position(|s| s.name == table)
+                    .expect("streamed tables are specs");
+                if current.as_ref().map(|(i, _)| *i) != Some(index) {
+                    if let Some((i, c)) = current.take() {
+                        sums[i] = c.finish().await?;
+                    }
+                    current = Some((
+                        index,
+                        TableCopier::start(pg, &specs[index], rules, progress, cancel).await?,
+                    ));
+                }
+                let copier = &mut current.as_mut().expect("set above").1;
+                // Every row ends with the one unescaped newline, chunks included.
+                let body = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
+                if !chunk.is_empty() {
+                    for line in body.split(|b| *b == b'\n') {
+                        copier.row(parse_line(line)).await?;
+                    }
+                }
+            }
+            if let Some((i, c)) = current.take() {
+                sums[i] = c.finish().await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        drop(rx);
+        let read = handle
+            .await
+            .map_err(|e| Error::other(format!("snapshot reader failed: {e}")))?;
+        match (copied, read) {
+            (_, Err(e @ Error::Damaged { .. })) | (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(sums),
+        }
+    }
+}
+
+/// One `LOAD DATA` line back into values: `\N` is NULL, escapes are undone, everything else is
+/// text (numbers too; the copier parses them for the checksum).
+pub fn parse_line(line: &[u8]) -> Vec<Value> {
+    line.split(|b| *b == b'\t')
+        .map(|f| {
+            if f == b"\\N" {
+                return Value::NULL;
+            }
+            let mut out = Vec::with_capacity(f.len());
+            let mut it = f.iter();
+            while let Some(&c) = it.next() {
+                if c != b'\\' {
+                    out.push(c);
+                    continue;
+                }
+                match it.next() {
+                    Some(b'0') => out.push(0),
+                    Some(b't') => out.push(b'\t'),
+                    Some(b'n') => out.push(b'\n'),
+                    Some(b'r') => out.push(b'\r'),
+                    Some(b'b') => out.push(8),
+                    Some(b'Z') => out.push(0x1a),
+                    Some(&other) => out.push(other),
+                    None => out.push(b'\\'),
+                }
+            }
+            Value::Bytes(out)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mysql::tsv::escape_into;
+
+    #[test]
+    fn parsing_undoes_the_chunk_escaping() {
+        let mut line = Vec::new();
+        escape_into(&mut line, b"a\tb\nc\\d\0e\r\x1a");
+        line.extend_from_slice(b"\t\\N\t\t\\\\N\t-1.5e-7");
+        assert_eq!(
+            parse_line(&line),
+            vec![
+                Value::Bytes(b"a\tb\nc\\d\0e\r\x1a".to_vec()),
+                Value::NULL,
+                Value::Bytes(Vec::new()),
+                Value::Bytes(b"\\N".to_vec()),
+                Value::Bytes(b"-1.5e-7".to_vec()),
+            ]
+        );
+    }
+}
