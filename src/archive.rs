@@ -103,6 +103,38 @@ impl<W: Write> PartWriter<W> {
         Ok(entry)
     }
 
+    /// Appends a file streamed from disk (artifacts can be far larger than memory). A file that
+    /// changes size while it is read is an error, never a silently short entry.
+    pub fn append_file(&mut self, path: &str, file: &std::path::Path) -> io::Result<Entry> {
+        let f = std::fs::File::open(file)?;
+        let size = f.metadata()?.len();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(self.mtime);
+        header.set_entry_type(tar::EntryType::Regular);
+        let mut reader = HashingReader {
+            inner: f.take(size),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        self.tar.append_data(&mut header, path, &mut reader)?;
+        if reader.count != size {
+            return Err(io::Error::other(format!(
+                "{} changed while it was read ({} of {size} bytes)",
+                file.display(),
+                reader.count
+            )));
+        }
+        let entry = Entry {
+            path: path.to_string(),
+            size,
+            sha256: sha256_hex(reader.hasher),
+        };
+        self.entries.push(entry.clone());
+        Ok(entry)
+    }
+
     /// The sink, for aborting an upload.
     pub fn sink_mut(&mut self) -> &mut W {
         self.tar.get_mut().get_mut().get_mut()

@@ -226,6 +226,25 @@ fn schema(db: &str) -> String {
         .join("\n")
 }
 
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(
+                    e.path().strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(e.path()).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
 fn migrate(from_db: &str, to: &PgDb) -> Run {
     let to = to.url().replace(
         "postgres://postgres@",
@@ -323,8 +342,27 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
     // From a snapshot of the 2.6 database instead of the live server: the same rows arrive
     // (verified against the live source).
     let repo = tmp.path().join("repo");
-    backup(&repo, &src.name);
+    ok(&[
+        "backup",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+        "--mlflow-artifacts",
+        artifacts.to_str().unwrap(),
+        "--quiet",
+    ]);
+    ok(&[
+        "verify",
+        "--repo",
+        repo.to_str().unwrap(),
+        "latest",
+        "--quiet",
+    ]);
     let from_snapshot = PgDb::new("mlf_snap");
+    let unpacked = tmp.path().join("artifacts-from-snapshot");
     let r = amlmigrate(&[
         "mlflow",
         "migrate",
@@ -334,8 +372,15 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
         "--to",
         &from_snapshot.url(),
         "--json",
+        "--artifacts-to",
+        unpacked.to_str().unwrap(),
     ]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        tree(&unpacked),
+        tree(&artifacts),
+        "the snapshot's artifacts differ from the originals"
+    );
     assert!(
         r.stdout.contains("\"migrated\"") && r.stdout.contains(&src.name),
         "{r:?}"

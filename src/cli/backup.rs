@@ -45,6 +45,10 @@ pub struct BackupArgs {
     #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_CHUNK_BYTES / (1024 * 1024)) as u32,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     chunk_mib: u32,
+    /// Also put this MLflow artifact folder (the server's --artifacts-destination) into the
+    /// snapshot as its own part, so the snapshot alone can rebuild MLflow.
+    #[arg(long, value_name = "PATH")]
+    mlflow_artifacts: Option<std::path::PathBuf>,
     /// zstd compression level (1 fastest … 19 smallest).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     zstd_level: i32,
@@ -68,6 +72,7 @@ pub async fn run(
     opts.tags = args.tags.into_iter().collect::<BTreeMap<_, _>>();
     opts.chunk_bytes = args.chunk_mib as usize * 1024 * 1024;
     opts.zstd_level = args.zstd_level;
+    opts.mlflow_artifacts = args.mlflow_artifacts;
     let result = backup(&repo, &opts, ui.clone(), cancel).await;
     ui.finish();
     let m = result.with_context(|| format!("backup of {} into {}", opts.mysql, repo.location()))?;

@@ -79,7 +79,8 @@ impl Ends {
             from,
             to,
             rewrite_artifact_uri: self.rewrite_artifact_uri.clone(),
-            artifacts: None,
+            artifacts_from: None,
+            artifacts_to: None,
         })
     }
 }
@@ -109,8 +110,9 @@ struct MigrateArgs {
     /// are skipped, different ones are never overwritten.
     #[arg(long, value_name = "PATH", requires = "artifacts_to")]
     artifacts_from: Option<String>,
-    /// The artifact folder the MLflow 3.1.1 server will serve.
-    #[arg(long, value_name = "PATH", requires = "artifacts_from")]
+    /// The artifact folder the MLflow 3.1.1 server will serve. Filled from --artifacts-from, or,
+    /// with --from-snapshot, from the snapshot's artifact part (backup --mlflow-artifacts).
+    #[arg(long, value_name = "PATH")]
     artifacts_to: Option<String>,
 }
 
@@ -132,7 +134,8 @@ pub async fn run(
     match args.command {
         MlflowCommand::Migrate(a) => {
             let mut opts = a.ends.options()?;
-            opts.artifacts = a.artifacts_from.zip(a.artifacts_to);
+            opts.artifacts_from = a.artifacts_from;
+            opts.artifacts_to = a.artifacts_to;
             let ui = progress_for(g);
             let result = migrate(&opts, ui.clone(), cancel).await;
             ui.finish();

@@ -52,8 +52,11 @@ pub struct MigrateOptions {
     /// `(old prefix, new prefix)` rewrites of artifact locations (experiments, runs, model
     /// version sources); the first matching rule applies.
     pub rewrite_artifact_uri: Vec<(String, String)>,
-    /// Copy the artifact tree from the first folder to the second, with checksums.
-    pub artifacts: Option<(String, String)>,
+    /// Where the MLflow 3.1.1 server's artifact tree goes. Filled from `artifacts_from`, or,
+    /// with a snapshot source, from the snapshot's artifact part.
+    pub artifacts_to: Option<String>,
+    /// The MLflow 2.6 server's artifact folder (its `--artifacts-destination`).
+    pub artifacts_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -505,9 +508,20 @@ pub async fn migrate(
     let pg = opts.to.connect().await?;
     let target = classify(&pg, &opts.to).await?;
     // Artifacts first: the copy is idempotent, and the database is only touched once it is done.
-    let artifacts = match &opts.artifacts {
-        Some((from, to)) => Some(super::artifacts::copy_tree(from, to, &progress, &cancel).await?),
-        None => None,
+    let artifacts = match (&opts.artifacts_from, &opts.artifacts_to, &src) {
+        (Some(from), Some(to), _) => {
+            Some(super::artifacts::copy_tree(from, to, &progress, &cancel).await?)
+        }
+        (None, Some(to), Src::Snap(snap)) => {
+            Some(snap.extract_artifacts(to, &progress, &cancel).await?)
+        }
+        (None, Some(_), Src::Live(_)) => {
+            return Err(Error::input(
+                "--artifacts-to needs --artifacts-from (or --from-snapshot with a snapshot taken with --mlflow-artifacts)",
+            ));
+        }
+        (Some(_), None, _) => return Err(Error::input("--artifacts-from needs --artifacts-to")),
+        (None, None, _) => None,
     };
     let report = |outcome: &str, schema_created: bool, tables: Vec<TableReport>| MigrateReport {
         source: source_name.clone(),

@@ -36,6 +36,8 @@ pub(super) struct OpenSnapshot {
     id: String,
     db: MysqlDatabase,
     part: Part,
+    /// The artifact tree, when the snapshot was taken with `--mlflow-artifacts`.
+    artifacts: Option<Part>,
     pub display: String,
 }
 
@@ -80,11 +82,13 @@ impl OpenSnapshot {
             Error::damaged(&db.part, "(manifest)", "part missing from the manifest")
         })?;
         let display = format!("snapshot {id} ({}) database {}", repo.location(), db.name);
+        let artifacts = manifest.part(crate::mysql::backup::ARTIFACTS_PART).cloned();
         Ok(OpenSnapshot {
             repo,
             id,
             db,
             part,
+            artifacts,
             display,
         })
     }
@@ -228,6 +232,99 @@ impl OpenSnapshot {
             (_, Err(e @ Error::Damaged { .. })) | (Err(e), _) | (Ok(()), Err(e)) => Err(e),
             (Ok(()), Ok(())) => Ok(sums),
         }
+    }
+}
+
+impl OpenSnapshot {
+    /// Unpacks the snapshot's artifact part into `to`, checking every file's sha256 before it
+    /// takes its name. Files already there with the same bytes are skipped; different ones are
+    /// never overwritten.
+    pub async fn extract_artifacts(
+        &self,
+        to: &str,
+        progress: &ProgressRef,
+        cancel: &CancellationToken,
+    ) -> Result<super::artifacts::ArtifactReport> {
+        let part = self.artifacts.clone().ok_or_else(|| {
+            Error::input(format!(
+                "{} holds no MLflow artifacts (take the snapshot with --mlflow-artifacts, or give --artifacts-from)",
+                self.display
+            ))
+        })?;
+        let root = std::path::PathBuf::from(to.strip_prefix("file://").unwrap_or(to));
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+        let (_, reader) = self.repo.object_reader(&self.id, &part.path).await?;
+        let started = std::time::Instant::now();
+        let mut report = super::artifacts::ArtifactReport {
+            from: format!("{} part {}", self.display, part.name),
+            to: root.display().to_string(),
+            ..Default::default()
+        };
+        let cancel = cancel.clone();
+        let prefix = format!("{}/", crate::mysql::backup::ARTIFACTS_PART);
+        report = tokio::task::spawn_blocking(move || {
+            let sync = SyncIoBridge::new(reader);
+            read_part(sync, &part, |entry| {
+                if cancel.is_cancelled() {
+                    return Err(Error::Interrupted(
+                        "artifact extraction stopped; files written so far are complete and a re-run skips them".into(),
+                    ));
+                }
+                let path = entry.entry().path.clone();
+                let rel = path.strip_prefix(&prefix).unwrap_or(&path);
+                if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+                    return Err(Error::damaged("mlflow-artifacts", &path, "unsafe path in the archive"));
+                }
+                let dest = root.join(rel);
+                let want = entry.entry().sha256.clone();
+                if dest.exists() {
+                    let mut h = crate::archive::HashingWriter::new(std::io::sink());
+                    let mut f = std::fs::File::open(&dest)
+                        .map_err(|e| Error::io(format!("reading {}", dest.display()), e))?;
+                    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(format!("reading {}", dest.display()), e))?;
+                    let (_, _, got) = h.into_parts();
+                    if got != want {
+                        return Err(Error::Refused(format!(
+                            "artifact {} already exists with different content; nothing there was overwritten",
+                            dest.display()
+                        )));
+                    }
+                    report.already_there += 1;
+                } else {
+                    if let Some(parent) = dest.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+                    }
+                    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let tmp = dest.with_file_name(format!(".{name}.amlmigrate-partial"));
+                    let mut out =
+                        std::fs::File::create(&tmp).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                    // The entry reader fails at its end when the bytes do not match the manifest,
+                    // so a damaged file never takes its real name.
+                    let copied = std::io::copy(entry, &mut out).and_then(|_| out.sync_all());
+                    if let Err(e) = copied {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(Error::io(format!("extracting {path}"), e));
+                    }
+                    std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("placing {}", dest.display()), e))?;
+                }
+                report.files += 1;
+                report.bytes += entry.entry().size;
+                Ok(())
+            })?;
+            Ok::<_, Error>(report)
+        })
+        .await
+        .map_err(|e| Error::other(format!("artifact extraction failed: {e}")))??;
+        progress.event(crate::progress::Event::TableFinished {
+            db: "mlflow".into(),
+            table: "artifacts".into(),
+            rows: report.files,
+            bytes: report.bytes,
+            elapsed: started.elapsed(),
+        });
+        Ok(report)
     }
 }
 

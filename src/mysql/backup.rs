@@ -40,6 +40,9 @@ pub struct BackupOptions {
     /// Uncompressed size at which a table's data is cut into the next chunk.
     pub chunk_bytes: usize,
     pub zstd_level: i32,
+    /// An MLflow artifact folder to put into the snapshot as its own part, so that the snapshot
+    /// alone can rebuild MLflow.
+    pub mlflow_artifacts: Option<std::path::PathBuf>,
 }
 
 impl BackupOptions {
@@ -50,12 +53,20 @@ impl BackupOptions {
             tags: BTreeMap::new(),
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             zstd_level: 3,
+            mlflow_artifacts: None,
         }
     }
 }
 
 enum Msg {
-    Entry { path: String, data: Vec<u8> },
+    Entry {
+        path: String,
+        data: Vec<u8>,
+    },
+    File {
+        path: String,
+        file: std::path::PathBuf,
+    },
     Finish,
 }
 
@@ -172,6 +183,24 @@ pub async fn backup(
         return Err(Error::mysql("ending the snapshot transaction", e));
     }
     let _ = conn.disconnect().await;
+    let mut sources_extra = Vec::new();
+    if let Some(dir) = &opts.mlflow_artifacts {
+        match backup_artifacts(repo, &id, dir, opts.zstd_level, &progress, &cancel).await {
+            Ok(part) => {
+                sources_extra.push(Source {
+                    kind: "mlflow-artifacts".into(),
+                    location: dir.display().to_string(),
+                    server_version: None,
+                    consistency: Some("files read after the database transaction ended".into()),
+                });
+                parts.push(part);
+            }
+            Err(e) => {
+                repo.discard_uncommitted(&id).await;
+                return Err(e);
+            }
+        }
+    }
     if cancel.is_cancelled() {
         repo.discard_uncommitted(&id).await;
         return Err(Error::Interrupted(
@@ -187,7 +216,7 @@ pub async fn backup(
         tool: tool_version(),
         hostname: hostname(),
         tags: opts.tags.clone(),
-        sources: vec![Source {
+        sources: [Source {
             kind: "mysql".into(),
             location: {
                 let mut u = opts.mysql.clone();
@@ -198,7 +227,10 @@ pub async fn backup(
             consistency: Some(
                 "one REPEATABLE READ transaction WITH CONSISTENT SNAPSHOT on one connection for all tables".into(),
             ),
-        }],
+        }]
+        .into_iter()
+        .chain(sources_extra)
+        .collect(),
         parts,
         mysql: dbs,
         notices,
@@ -335,6 +367,113 @@ async fn backup_database(
 
 const ARCHIVE_GONE: &str = "the archive writer stopped early";
 
+/// The name of the part that holds an MLflow artifact tree, and the folder its entries live in.
+pub const ARTIFACTS_PART: &str = "mlflow-artifacts";
+
+/// Every file under `dir` (relative paths with `/`), sorted, not following symlinks out.
+fn walk(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), dir.to_path_buf())];
+    while let Some((rel, path)) = stack.pop() {
+        let entries = std::fs::read_dir(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        for e in entries {
+            let e = e.map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let kind = e
+                .file_type()
+                .map_err(|err| Error::io(format!("reading {}", e.path().display()), err))?;
+            if kind.is_dir() {
+                stack.push((child, e.path()));
+            } else if kind.is_file() {
+                out.push((child, e.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn backup_artifacts(
+    repo: &Repository,
+    id: &str,
+    dir: &std::path::Path,
+    level: i32,
+    progress: &ProgressRef,
+    cancel: &CancellationToken,
+) -> Result<Part> {
+    if !dir.is_dir() {
+        return Err(Error::input(format!(
+            "--mlflow-artifacts {}: no such folder (give the MLflow server's --artifacts-destination)",
+            dir.display()
+        )));
+    }
+    let files = walk(dir)?;
+    let rel = format!("parts/{ARTIFACTS_PART}.tar.zst");
+    let (tx, rx) = mpsc::channel::<Msg>(2);
+    let writer = repo.object_writer(id, &rel, tokio::runtime::Handle::current());
+    let mtime = Utc::now().timestamp().max(0) as u64;
+    let archiver = tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
+    let started = Instant::now();
+    progress.event(Event::TableStarted {
+        db: "mlflow".into(),
+        table: "artifacts".into(),
+        est_rows: files.len() as u64,
+    });
+    let sent = async {
+        for (n, (path, file)) in files.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted(
+                    "backup stopped while archiving artifacts; no snapshot was written".into(),
+                ));
+            }
+            tx.send(Msg::File {
+                path: format!("{ARTIFACTS_PART}/{path}"),
+                file: file.clone(),
+            })
+            .await
+            .map_err(|_| archive_gone())?;
+            progress.event(Event::TableProgress {
+                db: "mlflow".into(),
+                table: "artifacts".into(),
+                rows: n as u64 + 1,
+                bytes: 0,
+            });
+        }
+        tx.send(Msg::Finish).await.map_err(|_| archive_gone())
+    }
+    .await;
+    drop(tx);
+    let archived = archiver
+        .await
+        .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
+    let info = match (sent, archived) {
+        (Ok(()), Ok(info)) => info,
+        (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => return Err(cause),
+        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+    };
+    progress.event(Event::TableFinished {
+        db: "mlflow".into(),
+        table: "artifacts".into(),
+        rows: info.entries.len() as u64,
+        bytes: info.entries.iter().map(|e| e.size).sum(),
+        elapsed: started.elapsed(),
+    });
+    Ok(Part {
+        name: ARTIFACTS_PART.into(),
+        path: rel,
+        kind: ARTIFACTS_PART.into(),
+        size: info.size,
+        sha256: info.sha256,
+        entries: info.entries,
+    })
+}
+
 fn archive_gone() -> Error {
     Error::other(ARCHIVE_GONE)
 }
@@ -464,6 +603,12 @@ fn archive_thread(
                 if let Err(e) = pw.append(&path, &data) {
                     pw.sink_mut().abort();
                     return Err(io_err(e));
+                }
+            }
+            Some(Msg::File { path, file }) => {
+                if let Err(e) = pw.append_file(&path, &file) {
+                    pw.sink_mut().abort();
+                    return Err(Error::io(format!("archiving {}", file.display()), e));
                 }
             }
             Some(Msg::Finish) => {
