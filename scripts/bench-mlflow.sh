@@ -6,6 +6,10 @@
 #                                                   5 metrics x 1000 steps = 1,000,000 points
 #   BENCH_STEPS_LIST="1000 10000" scripts/bench-mlflow.sh    1M and 10M points
 #
+# Then, at BENCH_EXPORT_IMPORT_STEPS (default 100: 100,000 points, a tenth of the default, since
+# the REST tool takes minutes), it times mlflow-export-import (export from a real 2.6.0 server,
+# import into a real 3.1.1 server) against amlmigrate on the same data. Set it to 0 to skip.
+#
 # The MLflow 2.6 schema is created by a real MLflow 2.6.0 server (scripts/mlflow-env.sh), the
 # points are written with SQL. Needs MariaDB on 127.0.0.1:3306 and PostgreSQL on 127.0.0.1:5432.
 set -euo pipefail
@@ -18,8 +22,12 @@ DB="amlbench_mlf_$$"
 WORK=$(mktemp -d -t amlbench-mlf.XXXXXX)
 my() { mariadb -uroot -h127.0.0.1 "$@"; }
 pg() { psql -h127.0.0.1 -Upostgres -qAt -v ON_ERROR_STOP=1 "$@"; }
+SERVERS=()
 cleanup() {
   [ -n "${SERVER_PID:-}" ] && kill -s TERM -- "-$SERVER_PID" 2>/dev/null || true
+  for p in "${SERVERS[@]}"; do kill -s TERM -- "-$p" 2>/dev/null || true; done
+  pg postgres -c "DROP DATABASE IF EXISTS ${DB}_ei WITH (FORCE)" 2>/dev/null || true
+  pg postgres -c "DROP DATABASE IF EXISTS ${DB}_tool_ei WITH (FORCE)" 2>/dev/null || true
   my -e "DROP DATABASE IF EXISTS \`$DB\`" || true
   for d in "${DB}_raw" "${DB}_tool"; do pg postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" || true; done
   rm -rf "$WORK"
@@ -110,3 +118,50 @@ REPORT
 for steps in ${BENCH_STEPS_LIST:-${1:-1000}}; do
   run_size "$steps"
 done
+
+start_server() { # venv, backend URI, port, artifact folder
+  PATH="$1/bin:$PATH" setsid "$1/bin/mlflow" server --backend-store-uri "$2" --serve-artifacts \
+    --artifacts-destination "$4" --host 127.0.0.1 --port "$3" --workers 2 >/dev/null 2>&1 &
+  SERVERS+=("$!")
+  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$3/health" >/dev/null && return 0; sleep 0.5; done
+  echo "mlflow server on port $3 did not start" >&2; exit 1
+}
+
+compare_export_import() {
+  local steps=$1 points=$(( 200 * 5 * $1 ))
+  local ve="${AMLMIGRATE_CACHE:-$HOME/.cache/amlmigrate}/venv-mlflow-export"
+  if [ ! -x "$ve/bin/export-experiments" ]; then
+    echo "installing mlflow-export-import (with MLflow 2.6.0) into $ve…" >&2
+    python3 -m venv "$ve"
+    "$ve/bin/pip" install -q "mlflow==2.6.0" mlflow-export-import "numpy<2" "sqlalchemy<2.1" "pandas<2.3" >&2
+  fi
+  local v311; v311=$(scripts/mlflow-env.sh | tail -1)
+  make_source "$steps"
+  pg postgres -c "DROP DATABASE IF EXISTS ${DB}_ei WITH (FORCE)" -c "CREATE DATABASE ${DB}_ei"
+  local p26=$((21000 + $$ % 20000)) p311=$((22000 + $$ % 20000))
+  start_server "$V26" "mysql+pymysql://root@127.0.0.1:3306/$DB" "$p26" "$WORK/art26"
+  start_server "$v311" "postgresql://postgres@127.0.0.1:5432/${DB}_ei" "$p311" "$WORK/art311"
+  measure "MLFLOW_TRACKING_URI=http://127.0.0.1:$p26 $ve/bin/export-experiments --experiments all --output-dir $WORK/ei \
+           && MLFLOW_TRACKING_URI=http://127.0.0.1:$p311 $ve/bin/import-experiments --input-dir $WORK/ei"
+  local ei_s=$SECS
+  local ei_points; ei_points=$(pg "${DB}_ei" -c "SELECT count(*) FROM metrics")
+  local ei_runs; ei_runs=$(pg "${DB}_ei" -c "SELECT count(*) FROM runs")
+  local same_ids; same_ids=$(pg "${DB}_ei" -c "SELECT count(*) FROM runs WHERE run_uuid IN ($(my -N "$DB" -e "SELECT GROUP_CONCAT(CONCAT(\"'\", run_uuid, \"'\")) FROM runs"))")
+  for p in "${SERVERS[@]}"; do kill -s TERM -- "-$p" 2>/dev/null || true; done
+  SERVERS=()
+  pg postgres -c "DROP DATABASE IF EXISTS ${DB}_tool_ei WITH (FORCE)" -c "CREATE DATABASE ${DB}_tool_ei"
+  measure "$BIN mlflow migrate --quiet --from mysql://root@127.0.0.1:3306/$DB --to postgres://postgres@127.0.0.1:5432/${DB}_tool_ei"
+  local tool_s=$SECS
+  local speedup; speedup=$(awk -v a="$ei_s" -v b="$tool_s" 'BEGIN { printf "%.0f", a / b }')
+  cat <<REPORT
+
+== mlflow-export-import vs amlmigrate, $points metric points (200 runs x 5 metrics x $steps steps) ==
+export-import  export from 2.6.0 + import into 3.1.1 (REST)     ${ei_s}s   $ei_runs runs, $ei_points points arrived, $same_ids runs kept their id
+amlmigrate     mlflow migrate (copy + verify)                   ${tool_s}s   200 runs, $points points, every id kept
+speed-up       amlmigrate is ${speedup}x faster                 goal >= 50x  $(awk -v r="$speedup" 'BEGIN { print (r >= 50 ? "PASS" : "MISS") }')
+REPORT
+}
+
+if [ "${BENCH_EXPORT_IMPORT_STEPS:-100}" != 0 ]; then
+  compare_export_import "${BENCH_EXPORT_IMPORT_STEPS:-100}"
+fi
