@@ -21,7 +21,7 @@ impl PgUrl {
         let bad = |why: &str| {
             Error::input(format!(
                 "invalid PostgreSQL URL {}: {why}; expected postgres://user[:password]@host[:port]/database",
-                redact_raw(s)
+                crate::secret::redact_url(s)
             ))
         };
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
@@ -117,16 +117,6 @@ impl fmt::Display for PgUrl {
 impl fmt::Debug for PgUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PgUrl({})", self.redacted())
-    }
-}
-
-fn redact_raw(s: &str) -> String {
-    match (s.find("://"), s.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let user = s[scheme_end + 3..at].split(':').next().unwrap_or("");
-            format!("{}{}@{}", &s[..scheme_end + 3], user, &s[at + 1..])
-        }
-        _ => s.to_string(),
     }
 }
 

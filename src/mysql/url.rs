@@ -36,7 +36,7 @@ impl MysqlUrl {
         let bad = |why: &str| {
             Error::input(format!(
                 "invalid MySQL URL {}: {why}; expected mysql://user[:password]@host[:port][/database]",
-                redact_raw(s)
+                crate::secret::redact_url(s)
             ))
         };
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
@@ -165,18 +165,6 @@ fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// Hides the password of a URL we could not parse, for the error that says so.
-fn redact_raw(s: &str) -> String {
-    match (s.find("://"), s.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &s[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}@{}", &s[..scheme_end + 3], user, &s[at + 1..])
-        }
-        _ => s.to_string(),
-    }
 }
 
 #[cfg(test)]
