@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio_util::io::SyncIoBridge;
 
-use crate::archive::{read_part, sha256_hex};
+use crate::archive::sha256_hex;
 use crate::error::{Error, Result};
 use crate::mysql::sqltext::{path_segment, qualified};
 use crate::progress::{Event, ProgressRef};
@@ -85,7 +84,7 @@ pub async fn verify(
                 );
             }
         }
-        let (size, reader) = repo.object_reader(&manifest.id, &part.path).await?;
+        let size = repo.object_size(&manifest.id, &part.path).await?;
         if size != part.size {
             return Err(Error::damaged(
                 &part.name,
@@ -97,12 +96,10 @@ pub async fn verify(
                 ),
             ));
         }
-        let p = part.clone();
         let progress2 = progress.clone();
-        let checks = tokio::task::spawn_blocking(move || {
-            let sync = SyncIoBridge::new(reader);
-            let mut buf = vec![0u8; 256 * 1024];
-            read_part(sync, &p, |entry| {
+        let mut buf = vec![0u8; 256 * 1024];
+        let checks = repo
+            .read_part(&manifest.id, part, checks, move |checks, entry| {
                 let path = entry.entry().path.clone();
                 let mut check = path
                     .ends_with(".tsv")
@@ -130,11 +127,8 @@ pub async fn verify(
                     });
                 }
                 Ok(())
-            })?;
-            Ok::<_, Error>(checks)
-        })
-        .await
-        .map_err(|e| Error::other(format!("verify thread failed: {e}")))??;
+            })
+            .await?;
         let mut sorted: Vec<TableCheck> = checks.into_values().collect();
         sorted.sort_by(|a, b| a.dir.cmp(&b.dir));
         for c in sorted {

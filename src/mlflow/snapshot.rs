@@ -9,12 +9,10 @@ use bytes::Bytes;
 use mysql_async::Value;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
-use tokio_util::io::SyncIoBridge;
 use tokio_util::sync::CancellationToken;
 
 use super::copier::TableCopier;
 use super::rows::{TableSpec, TableSum};
-use crate::archive::read_part;
 use crate::error::{Error, Result};
 use crate::mysql::sqltext::path_segment;
 use crate::progress::ProgressRef;
@@ -138,28 +136,23 @@ impl OpenSnapshot {
         let (tx, rx) = mpsc::channel::<(String, Bytes)>(2);
         let (repo, id, part) = (self.repo.clone(), self.id.clone(), self.part.clone());
         let handle = tokio::spawn(async move {
-            let (_, reader) = repo.object_reader(&id, &part.path).await?;
-            tokio::task::spawn_blocking(move || {
-                let sync = SyncIoBridge::new(reader);
-                read_part(sync, &part, |entry| {
-                    let path = entry.entry().path.clone();
-                    let Some(table) = path
-                        .rsplit_once('/')
-                        .and_then(|(d, f)| f.ends_with(".tsv").then_some(d))
-                        .and_then(|d| dirs.get(d))
-                    else {
-                        return Ok(());
-                    };
-                    let mut data = Vec::with_capacity(entry.entry().size as usize);
-                    entry
-                        .read_to_end(&mut data)
-                        .map_err(|e| Error::io(format!("reading {path}"), e))?;
-                    tx.blocking_send((table.clone(), Bytes::from(data)))
-                        .map_err(|_| Error::Interrupted("stopped reading the snapshot".into()))
-                })
+            repo.read_part(&id, &part, (), move |(), entry| {
+                let path = entry.entry().path.clone();
+                let Some(table) = path
+                    .rsplit_once('/')
+                    .and_then(|(d, f)| f.ends_with(".tsv").then_some(d))
+                    .and_then(|d| dirs.get(d))
+                else {
+                    return Ok(());
+                };
+                let mut data = Vec::with_capacity(entry.entry().size as usize);
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| Error::io(format!("reading {path}"), e))?;
+                tx.blocking_send((table.clone(), Bytes::from(data)))
+                    .map_err(|_| Error::Interrupted("stopped reading the snapshot".into()))
             })
             .await
-            .map_err(|e| Error::other(format!("snapshot reader failed: {e}")))?
         });
         (rx, handle)
     }
@@ -254,18 +247,17 @@ impl OpenSnapshot {
         let root = std::path::PathBuf::from(to.strip_prefix("file://").unwrap_or(to));
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
-        let (_, reader) = self.repo.object_reader(&self.id, &part.path).await?;
         let started = std::time::Instant::now();
-        let mut report = super::artifacts::ArtifactReport {
+        let report = super::artifacts::ArtifactReport {
             from: format!("{} part {}", self.display, part.name),
             to: root.display().to_string(),
             ..Default::default()
         };
         let cancel = cancel.clone();
         let prefix = format!("{}/", crate::mysql::backup::ARTIFACTS_PART);
-        report = tokio::task::spawn_blocking(move || {
-            let sync = SyncIoBridge::new(reader);
-            read_part(sync, &part, |entry| {
+        let report = self
+            .repo
+            .read_part(&self.id, &part, report, move |report, entry| {
                 if cancel.is_cancelled() {
                     return Err(Error::Interrupted(
                         "artifact extraction stopped; files written so far are complete and a re-run skips them".into(),
@@ -312,11 +304,8 @@ impl OpenSnapshot {
                 report.files += 1;
                 report.bytes += entry.entry().size;
                 Ok(())
-            })?;
-            Ok::<_, Error>(report)
-        })
-        .await
-        .map_err(|e| Error::other(format!("artifact extraction failed: {e}")))??;
+            })
+            .await?;
         progress.event(crate::progress::Event::TableFinished {
             db: "mlflow".into(),
             table: "artifacts".into(),

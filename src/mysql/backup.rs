@@ -283,21 +283,16 @@ async fn backup_database(
     let name = part_name(db);
     let rel = format!("parts/{name}.tar.zst");
     let dbdir = format!("mysql/{}", path_segment(db));
-    let (tx, rx) = mpsc::channel::<Msg>(2);
-    let writer = repo.object_writer(id, &rel, tokio::runtime::Handle::current());
-    let level = opts.zstd_level;
-    let mtime = Utc::now().timestamp().max(0) as u64;
-    let archiver = tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
+    let sink = PartSink::open(repo, id, &rel, opts.zstd_level);
 
     let result = async {
-        send(
-            &tx,
+        sink.entry(
             format!("{dbdir}/schema.sql"),
             cat.schema.render_schema_sql(id).into_bytes(),
         )
         .await?;
         let json = serde_json::to_vec_pretty(&cat.schema).expect("schema serializes");
-        send(&tx, format!("{dbdir}/schema.json"), json).await?;
+        sink.entry(format!("{dbdir}/schema.json"), json).await?;
         conn.query_drop("SET character_set_results = binary")
             .await
             .ctx(|| "switching to binary results".into())?;
@@ -305,39 +300,27 @@ async fn backup_database(
         let mut load_chunks = Vec::new();
         for t in &cat.tables {
             let (table, files) =
-                dump_table(conn, db, &dbdir, t, &tx, opts, progress, cancel).await?;
+                dump_table(conn, db, &dbdir, t, &sink, opts, progress, cancel).await?;
             load_chunks.push((t.name.clone(), t.columns.clone(), files));
             tables.push(table);
         }
         conn.query_drop("SET character_set_results = utf8mb4")
             .await
             .ctx(|| "switching back to utf8mb4 results".into())?;
-        send(
-            &tx,
+        sink.entry(
             format!("{dbdir}/load.sql"),
             render_load_sql(id, db, &load_chunks).into_bytes(),
         )
         .await?;
-        send(
-            &tx,
+        sink.entry(
             format!("{dbdir}/post-data.sql"),
             cat.schema.render_post_data_sql(id).into_bytes(),
         )
         .await?;
-        tx.send(Msg::Finish).await.map_err(|_| archive_gone())?;
         Ok::<_, Error>(tables)
     }
     .await;
-    drop(tx);
-    let archived = archiver
-        .await
-        .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
-    let (tables, info): (Vec<MysqlTable>, PartInfo) = match (result, archived) {
-        (Ok(tables), Ok(info)) => (tables, info),
-        // When the archive thread failed first, its error is the cause; ours only says so.
-        (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => return Err(cause),
-        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
-    };
+    let (tables, info): (Vec<MysqlTable>, PartInfo) = sink.close(result).await?;
     let part = Part {
         name: name.clone(),
         path: rel,
@@ -415,10 +398,7 @@ async fn backup_artifacts(
     }
     let files = walk(dir)?;
     let rel = format!("parts/{ARTIFACTS_PART}.tar.zst");
-    let (tx, rx) = mpsc::channel::<Msg>(2);
-    let writer = repo.object_writer(id, &rel, tokio::runtime::Handle::current());
-    let mtime = Utc::now().timestamp().max(0) as u64;
-    let archiver = tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
+    let sink = PartSink::open(repo, id, &rel, level);
     let started = Instant::now();
     progress.event(Event::TableStarted {
         db: "mlflow".into(),
@@ -432,12 +412,11 @@ async fn backup_artifacts(
                     "backup stopped while archiving artifacts; no snapshot was written".into(),
                 ));
             }
-            tx.send(Msg::File {
+            sink.send(Msg::File {
                 path: format!("{ARTIFACTS_PART}/{path}"),
                 file: file.clone(),
             })
-            .await
-            .map_err(|_| archive_gone())?;
+            .await?;
             progress.event(Event::TableProgress {
                 db: "mlflow".into(),
                 table: "artifacts".into(),
@@ -445,18 +424,10 @@ async fn backup_artifacts(
                 bytes: 0,
             });
         }
-        tx.send(Msg::Finish).await.map_err(|_| archive_gone())
+        Ok(())
     }
     .await;
-    drop(tx);
-    let archived = archiver
-        .await
-        .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
-    let info = match (sent, archived) {
-        (Ok(()), Ok(info)) => info,
-        (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => return Err(cause),
-        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
-    };
+    let ((), info) = sink.close(sent).await?;
     progress.event(Event::TableFinished {
         db: "mlflow".into(),
         table: "artifacts".into(),
@@ -478,10 +449,49 @@ fn archive_gone() -> Error {
     Error::other(ARCHIVE_GONE)
 }
 
-async fn send(tx: &mpsc::Sender<Msg>, path: String, data: Vec<u8>) -> Result<()> {
-    tx.send(Msg::Entry { path, data })
-        .await
-        .map_err(|_| archive_gone())
+/// The writing end of one part: entries go to a blocking thread that tars, compresses, hashes
+/// and uploads them; bounded, so a slow repository slows the reader instead of filling memory.
+struct PartSink {
+    tx: mpsc::Sender<Msg>,
+    archiver: tokio::task::JoinHandle<Result<PartInfo>>,
+}
+
+impl PartSink {
+    fn open(repo: &Repository, id: &str, rel: &str, level: i32) -> Self {
+        let (tx, rx) = mpsc::channel::<Msg>(2);
+        let writer = repo.object_writer(id, rel, tokio::runtime::Handle::current());
+        let mtime = Utc::now().timestamp().max(0) as u64;
+        let archiver =
+            tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
+        PartSink { tx, archiver }
+    }
+
+    async fn send(&self, msg: Msg) -> Result<()> {
+        self.tx.send(msg).await.map_err(|_| archive_gone())
+    }
+
+    async fn entry(&self, path: String, data: Vec<u8>) -> Result<()> {
+        self.send(Msg::Entry { path, data }).await
+    }
+
+    /// Completes the part when `produced` is Ok, aborts its upload otherwise.
+    async fn close<T>(self, produced: Result<T>) -> Result<(T, PartInfo)> {
+        let produced = match produced {
+            Ok(v) => self.send(Msg::Finish).await.map(|()| v),
+            Err(e) => Err(e),
+        };
+        drop(self.tx);
+        let archived = self
+            .archiver
+            .await
+            .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
+        match (produced, archived) {
+            (Ok(v), Ok(info)) => Ok((v, info)),
+            // When the archive thread failed first, its error is the cause; ours only says so.
+            (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => Err(cause),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -490,7 +500,7 @@ async fn dump_table(
     db: &str,
     dbdir: &str,
     t: &catalog::TableInfo,
-    tx: &mpsc::Sender<Msg>,
+    sink: &PartSink,
     opts: &BackupOptions,
     progress: &ProgressRef,
     cancel: &CancellationToken,
@@ -538,7 +548,7 @@ async fn dump_table(
             hasher.update(&data);
             let path = format!("{dir}/{:06}.tsv", files.len() + 1);
             files.push(path.clone());
-            send(tx, path, data).await?;
+            sink.entry(path, data).await?;
         }
         if rows % 4096 == 0 {
             if cancel.is_cancelled() {
@@ -564,7 +574,7 @@ async fn dump_table(
         hasher.update(&buf);
         let path = format!("{dir}/{:06}.tsv", files.len() + 1);
         files.push(path.clone());
-        send(tx, path, buf).await?;
+        sink.entry(path, buf).await?;
     }
     progress.event(Event::TableFinished {
         db: db.to_string(),

@@ -16,13 +16,11 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio_util::io::SyncIoBridge;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{DbSchema, ObjectKind, SchemaObject, load_data_sql};
 use super::sqltext::{ident, literal, path_segment, qualified, rewrite_db_qualifier};
 use super::{MysqlUrl, collation, connect, server_version, text};
-use crate::archive::read_part;
 use crate::error::{Error, MysqlContext, Result};
 use crate::progress::{Event, ProgressRef};
 use crate::repo::Repository;
@@ -404,33 +402,34 @@ async fn restore_database(
             )
         })?
         .clone();
-    let (_, reader) = repo.object_reader(&ctx.manifest.id, &part.path).await?;
     let (itx, mut irx) = mpsc::channel::<Item>(1);
-    let reader_task = tokio::task::spawn_blocking(move || {
-        let sync = SyncIoBridge::new(reader);
-        read_part(sync, &part, |entry| {
-            let (dtx, drx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-            let stopped = || Error::Interrupted("restore stopped reading the part".into());
-            itx.blocking_send(Item {
-                path: entry.entry().path.clone(),
-                data: drx,
-            })
-            .map_err(|_| stopped())?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                match entry.read(&mut buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => dtx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .map_err(|_| stopped())?,
-                    Err(e) => {
-                        let _ =
-                            dtx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
-                        return Err(Error::io("reading the part", e));
+    let (repo2, id) = (repo.clone(), ctx.manifest.id.clone());
+    let reader_task = tokio::spawn(async move {
+        repo2
+            .read_part(&id, &part, (), move |(), entry| {
+                let (dtx, drx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+                let stopped = || Error::Interrupted("restore stopped reading the part".into());
+                itx.blocking_send(Item {
+                    path: entry.entry().path.clone(),
+                    data: drx,
+                })
+                .map_err(|_| stopped())?;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match entry.read(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => dtx
+                            .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                            .map_err(|_| stopped())?,
+                        Err(e) => {
+                            let _ = dtx
+                                .blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                            return Err(Error::io("reading the part", e));
+                        }
                     }
                 }
-            }
-        })
+            })
+            .await
     });
 
     let mut state = DbState::new(ctx);
@@ -592,6 +591,18 @@ impl<'c> DbState<'c> {
         run
     }
 
+    /// Drops a routine, trigger or event of the same name, then creates the snapshot's.
+    async fn replace_object(&self, conn: &mut Conn, o: &SchemaObject) -> Result<()> {
+        conn.query_drop(format!(
+            "DROP {} IF EXISTS {}",
+            o.kind.keyword(),
+            ident(&o.name)
+        ))
+        .await
+        .ctx(|| format!("replacing {}", qualified(self.target(), &o.name)))?;
+        self.exec_object(conn, o, &self.adapt(&o.sql)).await
+    }
+
     async fn pre_data(&self, conn: &mut Conn, schema: &DbSchema) -> Result<()> {
         let target = self.target().to_string();
         let coll = self
@@ -636,16 +647,7 @@ impl<'c> DbState<'c> {
                 ObjectKind::Function
                 | ObjectKind::Procedure
                 | ObjectKind::Trigger
-                | ObjectKind::Event => {
-                    conn.query_drop(format!(
-                        "DROP {} IF EXISTS {}",
-                        o.kind.keyword(),
-                        ident(&o.name)
-                    ))
-                    .await
-                    .ctx(|| format!("replacing {}", qualified(&target, &o.name)))?;
-                    self.exec_object(conn, o, &self.adapt(&o.sql)).await?;
-                }
+                | ObjectKind::Event => self.replace_object(conn, o).await?,
             }
         }
         Ok(())
@@ -790,14 +792,7 @@ impl<'c> DbState<'c> {
             .await
             .ctx(|| format!("using database {}", ident(&target)))?;
         for o in &schema.post_data {
-            conn.query_drop(format!(
-                "DROP {} IF EXISTS {}",
-                o.kind.keyword(),
-                ident(&o.name)
-            ))
-            .await
-            .ctx(|| format!("replacing {}", qualified(&target, &o.name)))?;
-            self.exec_object(conn, o, &self.adapt(&o.sql)).await?;
+            self.replace_object(conn, o).await?;
         }
         let tables: Vec<RestoredTable> = db
             .tables

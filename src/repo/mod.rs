@@ -24,10 +24,12 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::runtime::Handle;
-use tokio_util::io::StreamReader;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use crate::archive::{self, EntryReader};
 use crate::error::{Error, Result};
 pub use manifest::Manifest;
+use manifest::Part;
 
 const MARKER: &str = "amlmigrate-repo.json";
 const REPO_FORMAT: u32 = 1;
@@ -350,6 +352,41 @@ impl Repository {
         let size = got.meta.size;
         let stream = got.into_stream().map_err(io::Error::other);
         Ok((size, Box::pin(StreamReader::new(stream))))
+    }
+
+    /// The stored size of one object of a snapshot.
+    pub async fn object_size(&self, id: &str, rel: &str) -> Result<u64> {
+        let path = Self::snapshot_path(id, rel);
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(meta.size),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::damaged(
+                rel,
+                "(whole part)",
+                format!("missing from snapshot {id} in {}", self.location),
+            )),
+            Err(e) => Err(self.store_err(format!("reading {rel} of snapshot {id}"), e)),
+        }
+    }
+
+    /// Reads one part of a snapshot on a blocking thread (tar and zstd are synchronous),
+    /// checking it against the manifest as [`archive::read_part`] does; `visit` sees every entry
+    /// with `state`, which is handed back at the end.
+    pub async fn read_part<S, F>(&self, id: &str, part: &Part, state: S, mut visit: F) -> Result<S>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, &mut EntryReader<'_>) -> Result<()> + Send + 'static,
+    {
+        let (_, reader) = self.object_reader(id, &part.path).await?;
+        let (part, name) = (part.clone(), part.name.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut state = state;
+            archive::read_part(SyncIoBridge::new(reader), &part, |entry| {
+                visit(&mut state, entry)
+            })?;
+            Ok(state)
+        })
+        .await
+        .map_err(|e| Error::other(format!("the reader of part {name} failed: {e}")))?
     }
 
     /// Best-effort removal of an uncommitted snapshot's objects after a failed or interrupted
