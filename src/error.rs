@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Refused,
     /// Ctrl-C or a termination signal stopped the work.
     Interrupted,
+    /// The server understood us but the credentials lack a permission (RBAC 403).
+    Forbidden,
     /// Anything else.
     Other,
 }
@@ -41,6 +43,9 @@ pub enum Error {
 
     #[error("interrupted: {0}")]
     Interrupted(String),
+
+    #[error("{0}")]
+    Forbidden(String),
 
     #[error("MySQL error while {context}: {source}")]
     Mysql {
@@ -76,6 +81,7 @@ impl Error {
             Error::Damaged { .. } => ErrorKind::Damaged,
             Error::Refused(_) => ErrorKind::Refused,
             Error::Interrupted(_) => ErrorKind::Interrupted,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Store { .. } => ErrorKind::Connection,
             Error::Mysql { .. } | Error::Io { .. } | Error::Other(_) => ErrorKind::Other,
         }

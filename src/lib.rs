@@ -5,7 +5,9 @@
 //! (`src/main.rs`, `src/cli/`) parses flags, draws progress and maps errors to exit codes.
 
 pub mod archive;
+pub mod backup;
 pub mod error;
+pub mod kube;
 pub mod mlflow;
 pub mod mysql;
 pub mod postgres;

@@ -7,20 +7,35 @@ use clap::Args;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use amlmigrate::mysql::backup::{BackupOptions, DEFAULT_CHUNK_BYTES, backup};
+use amlmigrate::backup::{BackupOptions, backup};
+use amlmigrate::kube::backup::KubeBackupOptions;
+use amlmigrate::kube::catalog::Catalog;
+use amlmigrate::kube::secrets::Recipients;
+use amlmigrate::mysql::backup::{DEFAULT_CHUNK_BYTES, MysqlBackupOptions};
 use amlmigrate::repo::Repository;
 
 use super::{
-    GlobalArgs, MysqlArgs, RepoArg, human_bytes, parse_pair, print_json, progress_for, thousands,
+    GlobalArgs, KubeArgs, MysqlArgs, RepoArg, human_bytes, parse_pair, print_json, progress_for,
+    thousands,
 };
 
-/// Takes one consistent snapshot of MySQL databases.
+/// Takes one snapshot of MySQL databases and/or the Kubernetes objects of an AML cluster.
 ///
-/// All tables are read inside one REPEATABLE READ transaction started WITH CONSISTENT SNAPSHOT,
-/// so every InnoDB table comes from the same point in time and writers are never blocked.
-/// Each database becomes one part (tar + zstd) holding schema.sql, load.sql, post-data.sql and
-/// the rows as LOAD DATA chunks; the manifest is written last and commits the snapshot. If the
-/// backup fails or is interrupted, no snapshot appears.
+/// MySQL (--mysql): all tables are read inside one REPEATABLE READ transaction started WITH
+/// CONSISTENT SNAPSHOT, so every InnoDB table comes from the same point in time and writers are
+/// never blocked. Each database becomes one part (tar + zstd) holding schema.sql, load.sql,
+/// post-data.sql and the rows as LOAD DATA chunks.
+///
+/// Kubernetes (--kube): the kinds of the catalog (Profiles, Notebooks, Tensorboards, PVCs and
+/// their PVs, RoleBindings and AuthorizationPolicies of profile namespaces, the image-builder
+/// ConfigMaps and Secrets, AmlCluster, Aml, plugin ModuleInfos of the global cluster, training
+/// and Volcano jobs as records) are fetched through discovery, one YAML file each, without
+/// server-managed fields. A kind the cluster does not serve is reported and skipped. Secrets are
+/// stored only encrypted to --encrypt-to recipients; without one they are left out and the
+/// manifest lists them. Every such snapshot carries the PVC index (see `amlmigrate pvc`).
+///
+/// The manifest is written last and commits the snapshot. If the backup fails or is
+/// interrupted, no snapshot appears.
 ///
 /// The repository is created when the folder does not exist or is empty.
 /// Prints the new snapshot id on stdout; the summary goes to stderr.
@@ -35,6 +50,28 @@ pub struct BackupArgs {
     repo: RepoArg,
     #[command(flatten)]
     mysql: MysqlArgs,
+    /// Also back up the Kubernetes objects of the catalog and the PVC index.
+    #[arg(long)]
+    kube: bool,
+    #[command(flatten)]
+    kube_access: KubeArgs,
+    /// Replace the default Kubernetes catalog with this TOML file (`amlmigrate kube catalog`
+    /// prints the defaults to start from).
+    #[arg(long, value_name = "FILE", requires = "kube")]
+    kube_catalog: Option<std::path::PathBuf>,
+    /// User namespaces to back up, comma-separated. Default: the namespaces of Kubeflow
+    /// Profiles and those holding Notebooks or Tensorboards.
+    #[arg(long, value_delimiter = ',', value_name = "NS,...", requires = "kube")]
+    namespaces: Vec<String>,
+    /// Encrypt Secrets to this age recipient (age1…, repeatable). Without one, Secrets are left
+    /// out of the snapshot and the manifest lists them.
+    #[arg(
+        long,
+        value_name = "AGE_RECIPIENT",
+        env = "AMLMIGRATE_AGE_RECIPIENTS",
+        value_delimiter = ','
+    )]
+    encrypt_to: Vec<String>,
     /// Databases to back up, comma-separated. Default: the URL's database, or every non-system database.
     #[arg(long, value_delimiter = ',', value_name = "DB,...")]
     databases: Vec<String>,
@@ -59,23 +96,50 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = args.mysql.url()?;
+    let url = args.mysql.url_opt()?;
+    if url.is_none() && !args.kube && args.mlflow_artifacts.is_none() {
+        anyhow::bail!(amlmigrate::Error::input(
+            "nothing to back up: give --mysql URL (or AMLMIGRATE_MYSQL), --kube, and/or --mlflow-artifacts"
+        ));
+    }
+    let recipients = Recipients::parse(&args.encrypt_to)?;
+    let catalog = match &args.kube_catalog {
+        Some(p) => Catalog::load(p)?,
+        None => Catalog::default(),
+    };
     let (repo, created) = Repository::open_or_create(&args.repo.repo).await?;
     let ui = progress_for(g);
     if created && !g.quiet {
         eprintln!("created repository {}", repo.location());
     }
-    let mut opts = BackupOptions::new(url);
-    if !args.databases.is_empty() {
-        opts.databases = Some(args.databases);
-    }
-    opts.tags = args.tags.into_iter().collect::<BTreeMap<_, _>>();
-    opts.chunk_bytes = args.chunk_mib as usize * 1024 * 1024;
-    opts.zstd_level = args.zstd_level;
-    opts.mlflow_artifacts = args.mlflow_artifacts;
+    let mysql = url.map(|url| {
+        let mut mo = MysqlBackupOptions::new(url);
+        if !args.databases.is_empty() {
+            mo.databases = Some(args.databases.clone());
+        }
+        mo.chunk_bytes = args.chunk_mib as usize * 1024 * 1024;
+        mo.zstd_level = args.zstd_level;
+        mo
+    });
+    let what = match &mysql {
+        Some(mo) => mo.mysql.to_string(),
+        None => "Kubernetes".to_string(),
+    };
+    let opts = BackupOptions {
+        mysql,
+        kube: args.kube.then(|| KubeBackupOptions {
+            access: args.kube_access.options(),
+            catalog,
+            namespaces: args.namespaces.clone(),
+            recipients: (!recipients.is_empty()).then_some(recipients),
+        }),
+        mlflow_artifacts: args.mlflow_artifacts,
+        tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),
+        zstd_level: args.zstd_level,
+    };
     let result = backup(&repo, &opts, ui.clone(), cancel).await;
     ui.finish();
-    let m = result.with_context(|| format!("backup of {} into {}", opts.mysql, repo.location()))?;
+    let m = result.with_context(|| format!("backup of {what} into {}", repo.location()))?;
     let elapsed = (m.finished - m.started).num_milliseconds().max(0) as f64 / 1000.0;
     let raw: u64 = m
         .mysql
@@ -97,6 +161,7 @@ pub async fn run(
             "bytes_raw": raw,
             "bytes_stored": m.total_size(),
             "seconds": elapsed,
+            "kubernetes": m.kubernetes,
             "notices": m.notices,
         }));
     } else {
@@ -111,6 +176,17 @@ pub async fn run(
                 human_bytes(m.total_size()),
                 human_bytes(raw),
             );
+            if let Some(k) = &m.kubernetes {
+                eprintln!(
+                    "kubernetes: {} objects of {} kinds from {} user namespace(s), {} PVC(s) indexed, {} secret(s) encrypted, {} left out",
+                    k.objects,
+                    k.kinds.iter().filter(|x| x.objects > 0).count(),
+                    k.namespaces.len(),
+                    k.pvcs,
+                    k.encrypted,
+                    k.left_out.len()
+                );
+            }
         }
     }
     Ok(())

@@ -3,8 +3,10 @@
 
 mod backup;
 mod generate;
+mod kube;
 mod mlflow;
 mod progress;
+mod pvc;
 mod restore;
 mod show;
 mod snapshots;
@@ -20,6 +22,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use amlmigrate::error::{Error, ErrorKind};
+use amlmigrate::kube::KubeOptions;
 use amlmigrate::mysql::MysqlUrl;
 use amlmigrate::secret::Secret;
 
@@ -30,13 +33,15 @@ Exit codes:
   2    bad input: flags, URLs, unknown database or snapshot
   3    damage: a snapshot does not match its manifest (verify, restore)
   4    refused to protect data: non-empty target, non-empty folder
-  5    could not connect: server unreachable, access denied
+  5    could not connect: server unreachable, access denied, expired credentials
+  6    forbidden: the credentials lack a permission (Kubernetes RBAC)
   130  interrupted (Ctrl-C or SIGTERM); nothing half-done is left looking complete
 
 Environment:
   AMLMIGRATE_REPO            default for --repo
   AMLMIGRATE_MYSQL           default for --mysql
   AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
+  KUBECONFIG                 kubeconfig file(s) when --kubeconfig is not given
   RUST_LOG                   log filter, e.g. amlmigrate=debug";
 
 #[derive(Parser)]
@@ -46,7 +51,8 @@ Environment:
     about = "Safe, fast, verifiable snapshots for the Alauda AI 1.3 -> 1.4 upgrade",
     long_about = "amlmigrate takes consistent, streaming, verifiable snapshots of the MySQL databases of \
 Alauda AI (the AML job records `aml`, Kubeflow Pipelines `mlpipeline`, `cachedb`, `metadb`, and MLflow 2.6) \
-into a snapshot repository, and restores them exactly.\n\n\
+and the Kubernetes objects users need back (Profiles, Notebooks, Tensorboards, their PVCs, RoleBindings, \
+AuthorizationPolicies, AML resources) into a snapshot repository, and restores them exactly.\n\n\
 Typical use:\n  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 --tag reason=pre-upgrade\n  \
 amlmigrate verify  --repo /backups/aml latest\n  \
 amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306",
@@ -93,6 +99,8 @@ enum Command {
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
     Mlflow(mlflow::MlflowArgs),
+    Pvc(pvc::PvcArgs),
+    Kube(kube::KubeCmdArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -117,7 +125,7 @@ pub struct MysqlArgs {
         hide_env_values = true,
         value_name = "URL"
     )]
-    pub mysql: String,
+    pub mysql: Option<String>,
     /// Read the MySQL password from this file (a trailing newline is ignored).
     #[arg(long, value_name = "FILE")]
     pub mysql_password_file: Option<PathBuf>,
@@ -125,7 +133,21 @@ pub struct MysqlArgs {
 
 impl MysqlArgs {
     pub fn url(&self) -> anyhow::Result<MysqlUrl> {
-        let url = MysqlUrl::parse(&self.mysql)?;
+        match self.url_opt()? {
+            Some(u) => Ok(u),
+            None => Err(Error::input(
+                "no MySQL server given: pass --mysql mysql://user@host:3306 or set AMLMIGRATE_MYSQL",
+            )
+            .into()),
+        }
+    }
+
+    /// The URL when --mysql (or AMLMIGRATE_MYSQL) was given.
+    pub fn url_opt(&self) -> anyhow::Result<Option<MysqlUrl>> {
+        let Some(raw) = &self.mysql else {
+            return Ok(None);
+        };
+        let url = MysqlUrl::parse(raw)?;
         let fallback = match &self.mysql_password_file {
             Some(path) => {
                 let s = std::fs::read_to_string(path)
@@ -136,7 +158,31 @@ impl MysqlArgs {
                 .ok()
                 .map(Secret::new),
         };
-        Ok(url.with_fallback_password(fallback))
+        Ok(Some(url.with_fallback_password(fallback)))
+    }
+}
+
+/// Kubernetes access flags, shared by backup, restore and pvc.
+#[derive(Args, Clone, Default)]
+pub struct KubeArgs {
+    /// Kubeconfig file. Default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context of the workload cluster (where AML runs). Default: the current context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Kubeconfig context of the ACP global cluster (plugin ModuleInfos). Default: the workload cluster.
+    #[arg(long, value_name = "NAME")]
+    pub global_context: Option<String>,
+}
+
+impl KubeArgs {
+    pub fn options(&self) -> KubeOptions {
+        KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            global_context: self.global_context.clone(),
+        }
     }
 }
 
@@ -176,6 +222,8 @@ pub fn main() -> ExitCode {
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
+            Command::Pvc(a) => pvc::run(a, &g).await,
+            Command::Kube(a) => kube::run(a, &g),
             Command::Generate(a) => generate::run(a),
         }
     });
@@ -235,8 +283,24 @@ fn spawn_signal_handler(cancel: CancellationToken) {
     });
 }
 
+/// A failure whose full result was already printed as JSON (`"ok": false` with the details);
+/// only the exit code and the stderr line remain to be given.
+#[derive(Debug)]
+pub struct JsonPrinted(pub Error);
+
+impl std::fmt::Display for JsonPrinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for JsonPrinted {}
+
 fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
-    let lib = e.chain().find_map(|c| c.downcast_ref::<Error>());
+    let lib = e.chain().find_map(|c| {
+        c.downcast_ref::<Error>()
+            .or_else(|| c.downcast_ref::<JsonPrinted>().map(|p| &p.0))
+    });
     let kind = lib.map(Error::kind).unwrap_or(ErrorKind::Other);
     let code: u8 = match kind {
         ErrorKind::Other => 1,
@@ -244,6 +308,7 @@ fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         ErrorKind::Damaged => 3,
         ErrorKind::Refused => 4,
         ErrorKind::Connection => 5,
+        ErrorKind::Forbidden => 6,
         ErrorKind::Interrupted => 130,
     };
     let kind_name = match kind {
@@ -252,10 +317,12 @@ fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         ErrorKind::Damaged => "damaged",
         ErrorKind::Refused => "refused",
         ErrorKind::Connection => "connection",
+        ErrorKind::Forbidden => "forbidden",
         ErrorKind::Interrupted => "interrupted",
     };
     let message = format!("{e:#}");
-    if json {
+    let printed = e.chain().any(|c| c.is::<JsonPrinted>());
+    if json && !printed {
         let mut err = json!({ "kind": kind_name, "message": message });
         if let Some(Error::Damaged {
             part,

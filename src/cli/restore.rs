@@ -4,13 +4,20 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use amlmigrate::kube::objects::NamespaceMap;
+use amlmigrate::kube::restore::{KubeRestoreOptions, KubeRestoreReport, OnConflict, restore_kube};
 use amlmigrate::mysql::restore::{RestoreOptions, restore};
 use amlmigrate::repo::Repository;
 
-use super::{GlobalArgs, MysqlArgs, RepoArg, parse_pair, print_json, progress_for, thousands};
+use super::{
+    GlobalArgs, JsonPrinted, KubeArgs, MysqlArgs, RepoArg, parse_pair, print_json, progress_for,
+    thousands,
+};
 
-/// Restores databases of a snapshot into a MySQL or MariaDB server, exactly.
+/// Restores a snapshot: its MySQL databases into a MySQL or MariaDB server, exactly, and (with
+/// --only kubernetes) its Kubernetes objects into a cluster.
 ///
+/// MySQL:
 /// Before writing anything it checks that the snapshot holds the databases, that the target
 /// accepts LOAD DATA LOCAL (local_infile=ON), that every collation exists on the target (a
 /// MySQL 8 collation the target lacks, such as utf8mb4_0900_ai_ci on MariaDB or 5.7, is mapped
@@ -18,20 +25,52 @@ use super::{GlobalArgs, MysqlArgs, RepoArg, parse_pair, print_json, progress_for
 /// Each table is loaded in one transaction that commits only when its row count matches the
 /// snapshot and the server raised no warning. Triggers and events are created after the data.
 ///
+/// Kubernetes (--only kubernetes): objects are applied with server-side apply (field manager
+/// amlmigrate) in dependency order: namespaces and Profiles, PVs and PVCs, ConfigMaps and
+/// Secrets, RBAC, AuthorizationPolicies, then custom resources. An object that exists is left as
+/// it is (--on-conflict skip) or updated to the snapshot's fields (--on-conflict update), so a
+/// re-run never duplicates anything. A PVC whose Retain volume was Released is bound to it
+/// again. Records (training jobs, plugin ModuleInfos) are restored only when named with --kinds.
+/// --dry-run asks the server to dry-run every write and prints what would change. One object
+/// failing does not stop the rest; each failure is listed and the exit code is 1.
+///
 /// SNAPSHOT is an id, a unique id prefix, or `latest`.
 #[derive(Args)]
 #[command(
     after_long_help = "Examples:\n  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@127.0.0.1:3306\n  \
 amlmigrate restore --repo /backups/aml 20261128T0200 --mysql mysql://root@db:3306 --databases aml --rename aml=aml_check\n  \
-amlmigrate restore --repo /backups/aml latest --mysql mysql://root@db:3306 --replace"
+amlmigrate restore --repo /backups/aml latest --mysql mysql://root@db:3306 --replace\n  \
+amlmigrate restore --repo /backups/aml latest --only kubernetes --dry-run\n  \
+amlmigrate restore --repo /backups/aml latest --only kubernetes --namespace-map team-a=team-a-restored --identity key.txt"
 )]
 pub struct RestoreArgs {
     #[command(flatten)]
     repo: RepoArg,
     /// Snapshot to restore: an id, a unique id prefix, or `latest`.
     snapshot: String,
+    /// What to restore: mysql, kubernetes, or both (comma-separated). Default: mysql.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "WHAT,...")]
+    only: Vec<What>,
     #[command(flatten)]
     mysql: MysqlArgs,
+    #[command(flatten)]
+    kube: KubeArgs,
+    /// Kubernetes: restore namespace SRC as DST (repeatable); Profiles, RoleBinding subjects,
+    /// AuthorizationPolicy principals and PV claim references follow.
+    #[arg(long = "namespace-map", value_name = "SRC=DST", value_parser = parse_pair)]
+    namespace_map: Vec<(String, String)>,
+    /// Kubernetes: what to do with an object that already exists.
+    #[arg(long, value_enum, default_value_t = Conflict::Skip)]
+    on_conflict: Conflict,
+    /// Kubernetes: only these kinds (comma-separated, e.g. Notebook,PersistentVolumeClaim).
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    kinds: Vec<String>,
+    /// Kubernetes: only objects of these snapshot namespaces (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
+    namespaces: Vec<String>,
+    /// Kubernetes: age identity file to decrypt the snapshot's Secrets.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<std::path::PathBuf>,
     /// Databases of the snapshot to restore, comma-separated. Default: all of them.
     #[arg(long, value_delimiter = ',', value_name = "DB,...")]
     databases: Vec<String>,
@@ -42,10 +81,24 @@ pub struct RestoreArgs {
     /// instead of refusing.
     #[arg(long)]
     replace: bool,
-    /// Run every check (snapshot, target, collations, non-empty tables) and print what would be
-    /// restored, without writing anything.
+    /// Run every check (snapshot, target, collations, non-empty tables; for Kubernetes a server
+    /// dry run of every write) and print what would be restored, without writing anything.
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    Mysql,
+    Kubernetes,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Conflict {
+    /// Leave it as it is (reported as unchanged, or skipped when it differs).
+    Skip,
+    /// Apply the snapshot's fields over it.
+    Update,
 }
 
 pub async fn run(
@@ -53,22 +106,191 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = args.mysql.url()?;
     let repo = Repository::open(&args.repo.repo).await?;
     let id = repo.resolve(&args.snapshot).await?;
+    let manifest = repo.manifest(&id).await?;
+    let only = if args.only.is_empty() {
+        if manifest.mysql.is_empty() {
+            anyhow::bail!(amlmigrate::Error::input(format!(
+                "snapshot {id} holds no MySQL databases{}; say what to restore with --only",
+                if manifest.kubernetes.is_some() {
+                    " but a Kubernetes part (restore it with --only kubernetes)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if manifest.kubernetes.is_some() && !g.quiet && !g.json {
+            eprintln!(
+                "note: snapshot {id} also holds Kubernetes objects; they are restored only with --only kubernetes"
+            );
+        }
+        vec![What::Mysql]
+    } else {
+        args.only.clone()
+    };
+    let mut out = serde_json::json!({ "ok": true, "snapshot": id });
+    if only.contains(&What::Mysql) {
+        run_mysql(&args, g, &repo, &id, cancel.clone(), &mut out).await?;
+    }
+    if only.contains(&What::Kubernetes) {
+        run_kube(&args, g, &repo, &id, cancel, out).await
+    } else {
+        if g.json {
+            print_json(&out);
+        }
+        Ok(())
+    }
+}
+
+async fn run_kube(
+    args: &RestoreArgs,
+    g: &GlobalArgs,
+    repo: &Repository,
+    id: &str,
+    cancel: CancellationToken,
+    mut out: serde_json::Value,
+) -> anyhow::Result<()> {
+    let opts = KubeRestoreOptions {
+        access: args.kube.options(),
+        namespace_map: NamespaceMap(args.namespace_map.iter().cloned().collect()),
+        dry_run: args.dry_run,
+        on_conflict: match args.on_conflict {
+            Conflict::Skip => OnConflict::Skip,
+            Conflict::Update => OnConflict::Update,
+        },
+        kinds: args.kinds.clone(),
+        namespaces: args.namespaces.clone(),
+        identity: args.identity.clone(),
+    };
+    let ui = progress_for(g);
+    let progress: amlmigrate::progress::ProgressRef = ui.clone();
+    let result = restore_kube(repo, id, &opts, &progress, &cancel).await;
+    ui.finish();
+    let report =
+        result.with_context(|| format!("restore of the Kubernetes objects of snapshot {id}"))?;
+    let failed = report.failed().len();
+    if g.json {
+        out["kubernetes"] = serde_json::to_value(&report).expect("report serializes");
+        if failed > 0 {
+            out["ok"] = serde_json::json!(false);
+        }
+        print_json(&out);
+    } else if !g.quiet {
+        print_kube_report(&report);
+    }
+    if failed > 0 {
+        let names: Vec<String> = report
+            .failed()
+            .iter()
+            .map(|o| match &o.namespace {
+                Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+                None => format!("{} {}", o.kind, o.name),
+            })
+            .collect();
+        let e = amlmigrate::Error::other(format!(
+            "{failed} Kubernetes object(s) could not be restored ({}); the other {} were \
+             handled. Fix the cause shown for each and re-run: objects that exist are left as they are",
+            names.join(", "),
+            report.objects.len() - failed
+        ));
+        return Err(if g.json {
+            JsonPrinted(e).into()
+        } else {
+            e.into()
+        });
+    }
+    Ok(())
+}
+
+fn print_kube_report(report: &KubeRestoreReport) {
+    for o in &report.objects {
+        let name = match &o.namespace {
+            Some(ns) => format!("{ns}/{}", o.name),
+            None => o.name.clone(),
+        };
+        println!("{:<13} {} {name}", o.action, o.kind);
+        for c in &o.changes {
+            let show = |v: &Option<serde_json::Value>| match v {
+                None => "(absent)".to_string(),
+                Some(v) => {
+                    let s = v.to_string();
+                    if s.len() > 80 {
+                        format!(
+                            "{}…",
+                            &s[..s.char_indices().nth(79).map(|(i, _)| i).unwrap_or(s.len())]
+                        )
+                    } else {
+                        s
+                    }
+                }
+            };
+            println!(
+                "                {}: {} → {}",
+                c.path,
+                show(&c.old),
+                show(&c.new)
+            );
+        }
+        if let Some(n) = &o.note {
+            println!("                note: {n}");
+        }
+        if let Some(e) = &o.error {
+            println!("                error: {e}");
+        }
+    }
+    let mut counts = Vec::new();
+    for a in [
+        "created",
+        "updated",
+        "unchanged",
+        "skipped",
+        "would create",
+        "would update",
+        "failed",
+    ] {
+        let n = report.count(a);
+        if n > 0 {
+            counts.push(format!("{n} {a}"));
+        }
+    }
+    println!(
+        "kubernetes{}: {}",
+        if report.dry_run {
+            " (dry run, nothing written)"
+        } else {
+            ""
+        },
+        if counts.is_empty() {
+            "nothing to restore".to_string()
+        } else {
+            counts.join(", ")
+        }
+    );
+}
+
+async fn run_mysql(
+    args: &RestoreArgs,
+    g: &GlobalArgs,
+    repo: &Repository,
+    id: &str,
+    cancel: CancellationToken,
+    out: &mut serde_json::Value,
+) -> anyhow::Result<()> {
+    let url = args.mysql.url()?;
     let opts = RestoreOptions {
         mysql: url,
-        databases: (!args.databases.is_empty()).then_some(args.databases),
-        renames: args.renames,
+        databases: (!args.databases.is_empty()).then(|| args.databases.clone()),
+        renames: args.renames.clone(),
         replace: args.replace,
         dry_run: args.dry_run,
     };
     let ui = progress_for(g);
-    let result = restore(&repo, &id, &opts, ui.clone(), cancel).await;
+    let result = restore(repo, id, &opts, ui.clone(), cancel).await;
     ui.finish();
     let report = result.with_context(|| format!("restore of snapshot {id} into {}", opts.mysql))?;
     if g.json {
-        print_json(&serde_json::json!({ "ok": true, "restore": report }));
+        out["restore"] = serde_json::to_value(&report).expect("report serializes");
     } else if !g.quiet {
         let verb = if report.dry_run {
             "would restore"

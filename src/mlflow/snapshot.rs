@@ -80,7 +80,7 @@ impl OpenSnapshot {
             Error::damaged(&db.part, "(manifest)", "part missing from the manifest")
         })?;
         let display = format!("snapshot {id} ({}) database {}", repo.location(), db.name);
-        let artifacts = manifest.part(crate::mysql::backup::ARTIFACTS_PART).cloned();
+        let artifacts = manifest.part(crate::backup::ARTIFACTS_PART).cloned();
         Ok(OpenSnapshot {
             repo,
             id,
@@ -254,7 +254,7 @@ impl OpenSnapshot {
             ..Default::default()
         };
         let cancel = cancel.clone();
-        let prefix = format!("{}/", crate::mysql::backup::ARTIFACTS_PART);
+        let prefix = format!("{}/", crate::backup::ARTIFACTS_PART);
         let report = self
             .repo
             .read_part(&self.id, &part, report, move |report, entry| {

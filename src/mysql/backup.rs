@@ -1,4 +1,4 @@
-//! Backup: MySQL tables → `LOAD DATA` chunks → one tar+zstd part per database → repository.
+//! The MySQL half of a backup: tables → `LOAD DATA` chunks → one tar+zstd part per database.
 //!
 //! Consistency: every table of every database is read through one connection inside one
 //! `START TRANSACTION WITH CONSISTENT SNAPSHOT` at REPEATABLE READ, so all InnoDB tables come
@@ -9,76 +9,64 @@
 //! chunks; a blocking thread tars, compresses and hashes; the repository writer uploads. Bounded
 //! channels between them give backpressure, so memory stays flat whatever the table size.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::Utc;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{self, DbCatalog, ObjectKind, render_load_sql};
 use super::sqltext::{ident, path_segment, qualified};
 use super::tsv::{ColumnFormat, write_value};
 use super::{MysqlUrl, SYSTEM_DATABASES, connect, server_version};
-use crate::archive::{PartInfo, PartWriter, sha256_hex};
+use crate::archive::{PartInfo, sha256_hex};
 use crate::error::{Error, MysqlContext, Result};
 use crate::progress::{Event, ProgressRef};
-use crate::repo::manifest::{Manifest, MysqlDatabase, MysqlTable, Part, Source};
-use crate::repo::{Repository, id::new_snapshot_id, tool_version};
+use crate::repo::Repository;
+use crate::repo::manifest::{MysqlDatabase, MysqlTable, Part, Source};
+use crate::repo::sink::PartSink;
 
 pub const DEFAULT_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct BackupOptions {
+pub struct MysqlBackupOptions {
     pub mysql: MysqlUrl,
     /// Databases to back up; `None` means every non-system database (or the URL's database).
     pub databases: Option<Vec<String>>,
-    pub tags: BTreeMap<String, String>,
     /// Uncompressed size at which a table's data is cut into the next chunk.
     pub chunk_bytes: usize,
     pub zstd_level: i32,
-    /// An MLflow artifact folder to put into the snapshot as its own part, so that the snapshot
-    /// alone can rebuild MLflow.
-    pub mlflow_artifacts: Option<std::path::PathBuf>,
 }
 
-impl BackupOptions {
+impl MysqlBackupOptions {
     pub fn new(mysql: MysqlUrl) -> Self {
-        BackupOptions {
+        MysqlBackupOptions {
             mysql,
             databases: None,
-            tags: BTreeMap::new(),
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             zstd_level: 3,
-            mlflow_artifacts: None,
         }
     }
 }
 
-enum Msg {
-    Entry {
-        path: String,
-        data: Vec<u8>,
-    },
-    File {
-        path: String,
-        file: std::path::PathBuf,
-    },
-    Finish,
+/// What the MySQL half of a backup wrote into snapshot `id`.
+pub struct MysqlBackup {
+    pub parts: Vec<Part>,
+    pub databases: Vec<MysqlDatabase>,
+    pub source: Source,
+    pub notices: Vec<String>,
 }
 
-/// Runs a backup and commits the snapshot. On error or cancellation nothing is committed and
-/// the partial upload is removed.
-pub async fn backup(
+/// Writes one part per database into snapshot `id` (uncommitted). The caller commits the
+/// manifest, or discards the snapshot on error.
+pub async fn backup_mysql(
     repo: &Repository,
-    opts: &BackupOptions,
-    progress: ProgressRef,
-    cancel: CancellationToken,
-) -> Result<Manifest> {
-    let started = Utc::now();
+    id: &str,
+    opts: &MysqlBackupOptions,
+    progress: &ProgressRef,
+    cancel: &CancellationToken,
+) -> Result<MysqlBackup> {
     let mut conn = connect(&opts.mysql).await?;
     let version = server_version(&mut conn).await?;
     conn.query_drop(
@@ -163,90 +151,32 @@ pub async fn backup(
             .sum(),
     });
 
-    let id = new_snapshot_id(started);
     let mut parts = Vec::new();
     let mut dbs = Vec::new();
     for cat in &catalogs {
-        match backup_database(repo, &id, &mut conn, cat, opts, &progress, &cancel).await {
-            Ok((part, db)) => {
-                parts.push(part);
-                dbs.push(db);
-            }
-            Err(e) => {
-                repo.discard_uncommitted(&id).await;
-                return Err(e);
-            }
-        }
+        let (part, db) = backup_database(repo, id, &mut conn, cat, opts, progress, cancel).await?;
+        parts.push(part);
+        dbs.push(db);
     }
-    if let Err(e) = conn.query_drop("COMMIT").await {
-        repo.discard_uncommitted(&id).await;
-        return Err(Error::mysql("ending the snapshot transaction", e));
-    }
+    conn.query_drop("COMMIT")
+        .await
+        .ctx(|| "ending the snapshot transaction".into())?;
     let _ = conn.disconnect().await;
-    let mut sources_extra = Vec::new();
-    if let Some(dir) = &opts.mlflow_artifacts {
-        match backup_artifacts(repo, &id, dir, opts.zstd_level, &progress, &cancel).await {
-            Ok(part) => {
-                sources_extra.push(Source {
-                    kind: "mlflow-artifacts".into(),
-                    location: dir.display().to_string(),
-                    server_version: None,
-                    consistency: Some("files read after the database transaction ended".into()),
-                });
-                parts.push(part);
-            }
-            Err(e) => {
-                repo.discard_uncommitted(&id).await;
-                return Err(e);
-            }
-        }
-    }
-    if cancel.is_cancelled() {
-        repo.discard_uncommitted(&id).await;
-        return Err(Error::Interrupted(
-            "backup stopped before commit; no snapshot was written".into(),
-        ));
-    }
-
-    let manifest = Manifest {
-        format: crate::repo::manifest::MANIFEST_FORMAT,
-        id: id.clone(),
-        started,
-        finished: Utc::now(),
-        tool: tool_version(),
-        hostname: hostname(),
-        tags: opts.tags.clone(),
-        sources: [Source {
+    let mut location = opts.mysql.clone();
+    location.database = None;
+    Ok(MysqlBackup {
+        parts,
+        databases: dbs,
+        source: Source {
             kind: "mysql".into(),
-            location: {
-                let mut u = opts.mysql.clone();
-                u.database = None;
-                u.redacted()
-            },
+            location: location.redacted(),
             server_version: Some(version),
             consistency: Some(
                 "one REPEATABLE READ transaction WITH CONSISTENT SNAPSHOT on one connection for all tables".into(),
             ),
-        }]
-        .into_iter()
-        .chain(sources_extra)
-        .collect(),
-        parts,
-        mysql: dbs,
+        },
         notices,
-    };
-    if let Err(e) = repo.commit(&manifest).await {
-        repo.discard_uncommitted(&id).await;
-        return Err(e);
-    }
-    Ok(manifest)
-}
-
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+    })
 }
 
 /// The part name of a database: readable, and unique even when sanitising changed the name.
@@ -275,7 +205,7 @@ async fn backup_database(
     id: &str,
     conn: &mut Conn,
     cat: &DbCatalog,
-    opts: &BackupOptions,
+    opts: &MysqlBackupOptions,
     progress: &ProgressRef,
     cancel: &CancellationToken,
 ) -> Result<(Part, MysqlDatabase)> {
@@ -348,152 +278,6 @@ async fn backup_database(
     Ok((part, dbm))
 }
 
-const ARCHIVE_GONE: &str = "the archive writer stopped early";
-
-/// The name of the part that holds an MLflow artifact tree, and the folder its entries live in.
-pub const ARTIFACTS_PART: &str = "mlflow-artifacts";
-
-/// Every file under `dir` (relative paths with `/`), sorted, not following symlinks out.
-fn walk(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(String::new(), dir.to_path_buf())];
-    while let Some((rel, path)) = stack.pop() {
-        let entries = std::fs::read_dir(&path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        for e in entries {
-            let e = e.map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let kind = e
-                .file_type()
-                .map_err(|err| Error::io(format!("reading {}", e.path().display()), err))?;
-            if kind.is_dir() {
-                stack.push((child, e.path()));
-            } else if kind.is_file() {
-                out.push((child, e.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-async fn backup_artifacts(
-    repo: &Repository,
-    id: &str,
-    dir: &std::path::Path,
-    level: i32,
-    progress: &ProgressRef,
-    cancel: &CancellationToken,
-) -> Result<Part> {
-    if !dir.is_dir() {
-        return Err(Error::input(format!(
-            "--mlflow-artifacts {}: no such folder (give the MLflow server's --artifacts-destination)",
-            dir.display()
-        )));
-    }
-    let files = walk(dir)?;
-    let rel = format!("parts/{ARTIFACTS_PART}.tar.zst");
-    let sink = PartSink::open(repo, id, &rel, level);
-    let started = Instant::now();
-    progress.event(Event::TableStarted {
-        db: "mlflow".into(),
-        table: "artifacts".into(),
-        est_rows: files.len() as u64,
-    });
-    let sent = async {
-        for (n, (path, file)) in files.iter().enumerate() {
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted(
-                    "backup stopped while archiving artifacts; no snapshot was written".into(),
-                ));
-            }
-            sink.send(Msg::File {
-                path: format!("{ARTIFACTS_PART}/{path}"),
-                file: file.clone(),
-            })
-            .await?;
-            progress.event(Event::TableProgress {
-                db: "mlflow".into(),
-                table: "artifacts".into(),
-                rows: n as u64 + 1,
-                bytes: 0,
-            });
-        }
-        Ok(())
-    }
-    .await;
-    let ((), info) = sink.close(sent).await?;
-    progress.event(Event::TableFinished {
-        db: "mlflow".into(),
-        table: "artifacts".into(),
-        rows: info.entries.len() as u64,
-        bytes: info.entries.iter().map(|e| e.size).sum(),
-        elapsed: started.elapsed(),
-    });
-    Ok(Part {
-        name: ARTIFACTS_PART.into(),
-        path: rel,
-        kind: ARTIFACTS_PART.into(),
-        size: info.size,
-        sha256: info.sha256,
-        entries: info.entries,
-    })
-}
-
-fn archive_gone() -> Error {
-    Error::other(ARCHIVE_GONE)
-}
-
-/// The writing end of one part: entries go to a blocking thread that tars, compresses, hashes
-/// and uploads them; bounded, so a slow repository slows the reader instead of filling memory.
-struct PartSink {
-    tx: mpsc::Sender<Msg>,
-    archiver: tokio::task::JoinHandle<Result<PartInfo>>,
-}
-
-impl PartSink {
-    fn open(repo: &Repository, id: &str, rel: &str, level: i32) -> Self {
-        let (tx, rx) = mpsc::channel::<Msg>(2);
-        let writer = repo.object_writer(id, rel, tokio::runtime::Handle::current());
-        let mtime = Utc::now().timestamp().max(0) as u64;
-        let archiver =
-            tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
-        PartSink { tx, archiver }
-    }
-
-    async fn send(&self, msg: Msg) -> Result<()> {
-        self.tx.send(msg).await.map_err(|_| archive_gone())
-    }
-
-    async fn entry(&self, path: String, data: Vec<u8>) -> Result<()> {
-        self.send(Msg::Entry { path, data }).await
-    }
-
-    /// Completes the part when `produced` is Ok, aborts its upload otherwise.
-    async fn close<T>(self, produced: Result<T>) -> Result<(T, PartInfo)> {
-        let produced = match produced {
-            Ok(v) => self.send(Msg::Finish).await.map(|()| v),
-            Err(e) => Err(e),
-        };
-        drop(self.tx);
-        let archived = self
-            .archiver
-            .await
-            .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
-        match (produced, archived) {
-            (Ok(v), Ok(info)) => Ok((v, info)),
-            // When the archive thread failed first, its error is the cause; ours only says so.
-            (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => Err(cause),
-            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn dump_table(
     conn: &mut Conn,
@@ -501,7 +285,7 @@ async fn dump_table(
     dbdir: &str,
     t: &catalog::TableInfo,
     sink: &PartSink,
-    opts: &BackupOptions,
+    opts: &MysqlBackupOptions,
     progress: &ProgressRef,
     cancel: &CancellationToken,
 ) -> Result<(MysqlTable, Vec<String>)> {
@@ -597,41 +381,6 @@ async fn dump_table(
         },
         rel_files,
     ))
-}
-
-fn archive_thread(
-    mut rx: mpsc::Receiver<Msg>,
-    writer: crate::repo::UploadWriter,
-    level: i32,
-    mtime: u64,
-) -> Result<PartInfo> {
-    let io_err = |e| Error::io("writing the part to the repository", e);
-    let mut pw = PartWriter::new(writer, level, mtime).map_err(io_err)?;
-    loop {
-        match rx.blocking_recv() {
-            Some(Msg::Entry { path, data }) => {
-                if let Err(e) = pw.append(&path, &data) {
-                    pw.sink_mut().abort();
-                    return Err(io_err(e));
-                }
-            }
-            Some(Msg::File { path, file }) => {
-                if let Err(e) = pw.append_file(&path, &file) {
-                    pw.sink_mut().abort();
-                    return Err(Error::io(format!("archiving {}", file.display()), e));
-                }
-            }
-            Some(Msg::Finish) => {
-                let (mut w, info) = pw.finish().map_err(io_err)?;
-                w.finish().map_err(io_err)?;
-                return Ok(info);
-            }
-            None => {
-                pw.sink_mut().abort();
-                return Err(Error::Interrupted("part not completed".into()));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

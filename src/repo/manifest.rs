@@ -26,6 +26,9 @@ pub struct Manifest {
     pub parts: Vec<Part>,
     #[serde(default)]
     pub mysql: Vec<MysqlDatabase>,
+    /// What the Kubernetes part holds, when the backup read a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeSummary>,
     /// Things the operator was told during the backup (non-transactional tables, ...).
     #[serde(default)]
     pub notices: Vec<String>,
@@ -116,4 +119,34 @@ pub struct MysqlTable {
     pub chunks: u32,
     /// sha256 over all of its chunks, concatenated in order.
     pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KubeSummary {
+    pub part: String,
+    /// The user namespaces the backup covered (profile namespaces, or those given).
+    pub namespaces: Vec<String>,
+    pub objects: u64,
+    pub kinds: Vec<KubeKind>,
+    /// Catalog kinds the cluster does not serve (skipped, not fatal).
+    #[serde(default)]
+    pub not_served: Vec<String>,
+    /// Secrets left out because no encryption recipient was given (`Secret ns/name`).
+    #[serde(default)]
+    pub left_out: Vec<String>,
+    /// Secrets stored encrypted to the age recipients.
+    #[serde(default)]
+    pub encrypted: u64,
+    /// Claims in the PVC index.
+    pub pvcs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KubeKind {
+    pub cluster: crate::kube::Role,
+    pub kind: String,
+    pub api_version: String,
+    pub objects: u64,
+    /// False: kept as a record only (jobs, plugin ModuleInfos).
+    pub restore: bool,
 }

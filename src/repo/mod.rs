@@ -11,6 +11,7 @@
 
 pub mod id;
 pub mod manifest;
+pub mod sink;
 
 use std::io::{self, Write};
 use std::pin::Pin;

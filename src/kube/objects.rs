@@ -1,0 +1,280 @@
+//! Untyped objects: what a backup keeps of them, where they live in a part, how a restore
+//! prepares them (namespace map, stale references) and how two versions differ.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{Role, name_of, namespace_of};
+use crate::error::{Error, Result};
+
+/// Fields the API server owns. A restore must not send them, and they carry no user data.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "managedFields",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// Removes server-managed fields (and `status` unless kept), as `kubectl get -o yaml` would
+/// show the object minus what the server fills in.
+pub fn clean(mut obj: Value, keep_status: bool) -> Value {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in SERVER_METADATA {
+            m.remove(*f);
+        }
+        if m.get("annotations")
+            .and_then(Value::as_object)
+            .is_some_and(|a| a.is_empty())
+        {
+            m.remove("annotations");
+        }
+    }
+    if !keep_status && let Some(m) = obj.as_object_mut() {
+        m.remove("status");
+    }
+    obj
+}
+
+/// `kubernetes/<cluster>/<group or core>/<plural>/<namespace or _cluster>/<name>.yaml`
+pub fn entry_path(
+    role: Role,
+    group: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> String {
+    format!(
+        "kubernetes/{}/{}/{}/{}/{}.yaml",
+        role,
+        if group.is_empty() { "core" } else { group },
+        plural,
+        namespace.unwrap_or("_cluster"),
+        name
+    )
+}
+
+pub fn to_yaml(obj: &Value) -> String {
+    serde_saphyr::to_string(obj).expect("a JSON value serializes as YAML")
+}
+
+pub fn from_yaml(text: &str, what: &str) -> Result<Value> {
+    serde_saphyr::from_str::<Value>(text)
+        .map_err(|e| Error::other(format!("{what}: not a Kubernetes object in YAML: {e}")))
+}
+
+/// Namespace renames for a restore (`--namespace-map team-a=team-a2`).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceMap(pub BTreeMap<String, String>);
+
+impl NamespaceMap {
+    pub fn map<'a>(&'a self, ns: &'a str) -> &'a str {
+        self.0.get(ns).map(String::as_str).unwrap_or(ns)
+    }
+}
+
+/// Prepares a backed-up object for applying to a cluster: maps namespaces wherever the AML
+/// objects name them, and drops references that cannot hold on another object's life
+/// (owner uids, a PV's claim uid), which would otherwise make the garbage collector delete
+/// the restored object or keep a volume from binding.
+pub fn prepare_for_restore(mut obj: Value, nsmap: &NamespaceMap) -> Value {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("ownerReferences");
+        if let Some(Value::String(ns)) = meta.get_mut("namespace") {
+            *ns = nsmap.map(ns).to_string();
+        }
+        // Namespace and Profile objects are named after the namespace they stand for.
+        if (kind == "Namespace" || kind == "Profile")
+            && let Some(Value::String(n)) = meta.get_mut("name")
+        {
+            *n = nsmap.map(n).to_string();
+        }
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            // Binding bookkeeping of the PV controller; a new claim is bound afresh.
+            a.remove("pv.kubernetes.io/bind-completed");
+            a.remove("pv.kubernetes.io/bound-by-controller");
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            if a.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+    }
+    match kind.as_str() {
+        "PersistentVolume" => {
+            if let Some(cr) = obj
+                .pointer_mut("/spec/claimRef")
+                .and_then(Value::as_object_mut)
+            {
+                cr.remove("uid");
+                cr.remove("resourceVersion");
+                if let Some(Value::String(ns)) = cr.get_mut("namespace") {
+                    *ns = nsmap.map(ns).to_string();
+                }
+            }
+        }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            if let Some(Value::Array(subjects)) = obj.get_mut("subjects") {
+                for s in subjects {
+                    if let Some(Value::String(ns)) = s.get_mut("namespace") {
+                        *ns = nsmap.map(ns).to_string();
+                    }
+                }
+            }
+        }
+        "AuthorizationPolicy" => {
+            // Principals look like cluster.local/ns/<namespace>/sa/<account>.
+            if !nsmap.0.is_empty() {
+                rewrite_strings(obj.get_mut("spec"), &|s| {
+                    let mut out = s.to_string();
+                    for (from, to) in &nsmap.0 {
+                        out = out.replace(&format!("/ns/{from}/"), &format!("/ns/{to}/"));
+                    }
+                    out
+                });
+            }
+        }
+        _ => {}
+    }
+    obj
+}
+
+fn rewrite_strings(v: Option<&mut Value>, f: &dyn Fn(&str) -> String) {
+    match v {
+        Some(Value::String(s)) => *s = f(s),
+        Some(Value::Array(a)) => a.iter_mut().for_each(|x| rewrite_strings(Some(x), f)),
+        Some(Value::Object(m)) => m.values_mut().for_each(|x| rewrite_strings(Some(x), f)),
+        _ => {}
+    }
+}
+
+/// One changed field: dotted path, old and new value (None: absent).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Change {
+    pub path: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// Field-level differences between a live object and what applying would make of it, ignoring
+/// what the server manages.
+pub fn diff(live: &Value, wanted: &Value) -> Vec<Change> {
+    let mut out = Vec::new();
+    let a = clean(live.clone(), false);
+    let b = clean(wanted.clone(), false);
+    walk_diff("", &a, &b, &mut out);
+    out
+}
+
+fn walk_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => walk_diff(&p, va, vb, out),
+                    (va, vb) => out.push(Change {
+                        path: p,
+                        old: va.cloned(),
+                        new: vb.cloned(),
+                    }),
+                }
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(Change {
+            path: path.to_string(),
+            old: Some(a.clone()),
+            new: Some(b.clone()),
+        }),
+    }
+}
+
+/// `Kind ns/name` for messages.
+pub fn describe(obj: &Value) -> String {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("?");
+    match namespace_of(obj) {
+        Some(ns) => format!("{kind} {ns}/{}", name_of(obj)),
+        None => format!("{kind} {}", name_of(obj)),
+    }
+}
+
+/// An empty JSON object, for patches.
+pub fn obj() -> Map<String, Value> {
+    Map::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn clean_drops_server_fields_and_status_only() {
+        let o = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n",
+            "uid":"u","resourceVersion":"7","managedFields":[],"creationTimestamp":"t","generation":2,
+            "labels":{"x":"y"},"annotations":{}},"data":{"k":"v"},"status":{"s":1}});
+        let c = clean(o.clone(), false);
+        assert_eq!(
+            c,
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"n","labels":{"x":"y"}},"data":{"k":"v"}})
+        );
+        assert_eq!(clean(o, true)["status"], json!({"s":1}));
+    }
+
+    #[test]
+    fn yaml_round_trip_keeps_ambiguous_strings_as_strings() {
+        let o = json!({"metadata":{"name":"x"},"data":{"a":"yes","b":"0755","c":"1.0","d":"null",
+            "e":"", "f":"line1\nline2\n", "g": "~", "h": "true", "i": 3, "j": 2.5, "k": null, "l": [1,"2"]}});
+        let back = from_yaml(&to_yaml(&o), "t").unwrap();
+        assert_eq!(back, o);
+    }
+
+    #[test]
+    fn restore_prep_maps_namespaces_and_drops_stale_references() {
+        let map = NamespaceMap([("a".to_string(), "b".to_string())].into());
+        let pv = json!({"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pv1",
+            "annotations":{"pv.kubernetes.io/bound-by-controller":"yes"}},
+            "spec":{"claimRef":{"namespace":"a","name":"c","uid":"old","resourceVersion":"9"}}});
+        let p = prepare_for_restore(pv, &map);
+        assert_eq!(p["spec"]["claimRef"], json!({"namespace":"b","name":"c"}));
+        assert!(p["metadata"].get("annotations").is_none());
+        let ap = json!({"apiVersion":"security.istio.io/v1beta1","kind":"AuthorizationPolicy",
+            "metadata":{"name":"ns-owner","namespace":"a","ownerReferences":[{"uid":"x"}]},
+            "spec":{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/a/sa/default-editor"]}}]}]}});
+        let p = prepare_for_restore(ap, &map);
+        assert_eq!(p["metadata"], json!({"name":"ns-owner","namespace":"b"}));
+        assert_eq!(
+            p["spec"]["rules"][0]["from"][0]["source"]["principals"][0],
+            "cluster.local/ns/b/sa/default-editor"
+        );
+        let prof = json!({"apiVersion":"kubeflow.org/v1","kind":"Profile","metadata":{"name":"a"}});
+        assert_eq!(prepare_for_restore(prof, &map)["metadata"]["name"], "b");
+    }
+
+    #[test]
+    fn diff_lists_changed_added_and_removed_fields() {
+        let a =
+            json!({"metadata":{"name":"x","resourceVersion":"1"},"spec":{"a":1,"b":{"c":2},"d":3}});
+        let b =
+            json!({"metadata":{"name":"x","resourceVersion":"2"},"spec":{"a":1,"b":{"c":5},"e":4}});
+        let d = diff(&a, &b);
+        let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["spec.b.c", "spec.d", "spec.e"]);
+        assert_eq!(d[0].old, Some(json!(2)));
+        assert_eq!(d[1].new, None);
+    }
+}

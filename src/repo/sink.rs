@@ -1,0 +1,107 @@
+//! The writing end of one snapshot part: entries go to a blocking thread that tars, compresses,
+//! hashes and uploads them. The channel is bounded, so a slow repository slows the producer
+//! instead of filling memory.
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::Repository;
+use crate::archive::{PartInfo, PartWriter};
+use crate::error::{Error, Result};
+
+const ARCHIVE_GONE: &str = "the archive writer stopped early";
+
+fn archive_gone() -> Error {
+    Error::other(ARCHIVE_GONE)
+}
+
+pub enum Msg {
+    Entry {
+        path: String,
+        data: Vec<u8>,
+    },
+    File {
+        path: String,
+        file: std::path::PathBuf,
+    },
+    Finish,
+}
+
+/// The writing end of one part: entries go to a blocking thread that tars, compresses, hashes
+/// and uploads them; bounded, so a slow repository slows the reader instead of filling memory.
+pub struct PartSink {
+    tx: mpsc::Sender<Msg>,
+    archiver: tokio::task::JoinHandle<Result<PartInfo>>,
+}
+
+impl PartSink {
+    pub fn open(repo: &Repository, id: &str, rel: &str, level: i32) -> Self {
+        let (tx, rx) = mpsc::channel::<Msg>(2);
+        let writer = repo.object_writer(id, rel, tokio::runtime::Handle::current());
+        let mtime = Utc::now().timestamp().max(0) as u64;
+        let archiver =
+            tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
+        PartSink { tx, archiver }
+    }
+
+    pub async fn send(&self, msg: Msg) -> Result<()> {
+        self.tx.send(msg).await.map_err(|_| archive_gone())
+    }
+
+    pub async fn entry(&self, path: String, data: Vec<u8>) -> Result<()> {
+        self.send(Msg::Entry { path, data }).await
+    }
+
+    /// Completes the part when `produced` is Ok, aborts its upload otherwise.
+    pub async fn close<T>(self, produced: Result<T>) -> Result<(T, PartInfo)> {
+        let produced = match produced {
+            Ok(v) => self.send(Msg::Finish).await.map(|()| v),
+            Err(e) => Err(e),
+        };
+        drop(self.tx);
+        let archived = self
+            .archiver
+            .await
+            .map_err(|e| Error::other(format!("archive thread failed: {e}")))?;
+        match (produced, archived) {
+            (Ok(v), Ok(info)) => Ok((v, info)),
+            // When the archive thread failed first, its error is the cause; ours only says so.
+            (Err(e), Err(cause)) if e.to_string() == ARCHIVE_GONE => Err(cause),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        }
+    }
+}
+fn archive_thread(
+    mut rx: mpsc::Receiver<Msg>,
+    writer: super::UploadWriter,
+    level: i32,
+    mtime: u64,
+) -> Result<PartInfo> {
+    let io_err = |e| Error::io("writing the part to the repository", e);
+    let mut pw = PartWriter::new(writer, level, mtime).map_err(io_err)?;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Entry { path, data }) => {
+                if let Err(e) = pw.append(&path, &data) {
+                    pw.sink_mut().abort();
+                    return Err(io_err(e));
+                }
+            }
+            Some(Msg::File { path, file }) => {
+                if let Err(e) = pw.append_file(&path, &file) {
+                    pw.sink_mut().abort();
+                    return Err(Error::io(format!("archiving {}", file.display()), e));
+                }
+            }
+            Some(Msg::Finish) => {
+                let (mut w, info) = pw.finish().map_err(io_err)?;
+                w.finish().map_err(io_err)?;
+                return Ok(info);
+            }
+            None => {
+                pw.sink_mut().abort();
+                return Err(Error::Interrupted("part not completed".into()));
+            }
+        }
+    }
+}
