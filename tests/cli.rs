@@ -7,18 +7,33 @@ use common::*;
 #[test]
 fn help_explains_each_command_and_the_exit_codes() {
     let top = ok(&["--help"]);
-    for cmd in ["backup", "restore", "snapshots", "show", "verify"] {
+    for cmd in [
+        "backup",
+        "restore",
+        "snapshots",
+        "show",
+        "verify",
+        "pvc",
+        "kube",
+    ] {
         assert!(top.contains(cmd), "{top}");
     }
     assert!(top.contains("Exit codes") && top.contains("130"), "{top}");
     let backup = ok(&["backup", "--help"]);
     assert!(
-        backup.contains("CONSISTENT SNAPSHOT") && backup.contains("Examples"),
+        backup.contains("CONSISTENT")
+            && backup.contains("--kube")
+            && backup.contains("--encrypt-to")
+            && backup.contains("Examples"),
         "{backup}"
     );
     let restore = ok(&["restore", "--help"]);
     assert!(
-        restore.contains("--replace") && restore.contains("--dry-run"),
+        restore.contains("--replace")
+            && restore.contains("--dry-run")
+            && restore.contains("--only")
+            && restore.contains("--namespace-map")
+            && restore.contains("--on-conflict"),
         "{restore}"
     );
 }

@@ -78,6 +78,38 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(k) = &m.kubernetes {
+        println!();
+        println!(
+            "kubernetes: {} objects, {} PVC(s) indexed, user namespaces: {}",
+            k.objects,
+            k.pvcs,
+            if k.namespaces.is_empty() {
+                "(none)".to_string()
+            } else {
+                k.namespaces.join(", ")
+            }
+        );
+        for kind in &k.kinds {
+            println!(
+                "  {:<8} {:<22} {:<40} {:>6}{}",
+                kind.cluster.as_str(),
+                kind.kind,
+                kind.api_version,
+                kind.objects,
+                if kind.restore { "" } else { "  (record)" }
+            );
+        }
+        for n in &k.not_served {
+            println!("  not served: {n}");
+        }
+        if k.encrypted > 0 {
+            println!("  {} Secret(s) encrypted (age)", k.encrypted);
+        }
+        for s in &k.left_out {
+            println!("  left out (no --encrypt-to): {s}");
+        }
+    }
     for n in &m.notices {
         println!("note: {n}");
     }

@@ -130,17 +130,15 @@ pub fn prepare_for_restore(mut obj: Value, nsmap: &NamespaceMap) -> Value {
                 }
             }
         }
-        "AuthorizationPolicy" => {
-            // Principals look like cluster.local/ns/<namespace>/sa/<account>.
-            if !nsmap.0.is_empty() {
-                rewrite_strings(obj.get_mut("spec"), &|s| {
-                    let mut out = s.to_string();
-                    for (from, to) in &nsmap.0 {
-                        out = out.replace(&format!("/ns/{from}/"), &format!("/ns/{to}/"));
-                    }
-                    out
-                });
-            }
+        // Principals look like cluster.local/ns/<namespace>/sa/<account>.
+        "AuthorizationPolicy" if !nsmap.0.is_empty() => {
+            rewrite_strings(obj.get_mut("spec"), &|s| {
+                let mut out = s.to_string();
+                for (from, to) in &nsmap.0 {
+                    out = out.replace(&format!("/ns/{from}/"), &format!("/ns/{to}/"));
+                }
+                out
+            });
         }
         _ => {}
     }
@@ -192,6 +190,13 @@ fn walk_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
                         new: vb.cloned(),
                     }),
                 }
+            }
+        }
+        // Lists of the same length (containers, volumes) differ element by element; naming
+        // `containers[0].image` beats printing both whole lists.
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                walk_diff(&format!("{path}[{i}]"), va, vb, out);
             }
         }
         _ if a == b => {}
@@ -276,5 +281,17 @@ mod tests {
         assert_eq!(paths, ["spec.b.c", "spec.d", "spec.e"]);
         assert_eq!(d[0].old, Some(json!(2)));
         assert_eq!(d[1].new, None);
+    }
+
+    #[test]
+    fn diff_names_the_element_of_a_list_that_changed() {
+        let a =
+            json!({"spec":{"containers":[{"name":"a","image":"x:1"},{"name":"b","image":"y:1"}]}});
+        let b =
+            json!({"spec":{"containers":[{"name":"a","image":"x:2"},{"name":"b","image":"y:1"}]}});
+        let d = diff(&a, &b);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].path, "spec.containers[0].image");
+        assert_eq!(d[0].new, Some(json!("x:2")));
     }
 }

@@ -113,7 +113,7 @@ impl<'a> TableCopier<'a> {
         if self.buf.len() >= PIECE {
             self.flush().await?;
         }
-        if self.sum.rows % 4096 == 0 {
+        if self.sum.rows.is_multiple_of(4096) {
             if self.cancel.is_cancelled() {
                 return Err(Error::Interrupted(
                     "migration stopped; the target transaction was rolled back, nothing was written".into(),
