@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod progress;
 pub mod repo;
 pub mod secret;
+pub mod upgrade;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

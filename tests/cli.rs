@@ -15,6 +15,8 @@ fn help_explains_each_command_and_the_exit_codes() {
         "verify",
         "pvc",
         "kube",
+        "upgrade",
+        "profile",
     ] {
         assert!(top.contains(cmd), "{top}");
     }
@@ -26,6 +28,11 @@ fn help_explains_each_command_and_the_exit_codes() {
             && backup.contains("--encrypt-to")
             && backup.contains("Examples"),
         "{backup}"
+    );
+    let upgrade = ok(&["upgrade", "run", "--help"]);
+    assert!(
+        upgrade.contains("--yes") && upgrade.contains("--until") && upgrade.contains("--only"),
+        "{upgrade}"
     );
     let restore = ok(&["restore", "--help"]);
     assert!(

@@ -11,9 +11,7 @@ use common::*;
 use fakekube::FakeKube;
 use serde_json::{Value, json};
 
-const CRDS: &str = include_str!("../testdata/kube/crds.yaml");
-const WORKLOAD: &str = include_str!("../testdata/kube/aml-1.3.yaml");
-const GLOBAL: &str = include_str!("../testdata/kube/global-1.3.yaml");
+use common::cluster::{CRDS, GLOBAL, WORKLOAD, docs, wait_until};
 
 const USER_NAMESPACES: [&str; 3] = ["kubeflow-admin-cpaas-io", "team-a", "team-b"];
 
@@ -57,55 +55,13 @@ impl Env {
     }
 }
 
-/// Documents of a multi-document YAML file, in order (comments and empty documents dropped).
-fn docs(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml)
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.is_object())
-        .collect()
-}
-
-/// A fake cluster holding the AML 1.3 fixtures, with the PV controller running. Volumes are
-/// created before claims (as a provisioner would have), so each claim binds to its volume.
+/// A fake cluster holding the AML 1.3 fixtures, with the PV controller running.
 fn cluster(with_global: bool) -> Env {
-    let fk = FakeKube::start();
-    fk.load_yaml(CRDS);
-    fakekube::controllers::pv_binder(&fk);
-    let mut all = docs(WORKLOAD);
-    if with_global {
-        all.extend(docs(GLOBAL));
-    }
-    all.sort_by_key(|d| match d["kind"].as_str().unwrap() {
-        "Namespace" => 0,
-        "PersistentVolume" => 1,
-        _ => 2,
-    });
-    for d in all {
-        let status = d.get("status").cloned();
-        let (av, kind) = (
-            d["apiVersion"].as_str().unwrap().to_string(),
-            d["kind"].as_str().unwrap().to_string(),
-        );
-        let ns = d["metadata"]["namespace"].as_str().map(str::to_string);
-        let name = d["metadata"]["name"].as_str().unwrap().to_string();
-        if let Err(e) = fk.create(d) {
-            // The namespace of an object in the global file may already exist.
-            assert_eq!(e["reason"], "AlreadyExists", "{e}");
-            continue;
-        }
-        // A POST drops status for kinds with a status subresource; a live cluster has it.
-        if let Some(st) = status
-            && !matches!(kind.as_str(), "PersistentVolume" | "PersistentVolumeClaim")
-        {
-            fk.update(&av, &kind, ns.as_deref(), &name, |o| o["status"] = st);
-        }
-    }
-    wait_until("every claim Bound", || {
-        fk.list("v1", "PersistentVolumeClaim", None)
-            .iter()
-            .all(|c| c["status"]["phase"] == "Bound")
-    });
+    let fk = if with_global {
+        common::cluster::load(&[WORKLOAD, GLOBAL])
+    } else {
+        common::cluster::load(&[WORKLOAD])
+    };
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
     let repo = dir.path().join("repo");
@@ -114,17 +70,6 @@ fn cluster(with_global: bool) -> Env {
         dir,
         kubeconfig,
         repo,
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

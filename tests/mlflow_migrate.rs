@@ -6,12 +6,12 @@
 
 mod common;
 
+use common::pg::{PgDb, psql};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
 /// The test server trusts loopback, so a password in the URL is accepted and ignored: every
 /// migration passes one, and none of its output may show it.
 const PG_SECRET: &str = "Pg-S3cret-never-shown";
@@ -34,64 +34,6 @@ fn venvs() -> &'static (PathBuf, PathBuf) {
 
 fn harness() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mlflow/harness.py")
-}
-
-/// A PostgreSQL database that is dropped with the guard.
-struct PgDb {
-    name: String,
-}
-
-impl PgDb {
-    fn new(tag: &str) -> Self {
-        let name = format!("amlt_{tag}_{}_{}", std::process::id(), rand_suffix());
-        psql("postgres", &format!("CREATE DATABASE {name}"));
-        PgDb { name }
-    }
-    fn url(&self) -> String {
-        format!("{PG}/{}", self.name)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-h127.0.0.1", "-Upostgres", "-qAtc"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
-fn rand_suffix() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{:x}", n & 0xfffff)
-}
-
-fn psql(db: &str, q: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h127.0.0.1",
-            "-Upostgres",
-            "-qAt",
-            "-v",
-            "ON_ERROR_STOP=1",
-            db,
-            "-c",
-            q,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {q}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn free_port() -> u16 {

@@ -5,11 +5,13 @@ mod backup;
 mod generate;
 mod kube;
 mod mlflow;
+mod profile;
 mod progress;
 mod pvc;
 mod restore;
 mod show;
 mod snapshots;
+mod upgrade;
 mod verify;
 
 use std::io::IsTerminal;
@@ -101,6 +103,8 @@ enum Command {
     Mlflow(mlflow::MlflowArgs),
     Pvc(pvc::PvcArgs),
     Kube(kube::KubeCmdArgs),
+    Upgrade(upgrade::UpgradeArgs),
+    Profile(profile::ProfileArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -224,6 +228,8 @@ pub fn main() -> ExitCode {
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),
+            Command::Upgrade(a) => upgrade::run(a, &g, cancel).await,
+            Command::Profile(a) => profile::run(a, &g).await,
             Command::Generate(a) => generate::run(a),
         }
     });

@@ -285,6 +285,53 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Creates an object; `Ok(None)` when one of that name already exists.
+    pub async fn create(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Option<Value>> {
+        let name = name_of(obj).to_string();
+        let what = if name.is_empty() {
+            format!("a new {}", r.ar.kind)
+        } else {
+            object_name(r, namespace, &name)
+        };
+        let dynobj: DynamicObject = serde_json::from_value(obj.clone())
+            .map_err(|e| Error::other(format!("{what} is not a Kubernetes object: {e}")))?;
+        let pp = kube::api::PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match self.api(r, namespace).create(&pp, &dynobj).await {
+            Ok(o) => Ok(Some(to_value(o, r))),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) => Err(api_error(e, &self.server, "create", &what)),
+        }
+    }
+
+    /// Deletes an object (dependents in the background, as kubectl does); `false` when it did
+    /// not exist. The object may live on while finalizers run: wait for it to be gone.
+    pub async fn delete(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<bool> {
+        match self
+            .api(r, namespace)
+            .delete(name, &kube::api::DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(api_error(
+                e,
+                &self.server,
+                "delete",
+                &object_name(r, namespace, name),
+            )),
+        }
+    }
+}
+
 fn to_value(obj: DynamicObject, r: &Resource) -> Value {
     let mut v = serde_json::to_value(obj).expect("a DynamicObject serializes");
     // List items of built-in kinds come without apiVersion/kind; a stored object needs both.

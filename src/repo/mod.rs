@@ -11,6 +11,7 @@
 
 pub mod id;
 pub mod manifest;
+mod runs;
 pub mod sink;
 
 use std::io::{self, Write};

@@ -2,6 +2,9 @@
 //! 127.0.0.1:3306 (root, empty password), each test in its own uniquely named databases.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod pg;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -238,6 +238,17 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         builtin("batch", "v1", "Job", "jobs", true, &[], true, true, all),
         builtin(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            false,
+            &["sc"],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
             "apiextensions.k8s.io",
             "v1",
             "CustomResourceDefinition",

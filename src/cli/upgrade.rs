@@ -1,0 +1,270 @@
+//! `amlmigrate upgrade plan|run|status`
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use amlmigrate::error::Error;
+use amlmigrate::repo::Repository;
+use amlmigrate::upgrade::{
+    self, Confirm, Env, RunOptions, State, StepCheck, StepId, UpgradeConfig, report,
+};
+
+use super::{GlobalArgs, print_json, progress_for};
+
+/// The guided Alauda AI 1.3 → 1.4 upgrade: the knowledge-base article as one safe, resumable run.
+///
+/// Steps, in order: preflight, images, drain, snapshot, protect-pvcs, delete-notebooks,
+/// uninstall-plugins, wait-operator, install-plugins, migrate-mlflow, restore-profiles,
+/// enable-features, verify. Each step checks the live system before it acts, so a run
+/// interrupted anywhere (Ctrl-C, kill -9, lost connection) resumes with the same command and
+/// repeats nothing destructive. The journal is runs/<run-id>/journal.jsonl in the repository.
+#[derive(Args)]
+#[command(after_long_help = "Examples:\n  \
+amlmigrate upgrade plan --config upgrade.toml\n  \
+amlmigrate upgrade run  --config upgrade.toml --until snapshot\n  \
+amlmigrate upgrade run  --config upgrade.toml --yes\n  \
+amlmigrate upgrade status --config upgrade.toml\n\n\
+Start from examples/upgrade-1.3-to-1.4.toml; every setting is documented there.")]
+pub struct UpgradeArgs {
+    #[command(subcommand)]
+    command: UpgradeCommand,
+}
+
+#[derive(Subcommand)]
+enum UpgradeCommand {
+    /// Print the ordered steps with their live state (done / to do / blocked / manual, and why)
+    /// and exactly what each would change. Changes nothing.
+    Plan(ConfigArg),
+    /// Execute the plan from where the system stands (resuming the latest unfinished run).
+    Run(RunArgs),
+    /// Show where the latest run stands, from its journal.
+    Status(ConfigArg),
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The upgrade configuration (TOML).
+    #[arg(long, value_name = "FILE", env = "AMLMIGRATE_UPGRADE_CONFIG")]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Do not ask before destructive steps. Without a terminal, destructive steps need this.
+    #[arg(long)]
+    yes: bool,
+    /// Stop after this step (e.g. --until snapshot).
+    #[arg(long, value_name = "STEP")]
+    until: Option<String>,
+    /// Run only this step (it still checks the live system first).
+    #[arg(long, value_name = "STEP", conflicts_with = "until")]
+    only: Option<String>,
+}
+
+pub async fn run(
+    args: UpgradeArgs,
+    g: &GlobalArgs,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    match args.command {
+        UpgradeCommand::Plan(a) => plan(a, g, cancel).await,
+        UpgradeCommand::Run(a) => execute(a, g, cancel).await,
+        UpgradeCommand::Status(a) => status(a, g).await,
+    }
+}
+
+fn load(a: &ConfigArg) -> anyhow::Result<UpgradeConfig> {
+    Ok(UpgradeConfig::load(&a.config)?)
+}
+
+fn state_word(s: State) -> &'static str {
+    match s {
+        State::Done => "done",
+        State::ToDo => "to do",
+        State::Blocked => "BLOCKED",
+        State::Manual => "manual",
+    }
+}
+
+fn print_check(c: &StepCheck) {
+    println!(
+        "{:>2}. {:<18} {:<8} {}",
+        c.number,
+        c.step.name(),
+        state_word(c.state),
+        c.why
+    );
+    for l in &c.checked {
+        println!("      {l}");
+    }
+    for ch in &c.changes {
+        println!("      change: {ch}");
+    }
+}
+
+async fn plan(a: ConfigArg, g: &GlobalArgs, cancel: CancellationToken) -> anyhow::Result<()> {
+    let cfg = load(&a)?;
+    let ui = progress_for(g);
+    let env = Env::connect(cfg, ui.clone(), cancel).await?;
+    let checks = upgrade::plan(&env)
+        .await
+        .context("checking the upgrade plan")?;
+    ui.finish();
+    if g.json {
+        print_json(&json!({"ok": true, "steps": checks}));
+        return Ok(());
+    }
+    for c in &checks {
+        print_check(c);
+    }
+    let todo = checks.iter().filter(|c| c.state != State::Done).count();
+    if !g.quiet {
+        if todo == 0 {
+            eprintln!("every step is done");
+        } else {
+            eprintln!(
+                "{todo} step(s) not done; `amlmigrate upgrade run --config {}` runs them",
+                a.config.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyhow::Result<()> {
+    let cfg = load(&a.config)?;
+    let until = a.until.as_deref().map(StepId::parse).transpose()?;
+    let only = a.only.as_deref().map(StepId::parse).transpose()?;
+    let yes = a.yes;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let confirm: upgrade::Confirmer = Arc::new(move |c: &StepCheck| {
+        if yes {
+            return Confirm::Yes;
+        }
+        if !interactive {
+            return Confirm::No(
+                "it changes the cluster and there is no terminal to ask on; review `amlmigrate upgrade plan`, then run again with --yes"
+                    .into(),
+            );
+        }
+        let mut err = std::io::stderr();
+        let _ = writeln!(err, "\nstep {} {}: {}", c.number, c.step.name(), c.title);
+        for ch in &c.changes {
+            let _ = writeln!(err, "  {ch}");
+        }
+        let _ = write!(err, "apply this step? [y/N] ");
+        let _ = err.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if matches!(line.trim(), "y" | "Y" | "yes") {
+            Confirm::Yes
+        } else {
+            Confirm::No("declined at the prompt".into())
+        }
+    });
+    let ui = progress_for(g);
+    let env = Env::connect(cfg, ui.clone(), cancel).await?;
+    let outcome = upgrade::run(
+        &env,
+        &RunOptions {
+            until,
+            only,
+            confirm,
+        },
+    )
+    .await;
+    ui.finish();
+    let outcome = outcome?;
+    if g.json {
+        print_json(&json!({"ok": true, "outcome": outcome}));
+        return Ok(());
+    }
+    if !g.quiet {
+        eprintln!(
+            "run {} ({}): {} step(s) applied, {} already done",
+            outcome.run,
+            if outcome.resumed { "resumed" } else { "new" },
+            outcome.applied.len(),
+            outcome.already_done.len()
+        );
+    }
+    for (step, changes) in &outcome.applied {
+        println!("applied  {}", step.name());
+        for c in changes {
+            println!("         {c}");
+        }
+    }
+    match &outcome.report {
+        Some(r) => {
+            println!("\n{}", report::markdown(r));
+            if !g.quiet {
+                eprintln!(
+                    "report stored as runs/{}/report.md and report.json in {}",
+                    outcome.run,
+                    env.repo.location()
+                );
+            }
+        }
+        None => {
+            if !g.quiet {
+                eprintln!(
+                    "stopped where asked; run the same command without --until/--only to go on"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn status(a: ConfigArg, g: &GlobalArgs) -> anyhow::Result<()> {
+    let cfg = load(&a)?;
+    let repo = Repository::open(&cfg.repository).await?;
+    let Some(st) = upgrade::status(&repo).await? else {
+        if g.json {
+            print_json(&json!({"ok": true, "run": null}));
+            return Ok(());
+        }
+        return Err(Error::input(format!(
+            "no upgrade run in {} yet; `amlmigrate upgrade plan --config {}` shows what a run would do",
+            repo.location(),
+            a.config.display()
+        ))
+        .into());
+    };
+    if g.json {
+        print_json(&json!({"ok": true, "status": st}));
+        return Ok(());
+    }
+    println!(
+        "run {}: {}",
+        st.run,
+        if st.finished {
+            "finished"
+        } else {
+            "not finished"
+        }
+    );
+    for (i, s) in st.steps.iter().enumerate() {
+        println!(
+            "{:>2}. {:<18} {:<9} {}",
+            i + 1,
+            s.step.name(),
+            s.event.as_deref().unwrap_or("-"),
+            s.detail.as_deref().unwrap_or("")
+        );
+    }
+    if st.finished
+        && let Some(r) = report::load(&repo, &st.run).await?
+    {
+        println!("\n{}", report::markdown(&r));
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Guided-upgrade runs: `<repo>/runs/<run-id>/<file>` (journal, reports). Small objects,
+//! rewritten whole: object stores have no append, and a journal is a few kilobytes.
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use super::Repository;
+use crate::error::Result;
+
+impl Repository {
+    fn run_path(run: &str, file: &str) -> Path {
+        Path::from("runs").join(run).join(file)
+    }
+
+    /// Writes (or replaces) one file of a run.
+    pub async fn put_run_file(&self, run: &str, file: &str, body: Vec<u8>) -> Result<()> {
+        self.store
+            .put(&Self::run_path(run, file), PutPayload::from(body))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.store_err(format!("writing runs/{run}/{file}"), e))
+    }
+
+    /// One file of a run, or `None` when it does not exist.
+    pub async fn run_file(&self, run: &str, file: &str) -> Result<Option<Vec<u8>>> {
+        match self.store.get(&Self::run_path(run, file)).await {
+            Ok(r) => Ok(Some(
+                r.bytes()
+                    .await
+                    .map_err(|e| self.store_err(format!("reading runs/{run}/{file}"), e))?
+                    .to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_err(format!("reading runs/{run}/{file}"), e)),
+        }
+    }
+
+    /// Run ids that have a journal, oldest first (ids sort by time).
+    pub async fn run_ids(&self) -> Result<Vec<String>> {
+        let prefix = Path::from("runs");
+        let mut ids: Vec<String> = self
+            .store
+            .list(Some(&prefix))
+            .try_filter_map(|meta| async move {
+                let parts: Vec<_> = meta.location.parts().collect();
+                Ok(match parts.as_slice() {
+                    [_, id, file] if file.as_ref() == "journal.jsonl" => {
+                        Some(id.as_ref().to_string())
+                    }
+                    _ => None,
+                })
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.store_err("listing upgrade runs", e))?;
+        ids.sort();
+        Ok(ids)
+    }
+}

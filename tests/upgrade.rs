@@ -1,0 +1,861 @@
+//! The guided upgrade end to end: the real binary against the fake API server (with simulated
+//! ACP controllers: plugins reach Running after a delay, deleting Kubeflow Base takes the
+//! profiles and their namespaces with it, the AML operator flips to 1.4 once the old chart is
+//! gone, jobs finish), a fake registry, the real MariaDB and PostgreSQL, and an MLflow 2.6
+//! database made by MLflow 2.6 itself.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::cluster::{GLOBAL, UPGRADE_EXTRA, WORKLOAD, wait_until};
+use common::pg::{PG, PgDb, psql};
+use common::*;
+use fakekube::{ChangeKind, FakeKube};
+use serde_json::{Value, json};
+
+const USER_NAMESPACES: [&str; 3] = ["kubeflow-admin-cpaas-io", "team-a", "team-b"];
+const PLUGINS_14: [(&str, &str); 5] = [
+    ("kfbase", "v1.10.1"),
+    ("kfp", "v2.4.1"),
+    ("volcano", "v1.10.1"),
+    ("kftraining", "v1.9.2"),
+    ("mlflow", "v3.1.1"),
+];
+
+/// An MLflow 2.6 database seeded through MLflow 2.6's own store.
+fn mlflow_26(db: &TestDb, artifacts: &Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mlflow-env.sh");
+    let out = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let venv = PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    );
+    let out = Command::new(venv.join("bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/mlflow/seed_store.py"
+        ))
+        .arg(format!("mysql+pymysql://root@127.0.0.1:3306/{}", db.name))
+        .arg(artifacts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `repository:tag` → (content type, manifest).
+type Manifests = Arc<Mutex<BTreeMap<String, (String, Vec<u8>)>>>;
+
+/// A tiny registry (HTTP API v2, manifests only): HEAD/GET/PUT /v2/<repo>/manifests/<tag>.
+struct Registry {
+    url: String,
+    manifests: Manifests,
+}
+
+impl Registry {
+    fn start(images: &[&str]) -> Registry {
+        let manifests: Manifests = Arc::default();
+        for i in images {
+            let body = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{{"ref":"{i}"}}}}"#
+            );
+            manifests.lock().unwrap().insert(
+                i.to_string(),
+                (
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                    body.into_bytes(),
+                ),
+            );
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let m = manifests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let m = m.clone();
+                std::thread::spawn(move || serve(conn, m));
+            }
+        });
+        Registry { url, manifests }
+    }
+    fn has(&self, image: &str) -> bool {
+        self.manifests.lock().unwrap().contains_key(image)
+    }
+}
+
+fn serve(conn: std::net::TcpStream, m: Manifests) {
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut w = conn;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let parts: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let (method, path) = (parts[0].clone(), parts[1].clone());
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let key = path
+            .strip_prefix("/v2/")
+            .and_then(|p| p.split_once("/manifests/"))
+            .map(|(repo, tag)| format!("{repo}:{tag}"));
+        let (status, ctype, out) = match (method.as_str(), key) {
+            ("PUT", Some(k)) => {
+                let ct = headers.get("content-type").cloned().unwrap_or_default();
+                m.lock().unwrap().insert(k, (ct, body));
+                ("201 Created", String::new(), Vec::new())
+            }
+            (_, Some(k)) => match m.lock().unwrap().get(&k) {
+                Some((ct, b)) => ("200 OK", ct.clone(), b.clone()),
+                None => (
+                    "404 Not Found",
+                    "application/json".into(),
+                    br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+                ),
+            },
+            _ => ("404 Not Found", String::new(), Vec::new()),
+        };
+        let mut resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", out.len());
+        if !ctype.is_empty() {
+            resp.push_str(&format!("Content-Type: {ctype}\r\n"));
+        }
+        resp.push_str("\r\n");
+        w.write_all(resp.as_bytes()).unwrap();
+        if method != "HEAD" {
+            w.write_all(&out).unwrap();
+        }
+    }
+}
+
+struct Lab {
+    fk: FakeKube,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    aml: TestDb,
+    _mlflow: TestDb,
+    pg: PgDb,
+    registry: Registry,
+}
+
+/// The simulated platform: how ACP and the AML operator react to what the upgrade does.
+fn controllers(fk: &FakeKube, failing_plugin: Option<&'static str>) {
+    // ACP's plugin controller (a failing plugin reports its error instead of Running).
+    fk.on_change(move |c, h| {
+        if !c.is("cluster.alauda.io", "ModuleInfo") || c.kind == ChangeKind::Deleted {
+            return;
+        }
+        let o = c.object.clone();
+        let name = o["metadata"]["name"].as_str().unwrap().to_string();
+        let module = o["metadata"]["labels"]["cpaas.io/module-name"].as_str().unwrap_or("").to_string();
+        let deleting = !o["metadata"]["deletionTimestamp"].is_null();
+        let settled = o["status"]["phase"] == "Running" && o["status"]["version"] == o["spec"]["version"];
+        if !deleting && (settled || o["status"]["phase"] == "Failed") {
+            return;
+        }
+        h.after(Duration::from_millis(300), move |h| {
+            h.update("cluster.alauda.io/v1alpha1", "ModuleInfo", None, &name, |o| {
+                if deleting {
+                    o["metadata"]["finalizers"] = json!([]);
+                } else if Some(module.as_str()) == failing_plugin {
+                    o["status"] = json!({"phase": "Failed", "message": format!("helm install {module}: image pull back-off for kfp-api-server")});
+                } else {
+                    let v = o["spec"]["version"].clone();
+                    o["status"] = json!({"phase": "Running", "version": v});
+                }
+            });
+        });
+    });
+    // Uninstalling Kubeflow Base takes the Profiles and with them the user namespaces.
+    fk.on_change(|c, h| {
+        if c.is("cluster.alauda.io", "ModuleInfo")
+            && c.kind == ChangeKind::Deleted
+            && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
+        {
+            for p in h.list("kubeflow.org/v1", "Profile", None) {
+                h.delete(
+                    "kubeflow.org/v1",
+                    "Profile",
+                    None,
+                    p["metadata"]["name"].as_str().unwrap(),
+                );
+            }
+            for ns in USER_NAMESPACES {
+                h.delete("v1", "Namespace", None, ns);
+            }
+        }
+    });
+    // Once the 1.3 chart is gone the operator (upgraded in OperatorHub) reports 1.4 and resets
+    // the experimental features.
+    fk.on_change(|c, h| {
+        if c.is("app.alauda.io", "HelmRequest") && c.kind == ChangeKind::Deleted {
+            h.after(Duration::from_millis(500), |h| {
+                h.update(
+                    "amlclusters.aml.dev/v1alpha1",
+                    "AmlCluster",
+                    None,
+                    "default",
+                    |o| {
+                        o["status"]["version"] = json!("v1.4.0");
+                        o["spec"]["values"]["experimentalFeatures"] =
+                            json!({"datasets": false, "imageBuilder": false, "tuneModels": false});
+                    },
+                );
+            });
+        }
+    });
+    fakekube::controllers::volcano_jobs_finish(fk, Duration::from_millis(1500));
+    fakekube::controllers::training_jobs_finish(fk, Duration::from_millis(2500));
+}
+
+fn lab(failing_plugin: Option<&'static str>) -> Lab {
+    let fk = common::cluster::load(&[WORKLOAD, GLOBAL, UPGRADE_EXTRA]);
+    controllers(&fk, failing_plugin);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
+    // The AML MySQL user has a password (it goes into Secrets); a test user of our own.
+    sql(
+        None,
+        "CREATE USER IF NOT EXISTS 'amlupgrade'@'%' IDENTIFIED BY 'upgrade-test-pw'; \
+               GRANT ALL PRIVILEGES ON *.* TO 'amlupgrade'@'%'",
+    );
+    let aml = TestDb::create("upg_aml");
+    sql(
+        Some(&aml.name),
+        "CREATE TABLE finetune_jobs (id INT PRIMARY KEY, name VARCHAR(64), status VARCHAR(16)); \
+         INSERT INTO finetune_jobs SELECT seq, CONCAT('ft-', seq), IF(seq % 7 = 0, 'Failed', 'Succeeded') FROM seq_1_to_250; \
+         CREATE TABLE datasets (id INT PRIMARY KEY, uri TEXT); INSERT INTO datasets VALUES (1, 's3://d/1'), (2, 's3://d/2')",
+    );
+    let mlflow = TestDb::create("upg_mlf");
+    mlflow_26(&mlflow, &dir.path().join("mlartifacts"));
+    let pg = PgDb::new("upg_pg");
+    let registry = Registry::start(&[
+        "mlops/llm-trainer:v1.4.3",
+        "mlops/buildkit-gitlfs:v0.13-rootless-aml",
+        "mlops/buildkit:v0.15.2-aml",
+    ]);
+    let plugins: String = PLUGINS_14
+        .iter()
+        .map(|(m, v)| format!("[[install.plugins]]\nmodule = \"{m}\"\nversion = \"{v}\"\nconfig = {{ note = \"test\" }}\n"))
+        .collect();
+    let config = dir.path().join("upgrade.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"repository = "{repo}"
+[kubernetes]
+kubeconfig = "{kc}"
+cluster_name = "business-1"
+[mysql]
+url = "mysql://amlupgrade@127.0.0.1:3306"
+databases = ["{aml}", "{mlf}"]
+aml_database = "{aml}"
+[postgres]
+url = "{PG}/{pg}"
+[preflight]
+storage_class = "sc-topolvm"
+dex_redirect_uri = "https://192.168.139.133:30665/oauth2/callback"
+servicemesh_name = "business-1"
+[images]
+registry = "{reg}"
+[drain]
+timeout = "30s"
+poll = "200ms"
+[notebooks]
+delete = true
+recreate = true
+[uninstall]
+timeout = "20s"
+[operator]
+timeout = "30s"
+poll = "200ms"
+[install]
+timeout = "{install_timeout}"
+poll = "200ms"
+{plugins}
+[mlflow]
+source_database = "{mlf}"
+[features]
+mysql_host = "10.4.158.198"
+training_pvc_size = "20Gi"
+training_pvc_storage_class = "sc-topolvm"
+notebook_storage_class = "sc-topolvm"
+create_password_secret = true
+password_secret_name = "aml-mysql-root-token-14"
+image_builder_namespaces = ["kubeflow", "team-a"]
+"#,
+            repo = dir.path().join("repo").display(),
+            kc = kubeconfig.display(),
+            aml = aml.name,
+            mlf = mlflow.name,
+            pg = pg.name,
+            reg = registry.url,
+            install_timeout = if failing_plugin.is_some() {
+                "3s"
+            } else {
+                "20s"
+            },
+        ),
+    )
+    .unwrap();
+    // A fine-tune job still running when the upgrade starts: the drain step waits for it.
+    fk.create(json!({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "metadata": {"name": "late-finetune", "namespace": "team-a"},
+        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [{"name": "pytorch", "image": "x"}]}}}}}}))
+        .unwrap();
+    Lab {
+        fk,
+        dir,
+        config,
+        aml,
+        _mlflow: mlflow,
+        pg,
+        registry,
+    }
+}
+
+impl Lab {
+    fn cfg(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+    fn upgrade(&self, args: &[&str]) -> Run {
+        let mut all = vec!["upgrade"];
+        all.extend_from_slice(args);
+        all.extend(["--config", self.cfg()]);
+        amlmigrate_env(&all, &[("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")])
+    }
+    fn journal(&self) -> Vec<Value> {
+        let runs = self.dir.path().join("repo/runs");
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&runs) else {
+            return out;
+        };
+        let mut dirs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("journal.jsonl").exists())
+            .collect();
+        dirs.sort();
+        if let Some(d) = dirs.last() {
+            for l in std::fs::read_to_string(d.join("journal.jsonl"))
+                .unwrap_or_default()
+                .lines()
+            {
+                if let Ok(v) = serde_json::from_str(l) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+    fn module_infos(&self) -> Vec<Value> {
+        self.fk
+            .list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
+    }
+    fn report(&self) -> Value {
+        let runs = self.dir.path().join("repo/runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("report.json").exists())
+            .collect();
+        dirs.sort();
+        serde_json::from_str(
+            &std::fs::read_to_string(dirs.last().expect("a report").join("report.json")).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+/// The end state every successful run must reach.
+fn assert_upgraded(lab: &Lab) {
+    let fk = &lab.fk;
+    // One ModuleInfo per plugin, at its 1.4 version, Running; no 1.3 plugin left.
+    let mis = lab.module_infos();
+    for (m, v) in PLUGINS_14 {
+        let mine: Vec<&Value> = mis
+            .iter()
+            .filter(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == m)
+            .collect();
+        assert_eq!(mine.len(), 1, "plugin {m}: {mine:?}");
+        assert_eq!(mine[0]["spec"]["version"], v, "{m}");
+        assert_eq!(mine[0]["status"]["phase"], "Running", "{m}");
+    }
+    assert!(
+        fk.get(
+            "app.alauda.io/v1",
+            "HelmRequest",
+            Some("kubeflow"),
+            "kubeflow"
+        )
+        .is_none()
+    );
+    // Features and MySQL settings.
+    let ac = fk
+        .get(
+            "amlclusters.aml.dev/v1alpha1",
+            "AmlCluster",
+            None,
+            "default",
+        )
+        .unwrap();
+    assert_eq!(
+        ac["spec"]["values"]["experimentalFeatures"],
+        json!({"datasets": true, "imageBuilder": true, "tuneModels": true})
+    );
+    assert_eq!(
+        ac["spec"]["values"]["global"]["mysql"]["passwordSecretRef"]["name"],
+        "aml-mysql-root-token-14"
+    );
+    let aml = fk
+        .get("amls.aml.dev/v1alpha1", "Aml", None, "default-aml")
+        .unwrap();
+    assert_eq!(
+        aml["spec"]["values"]["amlService"]["trainingPVCSize"],
+        "20Gi"
+    );
+    let secret = fk
+        .get(
+            "v1",
+            "Secret",
+            Some("cpaas-system"),
+            "aml-mysql-root-token-14",
+        )
+        .unwrap();
+    assert_eq!(secret["data"]["password"], "dXBncmFkZS10ZXN0LXB3"); // upgrade-test-pw
+    let cm = fk
+        .get(
+            "v1",
+            "ConfigMap",
+            Some("team-a"),
+            "aml-image-builder-config",
+        )
+        .unwrap();
+    assert_eq!(cm["data"]["MODEL_REPO_BUILDER_DB_HOST"], "10.4.158.198");
+    let deploy = fk
+        .get("apps/v1", "Deployment", Some("kubeflow"), "aml-api-deploy")
+        .unwrap();
+    assert!(
+        deploy["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+    let mlflow_deploy = fk
+        .get("apps/v1", "Deployment", Some("kubeflow"), "mlflow")
+        .unwrap();
+    assert_eq!(
+        mlflow_deploy["spec"]["replicas"], 1,
+        "the MLflow server was not scaled back"
+    );
+    // Users, their bindings, their notebooks (recreated) and volumes are back.
+    assert_eq!(fk.list("kubeflow.org/v1", "Profile", None).len(), 3);
+    assert_eq!(fk.list("kubeflow.org/v1", "Notebook", None).len(), 4);
+    assert_eq!(
+        fk.list(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            Some("team-a")
+        )
+        .len(),
+        2
+    );
+    wait_until("every claim Bound", || {
+        let c = fk.list("v1", "PersistentVolumeClaim", None);
+        c.len() == 8 && c.iter().all(|c| c["status"]["phase"] == "Bound")
+    });
+    // The global cluster's settings were added, the existing provider kept.
+    let dex = fk
+        .get("v1", "ConfigMap", Some("cpaas-system"), "dex-configmap")
+        .unwrap();
+    assert!(
+        dex["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("https://192.168.139.133:30665/oauth2/callback")
+    );
+    let mesh = fk
+        .get(
+            "asm.alauda.io/v1alpha1",
+            "ServiceMesh",
+            Some("cpaas-system"),
+            "business-1",
+        )
+        .unwrap()
+        .to_string();
+    assert!(
+        mesh.contains("oauth2-proxy-kubeflow") && mesh.contains("asm-otel-tracing"),
+        "{mesh}"
+    );
+    // The referenced llm-trainer tag was made to point at the pushed image.
+    assert!(lab.registry.has("mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a"));
+    // Data: job records as before, MLflow in PostgreSQL.
+    assert_eq!(
+        sql(Some(&lab.aml.name), "SELECT COUNT(*) FROM finetune_jobs").trim(),
+        "250"
+    );
+    assert_eq!(
+        psql(&lab.pg.name, "SELECT count(*) FROM metrics").trim(),
+        "300"
+    );
+    assert_eq!(psql(&lab.pg.name, "SELECT count(*) FROM runs").trim(), "6");
+}
+
+fn writes(fk: &FakeKube) -> usize {
+    fk.requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .filter(|r| !r.query.contains("dryRun=All"))
+        .count()
+}
+
+#[test]
+fn a_full_run_upgrades_everything_and_its_report_is_right() {
+    let lab = lab(None);
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains("preflight") && plan.stdout.contains("to do"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .contains("change: ConfigMap cpaas-system/dex-configmap"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("drain") && plan.stdout.contains("PyTorchJob team-a/late-finetune"),
+        "{plan:?}"
+    );
+
+    // No terminal and no --yes: nothing that changes the cluster runs.
+    let before = writes(&lab.fk);
+    let r = lab.upgrade(&["run"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("--yes"), "{r:?}");
+    assert_eq!(
+        writes(&lab.fk),
+        before,
+        "a declined run wrote to the cluster"
+    );
+
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("## Data before and after"), "{r:?}");
+    assert_upgraded(&lab);
+
+    let report = lab.report();
+    let steps: Vec<(&str, &str)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps.len(), 13);
+    for (s, outcome) in &steps {
+        assert!(
+            *outcome == "applied" || *outcome == "already done",
+            "{s}: {outcome}"
+        );
+    }
+    let counts = report["counts"].as_array().unwrap();
+    for c in counts {
+        assert_eq!(c["before"], c["after"], "count differs: {c}");
+    }
+    let find = |what: &str| {
+        counts
+            .iter()
+            .find(|c| c["what"].as_str().unwrap().contains(what))
+            .unwrap_or_else(|| panic!("no count {what}: {counts:?}"))["after"]
+            .clone()
+    };
+    assert_eq!(find("finetune_jobs"), 250);
+    assert_eq!(find("MLflow metric points"), 300);
+    assert_eq!(find("PVCs Bound"), 8);
+    assert_eq!(find("Profiles"), 3);
+    let verify = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "verify")
+        .unwrap();
+    assert!(
+        verify["checked"].to_string().contains("8 PVC(s) Bound"),
+        "{verify}"
+    );
+    assert!(
+        lab.dir
+            .path()
+            .join(format!(
+                "repo/runs/{}/report.md",
+                report["run"].as_str().unwrap()
+            ))
+            .exists()
+    );
+
+    // Afterwards: every step done, status finished, and another run changes nothing.
+    let plan = lab.upgrade(&["plan", "--json"]);
+    let v: Value = serde_json::from_str(&plan.stdout).unwrap();
+    for s in v["steps"].as_array().unwrap() {
+        assert_eq!(s["state"], "done", "{s}");
+    }
+    let st = lab.upgrade(&["status"]);
+    assert!(st.stdout.contains("finished"), "{st:?}");
+    let before = writes(&lab.fk);
+    let again = lab.upgrade(&["run", "--yes", "--json"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let out: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(out["outcome"]["applied"], json!([]), "{out}");
+    assert_eq!(
+        writes(&lab.fk),
+        before,
+        "a run on a finished system wrote to the cluster"
+    );
+}
+
+#[test]
+fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_twice() {
+    let lab = lab(None);
+    for step in [
+        "drain",
+        "uninstall-plugins",
+        "install-plugins",
+        "enable-features",
+    ] {
+        let mut child = Command::new(bin())
+            .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
+            .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let started = lab
+                .journal()
+                .iter()
+                .any(|e| e["step"] == step && e["event"] == "started");
+            if started {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the run ended ({status}) before step {step} started: {:?}",
+                    lab.journal()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "step {step} never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    let journal = lab.journal();
+    assert!(
+        journal
+            .iter()
+            .filter(|e| e["step"] == "run" && e["event"] == "resumed")
+            .count()
+            >= 4,
+        "{journal:?}"
+    );
+    // Nothing destructive twice: each 1.3 plugin deleted once, each 1.4 plugin created once,
+    // one snapshot.
+    let reqs = lab.fk.requests();
+    let mi_posts = reqs
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/moduleinfoes"))
+        .count();
+    let mi_deletes = reqs
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/moduleinfoes/"))
+        .count();
+    assert_eq!(
+        mi_posts, 4,
+        "ModuleInfos created: 4 new plugins (volcano is upgraded in place)"
+    );
+    assert_eq!(mi_deletes, 4, "ModuleInfos deleted: the four 1.3 plugins");
+    let snaps = std::fs::read_dir(lab.dir.path().join("repo/snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(snaps, 1, "the snapshot was taken more than once");
+}
+
+#[test]
+fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after_the_fix() {
+    let lab = lab(Some("kfp"));
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("plugin kfp v2.4.1"), "{r:?}");
+    assert!(
+        r.stderr.contains("did not reach Running within 3s"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("image pull back-off"), "{r:?}");
+    assert!(r.stderr.contains("run the same command"), "{r:?}");
+    let st = lab.upgrade(&["status"]);
+    assert!(st.stdout.contains("install-plugins    failed"), "{st:?}");
+    // Later plugins were not attempted before kfp.
+    assert!(
+        !lab.module_infos()
+            .iter()
+            .any(
+                |o| o["metadata"]["labels"]["cpaas.io/module-name"] == "kftraining"
+                    && o["spec"]["version"] == "v1.9.2"
+            )
+    );
+    // The platform team fixes the plugin.
+    let kfp = lab
+        .module_infos()
+        .into_iter()
+        .find(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == "kfp")
+        .unwrap();
+    lab.fk.update(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleInfo",
+        None,
+        kfp["metadata"]["name"].as_str().unwrap(),
+        |o| {
+            o["status"] = json!({"phase": "Running", "version": "v2.4.1"});
+        },
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+}
+
+#[test]
+fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
+    let lab = lab(None);
+    lab.fk.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "arm-1", "labels": {"kubernetes.io/arch": "arm64"}}, "status": {"nodeInfo": {"architecture": "arm64"}}})).unwrap();
+    lab.fk
+        .delete("storage.k8s.io/v1", "StorageClass", None, "sc-topolvm");
+    lab.fk.update(
+        "asm.alauda.io/v1alpha1",
+        "ServiceMesh",
+        Some("cpaas-system"),
+        "business-1",
+        |o| {
+            o["spec"]["istioVersion"] = json!("1.20.3");
+        },
+    );
+    let cfg = std::fs::read_to_string(&lab.config).unwrap().replace(
+        &format!("{PG}/{}", lab.pg.name),
+        &format!("{PG}/no_such_db_{}", lab.pg.name),
+    );
+    std::fs::write(&lab.config, cfg).unwrap();
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains("BLOCKED"), "{plan:?}");
+    let before = writes(&lab.fk);
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    for want in [
+        "arm-1 is arm64",
+        "remove or cordon those nodes",
+        "Istio 1.20.3",
+        "upgrade the service mesh first",
+        "storage class sc-topolvm does not exist",
+        "FAIL MLflow PostgreSQL",
+    ] {
+        assert!(r.stderr.contains(want), "missing {want:?}: {r:?}");
+    }
+    assert!(!r.stderr.contains("upgrade-test-pw"));
+    assert_eq!(
+        writes(&lab.fk),
+        before,
+        "a blocked preflight wrote to the cluster"
+    );
+}
+
+#[test]
+fn profile_create_makes_the_articles_three_objects_once() {
+    let fk = common::cluster::load(&[WORKLOAD]);
+    // Kubeflow's Profile controller: a Profile gets its namespace.
+    fk.on_change(|c, h| {
+        if c.is("kubeflow.org", "Profile") && c.kind == ChangeKind::Added {
+            let name = c.object["metadata"]["name"].as_str().unwrap().to_string();
+            h.after(Duration::from_millis(300), move |h| {
+                let _ = h.create(
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+                );
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kc = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
+    let args = [
+        "profile",
+        "create",
+        "--user",
+        "carol@example.com",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ];
+    let out = ok(&args);
+    assert_eq!(out.matches("created").count(), 3, "{out}");
+    let p = fk
+        .get(
+            "kubeflow.org/v1",
+            "Profile",
+            None,
+            "kubeflow-carol-example-com",
+        )
+        .unwrap();
+    assert_eq!(p["spec"]["owner"]["name"], "carol@example.com");
+    let rb = fk
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            Some("kubeflow-carol-example-com"),
+            "user-carol-example-com-clusterrole-admin",
+        )
+        .unwrap();
+    assert_eq!(rb["roleRef"]["name"], "kubeflow-admin");
+    let ap = fk
+        .get(
+            "security.istio.io/v1beta1",
+            "AuthorizationPolicy",
+            Some("kubeflow-carol-example-com"),
+            "user-carol-example-com-clusterrole-admin",
+        )
+        .unwrap();
+    assert!(ap["spec"].to_string().contains("ml-pipeline-ui"), "{ap}");
+    let out = ok(&args);
+    assert_eq!(out.matches("unchanged").count(), 3, "{out}");
+}
