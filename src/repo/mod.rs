@@ -1,5 +1,5 @@
-//! The snapshot repository: a location (a path, `file://…`, later `s3://…`) behind the
-//! `object_store` abstraction, laid out as
+//! The snapshot repository: a location (a path, `file://…`, `s3://bucket/prefix`) behind the
+//! `object_store` abstraction, one code path for all of them, laid out as
 //!
 //! ```text
 //! <repo>/amlmigrate-repo.json                 format marker
@@ -11,6 +11,7 @@
 
 pub mod id;
 pub mod manifest;
+pub mod s3;
 pub mod sink;
 
 use std::io::{self, Write};
@@ -21,6 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -49,6 +51,9 @@ struct Marker {
 pub struct Repository {
     store: Arc<dyn ObjectStore>,
     location: String,
+    loc: Location,
+    /// The bucket and endpoint of an S3 repository, for messages.
+    s3: Option<s3::S3Target>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -61,6 +66,11 @@ impl std::fmt::Debug for Repository {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(std::path::PathBuf),
+    /// `s3://bucket/prefix`: the prefix has no leading or trailing slash and may be empty.
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl Location {
@@ -74,9 +84,34 @@ impl Location {
         if let Some(rest) = s.strip_prefix("file://") {
             return Ok(Location::Local(rest.into()));
         }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                })
+                && !bucket.starts_with(['-', '.'])
+                && !bucket.ends_with(['-', '.']);
+            if !valid {
+                return Err(Error::input(format!(
+                    "repository {s}: {bucket:?} is not a valid S3 bucket name (3-63 characters: \
+                     lowercase letters, digits, '-' and '.'); use s3://BUCKET/PREFIX"
+                )));
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|seg| seg == "." || seg == "..") || prefix.contains("//") {
+                return Err(Error::input(format!(
+                    "repository {s}: the prefix {prefix:?} has empty, '.' or '..' segments; use s3://BUCKET/a/b"
+                )));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(Error::input(format!(
-                "repository {s}: the {scheme}:// scheme is not supported by this version; use a local path or file://PATH"
+                "repository {s}: the {scheme}:// scheme is not supported; use a local path, file://PATH or s3://BUCKET/PREFIX"
             )));
         }
         Ok(Location::Local(s.into()))
@@ -85,6 +120,8 @@ impl Location {
     fn display(&self) -> String {
         match self {
             Location::Local(p) => p.display().to_string(),
+            Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -94,6 +131,7 @@ impl Repository {
     pub async fn open(location: &str) -> Result<Self> {
         let loc = Location::parse(location)?;
         let repo = Self::connect(&loc, false)?;
+        repo.probe().await?;
         match repo.store.head(&Path::from(MARKER)).await {
             Ok(_) => {
                 repo.check_marker().await?;
@@ -112,6 +150,7 @@ impl Repository {
     pub async fn open_or_create(location: &str) -> Result<(Self, bool)> {
         let loc = Location::parse(location)?;
         let repo = Self::connect(&loc, true)?;
+        repo.probe().await?;
         match repo.store.head(&Path::from(MARKER)).await {
             Ok(_) => {
                 repo.check_marker().await?;
@@ -122,6 +161,12 @@ impl Repository {
         }
         let mut listing = repo.store.list(None);
         if let Some(first) = listing.next().await {
+            drop(listing);
+            // Another backup may have created the repository since we looked: then it is one.
+            if repo.store.head(&Path::from(MARKER)).await.is_ok() {
+                repo.check_marker().await?;
+                return Ok((repo, false));
+            }
             let what = match first {
                 Ok(meta) => format!("it holds {}", meta.location),
                 Err(e) => format!("listing it failed: {e}"),
@@ -174,7 +219,38 @@ impl Repository {
                 Ok(Repository {
                     store: Arc::new(store),
                     location: abs.display().to_string(),
+                    loc: Location::Local(abs),
+                    s3: None,
                 })
+            }
+            Location::S3 { bucket, prefix } => {
+                let (store, target) = s3::build(bucket)?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(store)
+                } else {
+                    Arc::new(PrefixStore::new(store, prefix.as_str()))
+                };
+                Ok(Repository {
+                    store,
+                    location: loc.display(),
+                    loc: loc.clone(),
+                    s3: Some(target),
+                })
+            }
+        }
+    }
+
+    /// For S3: one list request, so a missing bucket, wrong credentials or an unreachable
+    /// endpoint are reported as such before anything else happens.
+    async fn probe(&self) -> Result<()> {
+        let Some(t) = &self.s3 else {
+            return Ok(());
+        };
+        match self.store.list_with_delimiter(None).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                Err(s3::classify(t, &e)
+                    .unwrap_or_else(|| self.store_err("listing the repository", e)))
             }
         }
     }
@@ -208,6 +284,18 @@ impl Repository {
     }
 
     fn store_err(&self, context: impl Into<String>, e: object_store::Error) -> Error {
+        if let Some(t) = &self.s3 {
+            if let Some(err) = s3::classify(t, &e) {
+                return err;
+            }
+            // The message is rendered now so that the secret can be scrubbed from it.
+            return Error::Connection(t.scrub(format!(
+                "repository {} (endpoint {}): {}: {e}",
+                self.location,
+                t.endpoint,
+                context.into()
+            )));
+        }
         Error::Store {
             repo: self.location.clone(),
             context: context.into(),
@@ -408,7 +496,7 @@ impl Repository {
             .delete_stream(locations)
             .try_collect::<Vec<_>>()
             .await;
-        if let Ok(Location::Local(root)) = Location::parse(&self.location) {
+        if let Location::Local(root) = &self.loc {
             // The local store leaves empty folders behind; remove them so nothing looks half there.
             let _ = std::fs::remove_dir_all(root.join("snapshots").join(id));
         }
@@ -478,6 +566,22 @@ mod tests {
             Location::parse("file:///tmp/r").unwrap(),
             Location::Local("/tmp/r".into())
         );
+        assert_eq!(
+            Location::parse("s3://my-bucket/a/b/").unwrap(),
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://my-bucket").unwrap(),
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(Location::parse("s3://My_Bucket/x").is_err());
+        assert!(Location::parse("s3://bucket/a/../b").is_err());
         assert!(
             Location::parse("gs://bucket")
                 .unwrap_err()
