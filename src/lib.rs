@@ -12,6 +12,7 @@ pub mod mlflow;
 pub mod mysql;
 pub mod postgres;
 pub mod progress;
+pub mod prune;
 pub mod repo;
 pub mod secret;
 pub mod verify;

@@ -13,6 +13,7 @@ fn help_explains_each_command_and_the_exit_codes() {
         "snapshots",
         "show",
         "verify",
+        "prune",
         "pvc",
         "kube",
     ] {

@@ -275,6 +275,14 @@ fn two_backups_at_once_into_one_new_s3_repository_both_commit_and_verify() {
             serde_json::from_str(&moto.ok(&["verify", "--repo", repo, id, "--json"])).unwrap();
         assert_eq!(v["verify"]["rows"], 30_000, "{v}");
     }
+    // Retention works the same on S3: the older snapshot goes, manifest and parts.
+    let p: serde_json::Value =
+        serde_json::from_str(&moto.ok(&["prune", "--repo", repo, "--keep-last", "1", "--json"]))
+            .unwrap();
+    assert_eq!(p["prune"]["removed"].as_array().unwrap().len(), 1, "{p}");
+    let list: serde_json::Value =
+        serde_json::from_str(&moto.ok(&["snapshots", "--repo", repo, "--json"])).unwrap();
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 1, "{list}");
 }
 
 #[test]

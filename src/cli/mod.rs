@@ -6,6 +6,7 @@ mod generate;
 mod kube;
 mod mlflow;
 mod progress;
+mod prune;
 mod pvc;
 mod restore;
 mod show;
@@ -103,6 +104,7 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Prune(prune::PruneArgs),
     Mlflow(mlflow::MlflowArgs),
     Pvc(pvc::PvcArgs),
     Kube(kube::KubeCmdArgs),
@@ -227,6 +229,7 @@ pub fn main() -> ExitCode {
             Command::Snapshots(a) => snapshots::run(a, &g).await,
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
+            Command::Prune(a) => prune::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),

@@ -478,6 +478,70 @@ impl Repository {
         .map_err(|e| Error::other(format!("the reader of part {name} failed: {e}")))?
     }
 
+    /// Every snapshot folder, committed or not, with the time of its newest object (for prune).
+    pub async fn snapshot_folders(&self) -> Result<Vec<crate::prune::SnapshotInfo>> {
+        use std::collections::BTreeMap;
+        let prefix = Path::from("snapshots");
+        let mut by_id: BTreeMap<String, (bool, chrono::DateTime<chrono::Utc>)> = BTreeMap::new();
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.store_err("listing snapshots", e))?;
+            let parts: Vec<_> = meta.location.parts().collect();
+            let Some(id) = parts.get(1).map(|p| p.as_ref().to_string()) else {
+                continue;
+            };
+            if !id::is_snapshot_id(&id) {
+                continue;
+            }
+            let is_manifest = parts.len() == 3 && parts[2].as_ref() == "manifest.json";
+            let e = by_id.entry(id).or_insert((false, meta.last_modified));
+            e.0 |= is_manifest;
+            e.1 = e.1.max(meta.last_modified);
+        }
+        Ok(by_id
+            .into_iter()
+            .filter_map(|(id, (committed, last_modified))| {
+                Some(crate::prune::SnapshotInfo {
+                    time: crate::prune::id_time(&id)?,
+                    id,
+                    committed,
+                    last_modified,
+                })
+            })
+            .collect())
+    }
+
+    /// Removes a snapshot: the manifest first, so that a half-removed snapshot never looks
+    /// complete, then its parts.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        let manifest = Self::snapshot_path(id, "manifest.json");
+        match self.store.delete(&manifest).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(self.store_err(format!("removing the manifest of snapshot {id}"), e));
+            }
+        }
+        let prefix = Path::from("snapshots").join(id);
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        self.store
+            .delete_stream(locations)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .map_err(|e| self.store_err(format!("removing the parts of snapshot {id}"), e))?;
+        if let Location::Local(root) = &self.loc {
+            let dir = root.join("snapshots").join(id);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("removing folder {}", dir.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Best-effort removal of an uncommitted snapshot's objects after a failed or interrupted
     /// backup. Never called on a committed snapshot.
     pub async fn discard_uncommitted(&self, id: &str) {
