@@ -150,7 +150,9 @@ pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
     // Retry server errors and lost connections a few times, but give up on an unreachable
     // endpoint within a minute instead of the library's three. (Client options replace those
     // from the environment, so http:// is allowed here, after them.)
-    let http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"))
+    let http = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
         || env("AWS_ALLOW_HTTP").as_deref().and_then(truthy) == Some(true);
     b = b
         .with_retry(RetryConfig {
