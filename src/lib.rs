@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod progress;
 pub mod prune;
 pub mod repo;
+pub mod schedule;
 pub mod secret;
 pub mod verify;
 

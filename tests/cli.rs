@@ -14,6 +14,7 @@ fn help_explains_each_command_and_the_exit_codes() {
         "show",
         "verify",
         "prune",
+        "schedule",
         "pvc",
         "kube",
     ] {

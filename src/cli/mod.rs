@@ -9,6 +9,7 @@ mod progress;
 mod prune;
 mod pvc;
 mod restore;
+mod schedule;
 mod show;
 mod snapshots;
 mod verify;
@@ -105,6 +106,7 @@ enum Command {
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
     Prune(prune::PruneArgs),
+    Schedule(schedule::ScheduleArgs),
     Mlflow(mlflow::MlflowArgs),
     Pvc(pvc::PvcArgs),
     Kube(kube::KubeCmdArgs),
@@ -230,6 +232,7 @@ pub fn main() -> ExitCode {
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
             Command::Prune(a) => prune::run(a, &g).await,
+            Command::Schedule(a) => schedule::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),
