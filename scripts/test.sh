@@ -34,6 +34,8 @@ scripts/mariadb-tls.sh >/dev/null
 
 # Real MLflow 2.6.0 and 3.1.1 servers, in cached venvs (minutes the first time, then instant).
 scripts/mlflow-env.sh >/dev/null
+# moto's S3 server for the S3 repository tests, in a cached venv (a minute, once).
+scripts/moto.sh >/dev/null
 # The fake Kubernetes API server's fidelity tests drive the real kubectl.
 command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 

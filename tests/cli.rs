@@ -13,6 +13,8 @@ fn help_explains_each_command_and_the_exit_codes() {
         "snapshots",
         "show",
         "verify",
+        "prune",
+        "schedule",
         "pvc",
         "kube",
         "upgrade",

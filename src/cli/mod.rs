@@ -7,8 +7,10 @@ mod kube;
 mod mlflow;
 mod profile;
 mod progress;
+mod prune;
 mod pvc;
 mod restore;
+mod schedule;
 mod show;
 mod snapshots;
 mod upgrade;
@@ -43,6 +45,11 @@ Environment:
   AMLMIGRATE_REPO            default for --repo
   AMLMIGRATE_MYSQL           default for --mysql
   AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
+  AWS_ENDPOINT_URL           S3 endpoint for s3:// repositories (MinIO, Ceph …); http:// allowed
+  AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+                             S3 region and credentials (else profile AWS_PROFILE of ~/.aws/credentials
+                             and ~/.aws/config); the secret key is never printed
+  AMLMIGRATE_S3_PATH_STYLE   true (default): ENDPOINT/BUCKET/KEY; false: virtual-hosted addressing
   KUBECONFIG                 kubeconfig file(s) when --kubeconfig is not given
   RUST_LOG                   log filter, e.g. amlmigrate=debug";
 
@@ -100,6 +107,8 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Prune(prune::PruneArgs),
+    Schedule(schedule::ScheduleArgs),
     Mlflow(mlflow::MlflowArgs),
     Pvc(pvc::PvcArgs),
     Kube(kube::KubeCmdArgs),
@@ -113,8 +122,9 @@ enum Command {
 /// `--repo`, shared by every command that reads or writes a repository.
 #[derive(Args, Clone)]
 pub struct RepoArg {
-    /// Snapshot repository: a folder path or file://PATH.
-    #[arg(long, env = "AMLMIGRATE_REPO", value_name = "PATH")]
+    /// Snapshot repository: a folder path, file://PATH, or s3://BUCKET/PREFIX (S3 or
+    /// S3-compatible; endpoint, region and keys from the AWS_* variables or ~/.aws files).
+    #[arg(long, env = "AMLMIGRATE_REPO", value_name = "PATH|URL")]
     pub repo: String,
 }
 
@@ -225,6 +235,8 @@ pub fn main() -> ExitCode {
             Command::Snapshots(a) => snapshots::run(a, &g).await,
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
+            Command::Prune(a) => prune::run(a, &g).await,
+            Command::Schedule(a) => schedule::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),

@@ -1,5 +1,5 @@
-//! The snapshot repository: a location (a path, `file://…`, later `s3://…`) behind the
-//! `object_store` abstraction, laid out as
+//! The snapshot repository: a location (a path, `file://…`, `s3://bucket/prefix`) behind the
+//! `object_store` abstraction, one code path for all of them, laid out as
 //!
 //! ```text
 //! <repo>/amlmigrate-repo.json                 format marker
@@ -12,6 +12,7 @@
 pub mod id;
 pub mod manifest;
 mod runs;
+pub mod s3;
 pub mod sink;
 
 use std::io::{self, Write};
@@ -22,6 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -50,6 +52,9 @@ struct Marker {
 pub struct Repository {
     store: Arc<dyn ObjectStore>,
     location: String,
+    loc: Location,
+    /// The bucket and endpoint of an S3 repository, for messages.
+    s3: Option<s3::S3Target>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -62,6 +67,11 @@ impl std::fmt::Debug for Repository {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(std::path::PathBuf),
+    /// `s3://bucket/prefix`: the prefix has no leading or trailing slash and may be empty.
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl Location {
@@ -75,9 +85,34 @@ impl Location {
         if let Some(rest) = s.strip_prefix("file://") {
             return Ok(Location::Local(rest.into()));
         }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                })
+                && !bucket.starts_with(['-', '.'])
+                && !bucket.ends_with(['-', '.']);
+            if !valid {
+                return Err(Error::input(format!(
+                    "repository {s}: {bucket:?} is not a valid S3 bucket name (3-63 characters: \
+                     lowercase letters, digits, '-' and '.'); use s3://BUCKET/PREFIX"
+                )));
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|seg| seg == "." || seg == "..") || prefix.contains("//") {
+                return Err(Error::input(format!(
+                    "repository {s}: the prefix {prefix:?} has empty, '.' or '..' segments; use s3://BUCKET/a/b"
+                )));
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(Error::input(format!(
-                "repository {s}: the {scheme}:// scheme is not supported by this version; use a local path or file://PATH"
+                "repository {s}: the {scheme}:// scheme is not supported; use a local path, file://PATH or s3://BUCKET/PREFIX"
             )));
         }
         Ok(Location::Local(s.into()))
@@ -86,6 +121,8 @@ impl Location {
     fn display(&self) -> String {
         match self {
             Location::Local(p) => p.display().to_string(),
+            Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -95,6 +132,7 @@ impl Repository {
     pub async fn open(location: &str) -> Result<Self> {
         let loc = Location::parse(location)?;
         let repo = Self::connect(&loc, false)?;
+        repo.probe().await?;
         match repo.store.head(&Path::from(MARKER)).await {
             Ok(_) => {
                 repo.check_marker().await?;
@@ -113,6 +151,7 @@ impl Repository {
     pub async fn open_or_create(location: &str) -> Result<(Self, bool)> {
         let loc = Location::parse(location)?;
         let repo = Self::connect(&loc, true)?;
+        repo.probe().await?;
         match repo.store.head(&Path::from(MARKER)).await {
             Ok(_) => {
                 repo.check_marker().await?;
@@ -123,6 +162,12 @@ impl Repository {
         }
         let mut listing = repo.store.list(None);
         if let Some(first) = listing.next().await {
+            drop(listing);
+            // Another backup may have created the repository since we looked: then it is one.
+            if repo.store.head(&Path::from(MARKER)).await.is_ok() {
+                repo.check_marker().await?;
+                return Ok((repo, false));
+            }
             let what = match first {
                 Ok(meta) => format!("it holds {}", meta.location),
                 Err(e) => format!("listing it failed: {e}"),
@@ -175,7 +220,38 @@ impl Repository {
                 Ok(Repository {
                     store: Arc::new(store),
                     location: abs.display().to_string(),
+                    loc: Location::Local(abs),
+                    s3: None,
                 })
+            }
+            Location::S3 { bucket, prefix } => {
+                let (store, target) = s3::build(bucket)?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(store)
+                } else {
+                    Arc::new(PrefixStore::new(store, prefix.as_str()))
+                };
+                Ok(Repository {
+                    store,
+                    location: loc.display(),
+                    loc: loc.clone(),
+                    s3: Some(target),
+                })
+            }
+        }
+    }
+
+    /// For S3: one list request, so a missing bucket, wrong credentials or an unreachable
+    /// endpoint are reported as such before anything else happens.
+    async fn probe(&self) -> Result<()> {
+        let Some(t) = &self.s3 else {
+            return Ok(());
+        };
+        match self.store.list_with_delimiter(None).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                Err(s3::classify(t, &e)
+                    .unwrap_or_else(|| self.store_err("listing the repository", e)))
             }
         }
     }
@@ -209,6 +285,18 @@ impl Repository {
     }
 
     fn store_err(&self, context: impl Into<String>, e: object_store::Error) -> Error {
+        if let Some(t) = &self.s3 {
+            if let Some(err) = s3::classify(t, &e) {
+                return err;
+            }
+            // The message is rendered now so that the secret can be scrubbed from it.
+            return Error::Connection(t.scrub(format!(
+                "repository {} (endpoint {}): {}: {e}",
+                self.location,
+                t.endpoint,
+                context.into()
+            )));
+        }
         Error::Store {
             repo: self.location.clone(),
             context: context.into(),
@@ -391,6 +479,70 @@ impl Repository {
         .map_err(|e| Error::other(format!("the reader of part {name} failed: {e}")))?
     }
 
+    /// Every snapshot folder, committed or not, with the time of its newest object (for prune).
+    pub async fn snapshot_folders(&self) -> Result<Vec<crate::prune::SnapshotInfo>> {
+        use std::collections::BTreeMap;
+        let prefix = Path::from("snapshots");
+        let mut by_id: BTreeMap<String, (bool, chrono::DateTime<chrono::Utc>)> = BTreeMap::new();
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.store_err("listing snapshots", e))?;
+            let parts: Vec<_> = meta.location.parts().collect();
+            let Some(id) = parts.get(1).map(|p| p.as_ref().to_string()) else {
+                continue;
+            };
+            if !id::is_snapshot_id(&id) {
+                continue;
+            }
+            let is_manifest = parts.len() == 3 && parts[2].as_ref() == "manifest.json";
+            let e = by_id.entry(id).or_insert((false, meta.last_modified));
+            e.0 |= is_manifest;
+            e.1 = e.1.max(meta.last_modified);
+        }
+        Ok(by_id
+            .into_iter()
+            .filter_map(|(id, (committed, last_modified))| {
+                Some(crate::prune::SnapshotInfo {
+                    time: crate::prune::id_time(&id)?,
+                    id,
+                    committed,
+                    last_modified,
+                })
+            })
+            .collect())
+    }
+
+    /// Removes a snapshot: the manifest first, so that a half-removed snapshot never looks
+    /// complete, then its parts.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        let manifest = Self::snapshot_path(id, "manifest.json");
+        match self.store.delete(&manifest).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(self.store_err(format!("removing the manifest of snapshot {id}"), e));
+            }
+        }
+        let prefix = Path::from("snapshots").join(id);
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        self.store
+            .delete_stream(locations)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .map_err(|e| self.store_err(format!("removing the parts of snapshot {id}"), e))?;
+        if let Location::Local(root) = &self.loc {
+            let dir = root.join("snapshots").join(id);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("removing folder {}", dir.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Best-effort removal of an uncommitted snapshot's objects after a failed or interrupted
     /// backup. Never called on a committed snapshot.
     pub async fn discard_uncommitted(&self, id: &str) {
@@ -409,7 +561,7 @@ impl Repository {
             .delete_stream(locations)
             .try_collect::<Vec<_>>()
             .await;
-        if let Ok(Location::Local(root)) = Location::parse(&self.location) {
+        if let Location::Local(root) = &self.loc {
             // The local store leaves empty folders behind; remove them so nothing looks half there.
             let _ = std::fs::remove_dir_all(root.join("snapshots").join(id));
         }
@@ -479,6 +631,22 @@ mod tests {
             Location::parse("file:///tmp/r").unwrap(),
             Location::Local("/tmp/r".into())
         );
+        assert_eq!(
+            Location::parse("s3://my-bucket/a/b/").unwrap(),
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://my-bucket").unwrap(),
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(Location::parse("s3://My_Bucket/x").is_err());
+        assert!(Location::parse("s3://bucket/a/../b").is_err());
         assert!(
             Location::parse("gs://bucket")
                 .unwrap_err()

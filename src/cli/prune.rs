@@ -1,0 +1,116 @@
+//! `amlmigrate prune`
+
+use clap::Args;
+use serde_json::json;
+
+use amlmigrate::prune::{Policy, parse_span, prune};
+use amlmigrate::repo::Repository;
+
+use super::{GlobalArgs, RepoArg, print_json};
+
+/// Removes snapshots that no retention rule keeps, and leftovers of failed backups.
+///
+/// Every rule that keeps a snapshot is shown as its reason ("last 3", "daily 2026-11-27",
+/// "weekly 2026-W48", "within 30d"). The newest snapshot is always kept. A snapshot folder
+/// without a manifest (a failed or killed backup) is removed once it is older than a day;
+/// a younger one may belong to a backup still running. A snapshot is removed manifest first,
+/// so a half-removed snapshot never looks complete.
+///
+/// At least one --keep-* rule is required: a policy that keeps nothing is refused (exit 2).
+#[derive(Args)]
+#[command(
+    after_long_help = "Examples:\n  amlmigrate prune --repo /backups/aml --keep-last 7 --keep-weekly 8 --dry-run\n  \
+amlmigrate prune --repo s3://aml-backups/prod --keep-within 30d --json"
+)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Show what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// The retention rules, shared with `schedule install`.
+#[derive(Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest days (UTC) that have one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks that have one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_weekly: Option<u32>,
+    /// Keep every snapshot taken within this span before now: 30d, 12h, 2w, 1y6m.
+    #[arg(long, value_name = "SPAN", value_parser = parse_span_arg)]
+    pub keep_within: Option<(chrono::Duration, String)>,
+}
+
+fn parse_span_arg(s: &str) -> Result<(chrono::Duration, String), String> {
+    parse_span(s).map(|d| (d, s.trim().to_string()))
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            keep_last: self.keep_last,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_within: self.keep_within.clone(),
+        }
+    }
+}
+
+pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let policy = args.policy.policy();
+    if policy.is_empty() {
+        // Refused before the repository is even opened: nothing can be deleted.
+        amlmigrate::prune::plan(&[], &policy, chrono::Utc::now())?;
+    }
+    let repo = Repository::open(&args.repo.repo).await?;
+    let report = prune(&repo, &policy, chrono::Utc::now(), args.dry_run).await?;
+    if g.json {
+        print_json(&json!({ "ok": true, "prune": report }));
+        return Ok(());
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    if report.decisions.is_empty() {
+        println!("no snapshots in {}", report.repository);
+        return Ok(());
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "remove"
+    };
+    for d in &report.decisions {
+        let what = if d.keep { "keep" } else { verb };
+        println!(
+            "{:<13} {}{}  {}",
+            what,
+            d.id,
+            if d.committed { "" } else { " (uncommitted)" },
+            d.reasons.join(", ")
+        );
+    }
+    let gone = report.decisions.iter().filter(|d| !d.keep).count();
+    let kept = report.decisions.len() - gone;
+    if args.dry_run {
+        println!(
+            "dry run: {kept} kept, {gone} would be removed from {}",
+            report.repository
+        );
+    } else {
+        println!(
+            "{kept} kept, {} removed from {}",
+            report.removed.len(),
+            report.repository
+        );
+    }
+    Ok(())
+}

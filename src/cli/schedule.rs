@@ -1,0 +1,311 @@
+//! `amlmigrate schedule`
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use amlmigrate::error::Error;
+use amlmigrate::kube::catalog::Catalog;
+use amlmigrate::kube::{Cluster, Role};
+use amlmigrate::mysql::MysqlUrl;
+use amlmigrate::repo::Repository;
+use amlmigrate::schedule::{self, ScheduleSpec};
+
+use super::prune::PolicyArgs;
+use super::{GlobalArgs, KubeArgs, print_json};
+
+/// Scheduled snapshots that run inside the cluster as a CronJob.
+///
+/// `install` creates, in --namespace: a ServiceAccount, a ClusterRole and ClusterRoleBinding
+/// that allow only get/list on what `backup --kube` reads (Secrets only with --encrypt-to), and
+/// a CronJob (concurrencyPolicy Forbid) whose pod runs `amlmigrate backup` as an init container
+/// and then `amlmigrate prune` with the --keep-* rules, only when the backup succeeded.
+/// Credentials come only from Secrets: the MySQL password from key `password` of
+/// --mysql-secret, the S3 settings from every key of --s3-secret (AWS_ACCESS_KEY_ID,
+/// AWS_SECRET_ACCESS_KEY, and optionally AWS_ENDPOINT_URL, AWS_REGION).
+#[derive(Args)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    command: ScheduleCommand,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    Install(Box<InstallArgs>),
+    Show(ShowArgs),
+    Remove(RemoveArgs),
+}
+
+#[derive(Args)]
+struct Target {
+    /// Namespace of the CronJob and its ServiceAccount.
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: String,
+    /// Schedule name (several schedules can live in one namespace).
+    #[arg(long, default_value = "pre-upgrade", value_name = "NAME")]
+    name: String,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+/// Installs (or updates) a scheduled backup + prune in the cluster (server-side apply).
+#[derive(Args)]
+#[command(
+    after_long_help = "Examples:\n  kubectl -n aml-backup create secret generic aml-s3 \\\n      \
+--from-literal=AWS_ACCESS_KEY_ID=… --from-literal=AWS_SECRET_ACCESS_KEY=… --from-literal=AWS_ENDPOINT_URL=http://minio:9000\n  \
+kubectl -n aml-backup create secret generic aml-mysql --from-literal=password=…\n  \
+amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod --cron \"0 2 * * *\" \\\n      \
+--mysql mysql://root@mysql.kubeflow:3306 --mysql-secret aml-mysql --s3-secret aml-s3 --kube \\\n      \
+--keep-daily 7 --keep-weekly 4 --image registry.example.com/amlmigrate:0.1.0\n  \
+amlmigrate schedule install … --print | kubectl apply -f -"
+)]
+struct InstallArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Repository the pod writes to: s3://BUCKET/PREFIX, or a path on --repo-pvc.
+    #[arg(long, value_name = "URL")]
+    repo: String,
+    /// When to run, standard 5-field cron (minute hour day-of-month month day-of-week), UTC
+    /// unless the cluster sets another zone, or @daily, @hourly ….
+    #[arg(long, value_name = "EXPR")]
+    cron: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Container image with amlmigrate on its PATH (see the Dockerfile).
+    #[arg(long, value_name = "IMAGE", default_value = concat!("amlmigrate:", env!("CARGO_PKG_VERSION")))]
+    image: String,
+    /// MySQL server to back up, without a password: mysql://user@host:3306.
+    #[arg(long, value_name = "URL")]
+    mysql: Option<String>,
+    /// Secret (in --namespace) whose key `password` holds the MySQL password.
+    #[arg(long, value_name = "SECRET")]
+    mysql_secret: Option<String>,
+    /// Secret (in --namespace) whose keys become the pod's environment: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_REGION.
+    #[arg(long, value_name = "SECRET")]
+    s3_secret: Option<String>,
+    /// For a local-path --repo: the PersistentVolumeClaim mounted at that path.
+    #[arg(long, value_name = "CLAIM")]
+    repo_pvc: Option<String>,
+    /// Also back up the Kubernetes objects (in-cluster, with the ServiceAccount's read access).
+    #[arg(long)]
+    kube: bool,
+    /// User namespaces for --kube (default: found from Profiles).
+    #[arg(long, value_delimiter = ',', value_name = "NS,...", requires = "kube")]
+    namespaces: Vec<String>,
+    /// Databases to back up, comma-separated (default: every non-system database).
+    #[arg(long, value_delimiter = ',', value_name = "DB,...")]
+    databases: Vec<String>,
+    /// age recipients (public keys) to encrypt Secrets to; grants the job read access to Secrets.
+    #[arg(long, value_name = "AGE_RECIPIENT", value_delimiter = ',')]
+    encrypt_to: Vec<String>,
+    /// Print the objects as multi-document YAML instead of applying them.
+    #[arg(long)]
+    print: bool,
+}
+
+/// Shows the schedules of a namespace: cron, last run, their Jobs, and the newest snapshot of
+/// the repository when it is reachable from here.
+#[derive(Args)]
+struct ShowArgs {
+    /// Namespace of the CronJob.
+    #[arg(long, short = 'n', value_name = "NS")]
+    namespace: String,
+    /// Only this schedule (default: all of the namespace).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+/// Removes exactly the objects `install` created (found by their labels), and nothing else.
+#[derive(Args)]
+struct RemoveArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+pub async fn run(args: ScheduleArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    match args.command {
+        ScheduleCommand::Install(a) => install(*a, g).await,
+        ScheduleCommand::Show(a) => show(a, g).await,
+        ScheduleCommand::Remove(a) => remove(a, g).await,
+    }
+}
+
+fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
+    schedule::validate_name(&a.target.name)?;
+    schedule::validate_cron(&a.cron)?;
+    amlmigrate::repo::Location::parse(&a.repo)?;
+    let policy = a.policy.policy();
+    if policy.is_empty() {
+        return Err(Error::input(
+            "schedule install: give at least one retention rule (--keep-last N, --keep-daily N, \
+             --keep-weekly N, --keep-within SPAN) so the repository does not grow without bound",
+        )
+        .into());
+    }
+    if let Some(m) = &a.mysql {
+        let url = MysqlUrl::parse(m)?;
+        if url.password.is_some() {
+            return Err(Error::input(format!(
+                "--mysql {}: the URL holds a password, which would be stored in the CronJob in \
+                 clear; remove it and put it in a Secret's key `password`, named with --mysql-secret",
+                url.redacted()
+            ))
+            .into());
+        }
+    }
+    amlmigrate::kube::secrets::Recipients::parse(&a.encrypt_to)?;
+    Ok(ScheduleSpec {
+        name: a.target.name.clone(),
+        namespace: a.target.namespace.clone(),
+        repo: a.repo.clone(),
+        cron: a.cron.trim().to_string(),
+        image: a.image.clone(),
+        mysql: a.mysql.clone(),
+        mysql_secret: a.mysql_secret.clone(),
+        s3_secret: a.s3_secret.clone(),
+        repo_pvc: a.repo_pvc.clone(),
+        kube: a.kube,
+        namespaces: a.namespaces.clone(),
+        databases: a.databases.clone(),
+        encrypt_to: a.encrypt_to.clone(),
+        policy,
+        catalog: Catalog::default(),
+    })
+}
+
+async fn install(a: InstallArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let spec = spec(&a)?;
+    if a.print {
+        let objects = schedule::objects(&spec, schedule::rbac_rules(&spec, &|_, _| None))?;
+        for o in &objects {
+            let yaml = serde_saphyr::to_string(o)
+                .map_err(|e| Error::other(format!("writing YAML: {e}")))?;
+            print!("---\n{yaml}");
+        }
+        return Ok(());
+    }
+    let cluster = Cluster::connect(&a.target.kube.options(), Role::Workload).await?;
+    let objects = schedule::objects(&spec, schedule::cluster_rules(&cluster, &spec))?;
+    let applied = schedule::install(&cluster, &objects).await?;
+    if g.json {
+        print_json(
+            &json!({ "ok": true, "schedule": spec.name, "namespace": spec.namespace,
+            "cron": spec.cron, "applied": applied }),
+        );
+    } else if !g.quiet {
+        for o in &applied {
+            println!("applied {o}");
+        }
+        println!(
+            "schedule {} installed in {}: \"{}\" backs up into {} then prunes ({})",
+            spec.name,
+            spec.namespace,
+            spec.cron,
+            spec.repo,
+            spec.policy.to_args().join(" ")
+        );
+    }
+    Ok(())
+}
+
+async fn show(a: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let cluster = Cluster::connect(&a.kube.options(), Role::Workload).await?;
+    let list = schedule::show(&cluster, &a.namespace, a.name.as_deref()).await?;
+    let mut out = Vec::new();
+    for s in &list {
+        // The newest snapshot, when the repository is reachable from here.
+        let newest = match &s.repository {
+            Some(r) => match Repository::open(r).await {
+                Ok(repo) => match repo.snapshot_ids().await {
+                    Ok(ids) => json!({ "reachable": true, "newest": ids.last() }),
+                    Err(e) => json!({ "reachable": false, "error": e.to_string() }),
+                },
+                Err(e) => json!({ "reachable": false, "error": e.to_string() }),
+            },
+            None => json!(null),
+        };
+        out.push((s, newest));
+    }
+    if g.json {
+        let items: Vec<_> = out
+            .iter()
+            .map(|(s, n)| {
+                let mut v = serde_json::to_value(s).expect("serializes");
+                v["snapshot"] = n.clone();
+                v
+            })
+            .collect();
+        print_json(&json!({ "ok": true, "schedules": items }));
+        return Ok(());
+    }
+    if out.is_empty() {
+        println!("no amlmigrate schedule in namespace {}", a.namespace);
+        return Ok(());
+    }
+    for (s, n) in out {
+        println!(
+            "schedule {} (CronJob {}/{}): \"{}\"{}",
+            s.name,
+            s.namespace,
+            s.cronjob,
+            s.cron,
+            if s.suspended { " (suspended)" } else { "" }
+        );
+        println!(
+            "  repository:      {}",
+            s.repository.as_deref().unwrap_or("?")
+        );
+        println!(
+            "  last scheduled:  {}",
+            s.last_schedule_time.as_deref().unwrap_or("never")
+        );
+        println!(
+            "  last successful: {}",
+            s.last_successful_time.as_deref().unwrap_or("never")
+        );
+        match (n["reachable"].as_bool(), n["newest"].as_str()) {
+            (Some(true), Some(id)) => println!("  newest snapshot: {id}"),
+            (Some(true), None) => println!("  newest snapshot: none yet"),
+            _ => println!(
+                "  newest snapshot: repository not reachable from here ({})",
+                n["error"].as_str().unwrap_or("no repository annotation")
+            ),
+        }
+        if s.jobs.is_empty() {
+            println!("  jobs:            none yet");
+        }
+        for j in &s.jobs {
+            println!(
+                "  job {:<40} {:<10} started {} finished {}",
+                j.name,
+                j.status,
+                j.started.as_deref().unwrap_or("-"),
+                j.completed.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn remove(a: RemoveArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    schedule::validate_name(&a.target.name)?;
+    let cluster = Cluster::connect(&a.target.kube.options(), Role::Workload).await?;
+    let removed = schedule::remove(&cluster, &a.target.namespace, &a.target.name).await?;
+    if removed.is_empty() {
+        return Err(Error::input(format!(
+            "no schedule {} in namespace {}: `amlmigrate schedule show -n {}` lists them",
+            a.target.name, a.target.namespace, a.target.namespace
+        ))
+        .into());
+    }
+    if g.json {
+        print_json(&json!({ "ok": true, "removed": removed }));
+    } else if !g.quiet {
+        for o in &removed {
+            println!("deleted {o}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! S3 (and S3-compatible: MinIO, Ceph, moto) repositories: where the endpoint, region and
+//! credentials come from, and errors that name the bucket and endpoint, never the secret.
+//!
+//! Settings, first found wins:
+//! - the standard AWS variables: `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`), `AWS_REGION` /
+//!   `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`
+//!   (and the web-identity / container variables `object_store` reads itself);
+//! - the standard shared files for profile `AWS_PROFILE` (default `default`):
+//!   `~/.aws/credentials` (`AWS_SHARED_CREDENTIALS_FILE`) for the keys, `~/.aws/config`
+//!   (`AWS_CONFIG_FILE`) for `region` and `endpoint_url`.
+//!
+//! Addressing is path-style (`ENDPOINT/bucket/key`, what MinIO and most S3-compatible stores
+//! want) unless `AMLMIGRATE_S3_PATH_STYLE=false`. An `http://` endpoint is allowed as given.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{ClientOptions, RetryConfig};
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// What the S3 client was built from, for messages (never the secret itself).
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    pub bucket: String,
+    pub endpoint: String,
+    /// The secret access key, only to scrub it from any message that might echo it.
+    secret: Option<Secret>,
+}
+
+impl S3Target {
+    /// Removes the secret key from a message, should a server or library ever echo it.
+    pub fn scrub(&self, msg: String) -> String {
+        match &self.secret {
+            Some(s) if !s.is_empty() && msg.contains(s.expose()) => msg.replace(s.expose(), "***"),
+            _ => msg,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn home() -> Option<PathBuf> {
+    env("HOME").map(PathBuf::from)
+}
+
+/// Sections of an INI file (`[name]` → key → value), as the AWS shared files are written.
+fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            out.entry(section.clone())
+                .or_default()
+                .insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+/// One profile's keys from the shared credentials and config files.
+fn profile_settings() -> BTreeMap<String, String> {
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let mut out = BTreeMap::new();
+    let config = env("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home().map(|h| h.join(".aws/config")));
+    if let Some(text) = config.and_then(|p| std::fs::read_to_string(p).ok()) {
+        let ini = parse_ini(&text);
+        let name = if profile == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {profile}")
+        };
+        if let Some(s) = ini.get(&name) {
+            out.extend(s.clone());
+        }
+    }
+    let creds = env("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home().map(|h| h.join(".aws/credentials")));
+    if let Some(text) = creds.and_then(|p| std::fs::read_to_string(p).ok())
+        && let Some(s) = parse_ini(&text).get(&profile)
+    {
+        out.extend(s.clone());
+    }
+    out
+}
+
+fn truthy(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Builds the S3 store for `bucket` from the environment and the shared AWS files.
+pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let profile = profile_settings();
+    let get = |b: &AmazonS3Builder, k: AmazonS3ConfigKey| b.get_config_value(&k);
+    if get(&b, AmazonS3ConfigKey::AccessKeyId).is_none()
+        && get(&b, AmazonS3ConfigKey::WebIdentityTokenFile).is_none()
+        && let (Some(id), Some(secret)) = (
+            profile.get("aws_access_key_id"),
+            profile.get("aws_secret_access_key"),
+        )
+    {
+        b = b.with_access_key_id(id).with_secret_access_key(secret);
+        if let Some(t) = profile.get("aws_session_token") {
+            b = b.with_token(t);
+        }
+    }
+    if env("AWS_REGION").is_none()
+        && env("AWS_DEFAULT_REGION").is_none()
+        && let Some(r) = profile.get("region")
+    {
+        b = b.with_region(r);
+    }
+    if get(&b, AmazonS3ConfigKey::Endpoint).is_none()
+        && let Some(e) = env("AWS_ENDPOINT_URL_S3")
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| profile.get("endpoint_url").cloned())
+    {
+        b = b.with_endpoint(e);
+    }
+    let endpoint = get(&b, AmazonS3ConfigKey::Endpoint);
+    if let Some(v) = env("AMLMIGRATE_S3_PATH_STYLE") {
+        let path_style = truthy(&v).ok_or_else(|| {
+            Error::input(format!(
+                "AMLMIGRATE_S3_PATH_STYLE={v}: expected true or false"
+            ))
+        })?;
+        b = b.with_virtual_hosted_style_request(!path_style);
+    }
+    // Retry server errors and lost connections a few times, but give up on an unreachable
+    // endpoint within a minute instead of the library's three. (Client options replace those
+    // from the environment, so http:// is allowed here, after them.)
+    let http = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
+        || env("AWS_ALLOW_HTTP").as_deref().and_then(truthy) == Some(true);
+    b = b
+        .with_retry(RetryConfig {
+            max_retries: 4,
+            retry_timeout: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(10))
+                .with_timeout(Duration::from_secs(300))
+                .with_allow_http(http),
+        );
+    let region = get(&b, AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
+    let endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let target = S3Target {
+        bucket: bucket.to_string(),
+        endpoint: endpoint.clone(),
+        secret: get(&b, AmazonS3ConfigKey::SecretAccessKey).map(Secret::new),
+    };
+    let store = b.build().map_err(|e| {
+        Error::input(target.scrub(format!(
+            "S3 repository s3://{bucket} at {endpoint}: cannot configure the client: {e}; check \
+             AWS_ENDPOINT_URL, AWS_REGION and the credentials (AWS_ACCESS_KEY_ID / \
+             AWS_SECRET_ACCESS_KEY or ~/.aws/credentials)"
+        )))
+    })?;
+    Ok((store, target))
+}
+
+/// The S3 error code in a response body (`<Code>NoSuchBucket</Code>`).
+fn error_code(e: &object_store::Error) -> Option<String> {
+    let text = format!("{e}");
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(text[start..end].to_string())
+}
+
+/// Turns the first request's failure into an error that names the bucket, the endpoint and
+/// the fix. `None` when the error is not one of those explained here.
+pub fn classify(t: &S3Target, e: &object_store::Error) -> Option<Error> {
+    let code = error_code(e);
+    let (bucket, endpoint) = (&t.bucket, &t.endpoint);
+    let creds = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (or the \
+                 ~/.aws/credentials profile) and AWS_REGION";
+    let err = match (code.as_deref(), e) {
+        (Some("NoSuchBucket"), _) => Error::input(format!(
+            "S3 bucket {bucket} does not exist at {endpoint}: create it first (for example \
+             `aws s3 mb s3://{bucket}`, or in the MinIO console), or correct --repo"
+        )),
+        (Some("AccessDenied"), _) => Error::Forbidden(format!(
+            "S3 endpoint {endpoint} denied access to bucket {bucket} (AccessDenied): the \
+             credentials are valid but lack a permission; grant s3:ListBucket, s3:GetObject, \
+             s3:PutObject and s3:DeleteObject on the bucket"
+        )),
+        (
+            Some(
+                c @ ("InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "InvalidClientTokenId"
+                | "AuthorizationHeaderMalformed"),
+            ),
+            _,
+        ) => Error::Connection(format!(
+            "S3 endpoint {endpoint} rejected the credentials for bucket {bucket} ({c}); {creds}"
+        )),
+        (_, object_store::Error::PermissionDenied { .. })
+        | (_, object_store::Error::Unauthenticated { .. }) => Error::Connection(format!(
+            "S3 endpoint {endpoint} refused access to bucket {bucket} ({}); {creds}",
+            code.as_deref().unwrap_or("HTTP 401/403")
+        )),
+        (_, object_store::Error::Generic { .. }) if code.is_none() => Error::Connection(format!(
+            "cannot reach S3 endpoint {endpoint} for bucket {bucket}: {}; check AWS_ENDPOINT_URL \
+             and that the endpoint is reachable from here",
+            chain(e)
+        )),
+        _ => return None,
+    };
+    Some(match err {
+        Error::Input(m) => Error::Input(t.scrub(m)),
+        Error::Connection(m) => Error::Connection(t.scrub(m)),
+        Error::Forbidden(m) => Error::Forbidden(t.scrub(m)),
+        other => other,
+    })
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_files_are_read_by_section() {
+        let ini = parse_ini(
+            "[default]\naws_access_key_id = AK\naws_secret_access_key=SK\n\n# c\n[profile x]\nregion = eu-west-1\n",
+        );
+        assert_eq!(ini["default"]["aws_access_key_id"], "AK");
+        assert_eq!(ini["default"]["aws_secret_access_key"], "SK");
+        assert_eq!(ini["profile x"]["region"], "eu-west-1");
+    }
+
+    #[test]
+    fn scrub_removes_the_secret_from_messages() {
+        let t = S3Target {
+            bucket: "b".into(),
+            endpoint: "http://e".into(),
+            secret: Some(Secret::new("s3cr3t")),
+        };
+        assert_eq!(t.scrub("key s3cr3t here".into()), "key *** here");
+    }
+}

@@ -1,0 +1,610 @@
+//! Scheduled snapshots that run in the cluster: a CronJob whose pod runs `amlmigrate backup`
+//! (an init container) and then `amlmigrate prune` (the main container, which starts only when
+//! the backup succeeded), under a ServiceAccount with least-privilege, read-only RBAC.
+//!
+//! Every object carries `app.kubernetes.io/managed-by: amlmigrate` and
+//! `amlmigrate.alauda.io/schedule: <name>` (cluster-scoped ones also
+//! `amlmigrate.alauda.io/namespace: <ns>`), so `remove` deletes exactly what `install` made.
+//! Credentials only ever come from Secret references, never inline values.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, DeleteParams, DynamicObject};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::kube::catalog::{Catalog, Scope};
+use crate::kube::{Cluster, api_error, name_of, object_name, str_at};
+use crate::prune::Policy;
+
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const SCHEDULE_LABEL: &str = "amlmigrate.alauda.io/schedule";
+pub const NAMESPACE_LABEL: &str = "amlmigrate.alauda.io/namespace";
+pub const REPO_ANNOTATION: &str = "amlmigrate.alauda.io/repository";
+
+/// What `schedule install` creates.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleSpec {
+    pub name: String,
+    pub namespace: String,
+    pub repo: String,
+    pub cron: String,
+    pub image: String,
+    /// `mysql://user@host:port` without a password.
+    pub mysql: Option<String>,
+    /// Secret holding the MySQL password under key `password`.
+    pub mysql_secret: Option<String>,
+    /// Secret whose keys become the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …).
+    pub s3_secret: Option<String>,
+    /// A claim to mount at a local repository path.
+    pub repo_pvc: Option<String>,
+    pub kube: bool,
+    pub namespaces: Vec<String>,
+    pub databases: Vec<String>,
+    pub encrypt_to: Vec<String>,
+    pub policy: Policy,
+    pub catalog: Catalog,
+}
+
+impl ScheduleSpec {
+    /// The CronJob and ServiceAccount name.
+    pub fn object_name(&self) -> String {
+        format!("amlmigrate-{}", self.name)
+    }
+
+    /// ClusterRole / ClusterRoleBinding name: cluster-wide, so it names the namespace too.
+    pub fn cluster_name(&self) -> String {
+        format!("amlmigrate-{}-{}", self.namespace, self.name)
+    }
+}
+
+/// Checks a schedule name: a DNS label short enough for the CronJob's Job names.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 30
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "schedule name {name:?} is not valid: use 1-30 lowercase letters, digits and '-'"
+        )))
+    }
+}
+
+/// Validates a standard 5-field cron expression (minute hour day-of-month month day-of-week,
+/// with `*`, `a-b`, `/step`, lists, month and day names) or a macro such as `@daily`, as the
+/// CronJob controller accepts them.
+pub fn validate_cron(expr: &str) -> Result<()> {
+    let expr = expr.trim();
+    let fail = |why: String| {
+        Err(Error::input(format!(
+            "cron expression {expr:?} is not valid: {why}; use 5 fields \"MIN HOUR DOM MON DOW\", \
+             e.g. \"0 2 * * *\" (02:00 every day) or @daily"
+        )))
+    };
+    if expr.starts_with('@') {
+        return match expr {
+            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
+            | "@hourly" => Ok(()),
+            _ => fail(format!("unknown macro {expr}")),
+        };
+    }
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 5 {
+        return fail(format!("it has {} fields, not 5", fields.len()));
+    }
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
+        ("minute", 0, 59, &[], 0),
+        ("hour", 0, 23, &[], 0),
+        ("day of month", 1, 31, &[], 0),
+        ("month", 1, 12, &MONTHS, 1),
+        ("day of week", 0, 7, &DAYS, 0),
+    ];
+    for (field, (what, lo, hi, names, base)) in fields.iter().zip(specs) {
+        let value = |s: &str| -> Option<u32> {
+            if let Ok(n) = s.parse::<u32>() {
+                return (lo..=hi).contains(&n).then_some(n);
+            }
+            let l = s.to_ascii_lowercase();
+            names.iter().position(|n| *n == l).map(|i| i as u32 + base)
+        };
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (item, None),
+            };
+            if let Some(s) = step
+                && !matches!(s.parse::<u32>(), Ok(n) if n >= 1 && n <= hi.max(1))
+            {
+                return fail(format!("{what}: step {s:?} is not a number in 1..={hi}"));
+            }
+            if range == "*" || range == "?" && what.starts_with("day") {
+                continue;
+            }
+            let ok = match range.split_once('-') {
+                Some((a, b)) => matches!((value(a), value(b)), (Some(a), Some(b)) if a <= b),
+                None => value(range).is_some(),
+            };
+            if !ok {
+                return fail(format!("{what} {item:?} is outside {lo}-{hi}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// English plural of a kind as the API server names resources (`AuthorizationPolicy` →
+/// `authorizationpolicies`), for kinds discovery does not serve yet.
+fn plural(kind: &str) -> String {
+    let k = kind.to_ascii_lowercase();
+    if let Some(stem) = k.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        return format!("{stem}ies");
+    }
+    if k.ends_with('s') {
+        return format!("{k}es");
+    }
+    format!("{k}s")
+}
+
+/// Kind and expected group → served group and plural, when discovery knows the kind.
+pub type ResolveFn<'a> = dyn Fn(&str, &str) -> Option<(String, String)> + 'a;
+
+/// The RBAC rules of exactly what `backup --kube` reads: the catalog's kinds, and what finding
+/// user namespaces and indexing PVCs needs (Namespaces, Profiles, claims, volumes, and the
+/// Pods, Notebooks and Tensorboards that mount them). Secrets only when they are stored
+/// (encrypted). `resolve` maps a kind and expected group to the served group and plural.
+pub fn rbac_rules(spec: &ScheduleSpec, resolve: &ResolveFn) -> Vec<Value> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    if spec.kube {
+        for e in &spec.catalog.entries {
+            if e.kind == "Secret" && spec.encrypt_to.is_empty() {
+                continue;
+            }
+            wanted.push((e.kind.clone(), e.group.clone()));
+            if e.scope == Scope::UserNamespaces {
+                wanted.push(("Namespace".into(), String::new()));
+            }
+        }
+        for (k, g) in [
+            ("Namespace", ""),
+            ("Profile", "kubeflow.org"),
+            ("PersistentVolumeClaim", ""),
+            ("PersistentVolume", ""),
+            ("Pod", ""),
+            ("Notebook", "kubeflow.org"),
+            ("Tensorboard", "tensorboard.kubeflow.org"),
+        ] {
+            wanted.push((k.into(), g.into()));
+        }
+    }
+    let mut by_group: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for (kind, group) in wanted {
+        let (g, p) = resolve(&kind, &group).unwrap_or_else(|| (group.clone(), plural(&kind)));
+        by_group.entry(g).or_default().insert(p);
+    }
+    by_group
+        .into_iter()
+        .map(|(g, resources)| {
+            json!({
+                "apiGroups": [g],
+                "resources": resources.into_iter().collect::<Vec<_>>(),
+                "verbs": ["get", "list"],
+            })
+        })
+        .collect()
+}
+
+fn labels(spec: &ScheduleSpec, cluster_scoped: bool) -> Value {
+    let mut l = json!({
+        MANAGED_BY: "amlmigrate",
+        SCHEDULE_LABEL: spec.name,
+    });
+    if cluster_scoped {
+        l[NAMESPACE_LABEL] = json!(spec.namespace);
+    }
+    l
+}
+
+/// The objects `install` applies, in order: ServiceAccount, ClusterRole, ClusterRoleBinding,
+/// CronJob.
+pub fn objects(spec: &ScheduleSpec, rules: Vec<Value>) -> Result<Vec<Value>> {
+    let name = spec.object_name();
+    let cname = spec.cluster_name();
+    let local_repo = !spec.repo.starts_with("s3://");
+    if local_repo && spec.repo_pvc.is_none() {
+        return Err(Error::input(format!(
+            "repository {} is a local path, but a scheduled backup runs in a pod: use an \
+             s3://BUCKET/PREFIX repository, or give --repo-pvc CLAIM to mount a volume at that path",
+            spec.repo
+        )));
+    }
+    if !spec.kube && spec.mysql.is_none() {
+        return Err(Error::input(
+            "nothing to back up: give --mysql URL and/or --kube to schedule install",
+        ));
+    }
+    let sa = json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": spec.namespace, "labels": labels(spec, false)},
+    });
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": cname, "labels": labels(spec, true)},
+        "rules": rules,
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": cname, "labels": labels(spec, true)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cname},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": spec.namespace}],
+    });
+
+    let mut backup: Vec<String> = vec![
+        "backup".into(),
+        "--repo".into(),
+        spec.repo.clone(),
+        "--progress".into(),
+        "lines".into(),
+        "--tag".into(),
+        format!("schedule={}", spec.name),
+    ];
+    if let Some(m) = &spec.mysql {
+        backup.extend(["--mysql".into(), m.clone()]);
+    }
+    if !spec.databases.is_empty() {
+        backup.extend(["--databases".into(), spec.databases.join(",")]);
+    }
+    if spec.kube {
+        backup.push("--kube".into());
+        if !spec.namespaces.is_empty() {
+            backup.extend(["--namespaces".into(), spec.namespaces.join(",")]);
+        }
+    }
+    for r in &spec.encrypt_to {
+        backup.extend(["--encrypt-to".into(), r.clone()]);
+    }
+    let mut prune: Vec<String> = vec!["prune".into(), "--repo".into(), spec.repo.clone()];
+    prune.extend(spec.policy.to_args());
+
+    let mut env = Vec::new();
+    if let Some(s) = &spec.mysql_secret {
+        env.push(json!({
+            "name": "AMLMIGRATE_MYSQL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": s, "key": "password"}},
+        }));
+    }
+    let env_from: Vec<Value> = spec
+        .s3_secret
+        .iter()
+        .map(|s| json!({"secretRef": {"name": s}}))
+        .collect();
+    let mounts: Vec<Value> = if spec.repo_pvc.is_some() {
+        let path = spec.repo.strip_prefix("file://").unwrap_or(&spec.repo);
+        vec![json!({"name": "repository", "mountPath": path})]
+    } else {
+        vec![]
+    };
+    let container = |cname: &str, args: &[String]| {
+        let mut c = json!({
+            "name": cname,
+            "image": spec.image,
+            "command": ["amlmigrate"],
+            "args": args,
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {
+                "requests": {"cpu": "250m", "memory": "256Mi"},
+                "limits": {"memory": "1Gi"},
+            },
+        });
+        if !env.is_empty() {
+            c["env"] = json!(env);
+        }
+        if !env_from.is_empty() {
+            c["envFrom"] = json!(env_from);
+        }
+        if !mounts.is_empty() {
+            c["volumeMounts"] = json!(mounts);
+        }
+        c
+    };
+    let mut pod = json!({
+        "serviceAccountName": name,
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "initContainers": [container("backup", &backup)],
+        "containers": [container("prune", &prune)],
+    });
+    if let Some(claim) = &spec.repo_pvc {
+        pod["volumes"] =
+            json!([{"name": "repository", "persistentVolumeClaim": {"claimName": claim}}]);
+    }
+    let cronjob = json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": name,
+            "namespace": spec.namespace,
+            "labels": labels(spec, false),
+            "annotations": {REPO_ANNOTATION: spec.repo},
+        },
+        "spec": {
+            "schedule": spec.cron,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": labels(spec, false)},
+                "spec": {
+                    "backoffLimit": 1,
+                    "activeDeadlineSeconds": 6 * 3600,
+                    "template": {
+                        "metadata": {"labels": labels(spec, false)},
+                        "spec": pod,
+                    },
+                },
+            },
+        },
+    });
+    Ok(vec![sa, role, binding, cronjob])
+}
+
+/// Resolves a kind of ours (they are all built in) or fails naming the server.
+fn need(cluster: &Cluster, kind: &str, group: &str) -> Result<crate::kube::Resource> {
+    cluster.resolve(kind, Some(group)).ok_or_else(|| {
+        Error::input(format!(
+            "the cluster {} does not serve {kind} ({}); schedules need Kubernetes 1.21 or newer",
+            cluster.server,
+            if group.is_empty() { "core" } else { group }
+        ))
+    })
+}
+
+/// The rules with kinds resolved through the cluster's discovery where it serves them.
+pub fn cluster_rules(cluster: &Cluster, spec: &ScheduleSpec) -> Vec<Value> {
+    rbac_rules(spec, &|kind, group| {
+        cluster
+            .resolve(kind, Some(group))
+            .map(|r| (r.ar.group.clone(), r.ar.plural.clone()))
+    })
+}
+
+/// Applies the objects with server-side apply; returns `Kind name` of each.
+pub async fn install(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for o in objects {
+        let kind = str_at(o, "kind").unwrap_or_default();
+        let av = str_at(o, "apiVersion").unwrap_or_default();
+        let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let r = need(cluster, kind, group)?;
+        let ns = str_at(o, "metadata.namespace");
+        cluster.apply(&r, ns, name_of(o), o, true, false).await?;
+        done.push(format!("{kind} {}", object_name(&r, ns, name_of(o))));
+    }
+    Ok(done)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub name: String,
+    pub started: Option<String>,
+    pub completed: Option<String>,
+    /// Succeeded, Failed or Running.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleStatus {
+    pub name: String,
+    pub namespace: String,
+    pub cronjob: String,
+    pub cron: String,
+    pub suspended: bool,
+    pub repository: Option<String>,
+    pub last_schedule_time: Option<String>,
+    pub last_successful_time: Option<String>,
+    pub jobs: Vec<JobStatus>,
+}
+
+fn selector(name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{MANAGED_BY}=amlmigrate,{SCHEDULE_LABEL}={n}"),
+        None => format!("{MANAGED_BY}=amlmigrate,{SCHEDULE_LABEL}"),
+    }
+}
+
+/// The schedules installed in `namespace` (or only `name`), with their Jobs, newest first.
+pub async fn show(
+    cluster: &Cluster,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<Vec<ScheduleStatus>> {
+    let cjr = need(cluster, "CronJob", "batch")?;
+    let jr = need(cluster, "Job", "batch")?;
+    let sel = selector(name);
+    let mut out = Vec::new();
+    for cj in cluster
+        .list(&cjr, Some(namespace), Some(&sel), None)
+        .await?
+    {
+        let sname = cj["metadata"]["labels"][SCHEDULE_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let jsel = format!("{MANAGED_BY}=amlmigrate,{SCHEDULE_LABEL}={sname}");
+        let mut jobs: Vec<JobStatus> = cluster
+            .list(&jr, Some(namespace), Some(&jsel), None)
+            .await?
+            .iter()
+            .map(|j| {
+                let st = &j["status"];
+                let cond = |t: &str| {
+                    st["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter().any(|c| c["type"] == t && c["status"] == "True")
+                    })
+                };
+                let status = if cond("Complete") || st["succeeded"].as_u64().unwrap_or(0) > 0 {
+                    "Succeeded"
+                } else if cond("Failed") {
+                    "Failed"
+                } else {
+                    "Running"
+                };
+                JobStatus {
+                    name: name_of(j).to_string(),
+                    started: st["startTime"].as_str().map(str::to_string),
+                    completed: st["completionTime"].as_str().map(str::to_string),
+                    status: status.to_string(),
+                }
+            })
+            .collect();
+        jobs.sort_by(|a, b| (&b.started, &b.name).cmp(&(&a.started, &a.name)));
+        out.push(ScheduleStatus {
+            name: sname,
+            namespace: namespace.to_string(),
+            cronjob: name_of(&cj).to_string(),
+            cron: cj["spec"]["schedule"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            suspended: cj["spec"]["suspend"].as_bool().unwrap_or(false),
+            repository: cj["metadata"]["annotations"][REPO_ANNOTATION]
+                .as_str()
+                .map(str::to_string),
+            last_schedule_time: cj["status"]["lastScheduleTime"]
+                .as_str()
+                .map(str::to_string),
+            last_successful_time: cj["status"]["lastSuccessfulTime"]
+                .as_str()
+                .map(str::to_string),
+            jobs,
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes what `install` created for schedule `name` in `namespace` (found by its labels),
+/// and nothing else. Jobs of the CronJob go with it (background propagation).
+pub async fn remove(cluster: &Cluster, namespace: &str, name: &str) -> Result<Vec<String>> {
+    let sel = selector(Some(name));
+    let csel = format!("{sel},{NAMESPACE_LABEL}={namespace}");
+    let mut removed = Vec::new();
+    for (kind, group, ns, sel) in [
+        ("CronJob", "batch", Some(namespace), &sel),
+        (
+            "ClusterRoleBinding",
+            "rbac.authorization.k8s.io",
+            None,
+            &csel,
+        ),
+        ("ClusterRole", "rbac.authorization.k8s.io", None, &csel),
+        ("ServiceAccount", "", Some(namespace), &sel),
+    ] {
+        let r = need(cluster, kind, group)?;
+        for o in cluster.list(&r, ns, Some(sel), None).await? {
+            let n = name_of(&o).to_string();
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(cluster.client.clone(), ns, &r.ar),
+                None => Api::all_with(cluster.client.clone(), &r.ar),
+            };
+            match api.delete(&n, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(api_error(
+                        e,
+                        &cluster.server,
+                        "delete",
+                        &object_name(&r, ns, &n),
+                    ));
+                }
+            }
+            removed.push(format!("{kind} {}", object_name(&r, ns, &n)));
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_expressions_are_checked_field_by_field() {
+        for good in [
+            "0 2 * * *",
+            "*/15 * * * *",
+            "0 0-23/2 1,15 JAN-jun mon-FRI",
+            "30 4 * * 0",
+            "0 3 * * 7",
+            "@daily",
+        ] {
+            validate_cron(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for (bad, why) in [
+            ("0 2 * *", "4 fields"),
+            ("60 2 * * *", "minute"),
+            ("0 24 * * *", "hour"),
+            ("0 2 0 * *", "day of month"),
+            ("0 2 * 13 *", "month"),
+            ("0 2 * * 8", "day of week"),
+            ("0 2 * * * *", "6 fields"),
+            ("*/0 * * * *", "step"),
+            ("5-1 * * * *", "minute"),
+            ("@sometimes", "macro"),
+        ] {
+            let e = validate_cron(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Input);
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn plurals_follow_the_api_server() {
+        assert_eq!(plural("AuthorizationPolicy"), "authorizationpolicies");
+        assert_eq!(plural("Notebook"), "notebooks");
+        assert_eq!(plural("Aml"), "amls");
+        assert_eq!(plural("Gateway"), "gateways");
+    }
+
+    #[test]
+    fn secrets_are_readable_only_when_they_are_stored_encrypted() {
+        let mut spec = ScheduleSpec {
+            kube: true,
+            ..Default::default()
+        };
+        let secrets = |spec: &ScheduleSpec| {
+            rbac_rules(spec, &|_, _| None).iter().any(|r| {
+                r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("secrets"))
+            })
+        };
+        assert!(!secrets(&spec));
+        spec.encrypt_to = vec!["age1x".into()];
+        assert!(secrets(&spec));
+        for r in rbac_rules(&spec, &|_, _| None) {
+            assert_eq!(r["verbs"], json!(["get", "list"]));
+        }
+    }
+}

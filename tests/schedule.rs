@@ -1,0 +1,518 @@
+//! `amlmigrate schedule` end to end: the real binary against the fake API server (real HTTP,
+//! discovery, server-side apply): what install creates, what show reports, that remove deletes
+//! exactly what install made, --print, and the input errors.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use fakekube::FakeKube;
+use serde_json::{Value, json};
+
+const NS: &str = "aml-backup";
+const MYSQL_URL: &str = "mysql://backup@mysql.kubeflow:3306";
+
+struct Env {
+    fk: FakeKube,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let fk = FakeKube::start();
+        fk.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
+        Env {
+            fk,
+            _dir: dir,
+            kubeconfig,
+        }
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--kubeconfig", self.kubeconfig.to_str().unwrap()]);
+        amlmigrate(&all)
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "amlmigrate {args:?} failed: {r:?}");
+        r.stdout.trim().to_string()
+    }
+    fn install(&self, name: &str, repo: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "schedule",
+            "install",
+            "-n",
+            NS,
+            "--name",
+            name,
+            "--repo",
+            repo,
+            "--cron",
+            "0 2 * * *",
+            "--keep-daily",
+            "7",
+            "--keep-weekly",
+            "4",
+        ];
+        args.extend(extra);
+        self.ok(&args)
+    }
+}
+
+fn s3_install_flags() -> Vec<&'static str> {
+    vec![
+        "--mysql",
+        MYSQL_URL,
+        "--mysql-secret",
+        "aml-mysql",
+        "--s3-secret",
+        "aml-s3",
+        "--kube",
+        "--databases",
+        "aml,mlpipeline",
+        "--image",
+        "registry.example.com/amlmigrate:0.1.0",
+    ]
+}
+
+fn labels(o: &Value) -> &Value {
+    &o["metadata"]["labels"]
+}
+
+#[test]
+fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_references() {
+    let env = Env::new();
+    env.install("nightly", "s3://aml-backups/prod", &s3_install_flags());
+    let fk = &env.fk;
+
+    let sa = fk
+        .get("v1", "ServiceAccount", Some(NS), "amlmigrate-nightly")
+        .expect("service account");
+    assert_eq!(labels(&sa)["app.kubernetes.io/managed-by"], "amlmigrate");
+    assert_eq!(labels(&sa)["amlmigrate.alauda.io/schedule"], "nightly");
+
+    let cname = format!("amlmigrate-{NS}-nightly");
+    let role = fk
+        .get("rbac.authorization.k8s.io/v1", "ClusterRole", None, &cname)
+        .expect("cluster role");
+    let rules = role["rules"].as_array().unwrap();
+    let resources: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for r in [
+        "notebooks",
+        "profiles",
+        "persistentvolumeclaims",
+        "persistentvolumes",
+        "pods",
+        "namespaces",
+        "rolebindings",
+    ] {
+        assert!(resources.contains(&r), "{r} missing from {resources:?}");
+    }
+    assert!(
+        !resources.contains(&"secrets"),
+        "Secrets readable without --encrypt-to"
+    );
+    for r in rules {
+        assert_eq!(r["verbs"], json!(["get", "list"]), "{r}");
+    }
+    let binding = fk
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            &cname,
+        )
+        .expect("binding");
+    assert_eq!(binding["roleRef"]["name"], cname.as_str());
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "amlmigrate-nightly", "namespace": NS}])
+    );
+
+    let cj = fk
+        .get("batch/v1", "CronJob", Some(NS), "amlmigrate-nightly")
+        .expect("cronjob");
+    let spec = &cj["spec"];
+    assert_eq!(spec["schedule"], "0 2 * * *");
+    assert_eq!(spec["concurrencyPolicy"], "Forbid");
+    assert!(spec["startingDeadlineSeconds"].as_u64().unwrap() > 0);
+    assert!(spec["successfulJobsHistoryLimit"].is_u64() && spec["failedJobsHistoryLimit"].is_u64());
+    let job = &spec["jobTemplate"]["spec"];
+    assert_eq!(job["backoffLimit"], 1);
+    let pod = &job["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["serviceAccountName"], "amlmigrate-nightly");
+    let backup = &pod["initContainers"][0];
+    let prune = &pod["containers"][0];
+    assert_eq!(backup["image"], "registry.example.com/amlmigrate:0.1.0");
+    let args = |c: &Value| -> Vec<String> {
+        c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let b = args(backup).join(" ");
+    assert!(
+        b.starts_with("backup --repo s3://aml-backups/prod")
+            && b.contains("--mysql mysql://backup@mysql.kubeflow:3306")
+            && b.contains("--databases aml,mlpipeline")
+            && b.contains("--kube"),
+        "{b}"
+    );
+    assert_eq!(
+        args(prune).join(" "),
+        "prune --repo s3://aml-backups/prod --keep-daily 7 --keep-weekly 4"
+    );
+    for c in [backup, prune] {
+        assert_eq!(
+            c["env"],
+            json!([{"name": "AMLMIGRATE_MYSQL_PASSWORD",
+                    "valueFrom": {"secretKeyRef": {"name": "aml-mysql", "key": "password"}}}])
+        );
+        assert_eq!(c["envFrom"], json!([{"secretRef": {"name": "aml-s3"}}]));
+    }
+    // Applied server-side by our field manager.
+    let managers: Vec<&str> = cj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, vec!["amlmigrate"]);
+
+    // Installing again changes nothing and succeeds (apply is idempotent).
+    env.install("nightly", "s3://aml-backups/prod", &s3_install_flags());
+
+    // With --encrypt-to, the job may read Secrets (to store them encrypted).
+    let mut flags = s3_install_flags();
+    flags.extend([
+        "--encrypt-to",
+        "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+    ]);
+    env.install("nightly", "s3://aml-backups/prod", &flags);
+    let role = fk
+        .get("rbac.authorization.k8s.io/v1", "ClusterRole", None, &cname)
+        .unwrap();
+    assert!(role["rules"].to_string().contains("\"secrets\""), "{role}");
+
+    // The real kubectl reads the CronJob back from the same API.
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok()
+    {
+        let out = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                env.kubeconfig.to_str().unwrap(),
+                "get",
+                "cronjob",
+                "-n",
+                NS,
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list["items"][0]["metadata"]["name"], "amlmigrate-nightly");
+    }
+}
+
+#[test]
+fn show_lists_the_schedule_its_jobs_and_the_newest_snapshot_of_its_repository() {
+    let env = Env::new();
+    let db = TestDb::create("sched");
+    sql(
+        Some(&db.name),
+        "CREATE TABLE t (a INT); INSERT INTO t VALUES (1)",
+    );
+    let (_tmp, repo) = temp_repo();
+    let id = backup(&repo, &db.name);
+    let repo_s = repo.to_str().unwrap();
+    env.install(
+        "nightly",
+        repo_s,
+        &["--mysql", MYSQL_URL, "--repo-pvc", "aml-backups"],
+    );
+
+    // The CronJob controller would create these; the fake has none, so the test does.
+    for (name, start, done) in [
+        ("amlmigrate-nightly-29000000", "2026-11-27T02:00:00Z", true),
+        ("amlmigrate-nightly-29001440", "2026-11-28T02:00:00Z", false),
+    ] {
+        env.fk
+            .create(json!({
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": NS, "labels": {
+                    "app.kubernetes.io/managed-by": "amlmigrate",
+                    "amlmigrate.alauda.io/schedule": "nightly"}},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "prune", "image": "x"}]}}},
+            }))
+            .unwrap();
+        env.fk.update("batch/v1", "Job", Some(NS), name, |j| {
+            j["status"] = if done {
+                json!({"startTime": start, "completionTime": "2026-11-27T02:01:00Z", "succeeded": 1,
+                       "conditions": [{"type": "Complete", "status": "True"}]})
+            } else {
+                json!({"startTime": start, "active": 1})
+            };
+        });
+    }
+    env.fk
+        .update("batch/v1", "CronJob", Some(NS), "amlmigrate-nightly", |c| {
+            c["status"] = json!({"lastScheduleTime": "2026-11-28T02:00:00Z",
+                             "lastSuccessfulTime": "2026-11-27T02:01:00Z"});
+        });
+
+    let j: Value =
+        serde_json::from_str(&env.ok(&["schedule", "show", "-n", NS, "--json"])).unwrap();
+    let s = &j["schedules"][0];
+    assert_eq!(s["name"], "nightly");
+    assert_eq!(s["cron"], "0 2 * * *");
+    assert_eq!(s["repository"], repo_s);
+    assert_eq!(s["last_schedule_time"], "2026-11-28T02:00:00Z");
+    assert_eq!(s["snapshot"]["newest"], id.as_str());
+    let jobs: Vec<(&str, &str)> = s["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["name"].as_str().unwrap(), j["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![
+            ("amlmigrate-nightly-29001440", "Running"),
+            ("amlmigrate-nightly-29000000", "Succeeded")
+        ]
+    );
+    let text = env.ok(&["schedule", "show", "-n", NS]);
+    assert!(
+        text.contains(&id) && text.contains("Succeeded") && text.contains("0 2 * * *"),
+        "{text}"
+    );
+
+    // An unreachable repository is reported, not fatal.
+    env.install("other", "s3://aml-backups/x", &["--mysql", MYSQL_URL]);
+    let j: Value = serde_json::from_str(
+        &env.run(&["schedule", "show", "-n", NS, "--name", "other", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(j["schedules"][0]["snapshot"]["reachable"], false, "{j}");
+}
+
+#[test]
+fn remove_deletes_exactly_what_install_created_and_nothing_else() {
+    let env = Env::new();
+    let fk = &env.fk;
+    env.install("nightly", "s3://b-1/x", &s3_install_flags());
+    env.install("weekly", "s3://b-1/y", &s3_install_flags());
+    // Someone else's objects, some even labelled like ours in another namespace.
+    fk.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}))
+        .unwrap();
+    fk.create(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "amlmigrate-nightly", "namespace": "other", "labels": {
+            "app.kubernetes.io/managed-by": "amlmigrate", "amlmigrate.alauda.io/schedule": "nightly"}}})).unwrap();
+    fk.create(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "unrelated", "namespace": NS}}))
+        .unwrap();
+    fk.create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "amlmigrate-other-nightly", "labels": {
+            "app.kubernetes.io/managed-by": "amlmigrate", "amlmigrate.alauda.io/schedule": "nightly",
+            "amlmigrate.alauda.io/namespace": "other"}}, "rules": []})).unwrap();
+
+    let out = env.ok(&[
+        "schedule", "remove", "-n", NS, "--name", "nightly", "--json",
+    ]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["removed"].as_array().unwrap().len(), 4, "{j}");
+
+    let cname = format!("amlmigrate-{NS}-nightly");
+    assert!(
+        fk.get("batch/v1", "CronJob", Some(NS), "amlmigrate-nightly")
+            .is_none()
+    );
+    assert!(
+        fk.get("v1", "ServiceAccount", Some(NS), "amlmigrate-nightly")
+            .is_none()
+    );
+    assert!(
+        fk.get("rbac.authorization.k8s.io/v1", "ClusterRole", None, &cname)
+            .is_none()
+    );
+    assert!(
+        fk.get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            &cname
+        )
+        .is_none()
+    );
+    // Everything else stays.
+    assert!(
+        fk.get("batch/v1", "CronJob", Some(NS), "amlmigrate-weekly")
+            .is_some()
+    );
+    assert!(
+        fk.get("v1", "ServiceAccount", Some(NS), "amlmigrate-weekly")
+            .is_some()
+    );
+    assert!(
+        fk.get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            None,
+            &format!("amlmigrate-{NS}-weekly")
+        )
+        .is_some()
+    );
+    assert!(
+        fk.get("v1", "ServiceAccount", Some("other"), "amlmigrate-nightly")
+            .is_some()
+    );
+    assert!(
+        fk.get("v1", "ServiceAccount", Some(NS), "unrelated")
+            .is_some()
+    );
+    assert!(
+        fk.get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            None,
+            "amlmigrate-other-nightly"
+        )
+        .is_some()
+    );
+
+    // Removing again: nothing of that name is left, which is bad input.
+    let r = env.run(&["schedule", "remove", "-n", NS, "--name", "nightly"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("no schedule nightly"), "{r:?}");
+}
+
+#[test]
+fn print_writes_yaml_documents_and_touches_no_cluster() {
+    let mut args = vec![
+        "schedule",
+        "install",
+        "-n",
+        NS,
+        "--repo",
+        "s3://aml-backups/prod",
+        "--cron",
+        "@daily",
+        "--keep-last",
+        "14",
+        "--print",
+    ];
+    args.extend(s3_install_flags());
+    // No kubeconfig at all: --print must not need a cluster.
+    let r = amlmigrate_env(&args, &[("KUBECONFIG", "/nonexistent")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let docs: Vec<Value> = serde_saphyr::from_multiple::<Value>(&r.stdout)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.is_object())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CronJob"
+        ]
+    );
+    for d in &docs {
+        assert!(
+            d["apiVersion"].is_string() && d["metadata"]["name"].is_string(),
+            "{d}"
+        );
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "amlmigrate"
+        );
+    }
+    assert_eq!(docs[3]["spec"]["schedule"], "@daily");
+}
+
+#[test]
+fn invalid_cron_inline_passwords_and_missing_rules_exit_2_before_any_change() {
+    let env = Env::new();
+    let base = |cron: &'static str| {
+        vec![
+            "schedule",
+            "install",
+            "-n",
+            NS,
+            "--repo",
+            "s3://aml-backups/prod",
+            "--cron",
+            cron,
+        ]
+    };
+    let mut a = base("0 25 * * *");
+    a.extend(["--keep-last", "3", "--mysql", MYSQL_URL]);
+    let r = env.run(&a);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("cron expression") && r.stderr.contains("hour"),
+        "{r:?}"
+    );
+
+    let mut a = base("0 2 * * *");
+    a.extend([
+        "--keep-last",
+        "3",
+        "--mysql",
+        "mysql://root:hunter2@mysql:3306",
+    ]);
+    let r = env.run(&a);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("--mysql-secret") && !r.all().contains("hunter2"),
+        "{r:?}"
+    );
+
+    let mut a = base("0 2 * * *");
+    a.extend(["--mysql", MYSQL_URL]);
+    let r = env.run(&a);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--keep-last"), "{r:?}");
+
+    let mut a = vec![
+        "schedule",
+        "install",
+        "-n",
+        NS,
+        "--repo",
+        "/backups/aml",
+        "--cron",
+        "0 2 * * *",
+    ];
+    a.extend(["--keep-last", "3", "--mysql", MYSQL_URL]);
+    let r = env.run(&a);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--repo-pvc"), "{r:?}");
+
+    assert!(env.fk.list("batch/v1", "CronJob", Some(NS)).is_empty());
+    assert!(env.fk.list("v1", "ServiceAccount", Some(NS)).is_empty());
+}
