@@ -532,6 +532,18 @@ fn assert_upgraded(lab: &Lab) {
     assert_eq!(psql(&lab.pg.name, "SELECT count(*) FROM runs").trim(), "6");
 }
 
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 fn writes(fk: &FakeKube) -> usize {
     fk.requests()
         .iter()
@@ -573,6 +585,7 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("## Data before and after"), "{r:?}");
+    assert!(!r.all().contains("upgrade-test-pw"), "password printed");
     assert_upgraded(&lab);
 
     let report = lab.report();
@@ -648,9 +661,10 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
 fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_twice() {
     let lab = lab(None);
     for step in [
-        "drain",
+        "snapshot",
         "uninstall-plugins",
         "install-plugins",
+        "migrate-mlflow",
         "enable-features",
     ] {
         let mut child = Command::new(bin())
@@ -710,10 +724,30 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
         "ModuleInfos created: 4 new plugins (volcano is upgraded in place)"
     );
     assert_eq!(mi_deletes, 4, "ModuleInfos deleted: the four 1.3 plugins");
-    let snaps = std::fs::read_dir(lab.dir.path().join("repo/snapshots"))
+    // A backup killed before its commit leaves no snapshot (prune removes its leftovers).
+    let committed = std::fs::read_dir(lab.dir.path().join("repo/snapshots"))
         .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("manifest.json").exists())
         .count();
-    assert_eq!(snaps, 1, "the snapshot was taken more than once");
+    assert!(committed <= 2, "{committed} snapshots committed");
+    let snapshot_done = journal
+        .iter()
+        .filter(|e| e["step"] == "snapshot" && e["event"] == "done")
+        .count();
+    assert_eq!(
+        snapshot_done, 1,
+        "the snapshot step completed twice: {journal:?}"
+    );
+    // No secret in the journal or the report.
+    for e in walk(&lab.dir.path().join("repo/runs")) {
+        let text = std::fs::read_to_string(&e).unwrap_or_default();
+        assert!(
+            !text.contains("upgrade-test-pw") && !text.contains("dXBncmFkZS10ZXN0LXB3"),
+            "secret in {}",
+            e.display()
+        );
+    }
 }
 
 #[test]
