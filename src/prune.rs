@@ -7,7 +7,7 @@
 //! younger ones may belong to a backup that is still running. A snapshot is removed manifest
 //! first, so a half-removed snapshot never looks complete.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -194,6 +194,35 @@ pub fn plan(
     Ok(out)
 }
 
+/// Snapshots an unfinished guided upgrade still depends on (its pre-upgrade snapshot): id →
+/// run id.
+async fn upgrade_pins(repo: &Repository) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for run in repo.run_ids().await? {
+        let j = crate::upgrade::journal::Journal::load(repo, &run).await?;
+        if !j.finished()
+            && let Some(id) = j.fact("snapshot").and_then(|v| v.as_str())
+        {
+            out.insert(id.to_string(), run);
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps what an unfinished upgrade run depends on, whatever the policy says.
+fn pin(decisions: &mut [Decision], pins: &BTreeMap<String, String>) {
+    for d in decisions.iter_mut() {
+        if let Some(run) = pins.get(&d.id) {
+            if !d.keep {
+                d.reasons.clear();
+            }
+            d.keep = true;
+            d.reasons
+                .push(format!("snapshot of upgrade run {run}, not finished"));
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneReport {
     pub repository: String,
@@ -212,7 +241,8 @@ pub async fn prune(
     dry_run: bool,
 ) -> Result<PruneReport> {
     let folders = repo.snapshot_folders().await?;
-    let decisions = plan(&folders, policy, now)?;
+    let mut decisions = plan(&folders, policy, now)?;
+    pin(&mut decisions, &upgrade_pins(repo).await?);
     let mut removed = Vec::new();
     if !dry_run {
         for d in decisions.iter().filter(|d| !d.keep) {
@@ -245,6 +275,26 @@ mod tests {
             committed: true,
             last_modified: at,
         }
+    }
+
+    #[test]
+    fn the_snapshot_of_an_unfinished_upgrade_is_kept_whatever_the_policy() {
+        let snaps = [snap("2026-11-01T10:00:00Z"), snap("2026-11-28T10:00:00Z")];
+        let mut d = plan(
+            &snaps,
+            &policy(Some(1), None, None, None),
+            t("2026-11-29T00:00:00Z"),
+        )
+        .unwrap();
+        assert!(!d[1].keep);
+        let pins = BTreeMap::from([(d[1].id.clone(), "20261101T100500Z-000001".to_string())]);
+        pin(&mut d, &pins);
+        assert!(d[1].keep);
+        assert_eq!(
+            d[1].reasons,
+            ["snapshot of upgrade run 20261101T100500Z-000001, not finished"]
+        );
+        assert!(d[0].keep);
     }
 
     fn leftover(time: &str) -> SnapshotInfo {
