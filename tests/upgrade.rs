@@ -98,6 +98,9 @@ impl Registry {
     fn has(&self, image: &str) -> bool {
         self.manifests.lock().unwrap().contains_key(image)
     }
+    fn remove(&self, image: &str) {
+        self.manifests.lock().unwrap().remove(image);
+    }
 }
 
 fn serve(conn: std::net::TcpStream, m: Manifests) {
@@ -751,6 +754,44 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
 }
 
 #[test]
+fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
+    let lab = lab(None);
+    let mut child = Command::new(bin())
+        .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
+        .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The drain step waits for the running fine-tune job: interrupt it there.
+    wait_until("the drain step started", || {
+        lab.journal()
+            .iter()
+            .any(|e| e["step"] == "drain" && e["event"] == "started")
+    });
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command to resume"),
+        "{stderr}"
+    );
+    let journal = lab.journal();
+    let last = journal.last().unwrap();
+    assert_eq!(
+        (&last["step"], &last["event"]),
+        (&json!("run"), &json!("stopped")),
+        "{journal:?}"
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+}
+
+#[test]
 fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after_the_fix() {
     let lab = lab(Some("kfp"));
     let r = lab.upgrade(&["run", "--yes"]);
@@ -799,6 +840,7 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
     lab.fk.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "arm-1", "labels": {"kubernetes.io/arch": "arm64"}}, "status": {"nodeInfo": {"architecture": "arm64"}}})).unwrap();
     lab.fk
         .delete("storage.k8s.io/v1", "StorageClass", None, "sc-topolvm");
+    lab.registry.remove("mlops/buildkit:v0.15.2-aml");
     lab.fk.update(
         "asm.alauda.io/v1alpha1",
         "ServiceMesh",
@@ -816,6 +858,15 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
     let plan = lab.upgrade(&["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(plan.stdout.contains("BLOCKED"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("FAIL nodes: arm-1 is arm64"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("not in the registry")
+            && plan.stdout.contains("mlops/buildkit:v0.15.2-aml"),
+        "{plan:?}"
+    );
     let before = writes(&lab.fk);
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 4, "{r:?}");
