@@ -756,7 +756,7 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
 #[test]
 fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
     let lab = lab(None);
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
         .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
         .stderr(std::process::Stdio::piped())
