@@ -73,16 +73,7 @@ impl Registry {
     fn start(images: &[&str]) -> Registry {
         let manifests: Manifests = Arc::default();
         for i in images {
-            let body = format!(
-                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{{"ref":"{i}"}}}}"#
-            );
-            manifests.lock().unwrap().insert(
-                i.to_string(),
-                (
-                    "application/vnd.oci.image.manifest.v1+json".into(),
-                    body.into_bytes(),
-                ),
-            );
+            add_image(&manifests, i);
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -101,6 +92,20 @@ impl Registry {
     fn remove(&self, image: &str) {
         self.manifests.lock().unwrap().remove(image);
     }
+}
+
+/// What `nerdctl push` leaves behind: a manifest under repository:tag.
+fn add_image(manifests: &Manifests, i: &str) {
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{{"ref":"{i}"}}}}"#
+    );
+    manifests.lock().unwrap().insert(
+        i.to_string(),
+        (
+            "application/vnd.oci.image.manifest.v1+json".into(),
+            body.into_bytes(),
+        ),
+    );
 }
 
 fn serve(conn: std::net::TcpStream, m: Manifests) {
@@ -535,6 +540,10 @@ fn assert_upgraded(lab: &Lab) {
     assert_eq!(psql(&lab.pg.name, "SELECT count(*) FROM runs").trim(), "6");
 }
 
+fn walk_if_exists(dir: &Path) -> Vec<PathBuf> {
+    if dir.exists() { walk(dir) } else { Vec::new() }
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -558,8 +567,75 @@ fn writes(fk: &FakeKube) -> usize {
 #[test]
 fn a_full_run_upgrades_everything_and_its_report_is_right() {
     let lab = lab(None);
+    // What people still have to do: one image and one 1.4 plugin package are not pushed yet.
+    lab.registry
+        .remove("mlops/buildkit-gitlfs:v0.13-rootless-aml");
+    let mlflow_package = lab
+        .fk
+        .get(
+            "cluster.alauda.io/v1alpha1",
+            "ModuleConfig",
+            None,
+            "mlflow-v3.1.1",
+        )
+        .unwrap();
+    lab.fk.delete(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleConfig",
+        None,
+        "mlflow-v3.1.1",
+    );
     let plan = lab.upgrade(&["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains("images             manual")
+            && plan
+                .stdout
+                .contains("mlops/buildkit-gitlfs:v0.13-rootless-aml"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("install-plugins    manual")
+            && plan.stdout.contains("no ModuleConfig mlflow-v3.1.1"),
+        "{plan:?}"
+    );
+    // The operator pushes the image once the run asks for it, and the plugin package while
+    // the first plugins install.
+    let manifests = lab.registry.manifests.clone();
+    let journal_dir = lab.dir.path().join("repo/runs");
+    std::thread::spawn(move || {
+        loop {
+            let asked = walk_if_exists(&journal_dir)
+                .iter()
+                .filter(|p| p.ends_with("journal.jsonl"))
+                .any(|p| {
+                    std::fs::read_to_string(p)
+                        .unwrap_or_default()
+                        .contains(r#""step":"images","event":"waiting""#)
+                });
+            if asked {
+                add_image(&manifests, "mlops/buildkit-gitlfs:v0.13-rootless-aml");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    lab.fk.on_change(move |c, h| {
+        if c.is("cluster.alauda.io", "ModuleInfo")
+            && c.kind == ChangeKind::Added
+            && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
+        {
+            let mut pkg = mlflow_package.clone();
+            pkg["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("resourceVersion");
+            pkg["metadata"].as_object_mut().unwrap().remove("uid");
+            h.after(Duration::from_millis(3000), move |h| {
+                let _ = h.create(pkg);
+            });
+        }
+    });
     assert!(
         plan.stdout.contains("preflight") && plan.stdout.contains("to do"),
         "{plan:?}"
@@ -588,6 +664,14 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("## Data before and after"), "{r:?}");
+    assert!(
+        r.stderr.contains("ACTION NEEDED: push the missing images")
+            && r.stderr
+                .contains("ACTION NEEDED: push the mlflow v3.1.1 plugin package")
+            && r.stderr
+                .contains("ACTION NEEDED: upgrade the Alauda AI operator"),
+        "{r:?}"
+    );
     assert!(!r.all().contains("upgrade-test-pw"), "password printed");
     assert_upgraded(&lab);
 

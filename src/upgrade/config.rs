@@ -116,6 +116,11 @@ pub struct Images {
     /// The llm-trainer tag that was pushed; the tag aml-image-builder-config references must exist too.
     pub llm_trainer: String,
     pub config_namespace: String,
+    /// How long to wait for a person to push missing images.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -338,6 +343,8 @@ impl Default for Images {
             .to_vec(),
             llm_trainer: "mlops/llm-trainer:v1.4.3".into(),
             config_namespace: "kubeflow".into(),
+            timeout: Duration::from_secs(4 * 3600),
+            poll: Duration::from_secs(15),
         }
     }
 }

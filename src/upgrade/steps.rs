@@ -215,8 +215,24 @@ pub(super) async fn check(
                     }
                 }
             }
+            let mut unpublished = Vec::new();
+            if let Some(mc) = env.global.resolve("ModuleConfig", Some(PLUGIN_GROUP)) {
+                for p in &env.cfg.install.plugins {
+                    let name = format!("{}-{}", p.module, p.version);
+                    if env.global.get(&mc, None, &name).await?.is_none() {
+                        unpublished.push(name);
+                    }
+                }
+            }
             if pending.is_empty() {
                 c.why = "every 1.4 plugin is Running".into();
+            } else if !unpublished.is_empty() {
+                c.state = State::Manual;
+                c.why = format!(
+                    "plugin package(s) not pushed yet (no ModuleConfig {}): push them with violet push; the run waits for them, then installs {}",
+                    unpublished.join(", "),
+                    pending.join(" → ")
+                );
             } else {
                 c.state = State::ToDo;
                 c.why = format!("to install or wait for: {}", pending.join(" → "));
@@ -331,6 +347,19 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal, step: StepId) -> Res
             Ok((c.changes, BTreeMap::new()))
         }
         StepId::Images => {
+            let cfg = &env.cfg.images;
+            wait_for_person(
+                env,
+                journal,
+                step,
+                &format!("push the missing images to {}", cfg.registry),
+                (cfg.timeout, cfg.poll),
+                async || {
+                    let st = super::images::image_state(env).await?;
+                    Ok((!st.missing.is_empty()).then(|| st.missing.join(", ")))
+                },
+            )
+            .await?;
             let copied = super::images::copy_missing_images(env).await?;
             Ok((copied, BTreeMap::new()))
         }
@@ -430,42 +459,33 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal, step: StepId) -> Res
         }
         StepId::WaitOperator => {
             let op = &env.cfg.operator;
-            let started = Instant::now();
-            let mut told = false;
-            loop {
-                let (ok, what) = operator_at_target(env).await?;
-                if ok {
-                    return Ok((
-                        vec![Change::new(
-                            format!("{} {}", op.kind, op.name),
-                            op.field.clone(),
-                            None,
-                            Some(what),
-                        )],
-                        BTreeMap::new(),
-                    ));
-                }
-                if !told {
-                    env.note(format!(
-                        "ACTION NEEDED: upgrade the Alauda AI operator to 1.4 (Marketplace → OperatorHub → Alauda AI → Upgrade). Waiting until {} {} {} starts with {} ({what}); timeout {}",
-                        op.kind, op.name, op.field, op.version_prefix, humantime::format_duration(op.timeout)
-                    ));
-                    journal
-                        .record("wait-operator", "waiting", Some(what.clone()))
-                        .await?;
-                    told = true;
-                }
-                if started.elapsed() > op.timeout {
-                    return Err(Error::Other(format!(
-                        "the AML operator did not reach {} within {}: {what}; upgrade it in OperatorHub, then run the same command",
-                        op.version_prefix,
-                        humantime::format_duration(op.timeout)
-                    )));
-                }
-                sleep(env, op.poll).await?;
-            }
+            wait_for_person(
+                env,
+                journal,
+                step,
+                &format!(
+                    "upgrade the Alauda AI operator to 1.4 (Marketplace → OperatorHub → Alauda AI → Upgrade) until {} {} {} starts with {}",
+                    op.kind, op.name, op.field, op.version_prefix
+                ),
+                (op.timeout, op.poll),
+                async || {
+                    let (ok, what) = operator_at_target(env).await?;
+                    Ok((!ok).then_some(what))
+                },
+            )
+            .await?;
+            let (_, what) = operator_at_target(env).await?;
+            Ok((
+                vec![Change::new(
+                    format!("{} {}", op.kind, op.name),
+                    op.field.clone(),
+                    None,
+                    Some(what),
+                )],
+                BTreeMap::new(),
+            ))
         }
-        StepId::InstallPlugins => install_plugins(env).await,
+        StepId::InstallPlugins => install_plugins(env, journal).await,
         StepId::MigrateMlflow => migrate_mlflow(env, journal).await,
         StepId::EnableFeatures => Ok((features(env, true).await?, BTreeMap::new())),
         StepId::RestoreProfiles => {
@@ -554,6 +574,44 @@ async fn sleep(env: &Env, d: Duration) -> Result<()> {
 
 fn describe(o: &Value) -> String {
     crate::kube::objects::describe(o)
+}
+
+/// A step only a person can do: tells what to do once (and journals it), then polls `missing`
+/// (`Some(what is still missing)`) until it is `None` or the timeout passes.
+async fn wait_for_person(
+    env: &Env,
+    journal: &mut Journal,
+    step: StepId,
+    instruction: &str,
+    (timeout, poll): (Duration, Duration),
+    mut missing: impl AsyncFnMut() -> Result<Option<String>>,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut told = false;
+    while let Some(what) = missing().await? {
+        if !told {
+            env.note(format!(
+                "ACTION NEEDED: {instruction}. Waiting for: {what} (timeout {})",
+                humantime::format_duration(timeout)
+            ));
+            journal
+                .record(
+                    step.name(),
+                    "waiting",
+                    Some(format!("{instruction}: {what}")),
+                )
+                .await?;
+            told = true;
+        }
+        if started.elapsed() > timeout {
+            return Err(Error::Other(format!(
+                "still waiting after {} for: {what}; {instruction}, then run the same command",
+                humantime::format_duration(timeout)
+            )));
+        }
+        sleep(env, poll).await?;
+    }
+    Ok(())
 }
 
 /// Deletes a workload-cluster object and waits until it is gone (finalizers done).
@@ -992,9 +1050,9 @@ async fn images(env: &Env, c: &mut StepCheck) -> Result<()> {
     c.checked = st.checked;
     c.changes = st.copies;
     if !st.missing.is_empty() {
-        c.state = State::Blocked;
+        c.state = State::Manual;
         c.why = format!(
-            "not in {}: {}; push them (violet push / nerdctl push) first",
+            "not in {}: {}; push them (nerdctl load/tag/push, as the article says); the run waits until they are there",
             env.cfg.images.registry,
             st.missing.join(", ")
         );
@@ -1217,11 +1275,34 @@ async fn operator_at_target(env: &Env) -> Result<(bool, String)> {
     ))
 }
 
-async fn install_plugins(env: &Env) -> Result<Applied> {
+async fn install_plugins(env: &Env, journal: &mut Journal) -> Result<Applied> {
     let mi = need(&env.global, "ModuleInfo", PLUGIN_GROUP)?;
     let cfg = &env.cfg.install;
     let mut out = Vec::new();
+    let mc = env.global.resolve("ModuleConfig", Some(PLUGIN_GROUP));
     for p in &cfg.plugins {
+        if let Some(mc) = &mc {
+            let published = format!("{}-{}", p.module, p.version);
+            wait_for_person(
+                env,
+                journal,
+                StepId::InstallPlugins,
+                &format!(
+                    "push the {} {} plugin package to the platform (violet push), then check it under Marketplace → Upload Packages → Cluster Plugins",
+                    p.module, p.version
+                ),
+                (cfg.timeout, cfg.poll),
+                async || {
+                    Ok(env
+                        .global
+                        .get(mc, None, &published)
+                        .await?
+                        .is_none()
+                        .then(|| format!("ModuleConfig {published}")))
+                },
+            )
+            .await?;
+        }
         let existing = find_plugin(env, &mi, &p.module, Some(&p.version)).await?;
         // A plugin the article keeps installed (volcano) is upgraded in place: one ModuleInfo
         // per plugin, as the platform's own upgrade does.
