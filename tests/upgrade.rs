@@ -170,6 +170,8 @@ fn serve(conn: std::net::TcpStream, m: Manifests) {
 
 struct Lab {
     fk: FakeKube,
+    /// The global cluster when it is a server of its own.
+    global: Option<FakeKube>,
     dir: tempfile::TempDir,
     config: PathBuf,
     aml: TestDb,
@@ -178,10 +180,37 @@ struct Lab {
     registry: Registry,
 }
 
+/// One kubeconfig, two contexts: `workload` and `global`.
+fn two_cluster_kubeconfig(dir: &Path, workload: &FakeKube, global: &FakeKube) -> PathBuf {
+    let one = workload.kubeconfig_yaml(FakeKube::ADMIN_TOKEN);
+    let ca = one
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .unwrap();
+    let cluster = |name: &str, url: String| {
+        format!(
+            "- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\n"
+        )
+    };
+    let context =
+        |name: &str| format!("- name: {name}\n  context:\n    cluster: {name}\n    user: admin\n");
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{}{}users:\n- name: admin\n  user:\n    token: {}\ncontexts:\n{}{}current-context: workload\n",
+        cluster("workload", workload.https_url()),
+        cluster("global", global.https_url()),
+        FakeKube::ADMIN_TOKEN,
+        context("workload"),
+        context("global"),
+    );
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
 /// The simulated platform: how ACP and the AML operator react to what the upgrade does.
-fn controllers(fk: &FakeKube, failing_plugin: Option<&'static str>) {
+fn controllers(fk: &FakeKube, global: &FakeKube, failing_plugin: Option<&'static str>) {
     // ACP's plugin controller (a failing plugin reports its error instead of Running).
-    fk.on_change(move |c, h| {
+    global.on_change(move |c, h| {
         if !c.is("cluster.alauda.io", "ModuleInfo") || c.kind == ChangeKind::Deleted {
             return;
         }
@@ -206,8 +235,10 @@ fn controllers(fk: &FakeKube, failing_plugin: Option<&'static str>) {
             });
         });
     });
-    // Uninstalling Kubeflow Base takes the Profiles and with them the user namespaces.
-    fk.on_change(|c, h| {
+    // Uninstalling Kubeflow Base (a global-cluster object) takes the Profiles and with them
+    // the user namespaces of the workload cluster.
+    let h = fk.handle();
+    global.on_change(move |c, _| {
         if c.is("cluster.alauda.io", "ModuleInfo")
             && c.kind == ChangeKind::Deleted
             && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
@@ -249,10 +280,34 @@ fn controllers(fk: &FakeKube, failing_plugin: Option<&'static str>) {
 }
 
 fn lab(failing_plugin: Option<&'static str>) -> Lab {
-    let fk = common::cluster::load(&[WORKLOAD, GLOBAL, UPGRADE_EXTRA]);
-    controllers(&fk, failing_plugin);
+    lab_with(failing_plugin, false)
+}
+
+/// `split`: the ACP global cluster is a second API server (context `global`), as in production.
+fn lab_with(failing_plugin: Option<&'static str>, split: bool) -> Lab {
+    let (fk, global) = if split {
+        (
+            common::cluster::load(&[WORKLOAD, UPGRADE_EXTRA]),
+            Some(common::cluster::load(&[GLOBAL])),
+        )
+    } else {
+        (
+            common::cluster::load(&[WORKLOAD, GLOBAL, UPGRADE_EXTRA]),
+            None,
+        )
+    };
+    controllers(&fk, global.as_ref().unwrap_or(&fk), failing_plugin);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
+    let (kubeconfig, contexts) = match &global {
+        None => (
+            fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN),
+            String::new(),
+        ),
+        Some(g) => (
+            two_cluster_kubeconfig(dir.path(), &fk, g),
+            "context = \"workload\"\nglobal_context = \"global\"\n".to_string(),
+        ),
+    };
     // The AML MySQL user has a password (it goes into Secrets); a test user of our own.
     sql(
         None,
@@ -285,7 +340,7 @@ fn lab(failing_plugin: Option<&'static str>) -> Lab {
             r#"repository = "{repo}"
 [kubernetes]
 kubeconfig = "{kc}"
-cluster_name = "business-1"
+{contexts}cluster_name = "business-1"
 [mysql]
 url = "mysql://amlupgrade@127.0.0.1:3306"
 databases = ["{aml}", "{mlf}"]
@@ -345,6 +400,7 @@ image_builder_namespaces = ["kubeflow", "team-a"]
         .unwrap();
     Lab {
         fk,
+        global,
         dir,
         config,
         aml,
@@ -388,8 +444,16 @@ impl Lab {
         }
         out
     }
+    /// Writes (not dry runs) served by the workload and, when separate, the global cluster.
+    fn writes(&self) -> usize {
+        writes(&self.fk) + self.global.as_ref().map(writes).unwrap_or(0)
+    }
+    /// The ACP global cluster (plugins, dex, ServiceMesh).
+    fn g(&self) -> &FakeKube {
+        self.global.as_ref().unwrap_or(&self.fk)
+    }
     fn module_infos(&self) -> Vec<Value> {
-        self.fk
+        self.g()
             .list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
     }
     fn report(&self) -> Value {
@@ -504,7 +568,8 @@ fn assert_upgraded(lab: &Lab) {
         c.len() == 8 && c.iter().all(|c| c["status"]["phase"] == "Bound")
     });
     // The global cluster's settings were added, the existing provider kept.
-    let dex = fk
+    let dex = lab
+        .g()
         .get("v1", "ConfigMap", Some("cpaas-system"), "dex-configmap")
         .unwrap();
     assert!(
@@ -513,7 +578,8 @@ fn assert_upgraded(lab: &Lab) {
             .unwrap()
             .contains("https://192.168.139.133:30665/oauth2/callback")
     );
-    let mesh = fk
+    let mesh = lab
+        .g()
         .get(
             "asm.alauda.io/v1alpha1",
             "ServiceMesh",
@@ -566,12 +632,59 @@ fn writes(fk: &FakeKube) -> usize {
 
 #[test]
 fn a_full_run_upgrades_everything_and_its_report_is_right() {
-    let lab = lab(None);
+    full_run(lab(None));
+}
+
+#[test]
+fn with_a_separate_global_cluster_plugins_dex_and_mesh_change_there_and_nowhere_else() {
+    let lab = lab_with(None, true);
+    let lab = full_run(lab);
+    let global = lab.global.as_ref().unwrap();
+    let touched = |fk: &FakeKube, what: &str| {
+        fk.requests()
+            .iter()
+            .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+            .any(|r| r.path.contains(what))
+    };
+    for plural in [
+        "/moduleinfoes",
+        "/servicemeshes",
+        "/configmaps/dex-configmap",
+    ] {
+        assert!(
+            touched(global, plural),
+            "{plural} not written in the global cluster"
+        );
+        assert!(
+            !touched(&lab.fk, plural),
+            "{plural} written in the workload cluster"
+        );
+    }
+    for plural in [
+        "/profiles",
+        "/amlclusters",
+        "/persistentvolumes",
+        "/notebooks",
+    ] {
+        assert!(
+            !touched(global, plural),
+            "{plural} written in the global cluster"
+        );
+    }
+    assert!(
+        lab.fk
+            .list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
+            .is_empty()
+    );
+}
+
+/// A full run on a fresh 1.3 lab, with everything the report must say; returns the lab.
+fn full_run(lab: Lab) -> Lab {
     // What people still have to do: one image and one 1.4 plugin package are not pushed yet.
     lab.registry
         .remove("mlops/buildkit-gitlfs:v0.13-rootless-aml");
     let mlflow_package = lab
-        .fk
+        .g()
         .get(
             "cluster.alauda.io/v1alpha1",
             "ModuleConfig",
@@ -579,7 +692,7 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
             "mlflow-v3.1.1",
         )
         .unwrap();
-    lab.fk.delete(
+    lab.g().delete(
         "cluster.alauda.io/v1alpha1",
         "ModuleConfig",
         None,
@@ -620,7 +733,7 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
             std::thread::sleep(Duration::from_millis(50));
         }
     });
-    lab.fk.on_change(move |c, h| {
+    lab.g().on_change(move |c, h| {
         if c.is("cluster.alauda.io", "ModuleInfo")
             && c.kind == ChangeKind::Added
             && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
@@ -651,15 +764,11 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
     );
 
     // No terminal and no --yes: nothing that changes the cluster runs.
-    let before = writes(&lab.fk);
+    let before = lab.writes();
     let r = lab.upgrade(&["run"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("--yes"), "{r:?}");
-    assert_eq!(
-        writes(&lab.fk),
-        before,
-        "a declined run wrote to the cluster"
-    );
+    assert_eq!(lab.writes(), before, "a declined run wrote to the cluster");
 
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -732,16 +841,17 @@ fn a_full_run_upgrades_everything_and_its_report_is_right() {
     }
     let st = lab.upgrade(&["status"]);
     assert!(st.stdout.contains("finished"), "{st:?}");
-    let before = writes(&lab.fk);
+    let before = lab.writes();
     let again = lab.upgrade(&["run", "--yes", "--json"]);
     assert_eq!(again.code, 0, "{again:?}");
     let out: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(out["outcome"]["applied"], json!([]), "{out}");
     assert_eq!(
-        writes(&lab.fk),
+        lab.writes(),
         before,
         "a run on a finished system wrote to the cluster"
     );
+    lab
 }
 
 #[test]
@@ -797,7 +907,7 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
     );
     // Nothing destructive twice: each 1.3 plugin deleted once, each 1.4 plugin created once,
     // one snapshot.
-    let reqs = lab.fk.requests();
+    let reqs = lab.g().requests();
     let mi_posts = reqs
         .iter()
         .filter(|r| r.method == "POST" && r.path.contains("/moduleinfoes"))
@@ -904,7 +1014,7 @@ fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after
         .into_iter()
         .find(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == "kfp")
         .unwrap();
-    lab.fk.update(
+    lab.g().update(
         "cluster.alauda.io/v1alpha1",
         "ModuleInfo",
         None,
@@ -925,7 +1035,7 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
     lab.fk
         .delete("storage.k8s.io/v1", "StorageClass", None, "sc-topolvm");
     lab.registry.remove("mlops/buildkit:v0.15.2-aml");
-    lab.fk.update(
+    lab.g().update(
         "asm.alauda.io/v1alpha1",
         "ServiceMesh",
         Some("cpaas-system"),
@@ -951,7 +1061,7 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
             && plan.stdout.contains("mlops/buildkit:v0.15.2-aml"),
         "{plan:?}"
     );
-    let before = writes(&lab.fk);
+    let before = lab.writes();
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 4, "{r:?}");
     for want in [
@@ -966,7 +1076,7 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
     }
     assert!(!r.stderr.contains("upgrade-test-pw"));
     assert_eq!(
-        writes(&lab.fk),
+        lab.writes(),
         before,
         "a blocked preflight wrote to the cluster"
     );
