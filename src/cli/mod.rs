@@ -64,7 +64,10 @@ and the Kubernetes objects users need back (Profiles, Notebooks, Tensorboards, t
 AuthorizationPolicies, AML resources) into a snapshot repository, and restores them exactly.\n\n\
 Typical use:\n  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 --tag reason=pre-upgrade\n  \
 amlmigrate verify  --repo /backups/aml latest\n  \
-amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306",
+amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306\n\n\
+The whole 1.3 → 1.4 upgrade, planned, journaled and resumable:\n  \
+amlmigrate upgrade plan --config upgrade.toml\n  \
+amlmigrate upgrade run  --config upgrade.toml",
     after_long_help = EXIT_CODES,
     propagate_version = true
 )]

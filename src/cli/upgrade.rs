@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -58,14 +59,15 @@ struct ConfigArg {
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Do not ask before destructive steps. Without a terminal, destructive steps need this.
+    /// Do not ask before the steps that change the cluster. Without a terminal, those steps
+    /// stop the run unless this is given.
     #[arg(long)]
     yes: bool,
     /// Stop after this step (e.g. --until snapshot).
-    #[arg(long, value_name = "STEP")]
+    #[arg(long, value_name = "STEP", value_parser = PossibleValuesParser::new(upgrade::STEP_NAMES))]
     until: Option<String>,
     /// Run only this step (it still checks the live system first).
-    #[arg(long, value_name = "STEP", conflicts_with = "until")]
+    #[arg(long, value_name = "STEP", conflicts_with = "until", value_parser = PossibleValuesParser::new(upgrade::STEP_NAMES))]
     only: Option<String>,
 }
 

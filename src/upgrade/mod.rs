@@ -61,6 +61,23 @@ pub const STEPS: [StepId; 13] = [
     StepId::Verify,
 ];
 
+/// The step names, in order (for flags and help).
+pub const STEP_NAMES: [&str; 13] = [
+    "preflight",
+    "images",
+    "drain",
+    "snapshot",
+    "protect-pvcs",
+    "delete-notebooks",
+    "uninstall-plugins",
+    "wait-operator",
+    "install-plugins",
+    "migrate-mlflow",
+    "restore-profiles",
+    "enable-features",
+    "verify",
+];
+
 impl StepId {
     pub fn name(self) -> &'static str {
         match self {
@@ -518,4 +535,23 @@ pub(crate) fn facts(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_the_steps_in_order() {
+        assert_eq!(STEPS.map(|s| s.name()), STEP_NAMES);
+        for s in STEPS {
+            assert_eq!(StepId::parse(s.name()).unwrap(), s);
+        }
+        assert!(
+            StepId::parse("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("preflight")
+        );
+    }
 }
