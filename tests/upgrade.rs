@@ -323,6 +323,11 @@ fn lab_with(failing_plugin: Option<&'static str>, split: bool) -> Lab {
     );
     let mlflow = TestDb::create("upg_mlf");
     mlflow_26(&mlflow, &dir.path().join("mlartifacts"));
+    let model = dir
+        .path()
+        .join("mlartifacts/1/run-0/artifacts/model/MLmodel");
+    std::fs::create_dir_all(model.parent().unwrap()).unwrap();
+    std::fs::write(&model, "flavors:\n  pytorch: {}\n").unwrap();
     let pg = PgDb::new("upg_pg");
     let registry = Registry::start(&[
         "mlops/llm-trainer:v1.4.3",
@@ -356,6 +361,9 @@ registry = "{reg}"
 [drain]
 timeout = "30s"
 poll = "200ms"
+running_sql = "SELECT COUNT(*) FROM `{aml}`.finetune_jobs WHERE status = 'Running'"
+[snapshot]
+mlflow_artifacts = "{artifacts}"
 [notebooks]
 delete = true
 recreate = true
@@ -370,6 +378,7 @@ poll = "200ms"
 {plugins}
 [mlflow]
 source_database = "{mlf}"
+artifacts_to = "{artifacts}-3"
 [features]
 mysql_host = "10.4.158.198"
 training_pvc_size = "20Gi"
@@ -380,6 +389,7 @@ password_secret_name = "aml-mysql-root-token-14"
 image_builder_namespaces = ["kubeflow", "team-a"]
 "#,
             repo = dir.path().join("repo").display(),
+            artifacts = dir.path().join("mlartifacts").display(),
             kc = kubeconfig.display(),
             aml = aml.name,
             mlf = mlflow.name,
@@ -592,6 +602,21 @@ fn assert_upgraded(lab: &Lab) {
         mesh.contains("oauth2-proxy-kubeflow") && mesh.contains("asm-otel-tracing"),
         "{mesh}"
     );
+    assert!(
+        mesh.contains("jwksResolverExtraRootCA")
+            && mesh.contains("BEGIN CERTIFICATE")
+            && mesh.contains("PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"),
+        "{mesh}"
+    );
+    // MLflow's artifacts came along from the snapshot.
+    let copied = lab
+        .dir
+        .path()
+        .join("mlartifacts-3/1/run-0/artifacts/model/MLmodel");
+    assert_eq!(
+        std::fs::read_to_string(&copied).unwrap(),
+        "flavors:\n  pytorch: {}\n"
+    );
     // The referenced llm-trainer tag was made to point at the pushed image.
     assert!(lab.registry.has("mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a"));
     // Data: job records as before, MLflow in PostgreSQL.
@@ -680,6 +705,20 @@ fn with_a_separate_global_cluster_plugins_dex_and_mesh_change_there_and_nowhere_
 
 /// A full run on a fresh 1.3 lab, with everything the report must say; returns the lab.
 fn full_run(lab: Lab) -> Lab {
+    // A fine-tune still running by the AML database's records (drain.running_sql); it
+    // finishes a few seconds into the run.
+    sql(
+        Some(&lab.aml.name),
+        "UPDATE finetune_jobs SET status = 'Running' WHERE id = 250",
+    );
+    let aml_db = lab.aml.name.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(4));
+        sql(
+            Some(&aml_db),
+            "UPDATE finetune_jobs SET status = 'Succeeded' WHERE id = 250",
+        );
+    });
     // What people still have to do: one image and one 1.4 plugin package are not pushed yet.
     lab.registry
         .remove("mlops/buildkit-gitlfs:v0.13-rootless-aml");
@@ -756,6 +795,11 @@ fn full_run(lab: Lab) -> Lab {
     assert!(
         plan.stdout
             .contains("change: ConfigMap cpaas-system/dex-configmap"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .contains("1 fine-tune record(s) running (drain.running_sql)"),
         "{plan:?}"
     );
     assert!(

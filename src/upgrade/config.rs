@@ -214,6 +214,9 @@ pub struct MlflowSettings {
     pub deployment_name: String,
     /// (old prefix, new prefix) artifact URI rewrites.
     pub rewrite_artifact_uri: BTreeMap<String, String>,
+    /// The MLflow 3.1.1 artifact folder: the snapshot's artifact part (snapshot.mlflow_artifacts)
+    /// is unpacked there, every file checked.
+    pub artifacts_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -407,6 +410,7 @@ impl Default for MlflowSettings {
             deployment_namespace: "kubeflow".into(),
             deployment_name: "mlflow".into(),
             rewrite_artifact_uri: BTreeMap::new(),
+            artifacts_to: None,
         }
     }
 }

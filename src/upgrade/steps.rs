@@ -668,7 +668,8 @@ async fn wait_gone(
 
 struct Fixes {
     dex: Option<(Value, String)>,
-    mesh: Option<Value>,
+    /// The merge patch and, per IstioOperator overlay path, what it adds.
+    mesh: Option<(Value, Vec<(String, String)>)>,
 }
 
 async fn preflight(env: &Env, c: &mut StepCheck) -> Result<()> {
@@ -791,19 +792,18 @@ async fn preflight(env: &Env, c: &mut StepCheck) -> Result<()> {
             format!("dex lists the redirect URI {}", p.dex_redirect_uri),
         );
     }
-    if fixes.mesh.is_some() {
-        c.changes.push(Change::new(
-            format!(
-                "ServiceMesh {}/{} (global)",
-                p.servicemesh_namespace, p.servicemesh_name
-            ),
-            "spec.overlays[IstioOperator] spec.meshConfig.extensionProviders",
-            None,
-            Some(format!(
-                "+ {} (existing providers kept)",
-                p.extension_provider
-            )),
-        ));
+    if let Some((_, added)) = &fixes.mesh {
+        for (path, what) in added {
+            c.changes.push(Change::new(
+                format!(
+                    "ServiceMesh {}/{} (global)",
+                    p.servicemesh_namespace, p.servicemesh_name
+                ),
+                format!("spec.overlays[IstioOperator] {path}"),
+                None,
+                Some(what.clone()),
+            ));
+        }
     } else if !p.servicemesh_name.is_empty() {
         ok(
             c,
@@ -889,17 +889,77 @@ async fn preflight_fixes(env: &Env) -> Result<Fixes> {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let has = overlays.iter().any(|o| {
-            o["patches"].as_array().is_some_and(|ps| {
-                ps.iter().any(|pt| {
-                    pt["path"] == "spec.meshConfig.extensionProviders"
-                        && pt["value"].as_array().is_some_and(|v| {
-                            v.iter().any(|x| x["name"] == p.extension_provider.as_str())
-                        })
-                })
-            })
-        });
-        if !has {
+        let idx = match overlays.iter().position(|o| o["kind"] == "IstioOperator") {
+            Some(i) => i,
+            None => {
+                overlays.push(json!({"kind": "IstioOperator", "patches": []}));
+                overlays.len() - 1
+            }
+        };
+        if !overlays[idx]["patches"].is_array() {
+            overlays[idx]["patches"] = json!([]);
+        }
+        let patches = overlays[idx]["patches"]
+            .as_array_mut()
+            .expect("patches is a list");
+        let mut added = Vec::new();
+        // Istio must trust dex's certificate to fetch its JWKS; the article leaves a root CA
+        // that is already set alone.
+        let has_path = |ps: &[Value], path: &str| ps.iter().any(|pt| pt["path"] == path);
+        if !has_path(patches, "spec.values.pilot.jwksResolverExtraRootCA")
+            && let Some(secret) = env
+                .global
+                .get(
+                    &need(&env.global, "Secret", "")?,
+                    Some(&p.dex_namespace),
+                    "dex.tls",
+                )
+                .await?
+            && let Some(crt) = secret["data"]["tls.crt"].as_str()
+        {
+            use base64::Engine;
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(crt)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    Error::other(format!(
+                        "Secret {}/dex.tls holds no PEM certificate in tls.crt",
+                        p.dex_namespace
+                    ))
+                })?;
+            patches
+                .push(json!({"path": "spec.values.pilot.jwksResolverExtraRootCA", "value": pem}));
+            added.push((
+                "spec.values.pilot.jwksResolverExtraRootCA".to_string(),
+                format!("the CA of Secret {}/dex.tls", p.dex_namespace),
+            ));
+            if !has_path(
+                patches,
+                "spec.values.pilot.env.PILOT_JWT_PUB_KEY_REFRESH_INTERVAL",
+            ) {
+                patches.push(json!({"path": "spec.values.pilot.env.PILOT_JWT_PUB_KEY_REFRESH_INTERVAL", "value": "1m"}));
+                added.push((
+                    "spec.values.pilot.env.PILOT_JWT_PUB_KEY_REFRESH_INTERVAL".to_string(),
+                    "1m".to_string(),
+                ));
+            }
+        }
+        let names = |v: &Value| -> Vec<String> {
+            match v {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x["name"].as_str().map(String::from))
+                    .collect(),
+                one => one["name"].as_str().map(String::from).into_iter().collect(),
+            }
+        };
+        let providers = patches
+            .iter()
+            .find(|pt| pt["path"] == "spec.meshConfig.extensionProviders")
+            .map(|pt| names(&pt["value"]))
+            .unwrap_or_default();
+        if !providers.contains(&p.extension_provider) {
             let provider = json!({
                 "name": p.extension_provider,
                 "envoyExtAuthzHttp": {
@@ -911,16 +971,6 @@ async fn preflight_fixes(env: &Env) -> Result<Fixes> {
                     "service": p.oauth2_proxy_service,
                 }
             });
-            let idx = match overlays.iter().position(|o| o["kind"] == "IstioOperator") {
-                Some(i) => i,
-                None => {
-                    overlays.push(json!({"kind": "IstioOperator", "patches": []}));
-                    overlays.len() - 1
-                }
-            };
-            let patches = overlays[idx]["patches"]
-                .as_array_mut()
-                .expect("patches is a list");
             match patches
                 .iter_mut()
                 .find(|pt| pt["path"] == "spec.meshConfig.extensionProviders")
@@ -939,7 +989,13 @@ async fn preflight_fixes(env: &Env) -> Result<Fixes> {
                     json!({"path": "spec.meshConfig.extensionProviders", "value": [provider]}),
                 ),
             }
-            fixes.mesh = Some(json!({"spec": {"overlays": overlays}}));
+            added.push((
+                "spec.meshConfig.extensionProviders".to_string(),
+                format!("+ {} (existing providers kept)", p.extension_provider),
+            ));
+        }
+        if !added.is_empty() {
+            fixes.mesh = Some((json!({"spec": {"overlays": overlays}}), added));
         }
     }
     Ok(fixes)
@@ -954,7 +1010,7 @@ async fn fix_preflight(env: &Env) -> Result<()> {
             .merge_patch(&cm, Some(&p.dex_namespace), &p.dex_configmap, &patch, false)
             .await?;
     }
-    if let Some(patch) = fixes.mesh {
+    if let Some((patch, _)) = fixes.mesh {
         let r = need(&env.global, "ServiceMesh", "asm.alauda.io")?;
         env.global
             .merge_patch(
@@ -1491,7 +1547,7 @@ async fn migrate_mlflow(env: &Env, journal: &Journal) -> Result<Applied> {
             .iter()
             .map(|(a, b)| (a.clone(), b.clone()))
             .collect(),
-        artifacts_to: None,
+        artifacts_to: cfg.artifacts_to.clone(),
         artifacts_from: None,
     };
     let rep = migrate(&opts, env.progress.clone(), env.cancel.clone()).await?;
