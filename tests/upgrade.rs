@@ -1029,6 +1029,52 @@ fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
     assert_upgraded(&lab);
 }
 
+/// Runs `upgrade run` on a pseudo-terminal (util-linux `script`), typing `answers`.
+fn run_on_a_terminal(lab: &Lab, answers: &str) -> (Option<i32>, String) {
+    let cmd = format!("{} upgrade run --config {}", bin(), lab.cfg());
+    let mut child = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answers.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_each_step_that_changes_the_cluster_is_confirmed_first() {
+    let lab = lab(None);
+    let before = lab.writes();
+    let (code, screen) = run_on_a_terminal(&lab, "n\n");
+    assert_eq!(code, Some(4), "{screen}");
+    assert!(screen.contains("apply this step? [y/N]"), "{screen}");
+    assert!(
+        screen.contains("ConfigMap cpaas-system/dex-configmap"),
+        "{screen}"
+    );
+    assert!(screen.contains("declined at the prompt"), "{screen}");
+    assert_eq!(lab.writes(), before, "a declined step wrote to the cluster");
+    let (code, screen) = run_on_a_terminal(&lab, &"y\n".repeat(12));
+    assert_eq!(code, Some(0), "{screen}");
+    let asked = screen.matches("apply this step? [y/N]").count();
+    // preflight fixes, the image tag copy, delete-notebooks, uninstall-plugins,
+    // migrate-mlflow, enable-features.
+    assert_eq!(asked, 6, "{screen}");
+    assert_upgraded(&lab);
+}
+
 #[test]
 fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after_the_fix() {
     let lab = lab(Some("kfp"));
