@@ -276,7 +276,6 @@ fn controllers(fk: &FakeKube, global: &FakeKube, failing_plugin: Option<&'static
         }
     });
     fakekube::controllers::volcano_jobs_finish(fk, Duration::from_millis(1500));
-    fakekube::controllers::training_jobs_finish(fk, Duration::from_millis(2500));
 }
 
 fn lab(failing_plugin: Option<&'static str>) -> Lab {
@@ -403,11 +402,29 @@ image_builder_namespaces = ["kubeflow", "team-a"]
         ),
     )
     .unwrap();
-    // A fine-tune job still running when the upgrade starts: the drain step waits for it.
+    // A fine-tune job (and its record) still running when the upgrade starts: they finish
+    // once the drain step has been waiting for a moment.
     fk.create(json!({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
         "metadata": {"name": "late-finetune", "namespace": "team-a"},
         "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [{"name": "pytorch", "image": "x"}]}}}}}}))
         .unwrap();
+    let (h, aml_db) = (fk.handle(), aml.name.clone());
+    when_journal_shows(&dir, "drain", "started", move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        h.update(
+            "kubeflow.org/v1",
+            "PyTorchJob",
+            Some("team-a"),
+            "late-finetune",
+            |o| {
+                o["status"]["conditions"] = json!([{"type": "Succeeded", "status": "True"}]);
+            },
+        );
+        sql(
+            Some(&aml_db),
+            "UPDATE finetune_jobs SET status = 'Succeeded' WHERE id = 250",
+        );
+    });
     Lab {
         fk,
         global,
@@ -631,6 +648,36 @@ fn assert_upgraded(lab: &Lab) {
     assert_eq!(psql(&lab.pg.name, "SELECT count(*) FROM runs").trim(), "6");
 }
 
+/// Runs `then` (on a thread of its own) once a journal in the lab's repository records `event`
+/// for `step`: how the simulated people and workloads react to what the run says.
+fn when_journal_shows(
+    dir: &tempfile::TempDir,
+    step: &str,
+    event: &str,
+    then: impl FnOnce() + Send + 'static,
+) {
+    let runs = dir.path().join("repo/runs");
+    let needle = format!(r#""step":"{step}","event":"{event}""#);
+    std::thread::spawn(move || {
+        // The lab's folder disappears with the lab: then nobody is waiting any more.
+        while runs.parent().unwrap().parent().unwrap().exists() {
+            let seen = walk_if_exists(&runs)
+                .iter()
+                .filter(|p| p.ends_with("journal.jsonl"))
+                .any(|p| {
+                    std::fs::read_to_string(p)
+                        .unwrap_or_default()
+                        .contains(&needle)
+                });
+            if seen {
+                then();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}
+
 fn walk_if_exists(dir: &Path) -> Vec<PathBuf> {
     if dir.exists() { walk(dir) } else { Vec::new() }
 }
@@ -706,19 +753,11 @@ fn with_a_separate_global_cluster_plugins_dex_and_mesh_change_there_and_nowhere_
 /// A full run on a fresh 1.3 lab, with everything the report must say; returns the lab.
 fn full_run(lab: Lab) -> Lab {
     // A fine-tune still running by the AML database's records (drain.running_sql); it
-    // finishes a few seconds into the run.
+    // finishes with the job, while the drain step waits.
     sql(
         Some(&lab.aml.name),
         "UPDATE finetune_jobs SET status = 'Running' WHERE id = 250",
     );
-    let aml_db = lab.aml.name.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(4));
-        sql(
-            Some(&aml_db),
-            "UPDATE finetune_jobs SET status = 'Succeeded' WHERE id = 250",
-        );
-    });
     // What people still have to do: one image and one 1.4 plugin package are not pushed yet.
     lab.registry
         .remove("mlops/buildkit-gitlfs:v0.13-rootless-aml");
@@ -754,39 +793,16 @@ fn full_run(lab: Lab) -> Lab {
     // The operator pushes the image once the run asks for it, and the plugin package while
     // the first plugins install.
     let manifests = lab.registry.manifests.clone();
-    let journal_dir = lab.dir.path().join("repo/runs");
-    std::thread::spawn(move || {
-        loop {
-            let asked = walk_if_exists(&journal_dir)
-                .iter()
-                .filter(|p| p.ends_with("journal.jsonl"))
-                .any(|p| {
-                    std::fs::read_to_string(p)
-                        .unwrap_or_default()
-                        .contains(r#""step":"images","event":"waiting""#)
-                });
-            if asked {
-                add_image(&manifests, "mlops/buildkit-gitlfs:v0.13-rootless-aml");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    when_journal_shows(&lab.dir, "images", "waiting", move || {
+        add_image(&manifests, "mlops/buildkit-gitlfs:v0.13-rootless-aml");
     });
-    lab.g().on_change(move |c, h| {
-        if c.is("cluster.alauda.io", "ModuleInfo")
-            && c.kind == ChangeKind::Added
-            && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
-        {
-            let mut pkg = mlflow_package.clone();
-            pkg["metadata"]
-                .as_object_mut()
-                .unwrap()
-                .remove("resourceVersion");
-            pkg["metadata"].as_object_mut().unwrap().remove("uid");
-            h.after(Duration::from_millis(3000), move |h| {
-                let _ = h.create(pkg);
-            });
-        }
+    let h = lab.g().handle();
+    when_journal_shows(&lab.dir, "install-plugins", "waiting", move || {
+        let mut pkg = mlflow_package;
+        let m = pkg["metadata"].as_object_mut().unwrap();
+        m.remove("resourceVersion");
+        m.remove("uid");
+        h.create(pkg).unwrap();
     });
     assert!(
         plan.stdout.contains("preflight") && plan.stdout.contains("to do"),
