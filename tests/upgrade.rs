@@ -1092,6 +1092,41 @@ fn on_a_terminal_each_step_that_changes_the_cluster_is_confirmed_first() {
 }
 
 #[test]
+fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
+    let lab = lab(None);
+    let first = Command::new(bin())
+        .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
+        .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first run waits in the drain step for the running job.
+    wait_until("the first run drains", || {
+        lab.journal()
+            .iter()
+            .any(|e| e["step"] == "drain" && e["event"] == "started")
+    });
+    let second = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(second.code, 4, "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains("another `amlmigrate upgrade run` is working on repository")
+            && second.stderr.contains(&format!("pid {}", first.id())),
+        "{second:?}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_upgraded(&lab);
+    // The lock went with the first run.
+    assert!(!lab.dir.path().join("repo/runs/.lock/upgrade.json").exists());
+}
+
+#[test]
 fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after_the_fix() {
     let lab = lab(Some("kfp"));
     let r = lab.upgrade(&["run", "--yes"]);

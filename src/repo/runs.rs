@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::Repository;
 use crate::error::Result;
@@ -20,6 +20,30 @@ impl Repository {
             .await
             .map(|_| ())
             .map_err(|e| self.store_err(format!("writing runs/{run}/{file}"), e))
+    }
+
+    /// Writes one file of a run only if it does not exist yet; `false` when it did.
+    pub async fn create_run_file(&self, run: &str, file: &str, body: Vec<u8>) -> Result<bool> {
+        match self
+            .store
+            .put_opts(
+                &Self::run_path(run, file),
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.store_err(format!("creating runs/{run}/{file}"), e)),
+        }
+    }
+
+    pub async fn delete_run_file(&self, run: &str, file: &str) -> Result<()> {
+        match self.store.delete(&Self::run_path(run, file)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err(format!("deleting runs/{run}/{file}"), e)),
+        }
     }
 
     /// One file of a run, or `None` when it does not exist.

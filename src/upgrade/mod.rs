@@ -6,6 +6,7 @@
 pub mod config;
 mod images;
 pub mod journal;
+mod lock;
 pub mod profile;
 pub mod report;
 mod steps;
@@ -316,8 +317,16 @@ pub struct RunOutcome {
     pub report: Option<report::Report>,
 }
 
-/// Runs the plan from where the live system stands, resuming the latest unfinished run.
+/// Runs the plan from where the live system stands, resuming the latest unfinished run. One
+/// run per repository at a time.
 pub async fn run(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
+    let lock = lock::RunLock::acquire(&env.repo).await?;
+    let result = run_locked(env, opts).await;
+    lock.release().await;
+    result
+}
+
+async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
     let previous = Journal::latest(&env.repo).await?;
     let (mut journal, resumed) = Journal::open_or_start(&env.repo).await?;
     // A new run after a finished one inherits its snapshot: on a finished system every step
