@@ -1127,6 +1127,57 @@ fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
 }
 
 #[test]
+fn until_stops_after_a_step_and_only_runs_one() {
+    let lab = lab(None);
+    let r = lab.upgrade(&["run", "--yes", "--until", "snapshot"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let events = |step: &str| -> Vec<String> {
+        lab.journal()
+            .iter()
+            .filter(|e| e["step"] == step)
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(events("snapshot"), ["started", "done"]);
+    assert!(events("protect-pvcs").is_empty());
+    let retained = |fk: &FakeKube| {
+        fk.list("v1", "PersistentVolume", None)
+            .iter()
+            .filter(|p| p["spec"]["persistentVolumeReclaimPolicy"] == "Retain")
+            .count()
+    };
+    assert_eq!(retained(&lab.fk), 1, "a step after --until ran");
+    let st = lab.upgrade(&["status"]);
+    assert!(
+        st.stdout.contains("not finished") && st.stdout.contains("snapshot           done"),
+        "{st:?}"
+    );
+    // --only: that step, nothing after it; the same run goes on.
+    let r = lab.upgrade(&["run", "--yes", "--only", "protect-pvcs"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(retained(&lab.fk), 8);
+    assert!(events("delete-notebooks").is_empty());
+    let r = lab.upgrade(&["run", "--yes", "--until", "no-such-step"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("possible values"), "{r:?}");
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    // One run from start to end, one snapshot.
+    let runs: Vec<Value> = lab
+        .journal()
+        .into_iter()
+        .filter(|e| e["step"] == "run")
+        .collect();
+    assert_eq!(runs.first().unwrap()["event"], "started");
+    assert_eq!(runs.last().unwrap()["event"], "finished");
+    assert_eq!(
+        events("snapshot").iter().filter(|e| *e == "done").count(),
+        1
+    );
+}
+
+#[test]
 fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after_the_fix() {
     let lab = lab(Some("kfp"));
     let r = lab.upgrade(&["run", "--yes"]);
@@ -1185,10 +1236,17 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
             o["spec"]["istioVersion"] = json!("1.20.3");
         },
     );
-    let cfg = std::fs::read_to_string(&lab.config).unwrap().replace(
-        &format!("{PG}/{}", lab.pg.name),
-        &format!("{PG}/no_such_db_{}", lab.pg.name),
-    );
+    // And an external Kubeflow Pipelines MySQL that is not 5.7 (the local MariaDB 10.11).
+    let cfg = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .replace(
+            &format!("{PG}/{}", lab.pg.name),
+            &format!("{PG}/no_such_db_{}", lab.pg.name),
+        )
+        .replace(
+            "aml_database =",
+            &format!("kfp_url = \"{MYSQL}\"\naml_database ="),
+        );
     std::fs::write(&lab.config, cfg).unwrap();
     let plan = lab.upgrade(&["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
@@ -1212,6 +1270,7 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
         "upgrade the service mesh first",
         "storage class sc-topolvm does not exist",
         "FAIL MLflow PostgreSQL",
+        "Kubeflow Pipelines needs MySQL 5.7",
     ] {
         assert!(r.stderr.contains(want), "missing {want:?}: {r:?}");
     }
