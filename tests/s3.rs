@@ -4,126 +4,14 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
+use common::s3::{KEY_ID, Moto, SECRET};
 use common::*;
 
-const KEY_ID: &str = "AKIAAMLMIGRATETEST01";
-const SECRET: &str = "amlmigrate-test-secret-never-printed";
-
-/// A moto S3 server on a free loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-fn moto_server() -> PathBuf {
-    let root = std::env::var("AMLMIGRATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/amlmigrate")
-        });
-    let bin = root.join("venv-moto/bin/moto_server");
-    if !bin.exists() {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/moto.sh");
-        let st = Command::new(script).stdout(Stdio::null()).status().unwrap();
-        assert!(st.success(), "scripts/moto.sh failed");
-    }
-    bin
-}
-
 impl Moto {
-    fn start() -> Moto {
-        Self::start_with(&[])
-    }
-
-    fn start_with(env: &[(&str, &str)]) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = Command::new(moto_server());
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, port }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates a bucket (object_store cannot).
-    fn bucket(&self, name: &str) {
-        let out = Command::new("curl")
-            .args(["-sf", "-X", "PUT", &format!("{}/{name}", self.endpoint())])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "creating bucket {name}: {out:?}");
-    }
-
-    /// The ETag of an object: a multipart upload's ends in `-<parts>`.
-    fn etag(&self, bucket: &str, key: &str) -> String {
-        let out = Command::new("curl")
-            .args(["-sfI", &format!("{}/{bucket}/{key}", self.endpoint())])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "HEAD {key}: {out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("etag:")
-                    .then(|| l[5..].trim().trim_matches('"').to_string())
-            })
-            .unwrap()
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", KEY_ID.into()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET.into()),
-            // The tests must not pick up the machine's own AWS profile.
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-            ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ]
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = amlmigrate_env(args, &env);
-        assert!(
-            !r.all().contains(SECRET),
-            "the secret key leaked into the output of {args:?}"
-        );
-        r
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(r.code, 0, "amlmigrate {args:?} failed: {r:?}");
-        r.stdout.trim().to_string()
-    }
-
     fn backup_cmd(&self, repo: &str, db: &str) -> Command {
         let mut cmd = Command::new(bin());
         cmd.args([
@@ -142,13 +30,6 @@ impl Moto {
             cmd.env(k, v);
         }
         cmd
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

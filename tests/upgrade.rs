@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::cluster::{GLOBAL, UPGRADE_EXTRA, WORKLOAD, wait_until};
 use common::pg::{PG, PgDb, psql};
+use common::s3::{Moto, SECRET};
 use common::*;
 use fakekube::{ChangeKind, FakeKube};
 use serde_json::{Value, json};
@@ -1174,6 +1175,78 @@ fn until_stops_after_a_step_and_only_runs_one() {
     assert_eq!(
         events("snapshot").iter().filter(|e| *e == "done").count(),
         1
+    );
+}
+
+#[test]
+fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
+    let moto = Moto::start();
+    moto.bucket("upgrade");
+    let lab = lab(None);
+    let local = format!("repository = \"{}\"", lab.dir.path().join("repo").display());
+    let cfg = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(cfg.contains(&local));
+    std::fs::write(
+        &lab.config,
+        cfg.replace(&local, "repository = \"s3://upgrade/aml\""),
+    )
+    .unwrap();
+    // Nothing watches an S3 journal here: the fine-tune job is simply done already.
+    lab.fk.update(
+        "kubeflow.org/v1",
+        "PyTorchJob",
+        Some("team-a"),
+        "late-finetune",
+        |o| {
+            o["status"]["conditions"] = json!([{"type": "Succeeded", "status": "True"}]);
+        },
+    );
+    let mut env = moto.env();
+    env.push(("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let upgrade = |args: &[&str]| {
+        let mut all = vec!["upgrade"];
+        all.extend_from_slice(args);
+        all.extend(["--config", lab.cfg()]);
+        let r = amlmigrate_env(&all, &env);
+        assert!(!r.all().contains(SECRET), "the S3 secret leaked: {r:?}");
+        r
+    };
+    let r = upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    let st = upgrade(&["status"]);
+    assert!(
+        st.stdout.contains(": finished") && st.stdout.contains("## Data before and after"),
+        "{st:?}"
+    );
+    let listing = Command::new("curl")
+        .args([
+            "-sf",
+            &format!("{}/upgrade?list-type=2&prefix=aml/", moto.endpoint()),
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for want in [
+        "/journal.jsonl",
+        "/report.json",
+        "/report.md",
+        "/manifest.json",
+        "/parts/kubernetes.tar.zst",
+    ] {
+        assert!(
+            listing.contains(want),
+            "{want} not in the bucket: {listing}"
+        );
+    }
+    assert!(
+        !listing.contains("upgrade.json"),
+        "the run lock was left: {listing}"
+    );
+    assert!(
+        !lab.dir.path().join("repo").exists(),
+        "a local repository was written"
     );
 }
 
