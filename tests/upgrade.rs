@@ -412,15 +412,7 @@ image_builder_namespaces = ["kubeflow", "team-a"]
     let (h, aml_db) = (fk.handle(), aml.name.clone());
     when_journal_shows(&dir, "drain", "started", move || {
         std::thread::sleep(Duration::from_millis(1500));
-        h.update(
-            "kubeflow.org/v1",
-            "PyTorchJob",
-            Some("team-a"),
-            "late-finetune",
-            |o| {
-                o["status"]["conditions"] = json!([{"type": "Succeeded", "status": "True"}]);
-            },
-        );
+        finish_late_finetune(&h);
         sql(
             Some(&aml_db),
             "UPDATE finetune_jobs SET status = 'Succeeded' WHERE id = 250",
@@ -647,6 +639,19 @@ fn assert_upgraded(lab: &Lab) {
         "300"
     );
     assert_eq!(psql(&lab.pg.name, "SELECT count(*) FROM runs").trim(), "6");
+}
+
+/// The fine-tune job the drain step waits for succeeds.
+fn finish_late_finetune(h: &fakekube::Handle) {
+    h.update(
+        "kubeflow.org/v1",
+        "PyTorchJob",
+        Some("team-a"),
+        "late-finetune",
+        |o| {
+            o["status"]["conditions"] = json!([{"type": "Succeeded", "status": "True"}]);
+        },
+    );
 }
 
 /// Runs `then` (on a thread of its own) once a journal in the lab's repository records `event`
@@ -1192,15 +1197,7 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
     )
     .unwrap();
     // Nothing watches an S3 journal here: the fine-tune job is simply done already.
-    lab.fk.update(
-        "kubeflow.org/v1",
-        "PyTorchJob",
-        Some("team-a"),
-        "late-finetune",
-        |o| {
-            o["status"]["conditions"] = json!([{"type": "Succeeded", "status": "True"}]);
-        },
-    );
+    finish_late_finetune(&lab.fk.handle());
     let mut env = moto.env();
     env.push(("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
