@@ -26,6 +26,8 @@ pub struct SnapshotInfo {
     pub time: DateTime<Utc>,
     /// Has a manifest (a leftover of a failed or running backup has not).
     pub committed: bool,
+    /// A `verify` re-read it and found it whole.
+    pub verified: bool,
     /// The newest object of the folder, to age uncommitted leftovers.
     pub last_modified: DateTime<Utc>,
 }
@@ -131,7 +133,7 @@ pub fn plan(
 
     let mut out = Vec::with_capacity(sorted.len());
     let (mut last, mut days, mut weeks) = (0u32, BTreeSet::new(), BTreeSet::new());
-    let mut newest_seen = false;
+    let (mut newest_seen, mut newest_verified_seen) = (false, false);
     for s in sorted {
         let mut reasons = Vec::new();
         if !s.committed {
@@ -153,6 +155,10 @@ pub fn plan(
         if !newest_seen {
             newest_seen = true;
             reasons.push("newest".to_string());
+        }
+        if s.verified && !newest_verified_seen {
+            newest_verified_seen = true;
+            reasons.push("newest verified".to_string());
         }
         if let Some(n) = policy.keep_last
             && last < n
@@ -273,8 +279,32 @@ mod tests {
             id: format!("{}-000abc", at.format("%Y%m%dT%H%M%SZ")),
             time: at,
             committed: true,
+            verified: false,
             last_modified: at,
         }
+    }
+
+    #[test]
+    fn the_newest_verified_snapshot_is_kept_even_when_newer_ones_are_not_verified() {
+        let mut old = snap("2026-11-20T10:00:00Z");
+        old.verified = true;
+        let mut older = snap("2026-11-10T10:00:00Z");
+        older.verified = true;
+        let snaps = [older, old, snap("2026-11-28T10:00:00Z")];
+        let d = plan(
+            &snaps,
+            &policy(Some(1), None, None, None),
+            t("2026-11-29T00:00:00Z"),
+        )
+        .unwrap();
+        let by_time = |x: &str| d.iter().find(|d| d.time == t(x)).unwrap().clone();
+        assert_eq!(
+            by_time("2026-11-28T10:00:00Z").reasons,
+            ["newest", "last 1"]
+        );
+        assert!(by_time("2026-11-20T10:00:00Z").keep);
+        assert_eq!(by_time("2026-11-20T10:00:00Z").reasons, ["newest verified"]);
+        assert!(!by_time("2026-11-10T10:00:00Z").keep);
     }
 
     #[test]

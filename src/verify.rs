@@ -44,7 +44,29 @@ struct TableCheck {
 }
 
 /// Verifies a committed snapshot. The first damage found is returned as [`Error::Damaged`].
+/// The outcome is recorded beside the manifest (`verified.json`, removed again when damage is
+/// found), so `prune` knows the newest verified snapshot; a read-only repository only gets a
+/// notice.
 pub async fn verify(
+    repo: &Repository,
+    snapshot: &str,
+    progress: ProgressRef,
+) -> Result<VerifyReport> {
+    let result = verify_all(repo, snapshot, progress.clone()).await;
+    let recorded = match &result {
+        Ok(r) => repo.mark_verified(&r.snapshot, r.bytes_read).await,
+        Err(Error::Damaged { .. }) => repo.unmark_verified(snapshot).await,
+        Err(_) => Ok(()),
+    };
+    if let Err(e) = recorded {
+        progress.event(Event::Notice(format!(
+            "could not record the verification in the repository ({e}); prune will not count it"
+        )));
+    }
+    result
+}
+
+async fn verify_all(
     repo: &Repository,
     snapshot: &str,
     progress: ProgressRef,

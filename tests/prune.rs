@@ -165,3 +165,41 @@ fn keep_within_keeps_recent_snapshots_and_the_newest_is_never_removed() {
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("time span"), "{bad:?}");
 }
+
+#[test]
+fn the_newest_verified_snapshot_is_kept_and_damage_takes_the_mark_away() {
+    let (_tmp, repo, newest, _db) = repo_with_history();
+    let repo_s = repo.to_str().unwrap();
+    let mark = |id: &str| repo.join("snapshots").join(id).join("verified.json");
+    for id in [OLD1, OLD2, OLD3, newest.as_str()] {
+        let _ = std::fs::remove_file(mark(id));
+    }
+    ok(&["verify", "--repo", repo_s, OLD1]);
+    assert!(mark(OLD1).exists(), "verify recorded nothing");
+    let dry = ok(&["prune", "--repo", repo_s, "--keep-last", "1", "--dry-run"]);
+    let line = |id: &str| dry.lines().find(|l| l.contains(id)).unwrap().to_string();
+    assert!(
+        line(OLD1).starts_with("keep") && line(OLD1).contains("newest verified"),
+        "{dry}"
+    );
+    assert!(line(OLD2).starts_with("would remove"), "{dry}");
+
+    // A verified snapshot found damaged later loses its mark.
+    ok(&["verify", "--repo", repo_s, OLD2]);
+    let part = std::fs::read_dir(repo.join("snapshots").join(OLD2).join("parts"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&part).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&part, bytes).unwrap();
+    let r = amlmigrate(&["verify", "--repo", repo_s, OLD2]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        !mark(OLD2).exists(),
+        "a damaged snapshot is still marked verified"
+    );
+}

@@ -483,7 +483,8 @@ impl Repository {
     pub async fn snapshot_folders(&self) -> Result<Vec<crate::prune::SnapshotInfo>> {
         use std::collections::BTreeMap;
         let prefix = Path::from("snapshots");
-        let mut by_id: BTreeMap<String, (bool, chrono::DateTime<chrono::Utc>)> = BTreeMap::new();
+        let mut by_id: BTreeMap<String, (bool, bool, chrono::DateTime<chrono::Utc>)> =
+            BTreeMap::new();
         let mut listing = self.store.list(Some(&prefix));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| self.store_err("listing snapshots", e))?;
@@ -494,18 +495,22 @@ impl Repository {
             if !id::is_snapshot_id(&id) {
                 continue;
             }
-            let is_manifest = parts.len() == 3 && parts[2].as_ref() == "manifest.json";
-            let e = by_id.entry(id).or_insert((false, meta.last_modified));
-            e.0 |= is_manifest;
-            e.1 = e.1.max(meta.last_modified);
+            let file = (parts.len() == 3).then(|| parts[2].as_ref().to_string());
+            let e = by_id
+                .entry(id)
+                .or_insert((false, false, meta.last_modified));
+            e.0 |= file.as_deref() == Some("manifest.json");
+            e.1 |= file.as_deref() == Some(runs::VERIFIED);
+            e.2 = e.2.max(meta.last_modified);
         }
         Ok(by_id
             .into_iter()
-            .filter_map(|(id, (committed, last_modified))| {
+            .filter_map(|(id, (committed, verified, last_modified))| {
                 Some(crate::prune::SnapshotInfo {
                     time: crate::prune::id_time(&id)?,
                     id,
                     committed,
+                    verified: committed && verified,
                     last_modified,
                 })
             })

@@ -6,9 +6,36 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::Repository;
+
+/// Beside a snapshot's manifest: written by a successful `verify`.
+pub const VERIFIED: &str = "verified.json";
 use crate::error::Result;
 
 impl Repository {
+    /// Records that every byte of a committed snapshot was re-read and matched its manifest.
+    pub async fn mark_verified(&self, id: &str, bytes: u64) -> Result<()> {
+        let body = serde_json::json!({
+            "verified": chrono::Utc::now(),
+            "bytes_read": bytes,
+            "tool": super::tool_version(),
+        });
+        self.store
+            .put(
+                &Self::snapshot_path(id, VERIFIED),
+                PutPayload::from(serde_json::to_vec_pretty(&body).expect("json")),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.store_err(format!("recording the verification of snapshot {id}"), e))
+    }
+
+    pub async fn unmark_verified(&self, id: &str) -> Result<()> {
+        match self.store.delete(&Self::snapshot_path(id, VERIFIED)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err(format!("removing the verification of snapshot {id}"), e)),
+        }
+    }
+
     fn run_path(run: &str, file: &str) -> Path {
         Path::from("runs").join(run).join(file)
     }
