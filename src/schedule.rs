@@ -368,17 +368,6 @@ pub fn objects(spec: &ScheduleSpec, rules: Vec<Value>) -> Result<Vec<Value>> {
     Ok(vec![sa, role, binding, cronjob])
 }
 
-/// Resolves a kind of ours (they are all built in) or fails naming the server.
-fn need(cluster: &Cluster, kind: &str, group: &str) -> Result<crate::kube::Resource> {
-    cluster.resolve(kind, Some(group)).ok_or_else(|| {
-        Error::input(format!(
-            "the cluster {} does not serve {kind} ({}); schedules need Kubernetes 1.21 or newer",
-            cluster.server,
-            if group.is_empty() { "core" } else { group }
-        ))
-    })
-}
-
 /// The rules with kinds resolved through the cluster's discovery where it serves them.
 pub fn cluster_rules(cluster: &Cluster, spec: &ScheduleSpec) -> Vec<Value> {
     rbac_rules(spec, &|kind, group| {
@@ -394,8 +383,7 @@ pub async fn install(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>
     for o in objects {
         let kind = str_at(o, "kind").unwrap_or_default();
         let av = str_at(o, "apiVersion").unwrap_or_default();
-        let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-        let r = need(cluster, kind, group)?;
+        let r = cluster.need(kind, crate::kube::group_of(av))?;
         let ns = str_at(o, "metadata.namespace");
         cluster.apply(&r, ns, name_of(o), o, true, false).await?;
         done.push(format!("{kind} {}", object_name(&r, ns, name_of(o))));
@@ -438,8 +426,8 @@ pub async fn show(
     namespace: &str,
     name: Option<&str>,
 ) -> Result<Vec<ScheduleStatus>> {
-    let cjr = need(cluster, "CronJob", "batch")?;
-    let jr = need(cluster, "Job", "batch")?;
+    let cjr = cluster.need("CronJob", "batch")?;
+    let jr = cluster.need("Job", "batch")?;
     let sel = selector(name);
     let mut out = Vec::new();
     for cj in cluster
@@ -519,7 +507,7 @@ pub async fn remove(cluster: &Cluster, namespace: &str, name: &str) -> Result<Ve
         ("ClusterRole", "rbac.authorization.k8s.io", None, &csel),
         ("ServiceAccount", "", Some(namespace), &sel),
     ] {
-        let r = need(cluster, kind, group)?;
+        let r = cluster.need(kind, group)?;
         for o in cluster.list(&r, ns, Some(sel), None).await? {
             let n = name_of(&o).to_string();
             let api: Api<DynamicObject> = match ns {

@@ -11,7 +11,7 @@ use common::*;
 use fakekube::FakeKube;
 use serde_json::{Value, json};
 
-use common::cluster::{CRDS, GLOBAL, WORKLOAD, docs, wait_until};
+use common::cluster::{CRDS, GLOBAL, WORKLOAD, docs, wait_until, writes};
 
 const USER_NAMESPACES: [&str; 3] = ["kubeflow-admin-cpaas-io", "team-a", "team-b"];
 
@@ -323,15 +323,6 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
         writes_before,
         "a re-run wrote to the cluster"
     );
-}
-
-/// Write requests (not dry-run) the fake has served.
-fn writes(fk: &FakeKube) -> usize {
-    fk.requests()
-        .iter()
-        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
-        .filter(|r| !r.query.contains("dryRun=All"))
-        .count()
 }
 
 #[test]

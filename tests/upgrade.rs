@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{GLOBAL, UPGRADE_EXTRA, WORKLOAD, wait_until};
+use common::cluster::{GLOBAL, UPGRADE_EXTRA, WORKLOAD, wait_until, writes};
 use common::pg::{PG, PgDb, psql};
 use common::s3::{Moto, SECRET};
 use common::*;
@@ -698,14 +698,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-fn writes(fk: &FakeKube) -> usize {
-    fk.requests()
-        .iter()
-        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
-        .filter(|r| !r.query.contains("dryRun=All"))
-        .count()
 }
 
 #[test]

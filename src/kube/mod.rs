@@ -172,12 +172,24 @@ impl Cluster {
         })
     }
 
+    /// Like [`Cluster::resolve`], but a kind the cluster does not serve is an error naming it.
+    pub fn need(&self, kind: &str, group: &str) -> Result<Resource> {
+        self.resolve(kind, Some(group)).ok_or_else(|| {
+            Error::input(format!(
+                "the {} cluster ({}) does not serve {kind} ({}); check --context/--kubeconfig, \
+                 or install what provides it",
+                self.role,
+                self.server,
+                if group.is_empty() { "core" } else { group }
+            ))
+        })
+    }
+
     /// The resource of an object's `apiVersion`/`kind`, falling back to the kind alone.
     pub fn resolve_object(&self, obj: &Value) -> Option<Resource> {
         let kind = obj.get("kind")?.as_str()?;
         let api_version = obj.get("apiVersion")?.as_str()?;
-        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-        self.resolve(kind, Some(group))
+        self.resolve(kind, Some(group_of(api_version)))
     }
 
     fn api(&self, r: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -446,6 +458,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A string field at a dotted path (`metadata.name`).
+/// The group of an `apiVersion` (`""` for the core `v1`).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
 pub fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
     at(v, path)?.as_str()
 }

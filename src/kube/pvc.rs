@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Cluster, Resource, at, name_of, namespace_of, str_at};
+use super::{Cluster, at, name_of, namespace_of, str_at};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 
@@ -131,15 +131,6 @@ pub fn build_index(pvcs: &[Value], pvs: &[Value], mounters: &[Value]) -> Vec<Pvc
     out
 }
 
-fn need(cluster: &Cluster, kind: &str, group: &str) -> Result<Resource> {
-    cluster.resolve(kind, Some(group)).ok_or_else(|| {
-        Error::input(format!(
-            "the cluster {} does not serve {kind}; is this a Kubernetes API server?",
-            cluster.server
-        ))
-    })
-}
-
 /// User namespaces: the ones given, else the namespaces of Kubeflow Profiles (a Profile owns
 /// the namespace of its name), namespaces labelled as profile namespaces, and namespaces that
 /// hold Notebooks or Tensorboards.
@@ -153,7 +144,7 @@ pub async fn user_namespaces(cluster: &Cluster, given: &[String]) -> Result<Vec<
             out.insert(name_of(&p).to_string());
         }
     }
-    let nsr = need(cluster, "Namespace", "")?;
+    let nsr = cluster.need("Namespace", "")?;
     let existing: BTreeSet<String> = cluster
         .list(&nsr, None, None, None)
         .await?
@@ -197,8 +188,8 @@ pub struct Live {
 }
 
 pub async fn fetch(cluster: &Cluster, namespaces: &[String]) -> Result<Live> {
-    let pvcr = need(cluster, "PersistentVolumeClaim", "")?;
-    let pvr = need(cluster, "PersistentVolume", "")?;
+    let pvcr = cluster.need("PersistentVolumeClaim", "")?;
+    let pvr = cluster.need("PersistentVolume", "")?;
     let mut pvcs = Vec::new();
     for ns in namespaces {
         pvcs.extend(cluster.list(&pvcr, Some(ns), None, None).await?);
@@ -272,7 +263,7 @@ pub async fn protect(
     namespaces: &[String],
     dry_run: bool,
 ) -> Result<Vec<VolumeChange>> {
-    let pvr = need(cluster, "PersistentVolume", "")?;
+    let pvr = cluster.need("PersistentVolume", "")?;
     let (index, _) = live_index(cluster, namespaces).await?;
     let mut out = Vec::new();
     for rec in index {
@@ -314,7 +305,7 @@ pub async fn protect(
 
 /// Puts back the reclaim policy `protect` recorded, on every volume that carries the record.
 pub async fn unprotect(cluster: &Cluster, dry_run: bool) -> Result<Vec<VolumeChange>> {
-    let pvr = need(cluster, "PersistentVolume", "")?;
+    let pvr = cluster.need("PersistentVolume", "")?;
     let mut out = Vec::new();
     for pv in cluster.list(&pvr, None, None, None).await? {
         let Some(old) = pv
@@ -368,7 +359,7 @@ pub async fn check(
     index: &[PvcRecord],
     nsmap: &super::objects::NamespaceMap,
 ) -> Result<Vec<CheckRow>> {
-    let pvcr = need(cluster, "PersistentVolumeClaim", "")?;
+    let pvcr = cluster.need("PersistentVolumeClaim", "")?;
     let mut out = Vec::new();
     for rec in index {
         let ns = nsmap.map(&rec.namespace).to_string();

@@ -314,26 +314,31 @@ impl Repository {
 
     /// Committed snapshot ids, oldest first.
     pub async fn snapshot_ids(&self) -> Result<Vec<String>> {
-        let prefix = Path::from("snapshots");
-        let mut ids: Vec<String> = self
+        let mut ids = self
+            .folders_holding("snapshots", "manifest.json", "listing snapshots")
+            .await?;
+        ids.retain(|id| id::is_snapshot_id(id));
+        Ok(ids)
+    }
+
+    /// Names of the folders `<top>/<name>/` that hold `file`, sorted.
+    async fn folders_holding(&self, top: &str, file: &str, what: &str) -> Result<Vec<String>> {
+        let prefix = Path::from(top);
+        let mut names: Vec<String> = self
             .store
             .list(Some(&prefix))
             .try_filter_map(|meta| async move {
                 let parts: Vec<_> = meta.location.parts().collect();
                 Ok(match parts.as_slice() {
-                    [_, id, file]
-                        if file.as_ref() == "manifest.json" && id::is_snapshot_id(id.as_ref()) =>
-                    {
-                        Some(id.as_ref().to_string())
-                    }
+                    [_, name, f] if f.as_ref() == file => Some(name.as_ref().to_string()),
                     _ => None,
                 })
             })
             .try_collect()
             .await
-            .map_err(|e| self.store_err("listing snapshots", e))?;
-        ids.sort();
-        Ok(ids)
+            .map_err(|e| self.store_err(what, e))?;
+        names.sort();
+        Ok(names)
     }
 
     /// Resolves `latest`, an id or a unique id prefix to a committed snapshot id.

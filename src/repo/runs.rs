@@ -1,7 +1,6 @@
 //! Guided-upgrade runs: `<repo>/runs/<run-id>/<file>` (journal, reports). Small objects,
 //! rewritten whole: object stores have no append, and a journal is a few kilobytes.
 
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
@@ -89,23 +88,7 @@ impl Repository {
 
     /// Run ids that have a journal, oldest first (ids sort by time).
     pub async fn run_ids(&self) -> Result<Vec<String>> {
-        let prefix = Path::from("runs");
-        let mut ids: Vec<String> = self
-            .store
-            .list(Some(&prefix))
-            .try_filter_map(|meta| async move {
-                let parts: Vec<_> = meta.location.parts().collect();
-                Ok(match parts.as_slice() {
-                    [_, id, file] if file.as_ref() == "journal.jsonl" => {
-                        Some(id.as_ref().to_string())
-                    }
-                    _ => None,
-                })
-            })
-            .try_collect()
+        self.folders_holding("runs", "journal.jsonl", "listing upgrade runs")
             .await
-            .map_err(|e| self.store_err("listing upgrade runs", e))?;
-        ids.sort();
-        Ok(ids)
     }
 }

@@ -113,7 +113,7 @@ pub async fn create(cluster: &Cluster, o: &ProfileOptions) -> Result<Vec<Applied
         let ns = crate::kube::namespace_of(&obj).map(str::to_string);
         let name = crate::kube::name_of(&obj).to_string();
         let before = cluster.get(&r, ns.as_deref(), &name).await?;
-        let after = cluster
+        cluster
             .apply(&r, ns.as_deref(), &name, &obj, true, o.dry_run)
             .await?;
         let changed = match &before {
@@ -121,7 +121,6 @@ pub async fn create(cluster: &Cluster, o: &ProfileOptions) -> Result<Vec<Applied
             Some(b) if crate::kube::restore::is_subset(&obj, b) => "unchanged",
             Some(_) => "updated",
         };
-        let _ = after;
         out.push(Applied {
             object: crate::kube::objects::describe(&obj),
             action: if o.dry_run && changed != "unchanged" {

@@ -12,7 +12,7 @@ use sha2::Digest;
 use super::journal::Journal;
 use super::{Change, Env, State, StepCheck, StepId, facts};
 use crate::error::{Error, Result};
-use crate::kube::{Cluster, Resource, name_of, namespace_of, str_at};
+use crate::kube::{Cluster, Resource, group_of, name_of, namespace_of, str_at};
 
 const PLUGIN_GROUP: &str = "cluster.alauda.io";
 const REPLICAS_ANNOTATION: &str = "amlmigrate.alauda.io/original-replicas";
@@ -20,15 +20,6 @@ const FEATURES_ANNOTATION: &str = "amlmigrate.alauda.io/features";
 const TRAINING_KINDS: [&str; 5] = ["PyTorchJob", "TFJob", "MPIJob", "XGBoostJob", "PaddleJob"];
 
 type Applied = (Vec<Change>, BTreeMap<String, Value>);
-
-fn need(c: &Cluster, kind: &str, group: &str) -> Result<Resource> {
-    c.resolve(kind, Some(group)).ok_or_else(|| {
-        Error::input(format!(
-            "the {} cluster ({}) does not serve {kind} ({group}); check the context, or install the CRD",
-            c.role, c.server
-        ))
-    })
-}
 
 fn step_check(step: StepId, number: usize, state: State, why: impl Into<String>) -> StepCheck {
     StepCheck {
@@ -167,7 +158,7 @@ pub(super) async fn check(
             }
         }
         StepId::InstallPlugins => {
-            let mi = need(&env.global, "ModuleInfo", PLUGIN_GROUP)?;
+            let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
             let mut pending = Vec::new();
             for p in &env.cfg.install.plugins {
                 match find_plugin(env, &mi, &p.module, Some(&p.version))
@@ -289,20 +280,7 @@ pub(super) async fn check(
             Some(id) => {
                 let rep = restore(env, &id, true).await?;
                 for o in rep.objects.iter().filter(|o| o.action == "would create") {
-                    c.changes.push(Change::new(
-                        format!(
-                            "{} {}{}",
-                            o.kind,
-                            o.namespace
-                                .as_deref()
-                                .map(|n| format!("{n}/"))
-                                .unwrap_or_default(),
-                            o.name
-                        ),
-                        "",
-                        None,
-                        Some("created from the snapshot".into()),
-                    ));
+                    c.changes.push(created_from_snapshot(o));
                 }
                 if c.changes.is_empty() {
                     c.why = format!(
@@ -421,7 +399,7 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal, step: StepId) -> Res
             Ok((out, BTreeMap::new()))
         }
         StepId::UninstallPlugins => {
-            let mi = need(&env.global, "ModuleInfo", PLUGIN_GROUP)?;
+            let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
             let mut out = Vec::new();
             for module in &env.cfg.uninstall.plugins {
                 let new_version = new_version(env, module);
@@ -514,22 +492,7 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal, step: StepId) -> Res
                 rep.objects
                     .iter()
                     .filter(|o| o.action == "created")
-                    .map(|o| {
-                        Change::new(
-                            format!(
-                                "{} {}{}",
-                                o.kind,
-                                o.namespace
-                                    .as_deref()
-                                    .map(|n| format!("{n}/"))
-                                    .unwrap_or_default(),
-                                o.name
-                            ),
-                            "",
-                            None,
-                            Some("created from the snapshot".into()),
-                        )
-                    })
+                    .map(created_from_snapshot)
                     .collect(),
                 BTreeMap::new(),
             ))
@@ -677,7 +640,7 @@ async fn preflight(env: &Env, c: &mut StepCheck) -> Result<()> {
     let p = &cfg.preflight;
     let ok = |c: &mut StepCheck, s: String| c.checked.push(format!("ok   {s}"));
     // Nodes.
-    let nodes = need(&env.workload, "Node", "")?;
+    let nodes = env.workload.need("Node", "")?;
     let mut bad = Vec::new();
     let list = env.workload.list(&nodes, None, None, None).await?;
     for n in &list {
@@ -836,7 +799,7 @@ async fn preflight_fixes(env: &Env) -> Result<Fixes> {
         mesh: None,
     };
     if !p.dex_redirect_uri.is_empty() {
-        let cm = need(&env.global, "ConfigMap", "")?;
+        let cm = env.global.need("ConfigMap", "")?;
         let Some(obj) = env
             .global
             .get(&cm, Some(&p.dex_namespace), &p.dex_configmap)
@@ -910,7 +873,7 @@ async fn preflight_fixes(env: &Env) -> Result<Fixes> {
             && let Some(secret) = env
                 .global
                 .get(
-                    &need(&env.global, "Secret", "")?,
+                    &env.global.need("Secret", "")?,
                     Some(&p.dex_namespace),
                     "dex.tls",
                 )
@@ -1005,13 +968,13 @@ async fn fix_preflight(env: &Env) -> Result<()> {
     let p = &env.cfg.preflight;
     let fixes = preflight_fixes(env).await?;
     if let Some((patch, _)) = fixes.dex {
-        let cm = need(&env.global, "ConfigMap", "")?;
+        let cm = env.global.need("ConfigMap", "")?;
         env.global
             .merge_patch(&cm, Some(&p.dex_namespace), &p.dex_configmap, &patch, false)
             .await?;
     }
     if let Some((patch, _)) = fixes.mesh {
-        let r = need(&env.global, "ServiceMesh", "asm.alauda.io")?;
+        let r = env.global.need("ServiceMesh", "asm.alauda.io")?;
         env.global
             .merge_patch(
                 &r,
@@ -1184,7 +1147,6 @@ async fn running_jobs(env: &Env) -> Result<Vec<String>> {
 /// successful backup; the step records it only after verify passed).
 pub(super) async fn snapshot_of(env: &Env, journal: Option<&Journal>) -> Result<Option<String>> {
     let Some(id) = journal
-        .filter(|j| !j.finished() || j.fact("snapshot").is_some())
         .and_then(|j| j.fact("snapshot"))
         .and_then(Value::as_str)
     else {
@@ -1285,12 +1247,10 @@ async fn old_plugins(env: &Env) -> Result<(Vec<(String, Value)>, Option<Value>)>
         }
     }
     let u = &env.cfg.uninstall;
-    let group = u
-        .chart_api_version
-        .rsplit_once('/')
-        .map(|(g, _)| g)
-        .unwrap_or("");
-    let chart = match env.workload.resolve(&u.chart_kind, Some(group)) {
+    let chart = match env
+        .workload
+        .resolve(&u.chart_kind, Some(group_of(&u.chart_api_version)))
+    {
         Some(r) => {
             env.workload
                 .get(&r, Some(&u.chart_namespace), &u.chart_name)
@@ -1303,12 +1263,10 @@ async fn old_plugins(env: &Env) -> Result<(Vec<(String, Value)>, Option<Value>)>
 
 async fn operator_at_target(env: &Env) -> Result<(bool, String)> {
     let op = &env.cfg.operator;
-    let group = op
-        .api_version
-        .rsplit_once('/')
-        .map(|(g, _)| g)
-        .unwrap_or("");
-    let Some(r) = env.workload.resolve(&op.kind, Some(group)) else {
+    let Some(r) = env
+        .workload
+        .resolve(&op.kind, Some(group_of(&op.api_version)))
+    else {
         return Ok((false, format!("{} is not served yet", op.kind)));
     };
     let Some(o) = env
@@ -1332,7 +1290,7 @@ async fn operator_at_target(env: &Env) -> Result<(bool, String)> {
 }
 
 async fn install_plugins(env: &Env, journal: &mut Journal) -> Result<Applied> {
-    let mi = need(&env.global, "ModuleInfo", PLUGIN_GROUP)?;
+    let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
     let cfg = &env.cfg.install;
     let mut out = Vec::new();
     let mc = env.global.resolve("ModuleConfig", Some(PLUGIN_GROUP));
@@ -1512,7 +1470,7 @@ async fn migrate_mlflow(env: &Env, journal: &Journal) -> Result<Applied> {
     let mut changes = Vec::new();
     // The 3.1.1 server must not write while the copy runs: scale it to 0, remembering its size
     // on the Deployment itself so an interrupted run still knows what to scale back to.
-    let deploy = need(&env.workload, "Deployment", "apps")?;
+    let deploy = env.workload.need("Deployment", "apps")?;
     let (ns, name) = (
         cfg.deployment_namespace.as_str(),
         cfg.deployment_name.as_str(),
@@ -1658,7 +1616,7 @@ async fn features(env: &Env, apply: bool) -> Result<Vec<Change>> {
         ),
         ("Aml", "amls.aml.dev", &f.aml, &aml_patch),
     ] {
-        let r = need(w, kind, group)?;
+        let r = w.need(kind, group)?;
         let live = w.get(&r, None, name).await?.ok_or_else(|| {
             Error::input(format!(
                 "{kind} {name} not found: is the AML operator at 1.4 and its instance created?"
@@ -1670,7 +1628,7 @@ async fn features(env: &Env, apply: bool) -> Result<Vec<Change>> {
         }
         out.extend(ch);
     }
-    let secret_r = need(w, "Secret", "")?;
+    let secret_r = w.need("Secret", "")?;
     let password = env
         .cfg
         .mysql_url()?
@@ -1705,7 +1663,7 @@ async fn features(env: &Env, apply: bool) -> Result<Vec<Change>> {
             })).await?;
         }
     }
-    let cm_r = need(w, "ConfigMap", "")?;
+    let cm_r = w.need("ConfigMap", "")?;
     let host = f
         .image_builder_db_host
         .clone()
@@ -1787,7 +1745,7 @@ async fn features(env: &Env, apply: bool) -> Result<Vec<Change>> {
         h.update(aml_patch.to_string());
         hex::encode(h.finalize())[..16].to_string()
     };
-    let deploy = need(w, "Deployment", "apps")?;
+    let deploy = w.need("Deployment", "apps")?;
     let (ns, name) = (f.restart_namespace.as_str(), f.restart_deployment.as_str());
     if let Some(d) = w.get(&deploy, Some(ns), name).await? {
         let have = d
@@ -1826,6 +1784,20 @@ fn restore_kinds(env: &Env) -> Vec<String> {
         k.extend(["Notebook".to_string(), "Tensorboard".to_string()]);
     }
     k
+}
+
+fn created_from_snapshot(o: &crate::kube::restore::ObjectResult) -> Change {
+    let ns = o
+        .namespace
+        .as_deref()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
+    Change::new(
+        format!("{} {ns}{}", o.kind, o.name),
+        "",
+        None,
+        Some("created from the snapshot".into()),
+    )
 }
 
 async fn restore(

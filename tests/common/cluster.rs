@@ -58,6 +58,15 @@ pub fn load(yamls: &[&str]) -> FakeKube {
     fk
 }
 
+/// Write requests (not dry runs) the fake has served.
+pub fn writes(fk: &FakeKube) -> usize {
+    fk.requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .filter(|r| !r.query.contains("dryRun=All"))
+        .count()
+}
+
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
