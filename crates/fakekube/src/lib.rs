@@ -8,10 +8,13 @@
 //! # let _ = kubeconfig;
 //! ```
 
+pub mod captain;
 pub mod controllers;
 mod discovery;
 mod openapi;
+pub mod operator;
 mod patch;
+pub mod plugins;
 mod schema;
 mod select;
 mod server;
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::operator::AmlOperator;
 use crate::store::{Store, WriteOpts};
 
 /// One HTTP request the server received.
