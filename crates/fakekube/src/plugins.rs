@@ -41,7 +41,13 @@ fn now() -> String {
 
 /// Starts the controller on `fk` (the cluster that holds ModuleInfos: ACP's global cluster).
 pub fn plugin_controller(fk: &FakeKube, delay: Duration) {
-    let scheduled = Arc::new(AtomicBool::new(false));
+    // A first pass over what is already there (fixtures), as a controller does at start.
+    let scheduled = Arc::new(AtomicBool::new(true));
+    let first = scheduled.clone();
+    fk.after(delay, move |h| {
+        first.store(false, Ordering::SeqCst);
+        reconcile(h);
+    });
     fk.on_change(move |c, h| {
         if !(c.is(GROUP, "ModuleInfo") || c.is(GROUP, "ModuleConfig")) {
             return;
@@ -169,7 +175,7 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
         );
     };
     let values = form_values(&mc["spec"]["config"], &mi["spec"]["config"]);
-    let problems = check_form(&mc["spec"]["form"], &values);
+    let problems = check_form(&mc["spec"]["form"], &values, &mi["spec"]["config"]);
     if !problems.is_empty() {
         return status(
             "Failed",
@@ -277,8 +283,9 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Every problem of `values` against the form's fields (empty when the form is satisfied).
-pub fn check_form(form: &Value, values: &Value) -> Vec<String> {
+/// Every problem of `values` against the form's fields (empty when the form is satisfied);
+/// `given` (the ModuleInfo's own config) tells a field left out from one filled in empty.
+pub fn check_form(form: &Value, values: &Value, given: &Value) -> Vec<String> {
     let mut out = vec![];
     for f in form.as_array().into_iter().flatten() {
         let key = s(f, "/key");
@@ -288,7 +295,14 @@ pub fn check_form(form: &Value, values: &Value) -> Vec<String> {
         let required = f["required"] == json!(true);
         match at(values, key) {
             None if required => out.push(format!("required field {key} is missing")),
-            Some(v) if required && empty(v) => out.push(format!("required field {key} is empty")),
+            Some(v) if required && empty(v) => {
+                let how = if at(given, key).is_some() {
+                    "empty"
+                } else {
+                    "missing"
+                };
+                out.push(format!("required field {key} is {how}"))
+            }
             Some(v) => {
                 let want = s(f, "/type");
                 if !want.is_empty() && kind_of(v) != want {
@@ -328,24 +342,23 @@ mod tests {
 
     #[test]
     fn defaults_fill_in_and_each_missing_or_wrong_field_is_named() {
+        let given = json!({"pgHost": "pg", "pgPort": "5432", "mysql": {"builtin": false}});
         let values = form_values(
             &json!({"pgHost": "", "pgPort": 5432, "mysql": {"builtin": true}, "gateway": {"istio": ""}}),
-            &json!({"pgHost": "pg", "pgPort": "5432", "mysql": {"builtin": false}}),
+            &given,
         );
         assert_eq!(
-            check_form(&form(), &values),
+            check_form(&form(), &values, &given),
             [
                 "field pgPort must be integer, not string",
                 "required field pgPassword is missing",
                 "required field mysql.host is missing",
-                "required field gateway is empty",
+                "required field gateway is missing",
             ]
         );
-        let values = form_values(
-            &json!({"pgPort": 5432, "mysql": {"builtin": true}}),
-            &json!({"pgHost": "pg", "pgPassword": "x", "gateway": {"istio": "gw"}}),
-        );
-        assert!(check_form(&form(), &values).is_empty());
+        let given = json!({"pgHost": "pg", "pgPassword": "x", "gateway": {"istio": "gw"}});
+        let values = form_values(&json!({"pgPort": 5432, "mysql": {"builtin": true}}), &given);
+        assert!(check_form(&form(), &values, &given).is_empty());
         assert_eq!(
             secret_fields(&json!({"spec": {"form": form()}})),
             ["pgPassword"]
