@@ -53,6 +53,29 @@ fn amlcluster(extra_values: Value) -> Value {
     o
 }
 
+/// AmlCluster `default` as stored.
+fn live(fk: &FakeKube) -> Option<Value> {
+    fk.get(
+        "amlclusters.aml.dev/v1alpha1",
+        "AmlCluster",
+        None,
+        "default",
+    )
+}
+
+/// Server-side apply of `cfg` to AmlCluster `default` with the query `q`.
+fn apply(fk: &FakeKube, q: &str, cfg: &Value) -> Resp {
+    request(
+        fk,
+        "PATCH",
+        &format!("{AC}/default?{q}"),
+        Some(FakeKube::ADMIN_TOKEN),
+        "application/apply-patch+yaml",
+        "application/json",
+        &cfg.to_string(),
+    )
+}
+
 fn warnings(r: &Resp) -> Vec<String> {
     r.headers
         .lines()
@@ -109,14 +132,7 @@ fn a_misspelled_field_disappears_with_a_warning_on_every_kind_of_write() {
         warnings(&r),
         [r#"299 - "unknown field \"spec.values.experimentalFeaturs\"""#]
     );
-    let stored = fk
-        .get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default",
-        )
-        .unwrap();
+    let stored = live(&fk).unwrap();
     assert!(
         stored["spec"]["values"]
             .get("experimentalFeaturs")
@@ -150,15 +166,7 @@ fn a_misspelled_field_disappears_with_a_warning_on_every_kind_of_write() {
     // Server-side apply: pruned before it is anyone's field.
     let cfg = json!({"apiVersion": "amlclusters.aml.dev/v1alpha1", "kind": "AmlCluster",
         "metadata": {"name": "default"}, "spec": {"values": {"experimentalFeatures": {"imageBulder": true}}}});
-    let r = request(
-        &fk,
-        "PATCH",
-        &format!("{AC}/default?fieldManager=amlmigrate&force=true"),
-        Some(FakeKube::ADMIN_TOKEN),
-        "application/apply-patch+yaml",
-        "application/json",
-        &cfg.to_string(),
-    );
+    let r = apply(&fk, "fieldManager=amlmigrate&force=true", &cfg);
     assert_eq!(r.code, 200, "{}", r.text());
     let v = r.json();
     assert!(
@@ -216,15 +224,7 @@ fn strict_field_validation_refuses_unknown_fields_like_the_real_server() {
             "message": "AmlCluster in version \"v1alpha1\" cannot be handled as a AmlCluster: strict decoding error: unknown field \"spec.values.experimentalFeaturs\"",
             "reason": "BadRequest", "code": 400})
     );
-    assert!(
-        fk.get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default"
-        )
-        .is_none()
-    );
+    assert!(live(&fk).is_none());
     assert_eq!(
         post(
             &fk,
@@ -245,14 +245,7 @@ fn strict_field_validation_refuses_unknown_fields_like_the_real_server() {
         r.json()["message"],
         r#"strict decoding error: unknown field "spec.values.global.mysql.pasword", unknown field "spec.values.global.mysql.usr""#
     );
-    let mut put_body = fk
-        .get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default",
-        )
-        .unwrap();
+    let mut put_body = live(&fk).unwrap();
     put_body["spec"]["extra"] = json!(1);
     let r = put(
         &fk,
@@ -268,15 +261,7 @@ fn strict_field_validation_refuses_unknown_fields_like_the_real_server() {
     );
     let cfg = json!({"apiVersion": "amlclusters.aml.dev/v1alpha1", "kind": "AmlCluster",
         "metadata": {"name": "default"}, "spec": {"values": {"experimentalFeatures": {"imageBulder": true}}}});
-    let r = request(
-        &fk,
-        "PATCH",
-        &format!("{AC}/default?fieldManager=x&fieldValidation=Strict"),
-        Some(FakeKube::ADMIN_TOKEN),
-        "application/apply-patch+yaml",
-        "application/json",
-        &cfg.to_string(),
-    );
+    let r = apply(&fk, "fieldManager=x&fieldValidation=Strict", &cfg);
     assert_eq!(r.code, 400);
     assert_eq!(
         r.json()["message"],
@@ -320,14 +305,7 @@ fn types_and_required_fields_are_validated_with_422_naming_each_field() {
         "spec.values.global.mysql.passwordSecretRef.namespace"
     );
     // Nothing was stored.
-    let ac = fk
-        .get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default",
-        )
-        .unwrap();
+    let ac = live(&fk).unwrap();
     assert_eq!(ac["spec"]["values"]["global"]["mysql"]["port"], 3306);
     // A ModuleInfo needs spec.version.
     let r = post(

@@ -37,6 +37,15 @@ fn install(fk: &FakeKube, cluster: &str, module: &str, version: &str, config: Va
     created["metadata"]["name"].as_str().unwrap().to_string()
 }
 
+/// The name of the ModuleInfo of `module` among `infos`.
+fn name_of(infos: &[Value], module: &str) -> String {
+    let o = infos
+        .iter()
+        .find(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == module)
+        .unwrap_or_else(|| panic!("no ModuleInfo of {module}"));
+    o["metadata"]["name"].as_str().unwrap().to_string()
+}
+
 /// Waits for the ModuleInfo's phase; returns the object.
 fn phase(fk: &FakeKube, name: &str, want: &str) -> Value {
     let ok = fk.wait_for(MI, "ModuleInfo", None, name, T, |o| {
@@ -223,13 +232,7 @@ fn installed_1_3_plugins_are_left_alone_and_an_upgrade_in_place_is_checked() {
         );
     }
     // Volcano upgraded in place keeps Running at its old version until 1.4 runs.
-    let volcano = installed
-        .iter()
-        .find(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == "volcano")
-        .unwrap()["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let volcano = name_of(&installed, "volcano");
     fk.update(MI, "ModuleInfo", None, &volcano, |o| {
         o["spec"]["version"] = json!("v1.10.1")
     });
@@ -239,13 +242,7 @@ fn installed_1_3_plugins_are_left_alone_and_an_upgrade_in_place_is_checked() {
         ))
     );
     // mlflow upgraded in place without the PostgreSQL form: Failed, still reporting 2.6.0.
-    let mlflow = installed
-        .iter()
-        .find(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == "mlflow")
-        .unwrap()["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mlflow = name_of(&installed, "mlflow");
     fk.update(MI, "ModuleInfo", None, &mlflow, |o| {
         o["spec"]["version"] = json!("v3.1.1")
     });
@@ -391,25 +388,25 @@ fn the_operator_does_nothing_until_a_person_upgrades_it() {
         deploy["spec"]["template"]["spec"]["containers"][0]["image"],
         "192.168.171.123:11443/mlops/aml-api:v1.4.0"
     );
-    let ac = fk
-        .get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default",
-        )
-        .unwrap();
+    let ac = amlcluster(&fk);
     assert_eq!(
         ac["spec"]["values"]["experimentalFeatures"]["datasets"], false,
         "features kept"
     );
-    assert_eq!(crate_fixture_mysql_host(&ac), "mysql.business-3-db.svc");
+    assert_eq!(
+        ac["spec"]["values"]["global"]["mysql"]["host"],
+        "mysql.business-3-db.svc"
+    );
 }
 
-fn crate_fixture_mysql_host(ac: &Value) -> &str {
-    ac["spec"]["values"]["global"]["mysql"]["host"]
-        .as_str()
-        .unwrap()
+fn amlcluster(fk: &FakeKube) -> Value {
+    fk.get(
+        "amlclusters.aml.dev/v1alpha1",
+        "AmlCluster",
+        None,
+        "default",
+    )
+    .unwrap()
 }
 
 #[test]
@@ -433,14 +430,7 @@ fn an_operator_that_resets_features_and_a_later_upgrade_with_another_tag() {
         T,
         |o| o.is_some_and(|o| o["status"]["version"] == "v1.4.1")
     ));
-    let ac = fk
-        .get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default",
-        )
-        .unwrap();
+    let ac = amlcluster(&fk);
     assert!(ac["spec"]["values"].get("experimentalFeatures").is_none());
     assert_eq!(
         ac["spec"]["values"]["global"]["mysql"]["port"], 3306,
