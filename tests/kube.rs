@@ -414,12 +414,22 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         nb["spec"]["template"]["spec"]["containers"][0]["image"],
         "changed:1"
     );
+    // One merge patch by our field manager, guarded by the live resourceVersion.
     let mf = nb["metadata"]["managedFields"].as_array().unwrap();
     assert!(
         mf.iter()
-            .any(|f| f["manager"] == "amlmigrate" && f["operation"] == "Apply"),
+            .any(|f| f["manager"] == "amlmigrate" && f["operation"] == "Update"),
         "{mf:?}"
     );
+    let patches: Vec<_> = env
+        .fk
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/notebooks/eda"))
+        .filter(|r| !r.query.contains("dryRun"))
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert!(patches[0].content_type.starts_with("application/merge-patch+json"));
 }
 
 #[test]
