@@ -3,75 +3,18 @@
 //! testdata/kube.
 
 mod common;
+mod kubeenv;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use common::*;
 use fakekube::FakeKube;
 use serde_json::{Value, json};
 
-use common::cluster::{CRDS, GLOBAL, WORKLOAD, docs, wait_until, writes};
+use common::cluster::{CRDS, docs, wait_until, writes};
+use kubeenv::{age_key, cluster, manifest};
 
 const USER_NAMESPACES: [&str; 3] = ["kubeflow-admin-cpaas-io", "team-a", "team-b"];
-
-struct Env {
-    fk: FakeKube,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    repo: PathBuf,
-}
-
-impl Env {
-    fn kc(&self) -> &str {
-        self.kubeconfig.to_str().unwrap()
-    }
-    fn repo(&self) -> &str {
-        self.repo.to_str().unwrap()
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--kubeconfig", self.kc()]);
-        amlmigrate(&all)
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(r.code, 0, "amlmigrate {args:?} failed: {r:?}");
-        r.stdout.trim().to_string()
-    }
-    /// A kubeconfig of its own for `user` (token `<user>-token`); `None` makes the token unknown.
-    fn kubeconfig_as(&self, user: Option<&str>, name: &str) -> PathBuf {
-        let token = format!("{name}-token");
-        if let Some(u) = user {
-            self.fk.add_token(&token, u);
-        }
-        self.fk
-            .write_kubeconfig(&self.dir.path().join(name), &token)
-    }
-    fn backup(&self, extra: &[&str]) -> String {
-        let mut args = vec!["backup", "--quiet", "--repo", self.repo(), "--kube"];
-        args.extend(extra);
-        self.ok(&args)
-    }
-}
-
-/// A fake cluster holding the AML 1.3 fixtures, with the PV controller running.
-fn cluster(with_global: bool) -> Env {
-    let fk = if with_global {
-        common::cluster::load(&[WORKLOAD, GLOBAL])
-    } else {
-        common::cluster::load(&[WORKLOAD])
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
-    let repo = dir.path().join("repo");
-    Env {
-        fk,
-        dir,
-        kubeconfig,
-        repo,
-    }
-}
 
 /// What a restore must bring back: the object minus what the server (or a controller) owns.
 fn comparable(mut o: Value) -> Value {
@@ -166,18 +109,6 @@ fn restorable(fk: &FakeKube) -> BTreeMap<String, Value> {
         fk.list(av, kind, None).into_iter().for_each(&mut add);
     }
     out
-}
-
-fn age_key(dir: &Path) -> (String, PathBuf) {
-    use age::secrecy::ExposeSecret;
-    let id = age::x25519::Identity::generate();
-    let file = dir.join("age-key.txt");
-    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), file)
-}
-
-fn manifest(repo: &str, id: &str) -> Value {
-    serde_json::from_str(&ok(&["show", "--json", "--repo", repo, id])).unwrap()
 }
 
 /// Deletes what the 1.3 → 1.4 upgrade (or an accident) takes away: the user namespaces with

@@ -143,6 +143,17 @@ pub fn admit<'a>(
             Some(((ns, a.stored.name.as_str()), vol))
         })
         .collect();
+    // Claims the snapshot lists but `--namespaces` leaves out take their volumes with them.
+    let filtered_out = |ns: &str, name: &str| {
+        !req.namespaces.is_empty()
+            && !req.namespaces.iter().any(|n| n == ns)
+            && stored.iter().any(|c| {
+                c.kind == "PersistentVolumeClaim"
+                    && c.group.is_empty()
+                    && c.namespace.as_deref() == Some(ns)
+                    && c.name == name
+            })
+    };
     let mut unbound = Vec::new();
     for (i, a) in admitted.iter().enumerate() {
         if a.entry.scope != Scope::BoundVolumes {
@@ -153,31 +164,38 @@ pub fn admit<'a>(
             str_at(pv, "spec.claimRef.namespace").unwrap_or(""),
             str_at(pv, "spec.claimRef.name").unwrap_or(""),
         );
-        let ok = claims.get(&claim).is_some_and(|v| *v == Some(a.stored.name.as_str()));
-        if !ok {
-            unbound.push((
+        match claims.get(&claim) {
+            Some(v) if *v == Some(a.stored.name.as_str()) => {}
+            None if filtered_out(claim.0, claim.1) => unbound.push((i, None)),
+            found => unbound.push((
                 i,
-                if claim.1.is_empty() {
-                    "a PersistentVolume is restored only bound to a claim this restore restores; \
-                     this one names no claim (spec.claimRef)"
-                        .to_string()
-                } else {
-                    format!(
-                        "a PersistentVolume is restored only bound to a claim this restore \
-                         restores; its claim {}/{} is not among them or does not name this volume",
+                Some(match (claim.1.is_empty(), found) {
+                    (true, _) => "a PersistentVolume is restored only bound to a claim this \
+                                  restore restores; this one names no claim (spec.claimRef)"
+                        .to_string(),
+                    (false, Some(_)) => format!(
+                        "its claim {}/{} names another volume (spec.volumeName)",
                         claim.0, claim.1
-                    )
-                },
-            ));
+                    ),
+                    (false, None) => format!(
+                        "a PersistentVolume is restored only bound to a claim this restore \
+                         restores, and its claim {}/{} is not one (add PersistentVolumeClaim to \
+                         --kinds if the snapshot holds it)",
+                        claim.0, claim.1
+                    ),
+                }),
+            )),
         }
     }
     for (i, reason) in unbound.into_iter().rev() {
         let a = admitted.remove(i);
-        refused.push(Refusal {
-            stored: a.stored.clone(),
-            reason,
-            damaged: false,
-        });
+        if let Some(reason) = reason {
+            refused.push(Refusal {
+                stored: a.stored.clone(),
+                reason,
+                damaged: false,
+            });
+        }
     }
     Ok(Admission { admitted, refused })
 }
