@@ -263,11 +263,19 @@ async fn fetch_entry(
     let selector = entry.selector.as_deref();
     // Named objects are asked for by name, one request each: RBAC `resourceNames` then limits
     // a scheduled backup's ServiceAccount to exactly them (see schedule.rs).
-    let fields: Vec<Option<String>> = if entry.names.is_empty() {
+    // Objects named after user namespaces are asked for by those names too.
+    let names: Vec<&String> = match entry.scope {
+        Scope::UserNamespaceObjects => namespaces
+            .iter()
+            .filter(|n| entry.names.is_empty() || entry.names.contains(n))
+            .collect(),
+        _ => entry.names.iter().collect(),
+    };
+    let fields: Vec<Option<String>> = if names.is_empty() && entry.scope != Scope::UserNamespaceObjects
+    {
         vec![None]
     } else {
-        entry
-            .names
+        names
             .iter()
             .map(|n| Some(format!("metadata.name={n}")))
             .collect()

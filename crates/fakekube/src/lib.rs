@@ -12,6 +12,7 @@ pub mod controllers;
 mod discovery;
 mod openapi;
 mod patch;
+mod rbac;
 mod select;
 mod server;
 pub mod status;
