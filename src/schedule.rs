@@ -234,7 +234,10 @@ pub fn rbac_rules(spec: &ScheduleSpec, resolve: &ResolveFn) -> Rbac {
         }
     } else {
         // Finding the user namespaces lists these.
-        for (k, g) in mounters.iter().chain(&[("Namespace", ""), ("Profile", "kubeflow.org")]) {
+        for (k, g) in mounters
+            .iter()
+            .chain(&[("Namespace", ""), ("Profile", "kubeflow.org")])
+        {
             grant(None, k, g, &[]);
         }
     }
@@ -493,13 +496,21 @@ pub async fn install(
         let ns = str_at(o, "metadata.namespace");
         cluster.apply(&r, ns, name_of(o), o, true, false).await?;
         done.push(format!("{kind} {}", object_name(&r, ns, name_of(o))));
-        keep.insert((kind.to_string(), ns.map(str::to_string), name_of(o).to_string()));
+        keep.insert((
+            kind.to_string(),
+            ns.map(str::to_string),
+            name_of(o).to_string(),
+        ));
     }
     let mut deleted = Vec::new();
     for (r, ns, n) in labelled(cluster, &spec.namespace, &spec.name, &RBAC_KINDS).await? {
         if !keep.contains(&(r.ar.kind.clone(), ns.clone(), n.clone())) {
             cluster.delete(&r, ns.as_deref(), &n).await?;
-            deleted.push(format!("{} {}", r.ar.kind, object_name(&r, ns.as_deref(), &n)));
+            deleted.push(format!(
+                "{} {}",
+                r.ar.kind,
+                object_name(&r, ns.as_deref(), &n)
+            ));
         }
     }
     Ok((done, deleted))
@@ -611,17 +622,29 @@ pub async fn remove(cluster: &Cluster, namespace: &str, name: &str) -> Result<Ve
     let mut found = Vec::new();
     let cj = cluster.need("CronJob", "batch")?;
     for o in cluster.list(&cj, Some(namespace), Some(&sel), None).await? {
-        found.push((cj.clone(), Some(namespace.to_string()), name_of(&o).to_string()));
+        found.push((
+            cj.clone(),
+            Some(namespace.to_string()),
+            name_of(&o).to_string(),
+        ));
     }
     found.extend(labelled(cluster, namespace, name, &RBAC_KINDS).await?);
     let sa = cluster.need("ServiceAccount", "")?;
     for o in cluster.list(&sa, Some(namespace), Some(&sel), None).await? {
-        found.push((sa.clone(), Some(namespace.to_string()), name_of(&o).to_string()));
+        found.push((
+            sa.clone(),
+            Some(namespace.to_string()),
+            name_of(&o).to_string(),
+        ));
     }
     let mut removed = Vec::new();
     for (r, ns, n) in found {
         cluster.delete(&r, ns.as_deref(), &n).await?;
-        removed.push(format!("{} {}", r.ar.kind, object_name(&r, ns.as_deref(), &n)));
+        removed.push(format!(
+            "{} {}",
+            r.ar.kind,
+            object_name(&r, ns.as_deref(), &n)
+        ));
     }
     Ok(removed)
 }
@@ -676,7 +699,12 @@ mod tests {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|p| (p.as_str().unwrap().to_string(), r.get("resourceNames").cloned()))
+                    .map(|p| {
+                        (
+                            p.as_str().unwrap().to_string(),
+                            r.get("resourceNames").cloned(),
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -699,7 +727,10 @@ mod tests {
         spec.encrypt_to = vec!["age1x".into()];
         assert_eq!(
             secrets(&spec),
-            [("secrets".to_string(), Some(json!(["aml-image-builder-secret"])))]
+            [(
+                "secrets".to_string(),
+                Some(json!(["aml-image-builder-secret"]))
+            )]
         );
         let rbac = rbac_rules(&spec, &|_, _| None);
         assert!(rbac.namespaces.is_empty());
@@ -707,7 +738,10 @@ mod tests {
             assert_eq!(r["verbs"], json!(["get", "list"]));
         }
         let all = resources(&rbac.cluster);
-        assert!(all.contains(&("configmaps".into(), Some(json!(["aml-image-builder-config"])))));
+        assert!(all.contains(&(
+            "configmaps".into(),
+            Some(json!(["aml-image-builder-config"]))
+        )));
         assert!(!all.iter().any(|(p, _)| p == "pods"), "{all:?}");
         assert!(!all.contains(&("configmaps".into(), None)), "{all:?}");
     }
@@ -727,18 +761,39 @@ mod tests {
             ["kubeflow", "team-a", "team-b"]
         );
         let cluster = resources(&rbac.cluster);
-        for p in ["secrets", "configmaps", "pods", "persistentvolumeclaims", "notebooks"] {
-            assert!(!cluster.iter().any(|(x, _)| x == p), "{p} cluster-wide: {cluster:?}");
+        for p in [
+            "secrets",
+            "configmaps",
+            "pods",
+            "persistentvolumeclaims",
+            "notebooks",
+        ] {
+            assert!(
+                !cluster.iter().any(|(x, _)| x == p),
+                "{p} cluster-wide: {cluster:?}"
+            );
         }
         let names = json!(["team-a", "team-b"]);
-        assert!(cluster.contains(&("namespaces".into(), Some(names.clone()))), "{cluster:?}");
-        assert!(cluster.contains(&("profiles".into(), Some(names))), "{cluster:?}");
-        assert!(cluster.contains(&("persistentvolumes".into(), None)), "{cluster:?}");
+        assert!(
+            cluster.contains(&("namespaces".into(), Some(names.clone()))),
+            "{cluster:?}"
+        );
+        assert!(
+            cluster.contains(&("profiles".into(), Some(names))),
+            "{cluster:?}"
+        );
+        assert!(
+            cluster.contains(&("persistentvolumes".into(), None)),
+            "{cluster:?}"
+        );
         let kubeflow = resources(&rbac.namespaces["kubeflow"]);
         assert_eq!(
             kubeflow,
             [
-                ("configmaps".into(), Some(json!(["aml-image-builder-config"]))),
+                (
+                    "configmaps".into(),
+                    Some(json!(["aml-image-builder-config"]))
+                ),
                 ("secrets".into(), Some(json!(["aml-image-builder-secret"])))
             ]
         );

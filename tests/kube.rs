@@ -360,7 +360,11 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         .filter(|r| !r.query.contains("dryRun"))
         .collect();
     assert_eq!(patches.len(), 1, "{patches:?}");
-    assert!(patches[0].content_type.starts_with("application/merge-patch+json"));
+    assert!(
+        patches[0]
+            .content_type
+            .starts_with("application/merge-patch+json")
+    );
 }
 
 #[test]

@@ -33,7 +33,14 @@ fn refused(env: &Env, id: &str, extra: &[&str], code: i32, says: &[&str]) -> com
 }
 
 /// The dry run's JSON report lists the object as refused, with the reason.
-fn dry_run_refuses(env: &Env, id: &str, extra: &[&str], code: i32, kind: &str, name: &str) -> Value {
+fn dry_run_refuses(
+    env: &Env,
+    id: &str,
+    extra: &[&str],
+    code: i32,
+    kind: &str,
+    name: &str,
+) -> Value {
     let mut args = vec!["--dry-run", "--json"];
     args.extend(extra);
     let before = writes(&env.fk);
@@ -77,9 +84,19 @@ fn a_cluster_role_binding_to_cluster_admin_is_refused_even_when_asked_for_by_kin
         4,
         &["ClusterRoleBinding backdoor", "not in the catalog in use"],
     );
-    refused(&env, &id, &["--kinds", "ClusterRoleBinding"], 4, &["ClusterRoleBinding backdoor"]);
+    refused(
+        &env,
+        &id,
+        &["--kinds", "ClusterRoleBinding"],
+        4,
+        &["ClusterRoleBinding backdoor"],
+    );
     let rbac = "rbac.authorization.k8s.io/v1";
-    assert!(env.fk.get(rbac, "ClusterRoleBinding", None, "backdoor").is_none());
+    assert!(
+        env.fk
+            .get(rbac, "ClusterRoleBinding", None, "backdoor")
+            .is_none()
+    );
     assert!(
         env.fk
             .get("kubeflow.org/v1", "Notebook", Some("team-a"), "eda")
@@ -89,11 +106,27 @@ fn a_cluster_role_binding_to_cluster_admin_is_refused_even_when_asked_for_by_kin
     // The dry run says what would really happen: the notebook would come back, the binding not.
     let r = env.restore(&id, &["--dry-run"]);
     assert_eq!(r.code, 4, "{r:?}");
-    assert!(r.stdout.contains("would create  Notebook team-a/eda"), "{r:?}");
-    assert!(r.stdout.contains("refused       ClusterRoleBinding backdoor"), "{r:?}");
+    assert!(
+        r.stdout.contains("would create  Notebook team-a/eda"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("refused       ClusterRoleBinding backdoor"),
+        "{r:?}"
+    );
     dry_run_refuses(&env, &id, &[], 4, "ClusterRoleBinding", "backdoor");
     // Without the forgery, the same restore goes through.
-    env.ok(&["restore", "--repo", env.repo(), &id, "--only", "kubernetes", "--kinds", "Notebook"]);
+    env.ok(&[
+        "restore",
+        "--repo",
+        env.repo(),
+        &id,
+        "--only",
+        "kubernetes",
+        "--kinds",
+        "Notebook",
+    ]);
 }
 
 #[test]
@@ -110,7 +143,13 @@ fn a_secret_stored_in_clear_is_refused() {
     });
     env.fk
         .delete("v1", "Secret", Some("team-b"), "aml-image-builder-secret");
-    refused(&env, &id, &[], 3, &["Secret team-b/aml-image-builder-secret", "stored in clear"]);
+    refused(
+        &env,
+        &id,
+        &[],
+        3,
+        &["Secret team-b/aml-image-builder-secret", "stored in clear"],
+    );
     assert!(
         env.fk
             .get("v1", "Secret", Some("team-b"), "aml-image-builder-secret")
@@ -140,17 +179,47 @@ fn a_host_path_volume_bound_to_an_attackers_claim_is_refused() {
                      "storageClassName": "",
                      "claimRef": {"namespace": claim.0, "name": claim.1}}})
     };
-    let id = forged(&env, |f| f.add(&root("node-root", ("mallory", "grab")), "persistentvolumes", true));
-    refused(&env, &id, &[], 4, &["PersistentVolume node-root", "mallory/grab is not one"]);
-    assert!(env.fk.get("v1", "PersistentVolume", None, "node-root").is_none());
+    let id = forged(&env, |f| {
+        f.add(
+            &root("node-root", ("mallory", "grab")),
+            "persistentvolumes",
+            true,
+        )
+    });
+    refused(
+        &env,
+        &id,
+        &[],
+        4,
+        &["PersistentVolume node-root", "mallory/grab is not one"],
+    );
+    assert!(
+        env.fk
+            .get("v1", "PersistentVolume", None, "node-root")
+            .is_none()
+    );
     dry_run_refuses(&env, &id, &[], 4, "PersistentVolume", "node-root");
 
     // Pointed at a claim the snapshot does restore, which names another volume: refused too.
     let id = forged(&env, |f| {
-        f.add(&root("node-root-2", ("team-a", "team-a-data")), "persistentvolumes", true)
+        f.add(
+            &root("node-root-2", ("team-a", "team-a-data")),
+            "persistentvolumes",
+            true,
+        )
     });
-    refused(&env, &id, &[], 4, &["PersistentVolume node-root-2", "names another volume"]);
-    assert!(env.fk.get("v1", "PersistentVolume", None, "node-root-2").is_none());
+    refused(
+        &env,
+        &id,
+        &[],
+        4,
+        &["PersistentVolume node-root-2", "names another volume"],
+    );
+    assert!(
+        env.fk
+            .get("v1", "PersistentVolume", None, "node-root-2")
+            .is_none()
+    );
 }
 
 #[test]
@@ -182,8 +251,16 @@ fn a_yaml_whose_namespace_differs_from_objects_json_is_refused() {
             &format!("kube-system/{rb} but objects.json lists"),
         ],
     );
-    assert!(env.fk.get(rbac, "RoleBinding", Some("kube-system"), rb).is_none());
-    assert!(env.fk.get(rbac, "RoleBinding", Some("team-a"), rb).is_none());
+    assert!(
+        env.fk
+            .get(rbac, "RoleBinding", Some("kube-system"), rb)
+            .is_none()
+    );
+    assert!(
+        env.fk
+            .get(rbac, "RoleBinding", Some("team-a"), rb)
+            .is_none()
+    );
     let o = dry_run_refuses(&env, &id, &["--namespaces", "team-a"], 3, "RoleBinding", rb);
     assert_eq!(o["namespace"], "team-a", "{o}");
 }
@@ -207,7 +284,10 @@ fn objects_outside_the_user_namespaces_are_refused_and_a_snapshot_cannot_make_on
         &id,
         &[],
         4,
-        &["RoleBinding default/mallory-admin", "not one of the snapshot's user namespaces"],
+        &[
+            "RoleBinding default/mallory-admin",
+            "not one of the snapshot's user namespaces",
+        ],
     );
     // A system namespace the forged manifest calls a user namespace, with a Profile for it.
     let id = forged(&env, |f| {
@@ -229,7 +309,10 @@ fn objects_outside_the_user_namespaces_are_refused_and_a_snapshot_cannot_make_on
         &id,
         &[],
         4,
-        &["RoleBinding kube-system/mallory-admin", "Profile kube-system"],
+        &[
+            "RoleBinding kube-system/mallory-admin",
+            "Profile kube-system",
+        ],
     );
     // An existing namespace that is nobody's user namespace (no Profile, no label, no
     // Notebook): refused unless the operator names it.
@@ -245,14 +328,32 @@ fn objects_outside_the_user_namespaces_are_refused_and_a_snapshot_cannot_make_on
         &id,
         &[],
         4,
-        &["RoleBinding cpaas-system/mallory-admin", "exists and is not a user namespace"],
+        &[
+            "RoleBinding cpaas-system/mallory-admin",
+            "exists and is not a user namespace",
+        ],
     );
     for ns in ["default", "kube-system", "cpaas-system"] {
-        assert!(env.fk.get(rbac, "RoleBinding", Some(ns), "mallory-admin").is_none(), "{ns}");
+        assert!(
+            env.fk
+                .get(rbac, "RoleBinding", Some(ns), "mallory-admin")
+                .is_none(),
+            "{ns}"
+        );
     }
-    assert!(env.fk.get("kubeflow.org/v1", "Profile", None, "kube-system").is_none());
+    assert!(
+        env.fk
+            .get("kubeflow.org/v1", "Profile", None, "kube-system")
+            .is_none()
+    );
     env.ok(&[
-        "restore", "--repo", env.repo(), &id, "--only", "kubernetes", "--namespaces",
+        "restore",
+        "--repo",
+        env.repo(),
+        &id,
+        "--only",
+        "kubernetes",
+        "--namespaces",
         "cpaas-system",
     ]);
     assert!(
@@ -271,15 +372,26 @@ fn namespace_map_with_update_never_changes_existing_cluster_scoped_objects() {
         env.fk
             .list("v1", "PersistentVolume", None)
             .into_iter()
-            .map(|p| json!([p["metadata"]["name"], p["metadata"]["resourceVersion"], p["spec"]["claimRef"]]))
+            .map(|p| {
+                json!([
+                    p["metadata"]["name"],
+                    p["metadata"]["resourceVersion"],
+                    p["spec"]["claimRef"]
+                ])
+            })
             .collect()
     };
     let before = volumes(&env);
     // A cluster-scoped object changed since the snapshot.
-    env.fk
-        .update("amlclusters.aml.dev/v1alpha1", "AmlCluster", None, "default", |o| {
+    env.fk.update(
+        "amlclusters.aml.dev/v1alpha1",
+        "AmlCluster",
+        None,
+        "default",
+        |o| {
             o["spec"]["values"]["experimentalFeatures"]["datasets"] = json!(false);
-        });
+        },
+    );
     let r = env.restore(
         &id,
         &[
@@ -295,21 +407,40 @@ fn namespace_map_with_update_never_changes_existing_cluster_scoped_objects() {
     );
     // The copied claims cannot have the volumes the original claims hold: each fails, named.
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stdout.contains("is claimed by team-a/team-a-data"), "{r:?}");
+    assert!(
+        r.stdout.contains("is claimed by team-a/team-a-data"),
+        "{r:?}"
+    );
     assert!(
         r.stdout.contains("skipped       AmlCluster default"),
         "{r:?}"
     );
     assert!(r.stdout.contains("never changed"), "{r:?}");
-    assert_eq!(volumes(&env), before, "a volume of the original namespace was changed");
+    assert_eq!(
+        volumes(&env),
+        before,
+        "a volume of the original namespace was changed"
+    );
     let aml = env
         .fk
-        .get("amlclusters.aml.dev/v1alpha1", "AmlCluster", None, "default")
+        .get(
+            "amlclusters.aml.dev/v1alpha1",
+            "AmlCluster",
+            None,
+            "default",
+        )
         .unwrap();
-    assert_eq!(aml["spec"]["values"]["experimentalFeatures"]["datasets"], false);
+    assert_eq!(
+        aml["spec"]["values"]["experimentalFeatures"]["datasets"],
+        false
+    );
     // What the map is for still happens.
     assert!(env.fk.get("v1", "Namespace", None, "team-a-copy").is_some());
-    assert!(env.fk.get("kubeflow.org/v1", "Profile", None, "team-a-copy").is_some());
+    assert!(
+        env.fk
+            .get("kubeflow.org/v1", "Profile", None, "team-a-copy")
+            .is_some()
+    );
     assert!(
         env.fk
             .get(

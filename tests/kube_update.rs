@@ -30,7 +30,13 @@ fn kubectl(env: &Env, args: &[&str]) -> String {
 fn amlcluster(env: &Env) -> Value {
     serde_json::from_str(&kubectl(
         env,
-        &["get", "amlclusters.amlclusters.aml.dev", "default", "-o", "json"],
+        &[
+            "get",
+            "amlclusters.amlclusters.aml.dev",
+            "default",
+            "-o",
+            "json",
+        ],
     ))
     .unwrap()
 }
@@ -39,13 +45,18 @@ fn amlcluster(env: &Env) -> Value {
 fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() {
     let env = cluster(false);
     // The 1.3 cluster before the datasets feature was switched on.
-    env.fk
-        .update("amlclusters.aml.dev/v1alpha1", "AmlCluster", None, "default", |o| {
+    env.fk.update(
+        "amlclusters.aml.dev/v1alpha1",
+        "AmlCluster",
+        None,
+        "default",
+        |o| {
             o["spec"]["values"]["experimentalFeatures"]
                 .as_object_mut()
                 .unwrap()
                 .remove("datasets");
-        });
+        },
+    );
     let snapshot_spec = amlcluster(&env)["spec"].clone();
     let id = env.backup(&[]);
     kubectl(
@@ -61,7 +72,17 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
         ],
     );
     // And a label someone added to a notebook, with kubectl too.
-    kubectl(&env, &["label", "notebooks.kubeflow.org", "eda", "-n", "team-a", "added=yes"]);
+    kubectl(
+        &env,
+        &[
+            "label",
+            "notebooks.kubeflow.org",
+            "eda",
+            "-n",
+            "team-a",
+            "added=yes",
+        ],
+    );
     assert_eq!(
         amlcluster(&env)["spec"]["values"]["experimentalFeatures"]["datasets"],
         true
@@ -74,7 +95,10 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
         out.contains("spec.values.experimentalFeatures.datasets: true → (removed)"),
         "{out}"
     );
-    assert!(out.contains("metadata.labels.added: \"yes\" → (removed)"), "{out}");
+    assert!(
+        out.contains("metadata.labels.added: \"yes\" → (removed)"),
+        "{out}"
+    );
 
     // The dry run lists the removal and writes nothing.
     let n = writes(&env.fk);
@@ -107,7 +131,15 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
     assert_eq!(amlcluster(&env)["spec"], snapshot_spec);
     let nb: Value = serde_json::from_str(&kubectl(
         &env,
-        &["get", "notebooks.kubeflow.org", "eda", "-n", "team-a", "-o", "json"],
+        &[
+            "get",
+            "notebooks.kubeflow.org",
+            "eda",
+            "-n",
+            "team-a",
+            "-o",
+            "json",
+        ],
     ))
     .unwrap();
     assert!(nb["metadata"]["labels"].get("added").is_none(), "{nb}");
@@ -119,7 +151,14 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
     // A second update finds nothing to do and writes nothing.
     let n = writes(&env.fk);
     let out = env.ok(&[
-        "restore", "--repo", env.repo(), &id, "--only", "kubernetes", "--on-conflict", "update",
+        "restore",
+        "--repo",
+        env.repo(),
+        &id,
+        "--only",
+        "kubernetes",
+        "--on-conflict",
+        "update",
     ]);
     assert!(!out.contains("updated"), "{out}");
     assert_eq!(writes(&env.fk), n, "{out}");
@@ -133,15 +172,25 @@ fn diffs_of_secrets_and_credential_fields_say_hidden_never_the_values() {
     let snapshot_value = "Zml4dHVyZS1teXNxbC1yb290"; // the fixture's password, base64
     // Since the snapshot: the Secret's password changed and a key was added; a password was
     // put into the (not secret) ConfigMap.
-    env.fk
-        .update("v1", "Secret", Some("team-a"), "aml-image-builder-secret", |o| {
+    env.fk.update(
+        "v1",
+        "Secret",
+        Some("team-a"),
+        "aml-image-builder-secret",
+        |o| {
             o["data"]["MODEL_REPO_BUILDER_DB_PASSWORD"] = json!("bGl2ZS1wYXNzd29yZA==");
             o["data"]["EXTRA_TOKEN"] = json!("ZXh0cmEtdG9rZW4=");
-        });
-    env.fk
-        .update("v1", "ConfigMap", Some("team-a"), "aml-image-builder-config", |o| {
+        },
+    );
+    env.fk.update(
+        "v1",
+        "ConfigMap",
+        Some("team-a"),
+        "aml-image-builder-config",
+        |o| {
             o["data"]["MODEL_REPO_BUILDER_DB_PASSWORD"] = json!("plain-live-password");
-        });
+        },
+    );
     let values = [
         snapshot_value,
         "fixture-mysql-root",
@@ -156,7 +205,14 @@ fn diffs_of_secrets_and_credential_fields_say_hidden_never_the_values() {
         vec!["--identity", key],
         vec!["--identity", key, "--json"],
         vec!["--identity", key, "--on-conflict", "update", "--dry-run"],
-        vec!["--identity", key, "--on-conflict", "update", "--dry-run", "--json"],
+        vec![
+            "--identity",
+            key,
+            "--on-conflict",
+            "update",
+            "--dry-run",
+            "--json",
+        ],
     ] {
         let mut args = vec!["--namespaces", "team-a", "--kinds", "Secret,ConfigMap"];
         args.extend(&extra);
@@ -187,14 +243,25 @@ fn diffs_of_secrets_and_credential_fields_say_hidden_never_the_values() {
                     .contains("data.MODEL_REPO_BUILDER_DB_PASSWORD: (hidden) → (hidden)"),
                 "{r:?}"
             );
-            assert!(r.stdout.contains("data.EXTRA_TOKEN: (hidden) → (removed)"), "{r:?}");
+            assert!(
+                r.stdout.contains("data.EXTRA_TOKEN: (hidden) → (removed)"),
+                "{r:?}"
+            );
         }
     }
     // And the update itself puts the snapshot's values back.
     let r = env.restore(
         &id,
-        &["--namespaces", "team-a", "--kinds", "Secret,ConfigMap", "--identity", key,
-          "--on-conflict", "update"],
+        &[
+            "--namespaces",
+            "team-a",
+            "--kinds",
+            "Secret,ConfigMap",
+            "--identity",
+            key,
+            "--on-conflict",
+            "update",
+        ],
     );
     assert_eq!(r.code, 0, "{r:?}");
     for v in values {

@@ -121,7 +121,10 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
         !resources.contains(&"secrets"),
         "Secrets readable without --encrypt-to"
     );
-    assert!(!resources.contains(&"pods"), "every Pod readable: {rules:?}");
+    assert!(
+        !resources.contains(&"pods"),
+        "every Pod readable: {rules:?}"
+    );
     let cm = rules
         .iter()
         .find(|r| r["resources"] == json!(["configmaps"]))
@@ -548,13 +551,30 @@ fn the_jobs_service_account_reads_what_backup_needs_and_nothing_else() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let admin = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
-    fk.add_token("sa-token", &format!("system:serviceaccount:{NS}:amlmigrate-nightly"));
+    fk.add_token(
+        "sa-token",
+        &format!("system:serviceaccount:{NS}:amlmigrate-nightly"),
+    );
     let sa = fk.write_kubeconfig(&dir.path().join("sa"), "sa-token");
     let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
     let install = |extra: &[&str]| {
         let mut args = vec![
-            "schedule", "install", "-n", NS, "--name", "nightly", "--repo", "s3://aml-backups/x", "--cron",
-            "@daily", "--keep-last", "3", "--kube", "--encrypt-to", recipient, "--kubeconfig",
+            "schedule",
+            "install",
+            "-n",
+            NS,
+            "--name",
+            "nightly",
+            "--repo",
+            "s3://aml-backups/x",
+            "--cron",
+            "@daily",
+            "--keep-last",
+            "3",
+            "--kube",
+            "--encrypt-to",
+            recipient,
+            "--kubeconfig",
             admin.to_str().unwrap(),
         ];
         args.extend(extra);
@@ -566,8 +586,15 @@ fn the_jobs_service_account_reads_what_backup_needs_and_nothing_else() {
     let backup_as_sa = |extra: &[&str]| {
         let repo = dir.path().join(format!("repo-{}", extra.len()));
         let mut args = vec![
-            "backup", "--json", "--repo", repo.to_str().unwrap(), "--kube", "--encrypt-to",
-            recipient, "--kubeconfig", sa.to_str().unwrap(),
+            "backup",
+            "--json",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--kube",
+            "--encrypt-to",
+            recipient,
+            "--kubeconfig",
+            sa.to_str().unwrap(),
         ];
         args.extend(extra);
         let r = amlmigrate(&args);
@@ -583,27 +610,54 @@ fn the_jobs_service_account_reads_what_backup_needs_and_nothing_else() {
     let role = format!("amlmigrate-{NS}-nightly");
     for ns in ["team-a", "team-b", "kubeflow"] {
         assert!(fk.get(rbac, "Role", Some(ns), &role).is_some(), "{ns}");
-        assert!(fk.get(rbac, "RoleBinding", Some(ns), &role).is_some(), "{ns}");
+        assert!(
+            fk.get(rbac, "RoleBinding", Some(ns), &role).is_some(),
+            "{ns}"
+        );
     }
     let k = backup_as_sa(&["--namespaces", "team-a,team-b"]);
     assert_eq!(k["encrypted"], 3, "{k}");
     assert_eq!(k["pvcs"], 6, "{k}");
-    let notebooks = k["kinds"].as_array().unwrap().iter().find(|x| x["kind"] == "Notebook");
+    let notebooks = k["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "Notebook");
     assert_eq!(notebooks.unwrap()["objects"], 3, "{k}");
-    assert!(allowed(&["get", "secret", "aml-image-builder-secret", "-n", "team-a"]));
+    assert!(allowed(&[
+        "get",
+        "secret",
+        "aml-image-builder-secret",
+        "-n",
+        "team-a"
+    ]));
     assert!(allowed(&["get", "pods", "-n", "team-a"]));
     for denied in [
-        &["get", "secret", "aml-mysql-root-token", "-n", "cpaas-system"][..],
+        &[
+            "get",
+            "secret",
+            "aml-mysql-root-token",
+            "-n",
+            "cpaas-system",
+        ][..],
         &["get", "secrets", "-n", "team-a"],
         &["get", "secrets", "-A"],
         &["get", "configmaps", "-A"],
         &["get", "pods", "-A"],
         &["get", "pods", "-n", "kube-system"],
-        &["get", "notebooks.kubeflow.org", "-n", "kubeflow-admin-cpaas-io"],
+        &[
+            "get",
+            "notebooks.kubeflow.org",
+            "-n",
+            "kubeflow-admin-cpaas-io",
+        ],
         &["get", "namespace", "kubeflow-admin-cpaas-io"],
     ] {
         let (ok, out) = kubectl_as(&sa, denied);
-        assert!(!ok && out.contains("Forbidden"), "kubectl {denied:?} was allowed: {out}");
+        assert!(
+            !ok && out.contains("Forbidden"),
+            "kubectl {denied:?} was allowed: {out}"
+        );
     }
 
     // Without: user namespaces are found at each run, so the ClusterRole grants the catalog's
@@ -612,20 +666,42 @@ fn the_jobs_service_account_reads_what_backup_needs_and_nothing_else() {
     assert!(out.contains("deleted Role"), "{out}");
     for ns in ["team-a", "team-b", "kubeflow"] {
         assert!(fk.get(rbac, "Role", Some(ns), &role).is_none(), "{ns}");
-        assert!(fk.get(rbac, "RoleBinding", Some(ns), &role).is_none(), "{ns}");
+        assert!(
+            fk.get(rbac, "RoleBinding", Some(ns), &role).is_none(),
+            "{ns}"
+        );
     }
     let k = backup_as_sa(&[]);
-    assert_eq!(k["namespaces"], json!(["kubeflow-admin-cpaas-io", "team-a", "team-b"]), "{k}");
+    assert_eq!(
+        k["namespaces"],
+        json!(["kubeflow-admin-cpaas-io", "team-a", "team-b"]),
+        "{k}"
+    );
     assert_eq!(k["pvcs"], 8, "{k}");
-    assert!(allowed(&["get", "secret", "aml-image-builder-secret", "-n", "team-b"]));
+    assert!(allowed(&[
+        "get",
+        "secret",
+        "aml-image-builder-secret",
+        "-n",
+        "team-b"
+    ]));
     for denied in [
-        &["get", "secret", "aml-mysql-root-token", "-n", "cpaas-system"][..],
+        &[
+            "get",
+            "secret",
+            "aml-mysql-root-token",
+            "-n",
+            "cpaas-system",
+        ][..],
         &["get", "secrets", "-A"],
         &["get", "configmaps", "-A"],
         &["get", "pods", "-A"],
         &["get", "pods", "-n", "team-a"],
     ] {
         let (ok, out) = kubectl_as(&sa, denied);
-        assert!(!ok && out.contains("Forbidden"), "kubectl {denied:?} was allowed: {out}");
+        assert!(
+            !ok && out.contains("Forbidden"),
+            "kubectl {denied:?} was allowed: {out}"
+        );
     }
 }

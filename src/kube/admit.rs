@@ -119,7 +119,13 @@ pub fn admit<'a>(
         if !req.selected(s, entry) {
             continue;
         }
-        let identity = (s.cluster, s.group.clone(), s.kind.clone(), s.namespace.clone(), s.name.clone());
+        let identity = (
+            s.cluster,
+            s.group.clone(),
+            s.kind.clone(),
+            s.namespace.clone(),
+            s.name.clone(),
+        );
         if !seen_paths.insert(s.path.clone()) || !seen_ids.insert(identity) {
             refused.push(refuse("listed twice in objects.json".into(), true));
             continue;
@@ -214,7 +220,10 @@ fn check(
         return Ok(Err(r));
     }
     let Some(raw) = files.get(&s.path) else {
-        return Ok(Err(("listed in objects.json but not in the part".into(), true)));
+        return Ok(Err((
+            "listed in objects.json but not in the part".into(),
+            true,
+        )));
     };
     let text = if s.encrypted {
         let Some(ids) = req.identities else {
@@ -222,7 +231,9 @@ fn check(
         };
         match ids.decrypt(raw, &s.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == crate::ErrorKind::Damaged => return Ok(Err((e.to_string(), true))),
+            Err(e) if e.kind() == crate::ErrorKind::Damaged => {
+                return Ok(Err((e.to_string(), true)));
+            }
             Err(e) => return Err(e),
         }
     } else {
@@ -245,10 +256,18 @@ fn stored_rules(s: &StoredObject) -> std::result::Result<(), Refused> {
     if s.encrypted && !secret {
         return damaged(format!("a {} stored encrypted: only Secrets are", s.kind));
     }
-    let want_path = entry_path(s.cluster, &s.group, &s.plural, s.namespace.as_deref(), &s.name)
-        + if s.encrypted { ".age" } else { "" };
+    let want_path = entry_path(
+        s.cluster,
+        &s.group,
+        &s.plural,
+        s.namespace.as_deref(),
+        &s.name,
+    ) + if s.encrypted { ".age" } else { "" };
     if s.path != want_path {
-        return damaged(format!("stored at {} but its identity says {want_path}", s.path));
+        return damaged(format!(
+            "stored at {} but its identity says {want_path}",
+            s.path
+        ));
     }
     if group_of(&s.api_version) != s.group {
         return damaged(format!(
@@ -261,7 +280,11 @@ fn stored_rules(s: &StoredObject) -> std::result::Result<(), Refused> {
 
 /// The YAML is one object whose identity is the one `objects.json` lists, and it matches the
 /// entry's label selector.
-fn parse_and_match(s: &StoredObject, entry: &Entry, text: Vec<u8>) -> std::result::Result<Value, Refused> {
+fn parse_and_match(
+    s: &StoredObject,
+    entry: &Entry,
+    text: Vec<u8>,
+) -> std::result::Result<Value, Refused> {
     let damaged = |m: String| (m, true);
     let text = String::from_utf8(text).map_err(|_| damaged("not UTF-8 YAML".into()))?;
     let obj = from_yaml(&text, &s.path).map_err(|e| damaged(e.to_string()))?;
@@ -303,7 +326,11 @@ fn parse_and_match(s: &StoredObject, entry: &Entry, text: Vec<u8>) -> std::resul
     Ok(obj)
 }
 
-fn namespace_rules(s: &StoredObject, entry: &Entry, req: &Request) -> std::result::Result<(), Refused> {
+fn namespace_rules(
+    s: &StoredObject,
+    entry: &Entry,
+    req: &Request,
+) -> std::result::Result<(), Refused> {
     let refused = |m: String| Err((m, false));
     let user = |ns: &str| req.user_namespaces.contains(ns) && !SYSTEM_NAMESPACES.contains(&ns);
     if !entry.names.is_empty() && !entry.names.contains(&s.name) {
@@ -320,7 +347,11 @@ fn namespace_rules(s: &StoredObject, entry: &Entry, req: &Request) -> std::resul
         (Some(ns), _) if user(ns) || entry.namespaces.contains(ns) => Ok(()),
         (Some(ns), _) => refused(format!(
             "namespace {ns} is not one of the snapshot's user namespaces ({}){}",
-            req.user_namespaces.iter().cloned().collect::<Vec<_>>().join(", "),
+            req.user_namespaces
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             if entry.namespaces.is_empty() {
                 String::new()
             } else {
@@ -354,34 +385,42 @@ pub fn selector_matches(selector: &str, labels: Option<&Value>) -> bool {
         cur.push(c);
     }
     terms.push(cur);
-    terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).all(|t| {
-        let set = |rest: &str| -> Vec<String> {
-            rest.trim()
-                .trim_start_matches('(')
-                .trim_end_matches(')')
-                .split(',')
-                .map(|v| v.trim().to_string())
-                .collect()
-        };
-        if let Some((k, v)) = t.split_once("!=") {
-            get(k.trim()) != Some(v.trim())
-        } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-            get(k.trim()) == Some(v.trim())
-        } else if let Some((k, rest)) = t.split_once(" notin ") {
-            get(k.trim()).is_none_or(|v| !set(rest).iter().any(|x| x == v))
-        } else if let Some((k, rest)) = t.split_once(" in ") {
-            get(k.trim()).is_some_and(|v| set(rest).iter().any(|x| x == v))
-        } else if let Some(k) = t.strip_prefix('!') {
-            get(k.trim()).is_none()
-        } else {
-            get(t).is_some()
-        }
-    })
+    terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            let set = |rest: &str| -> Vec<String> {
+                rest.trim()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .collect()
+            };
+            if let Some((k, v)) = t.split_once("!=") {
+                get(k.trim()) != Some(v.trim())
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                get(k.trim()) == Some(v.trim())
+            } else if let Some((k, rest)) = t.split_once(" notin ") {
+                get(k.trim()).is_none_or(|v| !set(rest).iter().any(|x| x == v))
+            } else if let Some((k, rest)) = t.split_once(" in ") {
+                get(k.trim()).is_some_and(|v| set(rest).iter().any(|x| x == v))
+            } else if let Some(k) = t.strip_prefix('!') {
+                get(k.trim()).is_none()
+            } else {
+                get(t).is_some()
+            }
+        })
 }
 
 /// A stored object's identity for messages: `Kind ns/name (cluster)`.
 pub fn describe(s: &StoredObject) -> String {
-    let ns = s.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
+    let ns = s
+        .namespace
+        .as_deref()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
     match s.cluster {
         Role::Workload => format!("{} {ns}{}", s.kind, s.name),
         Role::Global => format!("{} {ns}{} (global cluster)", s.kind, s.name),

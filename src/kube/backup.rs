@@ -271,15 +271,15 @@ async fn fetch_entry(
             .collect(),
         _ => entry.names.iter().collect(),
     };
-    let fields: Vec<Option<String>> = if names.is_empty() && entry.scope != Scope::UserNamespaceObjects
-    {
-        vec![None]
-    } else {
-        names
-            .iter()
-            .map(|n| Some(format!("metadata.name={n}")))
-            .collect()
-    };
+    let fields: Vec<Option<String>> =
+        if names.is_empty() && entry.scope != Scope::UserNamespaceObjects {
+            vec![None]
+        } else {
+            names
+                .iter()
+                .map(|n| Some(format!("metadata.name={n}")))
+                .collect()
+        };
     let scopes: Vec<Option<&str>> = match entry.scope {
         Scope::UserNamespaces if r.namespaced => namespaces
             .iter()

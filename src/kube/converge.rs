@@ -54,7 +54,8 @@ pub fn owned(kind: &str, path: &[&str]) -> bool {
         ["metadata", "labels"] | ["metadata", "annotations"] => false,
         ["metadata", "labels", key, ..] => OWNED_LABELS.contains(key),
         ["metadata", "annotations", key, ..] => {
-            OWNED_ANNOTATIONS.contains(key) || OWNED_ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p))
+            OWNED_ANNOTATIONS.contains(key)
+                || OWNED_ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p))
         }
         ["metadata", ..] => true,
         ["spec", field, ..] => owned_spec(kind).contains(field),
@@ -118,7 +119,9 @@ pub fn comparable(obj: &Value) -> Value {
                 m.insert(k.into(), v.clone());
             }
         }
-        if m.get("metadata").is_some_and(|md| md.as_object().is_some_and(Map::is_empty)) {
+        if m.get("metadata")
+            .is_some_and(|md| md.as_object().is_some_and(Map::is_empty))
+        {
             m.remove("metadata");
         }
     }
@@ -139,7 +142,9 @@ pub fn merge_patch(live: &Value, wanted: &Value) -> Option<Value> {
     let want = comparable(wanted);
     let mut patch = patch_between(kind, &mut Vec::new(), live, &want)?;
     if let Some(rv) = live.pointer("/metadata/resourceVersion").cloned() {
-        let m = patch.as_object_mut().expect("a patch of objects is an object");
+        let m = patch
+            .as_object_mut()
+            .expect("a patch of objects is an object");
         let meta = m
             .entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -236,8 +241,14 @@ mod tests {
         apply_merge(&mut after, &patch);
         assert!(changes(&after, &snapshot).is_empty());
         assert_eq!(after["spec"]["volumeName"], "pv-new");
-        assert_eq!(after["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"], "yes");
-        assert_eq!(after["metadata"]["finalizers"], json!(["kubernetes.io/pvc-protection"]));
+        assert_eq!(
+            after["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"],
+            "yes"
+        );
+        assert_eq!(
+            after["metadata"]["finalizers"],
+            json!(["kubernetes.io/pvc-protection"])
+        );
     }
 
     #[test]

@@ -200,9 +200,17 @@ pub fn is_secret_kind(obj: &Value) -> bool {
 /// which costs nothing.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace(['_', '-', '.'], "");
-    ["password", "passwd", "secretkey", "apikey", "privatekey", "accesskey", "credential"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "password",
+        "passwd",
+        "secretkey",
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
         || k.ends_with("token")
         || k.ends_with("secret")
 }
@@ -385,8 +393,10 @@ mod tests {
         let want = json!({"apiVersion":"cluster.alauda.io/v1alpha1","kind":"ModuleInfo",
             "metadata":{"name":"m"},"spec":{"config":{"pgHost":"b","pgPassword":"new"},
             "env":[{"name":"DB_PASSWORD","value":"x2"},{"name":"HOST","value":"h2"}]}});
-        let shown: Vec<(String, bool)> =
-            diff(&live, &want).into_iter().map(|c| (c.path, c.hidden)).collect();
+        let shown: Vec<(String, bool)> = diff(&live, &want)
+            .into_iter()
+            .map(|c| (c.path, c.hidden))
+            .collect();
         assert_eq!(
             shown,
             [

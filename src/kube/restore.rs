@@ -105,7 +105,11 @@ impl KubeRestoreReport {
 async fn read_objects(
     repo: &Repository,
     id: &str,
-) -> Result<(Vec<StoredObject>, BTreeMap<String, Vec<u8>>, BTreeSet<String>)> {
+) -> Result<(
+    Vec<StoredObject>,
+    BTreeMap<String, Vec<u8>>,
+    BTreeSet<String>,
+)> {
     let m = repo.manifest(id).await?;
     let Some(part) = m.part(PART).cloned() else {
         return Err(Error::input(format!(
@@ -190,12 +194,23 @@ pub async fn restore_kube(
                 reason: format!(
                     "{} is {} on this cluster, but the snapshot {}",
                     r.qualified(),
-                    if r.namespaced { "namespaced" } else { "cluster-scoped" },
-                    if r.namespaced { "gives it no namespace" } else { "gives it a namespace" }
+                    if r.namespaced {
+                        "namespaced"
+                    } else {
+                        "cluster-scoped"
+                    },
+                    if r.namespaced {
+                        "gives it no namespace"
+                    } else {
+                        "gives it a namespace"
+                    }
                 ),
                 damaged: false,
             }),
-            _ => plan.push(Planned { admitted: a, resource }),
+            _ => plan.push(Planned {
+                admitted: a,
+                resource,
+            }),
         }
     }
     refuse_foreign_namespaces(&workload, opts, &mut plan, &mut refused).await?;
@@ -205,7 +220,12 @@ pub async fn restore_kube(
     plan.sort_by(|a, b| {
         let key = |p: &Planned| {
             let s = p.admitted.stored;
-            (p.admitted.entry.order, s.cluster, s.namespace.clone(), s.name.clone())
+            (
+                p.admitted.entry.order,
+                s.cluster,
+                s.namespace.clone(),
+                s.name.clone(),
+            )
         };
         key(a).cmp(&key(b))
     });
@@ -235,7 +255,9 @@ pub async fn restore_kube(
         let (namespace, name) = match &prepared {
             Some(o) => (namespace_of(o).map(str::to_string), name_of(o).to_string()),
             None => (
-                s.namespace.as_deref().map(|n| opts.namespace_map.map(n).to_string()),
+                s.namespace
+                    .as_deref()
+                    .map(|n| opts.namespace_map.map(n).to_string()),
                 s.name.clone(),
             ),
         };
@@ -423,11 +445,18 @@ async fn restore_one(
     let ns = namespace_of(&obj).map(str::to_string);
     let name = name_of(&obj).to_string();
     let core = |kind: &str| r.ar.kind == kind && r.ar.group.is_empty();
-    if opts.dry_run && ns.as_deref().is_some_and(|n| pending_namespaces.contains(n)) {
+    if opts.dry_run
+        && ns
+            .as_deref()
+            .is_some_and(|n| pending_namespaces.contains(n))
+    {
         return Ok((
             "would create".into(),
             Vec::new(),
-            Some(format!("namespace {} is created first", ns.unwrap_or_default())),
+            Some(format!(
+                "namespace {} is created first",
+                ns.unwrap_or_default()
+            )),
         ));
     }
     let live = cluster.get(r, ns.as_deref(), &name).await?;
@@ -451,7 +480,11 @@ async fn restore_one(
         if opts.dry_run && core("Namespace") {
             pending_namespaces.insert(name.clone());
         }
-        let action = if opts.dry_run { "would create" } else { "created" };
+        let action = if opts.dry_run {
+            "would create"
+        } else {
+            "created"
+        };
         return Ok((action.into(), Vec::new(), note));
     };
     let changes = converge::changes(&live, &obj);
@@ -489,7 +522,11 @@ async fn restore_one(
             paths.join(", ")
         ));
     }
-    let action = if opts.dry_run { "would update" } else { "updated" };
+    let action = if opts.dry_run {
+        "would update"
+    } else {
+        "updated"
+    };
     Ok((action.into(), converge::changes(&live, &after), note))
 }
 

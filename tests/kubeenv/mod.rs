@@ -43,7 +43,8 @@ impl Env {
         if let Some(u) = user {
             self.fk.add_token(&token, u);
         }
-        self.fk.write_kubeconfig(&self.dir.path().join(name), &token)
+        self.fk
+            .write_kubeconfig(&self.dir.path().join(name), &token)
     }
     pub fn backup(&self, extra: &[&str]) -> String {
         let mut args = vec!["backup", "--quiet", "--repo", self.repo(), "--kube"];
@@ -125,15 +126,19 @@ impl Forgery {
         let mut v: Value =
             serde_saphyr::from_str(std::str::from_utf8(&self.files[path]).unwrap()).unwrap();
         f(&mut v);
-        self.files
-            .insert(path.into(), serde_saphyr::to_string(&v).unwrap().into_bytes());
+        self.files.insert(
+            path.into(),
+            serde_saphyr::to_string(&v).unwrap().into_bytes(),
+        );
     }
 
     /// The `objects.json` entry of `kind` `namespace/name`.
     pub fn listed(&self, kind: &str, namespace: Option<&str>, name: &str) -> &Value {
         self.objects
             .iter()
-            .find(|o| o["kind"] == kind && o["namespace"].as_str() == namespace && o["name"] == name)
+            .find(|o| {
+                o["kind"] == kind && o["namespace"].as_str() == namespace && o["name"] == name
+            })
             .unwrap_or_else(|| panic!("{kind} {namespace:?}/{name} not in objects.json"))
     }
 }
@@ -202,5 +207,9 @@ pub fn forge(repo: &Path, id: &str, f: impl FnOnce(&mut Forgery)) {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
 }

@@ -56,7 +56,9 @@ fn binds(binding: &Value, sa_ns: &str, sa_name: &str) -> bool {
     binding["subjects"].as_array().is_some_and(|subjects| {
         subjects.iter().any(|s| match s["kind"].as_str() {
             Some("ServiceAccount") => s["namespace"] == sa_ns && s["name"] == sa_name,
-            Some("Group") => s["name"].as_str().is_some_and(|g| groups.iter().any(|x| x == g)),
+            Some("Group") => s["name"]
+                .as_str()
+                .is_some_and(|g| groups.iter().any(|x| x == g)),
             _ => false,
         })
     })
@@ -88,7 +90,11 @@ pub fn allows(s: &Store, a: &Attributes) -> bool {
         return true;
     };
     let role_rules = |kind: &str, name: &str, ns: Option<&str>| -> Vec<Value> {
-        let plural = if kind == "ClusterRole" { "clusterroles" } else { "roles" };
+        let plural = if kind == "ClusterRole" {
+            "clusterroles"
+        } else {
+            "roles"
+        };
         items(s, plural, if kind == "ClusterRole" { None } else { ns })
             .into_iter()
             .find(|r| r["metadata"]["name"] == name)
