@@ -140,6 +140,18 @@ pub fn admit<'a>(
         }
     }
     // Volumes last: each must belong to a claim admitted above.
+    refuse_unbound_volumes(stored, req, &mut admitted, &mut refused);
+    Ok(Admission { admitted, refused })
+}
+
+/// Removes from `admitted` each PersistentVolume not bound to an admitted claim that names
+/// it; one whose claim `--namespaces` leaves out goes silently, the others are refused.
+fn refuse_unbound_volumes(
+    stored: &[StoredObject],
+    req: &Request,
+    admitted: &mut Vec<Admitted<'_>>,
+    refused: &mut Vec<Refusal>,
+) {
     let claims: BTreeMap<(&str, &str), Option<&str>> = admitted
         .iter()
         .filter(|a| a.stored.kind == "PersistentVolumeClaim" && a.stored.group.is_empty())
@@ -203,7 +215,6 @@ pub fn admit<'a>(
             });
         }
     }
-    Ok(Admission { admitted, refused })
 }
 
 type Refused = (String, bool);

@@ -150,6 +150,21 @@ struct Planned<'a> {
     resource: Option<Resource>,
 }
 
+/// The workload cluster, and the global one when it is another and the restore needs it.
+struct Clusters {
+    workload: Cluster,
+    global: Option<Cluster>,
+}
+
+impl Clusters {
+    fn of(&self, role: Role) -> &Cluster {
+        match (role, &self.global) {
+            (Role::Global, Some(g)) => g,
+            _ => &self.workload,
+        }
+    }
+}
+
 pub async fn restore_kube(
     repo: &Repository,
     id: &str,
@@ -167,68 +182,10 @@ pub async fn restore_kube(
         identities: identities.as_ref(),
     };
     let admission = admit(&stored, &files, &req)?;
-    let mut refused = admission.refused;
-    let workload = Cluster::connect(&opts.access, Role::Workload).await?;
-    let separate_global =
-        opts.access.global_context.is_some() && opts.access.global_context != opts.access.context;
-    let global = if separate_global
-        && admission
-            .admitted
-            .iter()
-            .any(|a| a.stored.cluster == Role::Global)
-    {
-        Some(Cluster::connect(&opts.access, Role::Global).await?)
-    } else {
-        None
-    };
-    let cluster_for = |role: Role| match (role, &global) {
-        (Role::Global, Some(g)) => g,
-        _ => &workload,
-    };
-    let mut plan: Vec<Planned> = Vec::new();
-    for a in admission.admitted {
-        let resource = cluster_for(a.stored.cluster).resolve(&a.entry.kind, a.entry.group_hint());
-        match &resource {
-            Some(r) if r.namespaced != a.stored.namespace.is_some() => refused.push(Refusal {
-                stored: a.stored.clone(),
-                reason: format!(
-                    "{} is {} on this cluster, but the snapshot {}",
-                    r.qualified(),
-                    if r.namespaced {
-                        "namespaced"
-                    } else {
-                        "cluster-scoped"
-                    },
-                    if r.namespaced {
-                        "gives it no namespace"
-                    } else {
-                        "gives it a namespace"
-                    }
-                ),
-                damaged: false,
-            }),
-            _ => plan.push(Planned {
-                admitted: a,
-                resource,
-            }),
-        }
-    }
-    refuse_foreign_namespaces(&workload, opts, &mut plan, &mut refused).await?;
+    let (clusters, plan, refused) = plan(admission, opts).await?;
     if !refused.is_empty() && !opts.dry_run {
         return Err(refusal_error(&refused));
     }
-    plan.sort_by(|a, b| {
-        let key = |p: &Planned| {
-            let s = p.admitted.stored;
-            (
-                p.admitted.entry.order,
-                s.cluster,
-                s.namespace.clone(),
-                s.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
     progress.event(Event::TableStarted {
         db: "kubernetes".into(),
         table: "objects".into(),
@@ -245,65 +202,8 @@ pub async fn restore_kube(
                 plan.len()
             )));
         }
-        let s = p.admitted.stored;
-        let cluster = cluster_for(s.cluster);
-        let prepared = p
-            .admitted
-            .object
-            .clone()
-            .map(|o| prepare_for_restore(o, &opts.namespace_map));
-        let (namespace, name) = match &prepared {
-            Some(o) => (namespace_of(o).map(str::to_string), name_of(o).to_string()),
-            None => (
-                s.namespace
-                    .as_deref()
-                    .map(|n| opts.namespace_map.map(n).to_string()),
-                s.name.clone(),
-            ),
-        };
-        let mut result = ObjectResult {
-            cluster: s.cluster,
-            kind: s.kind.clone(),
-            api_version: p
-                .resource
-                .as_ref()
-                .map(|r| r.ar.api_version.clone())
-                .unwrap_or_else(|| s.api_version.clone()),
-            namespace,
-            name,
-            action: String::new(),
-            changes: Vec::new(),
-            note: None,
-            error: None,
-        };
-        let outcome = match (prepared, &p.resource) {
-            (None, _) => Ok((
-                "skipped".to_string(),
-                Vec::new(),
-                Some("encrypted in the snapshot; give --identity FILE to restore it".to_string()),
-            )),
-            (Some(_), None) => Err(Error::other(format!(
-                "the cluster {} does not serve {} ({}); install its CustomResourceDefinition \
-                 (the plugin that owns it) first, then re-run",
-                cluster.server, s.kind, s.api_version
-            ))),
-            (Some(obj), Some(r)) => {
-                restore_one(cluster, r, obj, opts, &mut pending_namespaces).await
-            }
-        };
-        match outcome {
-            Ok((action, changes, note)) => {
-                result.action = action;
-                result.changes = changes;
-                result.note = note;
-            }
-            Err(e @ Error::Connection(_)) => return Err(e),
-            Err(e) => {
-                result.action = "failed".into();
-                result.error = Some(e.to_string());
-            }
-        }
-        results.push(result);
+        let cluster = clusters.of(p.admitted.stored.cluster);
+        results.push(restore_planned(cluster, p, opts, &mut pending_namespaces).await?);
         progress.event(Event::TableProgress {
             db: "kubernetes".into(),
             table: "objects".into(),
@@ -311,9 +211,9 @@ pub async fn restore_kube(
             bytes: 0,
         });
     }
-    for r in &refused {
+    results.extend(refused.iter().map(|r| {
         let s = &r.stored;
-        results.push(ObjectResult {
+        ObjectResult {
             cluster: s.cluster,
             kind: s.kind.clone(),
             api_version: s.api_version.clone(),
@@ -323,14 +223,144 @@ pub async fn restore_kube(
             changes: Vec::new(),
             note: None,
             error: Some(r.reason.clone()),
-        });
-    }
+        }
+    }));
     Ok(KubeRestoreReport {
         snapshot: id.to_string(),
         dry_run: opts.dry_run,
         objects: results,
         damaged: refused.iter().any(|r| r.damaged),
     })
+}
+
+/// Connects, resolves each admitted object's resource, refuses those whose scope or target
+/// namespace the cluster does not allow, and orders the rest as the catalog says.
+async fn plan<'a>(
+    admission: admit::Admission<'a>,
+    opts: &KubeRestoreOptions,
+) -> Result<(Clusters, Vec<Planned<'a>>, Vec<Refusal>)> {
+    let mut refused = admission.refused;
+    let workload = Cluster::connect(&opts.access, Role::Workload).await?;
+    let separate_global =
+        opts.access.global_context.is_some() && opts.access.global_context != opts.access.context;
+    let needs_global = admission
+        .admitted
+        .iter()
+        .any(|a| a.stored.cluster == Role::Global);
+    let global = if separate_global && needs_global {
+        Some(Cluster::connect(&opts.access, Role::Global).await?)
+    } else {
+        None
+    };
+    let clusters = Clusters { workload, global };
+    let mut plan: Vec<Planned> = Vec::new();
+    for a in admission.admitted {
+        let resource = clusters
+            .of(a.stored.cluster)
+            .resolve(&a.entry.kind, a.entry.group_hint());
+        match &resource {
+            Some(r) if r.namespaced != a.stored.namespace.is_some() => refused.push(Refusal {
+                stored: a.stored.clone(),
+                reason: format!(
+                    "{} is {} on this cluster, but the snapshot gives it {}",
+                    r.qualified(),
+                    if r.namespaced {
+                        "namespaced"
+                    } else {
+                        "cluster-scoped"
+                    },
+                    if r.namespaced {
+                        "no namespace"
+                    } else {
+                        "a namespace"
+                    }
+                ),
+                damaged: false,
+            }),
+            _ => plan.push(Planned {
+                admitted: a,
+                resource,
+            }),
+        }
+    }
+    refuse_foreign_namespaces(&clusters.workload, opts, &mut plan, &mut refused).await?;
+    plan.sort_by_cached_key(|p| {
+        let s = p.admitted.stored;
+        (
+            p.admitted.entry.order,
+            s.cluster,
+            s.namespace.clone(),
+            s.name.clone(),
+        )
+    });
+    Ok((clusters, plan, refused))
+}
+
+/// Restores one planned object and says what became of it; only a lost connection is an
+/// error, anything else is that object's failure.
+async fn restore_planned(
+    cluster: &Cluster,
+    p: &Planned<'_>,
+    opts: &KubeRestoreOptions,
+    pending_namespaces: &mut BTreeSet<String>,
+) -> Result<ObjectResult> {
+    let s = p.admitted.stored;
+    let prepared = p
+        .admitted
+        .object
+        .clone()
+        .map(|o| prepare_for_restore(o, &opts.namespace_map));
+    // What is written, exactly: the prepared object's identity.
+    let (namespace, name) = match &prepared {
+        Some(o) => (namespace_of(o).map(str::to_string), name_of(o).to_string()),
+        None => (
+            s.namespace
+                .as_deref()
+                .map(|n| opts.namespace_map.map(n).to_string()),
+            s.name.clone(),
+        ),
+    };
+    let mut result = ObjectResult {
+        cluster: s.cluster,
+        kind: s.kind.clone(),
+        api_version: p
+            .resource
+            .as_ref()
+            .map(|r| r.ar.api_version.clone())
+            .unwrap_or_else(|| s.api_version.clone()),
+        namespace,
+        name,
+        action: String::new(),
+        changes: Vec::new(),
+        note: None,
+        error: None,
+    };
+    let outcome = match (prepared, &p.resource) {
+        (None, _) => Ok((
+            "skipped".to_string(),
+            Vec::new(),
+            Some("encrypted in the snapshot; give --identity FILE to restore it".to_string()),
+        )),
+        (Some(_), None) => Err(Error::other(format!(
+            "the cluster {} does not serve {} ({}); install its CustomResourceDefinition \
+             (the plugin that owns it) first, then re-run",
+            cluster.server, s.kind, s.api_version
+        ))),
+        (Some(obj), Some(r)) => restore_one(cluster, r, obj, opts, pending_namespaces).await,
+    };
+    match outcome {
+        Ok((action, changes, note)) => {
+            result.action = action;
+            result.changes = changes;
+            result.note = note;
+        }
+        Err(e @ Error::Connection(_)) => return Err(e),
+        Err(e) => {
+            result.action = "failed".into();
+            result.error = Some(e.to_string());
+        }
+    }
+    Ok(result)
 }
 
 /// The error of a restore that refused objects: nothing was written. Damaged when the
