@@ -202,16 +202,7 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
     delete_everything(&env.fk);
     assert!(restorable(&env.fk).len() < before.len());
 
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--identity",
-        identity.to_str().unwrap(),
-    ]);
+    let out = env.restore_ok(&id, &["--identity", identity.to_str().unwrap()]);
     assert!(out.contains("created"), "{out}");
     wait_until("restored claims Bound", || {
         env.fk
@@ -271,17 +262,7 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         "user-bob-example-com-clusterrole-admin",
     );
     let n = writes(&env.fk);
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--dry-run",
-        "--on-conflict",
-        "update",
-    ]);
+    let out = env.restore_ok(&id, &["--dry-run", "--on-conflict", "update"]);
     assert_eq!(writes(&env.fk), n, "dry run wrote: {out}");
     assert!(
         out.contains(
@@ -310,7 +291,7 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
     );
 
     // Without --on-conflict update, a differing object is reported and left alone.
-    let out = env.ok(&["restore", "--repo", env.repo(), &id, "--only", "kubernetes"]);
+    let out = env.restore_ok(&id, &[]);
     assert!(out.contains("skipped       Notebook team-a/eda"), "{out}");
     assert!(
         out.contains("created       AuthorizationPolicy team-b/"),
@@ -324,18 +305,7 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         nb["spec"]["template"]["spec"]["containers"][0]["image"],
         "changed:1"
     );
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--on-conflict",
-        "update",
-        "--kinds",
-        "Notebook",
-    ]);
+    let out = env.restore_ok(&id, &["--on-conflict", "update", "--kinds", "Notebook"]);
     assert!(out.contains("updated       Notebook team-a/eda"), "{out}");
     let nb = env
         .fk
@@ -371,20 +341,17 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
 fn namespace_map_restores_a_profile_namespace_under_a_new_name() {
     let env = cluster(false);
     let id = env.backup(&[]);
-    env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
+    env.restore_ok(
         &id,
-        "--only",
-        "kubernetes",
-        "--namespaces",
-        "team-b",
-        "--namespace-map",
-        "team-b=team-b-copy",
-        "--kinds",
-        "Namespace,Profile,RoleBinding,AuthorizationPolicy,Notebook",
-    ]);
+        &[
+            "--namespaces",
+            "team-b",
+            "--namespace-map",
+            "team-b=team-b-copy",
+            "--kinds",
+            "Namespace,Profile,RoleBinding,AuthorizationPolicy,Notebook",
+        ],
+    );
     let p = env
         .fk
         .get("kubeflow.org/v1", "Profile", None, "team-b-copy")
@@ -513,16 +480,7 @@ fn pvc_check_finds_a_missing_claim_and_restore_rebinds_a_retained_volume() {
     );
     assert!(r.stderr.contains("team-a/team-a-data (missing)"), "{r:?}");
 
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--kinds",
-        "PersistentVolumeClaim",
-    ]);
+    let out = env.restore_ok(&id, &["--kinds", "PersistentVolumeClaim"]);
     assert!(
         out.contains("released for this claim to bind again"),
         "{out}"
@@ -726,6 +684,6 @@ fn a_partial_restore_failure_names_each_object_and_restores_the_rest() {
             .is_some()
     );
     // Once the permission is granted, the same command finishes the job.
-    let r = env.ok(&["restore", "--repo", env.repo(), &id, "--only", "kubernetes"]);
+    let r = env.restore_ok(&id, &[]);
     assert!(r.contains("4 created"), "{r}");
 }

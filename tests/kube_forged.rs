@@ -117,16 +117,7 @@ fn a_cluster_role_binding_to_cluster_admin_is_refused_even_when_asked_for_by_kin
     );
     dry_run_refuses(&env, &id, &[], 4, "ClusterRoleBinding", "backdoor");
     // Without the forgery, the same restore goes through.
-    env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--kinds",
-        "Notebook",
-    ]);
+    env.restore_ok(&id, &["--kinds", "Notebook"]);
 }
 
 #[test]
@@ -179,46 +170,26 @@ fn a_host_path_volume_bound_to_an_attackers_claim_is_refused() {
                      "storageClassName": "",
                      "claimRef": {"namespace": claim.0, "name": claim.1}}})
     };
-    let id = forged(&env, |f| {
-        f.add(
-            &root("node-root", ("mallory", "grab")),
-            "persistentvolumes",
-            true,
-        )
-    });
-    refused(
-        &env,
-        &id,
-        &[],
-        4,
-        &["PersistentVolume node-root", "mallory/grab is not one"],
-    );
-    assert!(
-        env.fk
-            .get("v1", "PersistentVolume", None, "node-root")
-            .is_none()
-    );
-    dry_run_refuses(&env, &id, &[], 4, "PersistentVolume", "node-root");
-
+    let refuses = |name: &str, claim: (&str, &str), says: &str| {
+        let id = forged(&env, |f| {
+            f.add(&root(name, claim), "persistentvolumes", true)
+        });
+        refused(
+            &env,
+            &id,
+            &[],
+            4,
+            &[&format!("PersistentVolume {name}"), says],
+        );
+        assert!(env.fk.get("v1", "PersistentVolume", None, name).is_none());
+        dry_run_refuses(&env, &id, &[], 4, "PersistentVolume", name);
+    };
+    refuses("node-root", ("mallory", "grab"), "mallory/grab is not one");
     // Pointed at a claim the snapshot does restore, which names another volume: refused too.
-    let id = forged(&env, |f| {
-        f.add(
-            &root("node-root-2", ("team-a", "team-a-data")),
-            "persistentvolumes",
-            true,
-        )
-    });
-    refused(
-        &env,
-        &id,
-        &[],
-        4,
-        &["PersistentVolume node-root-2", "names another volume"],
-    );
-    assert!(
-        env.fk
-            .get("v1", "PersistentVolume", None, "node-root-2")
-            .is_none()
+    refuses(
+        "node-root-2",
+        ("team-a", "team-a-data"),
+        "names another volume",
     );
 }
 
@@ -346,16 +317,7 @@ fn objects_outside_the_user_namespaces_are_refused_and_a_snapshot_cannot_make_on
             .get("kubeflow.org/v1", "Profile", None, "kube-system")
             .is_none()
     );
-    env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--namespaces",
-        "cpaas-system",
-    ]);
+    env.restore_ok(&id, &["--namespaces", "cpaas-system"]);
     assert!(
         env.fk
             .get(rbac, "RoleBinding", Some("cpaas-system"), "mallory-admin")

@@ -89,7 +89,7 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
     );
 
     // skip leaves it, and says what update would do.
-    let out = env.ok(&["restore", "--repo", env.repo(), &id, "--only", "kubernetes"]);
+    let out = env.restore_ok(&id, &[]);
     assert!(out.contains("skipped       AmlCluster default"), "{out}");
     assert!(
         out.contains("spec.values.experimentalFeatures.datasets: true → (removed)"),
@@ -150,16 +150,7 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
 
     // A second update finds nothing to do and writes nothing.
     let n = writes(&env.fk);
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--on-conflict",
-        "update",
-    ]);
+    let out = env.restore_ok(&id, &["--on-conflict", "update"]);
     assert!(!out.contains("updated"), "{out}");
     assert_eq!(writes(&env.fk), n, "{out}");
 }

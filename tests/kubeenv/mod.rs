@@ -57,6 +57,12 @@ impl Env {
         args.extend(extra);
         self.run(&args)
     }
+    /// Like [`Env::restore`], and it must succeed; returns stdout trimmed.
+    pub fn restore_ok(&self, id: &str, extra: &[&str]) -> String {
+        let r = self.restore(id, extra);
+        assert_eq!(r.code, 0, "restore {id} {extra:?} failed: {r:?}");
+        r.stdout.trim().to_string()
+    }
 }
 
 /// A fake cluster holding the AML 1.3 fixtures, with the PV controller running.
