@@ -7,16 +7,18 @@
 //! `amlmigrate.alauda.io/namespace: <ns>`), so `remove` deletes exactly what `install` made.
 //! Credentials only ever come from Secret references, never inline values.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use kube::api::{Api, DeleteParams, DynamicObject};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::kube::catalog::{Catalog, Scope};
-use crate::kube::{Cluster, api_error, name_of, object_name, str_at};
+use crate::kube::catalog::Catalog;
+use crate::kube::{Cluster, Resource, name_of, namespace_of, object_name, str_at};
 use crate::prune::Policy;
+
+mod rbac;
+pub use rbac::{Rbac, ResolveFn, cluster_rules, rbac_rules};
 
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const SCHEDULE_LABEL: &str = "amlmigrate.alauda.io/schedule";
@@ -143,69 +145,6 @@ pub fn validate_cron(expr: &str) -> Result<()> {
     Ok(())
 }
 
-/// English plural of a kind as the API server names resources (`AuthorizationPolicy` →
-/// `authorizationpolicies`), for kinds discovery does not serve yet.
-fn plural(kind: &str) -> String {
-    let k = kind.to_ascii_lowercase();
-    if let Some(stem) = k.strip_suffix('y')
-        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-    {
-        return format!("{stem}ies");
-    }
-    if k.ends_with('s') {
-        return format!("{k}es");
-    }
-    format!("{k}s")
-}
-
-/// Kind and expected group → served group and plural, when discovery knows the kind.
-pub type ResolveFn<'a> = dyn Fn(&str, &str) -> Option<(String, String)> + 'a;
-
-/// The RBAC rules of exactly what `backup --kube` reads: the catalog's kinds, and what finding
-/// user namespaces and indexing PVCs needs (Namespaces, Profiles, claims, volumes, and the
-/// Pods, Notebooks and Tensorboards that mount them). Secrets only when they are stored
-/// (encrypted). `resolve` maps a kind and expected group to the served group and plural.
-pub fn rbac_rules(spec: &ScheduleSpec, resolve: &ResolveFn) -> Vec<Value> {
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    if spec.kube {
-        for e in &spec.catalog.entries {
-            if e.kind == "Secret" && spec.encrypt_to.is_empty() {
-                continue;
-            }
-            wanted.push((e.kind.clone(), e.group.clone()));
-            if e.scope == Scope::UserNamespaces {
-                wanted.push(("Namespace".into(), String::new()));
-            }
-        }
-        for (k, g) in [
-            ("Namespace", ""),
-            ("Profile", "kubeflow.org"),
-            ("PersistentVolumeClaim", ""),
-            ("PersistentVolume", ""),
-            ("Pod", ""),
-            ("Notebook", "kubeflow.org"),
-            ("Tensorboard", "tensorboard.kubeflow.org"),
-        ] {
-            wanted.push((k.into(), g.into()));
-        }
-    }
-    let mut by_group: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
-    for (kind, group) in wanted {
-        let (g, p) = resolve(&kind, &group).unwrap_or_else(|| (group.clone(), plural(&kind)));
-        by_group.entry(g).or_default().insert(p);
-    }
-    by_group
-        .into_iter()
-        .map(|(g, resources)| {
-            json!({
-                "apiGroups": [g],
-                "resources": resources.into_iter().collect::<Vec<_>>(),
-                "verbs": ["get", "list"],
-            })
-        })
-        .collect()
-}
-
 fn labels(spec: &ScheduleSpec, cluster_scoped: bool) -> Value {
     let mut l = json!({
         MANAGED_BY: "amlmigrate",
@@ -217,9 +156,9 @@ fn labels(spec: &ScheduleSpec, cluster_scoped: bool) -> Value {
     l
 }
 
-/// The objects `install` applies, in order: ServiceAccount, ClusterRole, ClusterRoleBinding,
-/// CronJob.
-pub fn objects(spec: &ScheduleSpec, rules: Vec<Value>) -> Result<Vec<Value>> {
+/// The objects `install` applies, in order: ServiceAccount, ClusterRole and ClusterRoleBinding
+/// (when something is granted cluster-wide), a Role and RoleBinding per namespace, CronJob.
+pub fn objects(spec: &ScheduleSpec, rbac: &Rbac) -> Result<Vec<Value>> {
     let name = spec.object_name();
     let cname = spec.cluster_name();
     let local_repo = !spec.repo.starts_with("s3://");
@@ -235,25 +174,47 @@ pub fn objects(spec: &ScheduleSpec, rules: Vec<Value>) -> Result<Vec<Value>> {
             "nothing to back up: give --mysql URL and/or --kube to schedule install",
         ));
     }
-    let sa = json!({
+    let mut out = vec![json!({
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {"name": name, "namespace": spec.namespace, "labels": labels(spec, false)},
-    });
-    let role = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": cname, "labels": labels(spec, true)},
-        "rules": rules,
-    });
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": cname, "labels": labels(spec, true)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cname},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": spec.namespace}],
-    });
+    })];
+    let subjects = json!([{"kind": "ServiceAccount", "name": name, "namespace": spec.namespace}]);
+    let rbac_av = "rbac.authorization.k8s.io/v1";
+    if !rbac.cluster.is_empty() {
+        out.push(json!({
+            "apiVersion": rbac_av,
+            "kind": "ClusterRole",
+            "metadata": {"name": cname, "labels": labels(spec, true)},
+            "rules": rbac.cluster,
+        }));
+        out.push(json!({
+            "apiVersion": rbac_av,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": cname, "labels": labels(spec, true)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cname},
+            "subjects": subjects,
+        }));
+    }
+    for (ns, rules) in &rbac.namespaces {
+        let meta = json!({"name": cname, "namespace": ns, "labels": labels(spec, true)});
+        out.push(json!({"apiVersion": rbac_av, "kind": "Role", "metadata": meta, "rules": rules}));
+        out.push(json!({
+            "apiVersion": rbac_av,
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": cname},
+            "subjects": subjects,
+        }));
+    }
 
+    out.push(cronjob(spec));
+    Ok(out)
+}
+
+/// The CronJob: `backup` in an init container, then `prune` (the image has no shell).
+fn cronjob(spec: &ScheduleSpec) -> Value {
+    let name = spec.object_name();
     let mut backup: Vec<String> = vec![
         "backup".into(),
         "--repo".into(),
@@ -365,21 +326,42 @@ pub fn objects(spec: &ScheduleSpec, rules: Vec<Value>) -> Result<Vec<Value>> {
             },
         },
     });
-    Ok(vec![sa, role, binding, cronjob])
+    cronjob
 }
 
-/// The rules with kinds resolved through the cluster's discovery where it serves them.
-pub fn cluster_rules(cluster: &Cluster, spec: &ScheduleSpec) -> Vec<Value> {
-    rbac_rules(spec, &|kind, group| {
-        cluster
-            .resolve(kind, Some(group))
-            .map(|r| (r.ar.group.clone(), r.ar.plural.clone()))
-    })
+/// The RBAC kinds `install` creates; found again by their labels, with the schedule's namespace.
+const RBAC_KINDS: [&str; 4] = ["RoleBinding", "Role", "ClusterRoleBinding", "ClusterRole"];
+
+/// Objects of `kinds` labelled as schedule `name` of `namespace` (cluster-scoped ones and those
+/// in other namespaces carry the namespace label), anywhere in the cluster.
+async fn labelled(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    kinds: &[&str],
+) -> Result<Vec<(Resource, Option<String>, String)>> {
+    let sel = format!("{},{NAMESPACE_LABEL}={namespace}", selector(Some(name)));
+    let mut out = Vec::new();
+    for kind in kinds {
+        let r = cluster.need(kind, "rbac.authorization.k8s.io")?;
+        for o in cluster.list(&r, None, Some(&sel), None).await? {
+            let ns = namespace_of(&o).map(str::to_string);
+            out.push((r.clone(), ns, name_of(&o).to_string()));
+        }
+    }
+    Ok(out)
 }
 
-/// Applies the objects with server-side apply; returns `Kind name` of each.
-pub async fn install(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>> {
+/// Applies the objects with server-side apply, then deletes the grants of an earlier install
+/// that this one no longer makes (a namespace dropped, --encrypt-to removed). Returns `Kind
+/// name` of each object applied and of each deleted.
+pub async fn install(
+    cluster: &Cluster,
+    spec: &ScheduleSpec,
+    objects: &[Value],
+) -> Result<(Vec<String>, Vec<String>)> {
     let mut done = Vec::new();
+    let mut keep = BTreeSet::new();
     for o in objects {
         let kind = str_at(o, "kind").unwrap_or_default();
         let av = str_at(o, "apiVersion").unwrap_or_default();
@@ -387,8 +369,24 @@ pub async fn install(cluster: &Cluster, objects: &[Value]) -> Result<Vec<String>
         let ns = str_at(o, "metadata.namespace");
         cluster.apply(&r, ns, name_of(o), o, true, false).await?;
         done.push(format!("{kind} {}", object_name(&r, ns, name_of(o))));
+        keep.insert((
+            kind.to_string(),
+            ns.map(str::to_string),
+            name_of(o).to_string(),
+        ));
     }
-    Ok(done)
+    let mut deleted = Vec::new();
+    for (r, ns, n) in labelled(cluster, &spec.namespace, &spec.name, &RBAC_KINDS).await? {
+        if !keep.contains(&(r.ar.kind.clone(), ns.clone(), n.clone())) {
+            cluster.delete(&r, ns.as_deref(), &n).await?;
+            deleted.push(format!(
+                "{} {}",
+                r.ar.kind,
+                object_name(&r, ns.as_deref(), &n)
+            ));
+        }
+    }
+    Ok((done, deleted))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -494,40 +492,32 @@ pub async fn show(
 /// and nothing else. Jobs of the CronJob go with it (background propagation).
 pub async fn remove(cluster: &Cluster, namespace: &str, name: &str) -> Result<Vec<String>> {
     let sel = selector(Some(name));
-    let csel = format!("{sel},{NAMESPACE_LABEL}={namespace}");
+    let mut found = Vec::new();
+    let cj = cluster.need("CronJob", "batch")?;
+    for o in cluster.list(&cj, Some(namespace), Some(&sel), None).await? {
+        found.push((
+            cj.clone(),
+            Some(namespace.to_string()),
+            name_of(&o).to_string(),
+        ));
+    }
+    found.extend(labelled(cluster, namespace, name, &RBAC_KINDS).await?);
+    let sa = cluster.need("ServiceAccount", "")?;
+    for o in cluster.list(&sa, Some(namespace), Some(&sel), None).await? {
+        found.push((
+            sa.clone(),
+            Some(namespace.to_string()),
+            name_of(&o).to_string(),
+        ));
+    }
     let mut removed = Vec::new();
-    for (kind, group, ns, sel) in [
-        ("CronJob", "batch", Some(namespace), &sel),
-        (
-            "ClusterRoleBinding",
-            "rbac.authorization.k8s.io",
-            None,
-            &csel,
-        ),
-        ("ClusterRole", "rbac.authorization.k8s.io", None, &csel),
-        ("ServiceAccount", "", Some(namespace), &sel),
-    ] {
-        let r = cluster.need(kind, group)?;
-        for o in cluster.list(&r, ns, Some(sel), None).await? {
-            let n = name_of(&o).to_string();
-            let api: Api<DynamicObject> = match ns {
-                Some(ns) => Api::namespaced_with(cluster.client.clone(), ns, &r.ar),
-                None => Api::all_with(cluster.client.clone(), &r.ar),
-            };
-            match api.delete(&n, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => {
-                    return Err(api_error(
-                        e,
-                        &cluster.server,
-                        "delete",
-                        &object_name(&r, ns, &n),
-                    ));
-                }
-            }
-            removed.push(format!("{kind} {}", object_name(&r, ns, &n)));
-        }
+    for (r, ns, n) in found {
+        cluster.delete(&r, ns.as_deref(), &n).await?;
+        removed.push(format!(
+            "{} {}",
+            r.ar.kind,
+            object_name(&r, ns.as_deref(), &n)
+        ));
     }
     Ok(removed)
 }
@@ -563,36 +553,6 @@ mod tests {
             let e = validate_cron(bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Input);
             assert!(e.to_string().contains(why), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn plurals_follow_the_api_server() {
-        assert_eq!(plural("AuthorizationPolicy"), "authorizationpolicies");
-        assert_eq!(plural("Notebook"), "notebooks");
-        assert_eq!(plural("Aml"), "amls");
-        assert_eq!(plural("Gateway"), "gateways");
-    }
-
-    #[test]
-    fn secrets_are_readable_only_when_they_are_stored_encrypted() {
-        let mut spec = ScheduleSpec {
-            kube: true,
-            ..Default::default()
-        };
-        let secrets = |spec: &ScheduleSpec| {
-            rbac_rules(spec, &|_, _| None).iter().any(|r| {
-                r["resources"]
-                    .as_array()
-                    .unwrap()
-                    .contains(&json!("secrets"))
-            })
-        };
-        assert!(!secrets(&spec));
-        spec.encrypt_to = vec!["age1x".into()];
-        assert!(secrets(&spec));
-        for r in rbac_rules(&spec, &|_, _| None) {
-            assert_eq!(r["verbs"], json!(["get", "list"]));
         }
     }
 }

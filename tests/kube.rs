@@ -3,75 +3,18 @@
 //! testdata/kube.
 
 mod common;
+mod kubeenv;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use common::*;
 use fakekube::FakeKube;
 use serde_json::{Value, json};
 
-use common::cluster::{CRDS, GLOBAL, WORKLOAD, docs, wait_until, writes};
+use common::cluster::{CRDS, docs, wait_until, writes};
+use kubeenv::{age_key, cluster, manifest};
 
 const USER_NAMESPACES: [&str; 3] = ["kubeflow-admin-cpaas-io", "team-a", "team-b"];
-
-struct Env {
-    fk: FakeKube,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    repo: PathBuf,
-}
-
-impl Env {
-    fn kc(&self) -> &str {
-        self.kubeconfig.to_str().unwrap()
-    }
-    fn repo(&self) -> &str {
-        self.repo.to_str().unwrap()
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--kubeconfig", self.kc()]);
-        amlmigrate(&all)
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(r.code, 0, "amlmigrate {args:?} failed: {r:?}");
-        r.stdout.trim().to_string()
-    }
-    /// A kubeconfig of its own for `user` (token `<user>-token`); `None` makes the token unknown.
-    fn kubeconfig_as(&self, user: Option<&str>, name: &str) -> PathBuf {
-        let token = format!("{name}-token");
-        if let Some(u) = user {
-            self.fk.add_token(&token, u);
-        }
-        self.fk
-            .write_kubeconfig(&self.dir.path().join(name), &token)
-    }
-    fn backup(&self, extra: &[&str]) -> String {
-        let mut args = vec!["backup", "--quiet", "--repo", self.repo(), "--kube"];
-        args.extend(extra);
-        self.ok(&args)
-    }
-}
-
-/// A fake cluster holding the AML 1.3 fixtures, with the PV controller running.
-fn cluster(with_global: bool) -> Env {
-    let fk = if with_global {
-        common::cluster::load(&[WORKLOAD, GLOBAL])
-    } else {
-        common::cluster::load(&[WORKLOAD])
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
-    let repo = dir.path().join("repo");
-    Env {
-        fk,
-        dir,
-        kubeconfig,
-        repo,
-    }
-}
 
 /// What a restore must bring back: the object minus what the server (or a controller) owns.
 fn comparable(mut o: Value) -> Value {
@@ -168,18 +111,6 @@ fn restorable(fk: &FakeKube) -> BTreeMap<String, Value> {
     out
 }
 
-fn age_key(dir: &Path) -> (String, PathBuf) {
-    use age::secrecy::ExposeSecret;
-    let id = age::x25519::Identity::generate();
-    let file = dir.join("age-key.txt");
-    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), file)
-}
-
-fn manifest(repo: &str, id: &str) -> Value {
-    serde_json::from_str(&ok(&["show", "--json", "--repo", repo, id])).unwrap()
-}
-
 /// Deletes what the 1.3 → 1.4 upgrade (or an accident) takes away: the user namespaces with
 /// everything in them, the Profiles, the AML resources and the image-builder settings.
 fn delete_everything(fk: &FakeKube) {
@@ -271,16 +202,7 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
     delete_everything(&env.fk);
     assert!(restorable(&env.fk).len() < before.len());
 
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--identity",
-        identity.to_str().unwrap(),
-    ]);
+    let out = env.restore_ok(&id, &["--identity", identity.to_str().unwrap()]);
     assert!(out.contains("created"), "{out}");
     wait_until("restored claims Bound", || {
         env.fk
@@ -340,17 +262,7 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         "user-bob-example-com-clusterrole-admin",
     );
     let n = writes(&env.fk);
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--dry-run",
-        "--on-conflict",
-        "update",
-    ]);
+    let out = env.restore_ok(&id, &["--dry-run", "--on-conflict", "update"]);
     assert_eq!(writes(&env.fk), n, "dry run wrote: {out}");
     assert!(
         out.contains(
@@ -379,7 +291,7 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
     );
 
     // Without --on-conflict update, a differing object is reported and left alone.
-    let out = env.ok(&["restore", "--repo", env.repo(), &id, "--only", "kubernetes"]);
+    let out = env.restore_ok(&id, &[]);
     assert!(out.contains("skipped       Notebook team-a/eda"), "{out}");
     assert!(
         out.contains("created       AuthorizationPolicy team-b/"),
@@ -393,18 +305,7 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         nb["spec"]["template"]["spec"]["containers"][0]["image"],
         "changed:1"
     );
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--on-conflict",
-        "update",
-        "--kinds",
-        "Notebook",
-    ]);
+    let out = env.restore_ok(&id, &["--on-conflict", "update", "--kinds", "Notebook"]);
     assert!(out.contains("updated       Notebook team-a/eda"), "{out}");
     let nb = env
         .fk
@@ -414,11 +315,25 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
         nb["spec"]["template"]["spec"]["containers"][0]["image"],
         "changed:1"
     );
+    // One merge patch by our field manager, guarded by the live resourceVersion.
     let mf = nb["metadata"]["managedFields"].as_array().unwrap();
     assert!(
         mf.iter()
-            .any(|f| f["manager"] == "amlmigrate" && f["operation"] == "Apply"),
+            .any(|f| f["manager"] == "amlmigrate" && f["operation"] == "Update"),
         "{mf:?}"
+    );
+    let patches: Vec<_> = env
+        .fk
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/notebooks/eda"))
+        .filter(|r| !r.query.contains("dryRun"))
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert!(
+        patches[0]
+            .content_type
+            .starts_with("application/merge-patch+json")
     );
 }
 
@@ -426,20 +341,17 @@ fn dry_run_restore_shows_what_would_change_and_writes_nothing() {
 fn namespace_map_restores_a_profile_namespace_under_a_new_name() {
     let env = cluster(false);
     let id = env.backup(&[]);
-    env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
+    env.restore_ok(
         &id,
-        "--only",
-        "kubernetes",
-        "--namespaces",
-        "team-b",
-        "--namespace-map",
-        "team-b=team-b-copy",
-        "--kinds",
-        "Namespace,Profile,RoleBinding,AuthorizationPolicy,Notebook",
-    ]);
+        &[
+            "--namespaces",
+            "team-b",
+            "--namespace-map",
+            "team-b=team-b-copy",
+            "--kinds",
+            "Namespace,Profile,RoleBinding,AuthorizationPolicy,Notebook",
+        ],
+    );
     let p = env
         .fk
         .get("kubeflow.org/v1", "Profile", None, "team-b-copy")
@@ -568,16 +480,7 @@ fn pvc_check_finds_a_missing_claim_and_restore_rebinds_a_retained_volume() {
     );
     assert!(r.stderr.contains("team-a/team-a-data (missing)"), "{r:?}");
 
-    let out = env.ok(&[
-        "restore",
-        "--repo",
-        env.repo(),
-        &id,
-        "--only",
-        "kubernetes",
-        "--kinds",
-        "PersistentVolumeClaim",
-    ]);
+    let out = env.restore_ok(&id, &["--kinds", "PersistentVolumeClaim"]);
     assert!(
         out.contains("released for this claim to bind again"),
         "{out}"
@@ -781,6 +684,6 @@ fn a_partial_restore_failure_names_each_object_and_restores_the_rest() {
             .is_some()
     );
     // Once the permission is granted, the same command finishes the job.
-    let r = env.ok(&["restore", "--repo", env.repo(), &id, "--only", "kubernetes"]);
+    let r = env.restore_ok(&id, &[]);
     assert!(r.contains("4 created"), "{r}");
 }

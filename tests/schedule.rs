@@ -112,7 +112,6 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
         "profiles",
         "persistentvolumeclaims",
         "persistentvolumes",
-        "pods",
         "namespaces",
         "rolebindings",
     ] {
@@ -122,6 +121,15 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
         !resources.contains(&"secrets"),
         "Secrets readable without --encrypt-to"
     );
+    assert!(
+        !resources.contains(&"pods"),
+        "every Pod readable: {rules:?}"
+    );
+    let cm = rules
+        .iter()
+        .find(|r| r["resources"] == json!(["configmaps"]))
+        .expect("a rule of its own for the ConfigMaps");
+    assert_eq!(cm["resourceNames"], json!(["aml-image-builder-config"]));
     for r in rules {
         assert_eq!(r["verbs"], json!(["get", "list"]), "{r}");
     }
@@ -515,4 +523,185 @@ fn invalid_cron_inline_passwords_and_missing_rules_exit_2_before_any_change() {
 
     assert!(env.fk.list("batch/v1", "CronJob", Some(NS)).is_empty());
     assert!(env.fk.list("v1", "ServiceAccount", Some(NS)).is_empty());
+}
+
+/// Runs `kubectl` with `kubeconfig`; returns whether it succeeded and what it said.
+fn kubectl_as(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl is installed (scripts/test.sh says so when it is not)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_jobs_service_account_reads_what_backup_needs_and_nothing_else() {
+    // The AML fixtures, with the fake authorizing service accounts by RBAC like a real server.
+    let fk = common::cluster::load(&[common::cluster::WORKLOAD]);
+    fk.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN);
+    fk.add_token(
+        "sa-token",
+        &format!("system:serviceaccount:{NS}:amlmigrate-nightly"),
+    );
+    let sa = fk.write_kubeconfig(&dir.path().join("sa"), "sa-token");
+    let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "schedule",
+            "install",
+            "-n",
+            NS,
+            "--name",
+            "nightly",
+            "--repo",
+            "s3://aml-backups/x",
+            "--cron",
+            "@daily",
+            "--keep-last",
+            "3",
+            "--kube",
+            "--encrypt-to",
+            recipient,
+            "--kubeconfig",
+            admin.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let r = amlmigrate(&args);
+        assert_eq!(r.code, 0, "{r:?}");
+        r.stdout
+    };
+    // What the CronJob's pod runs, here as the ServiceAccount.
+    let backup_as_sa = |extra: &[&str]| {
+        let repo = dir.path().join(format!("repo-{}", extra.len()));
+        let mut args = vec![
+            "backup",
+            "--json",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--kube",
+            "--encrypt-to",
+            recipient,
+            "--kubeconfig",
+            sa.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let r = amlmigrate(&args);
+        assert_eq!(r.code, 0, "the ServiceAccount cannot back up: {r:?}");
+        let out: Value = serde_json::from_str(&r.stdout).unwrap();
+        out["kubernetes"].clone()
+    };
+    let allowed = |args: &[&str]| kubectl_as(&sa, args).0;
+
+    // With --namespaces: Roles in those namespaces (and kubeflow), nothing namespaced cluster-wide.
+    install(&["--namespaces", "team-a,team-b"]);
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let role = format!("amlmigrate-{NS}-nightly");
+    for ns in ["team-a", "team-b", "kubeflow"] {
+        assert!(fk.get(rbac, "Role", Some(ns), &role).is_some(), "{ns}");
+        assert!(
+            fk.get(rbac, "RoleBinding", Some(ns), &role).is_some(),
+            "{ns}"
+        );
+    }
+    let k = backup_as_sa(&["--namespaces", "team-a,team-b"]);
+    assert_eq!(k["encrypted"], 3, "{k}");
+    assert_eq!(k["pvcs"], 6, "{k}");
+    let notebooks = k["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "Notebook");
+    assert_eq!(notebooks.unwrap()["objects"], 3, "{k}");
+    assert!(allowed(&[
+        "get",
+        "secret",
+        "aml-image-builder-secret",
+        "-n",
+        "team-a"
+    ]));
+    assert!(allowed(&["get", "pods", "-n", "team-a"]));
+    for denied in [
+        &[
+            "get",
+            "secret",
+            "aml-mysql-root-token",
+            "-n",
+            "cpaas-system",
+        ][..],
+        &["get", "secrets", "-n", "team-a"],
+        &["get", "secrets", "-A"],
+        &["get", "configmaps", "-A"],
+        &["get", "pods", "-A"],
+        &["get", "pods", "-n", "kube-system"],
+        &[
+            "get",
+            "notebooks.kubeflow.org",
+            "-n",
+            "kubeflow-admin-cpaas-io",
+        ],
+        &["get", "namespace", "kubeflow-admin-cpaas-io"],
+    ] {
+        let (ok, out) = kubectl_as(&sa, denied);
+        assert!(
+            !ok && out.contains("Forbidden"),
+            "kubectl {denied:?} was allowed: {out}"
+        );
+    }
+
+    // Without: user namespaces are found at each run, so the ClusterRole grants the catalog's
+    // kinds, the named ones by name, and no Pods; the Roles of before are gone.
+    let out = install(&[]);
+    assert!(out.contains("deleted Role"), "{out}");
+    for ns in ["team-a", "team-b", "kubeflow"] {
+        assert!(fk.get(rbac, "Role", Some(ns), &role).is_none(), "{ns}");
+        assert!(
+            fk.get(rbac, "RoleBinding", Some(ns), &role).is_none(),
+            "{ns}"
+        );
+    }
+    let k = backup_as_sa(&[]);
+    assert_eq!(
+        k["namespaces"],
+        json!(["kubeflow-admin-cpaas-io", "team-a", "team-b"]),
+        "{k}"
+    );
+    assert_eq!(k["pvcs"], 8, "{k}");
+    assert!(allowed(&[
+        "get",
+        "secret",
+        "aml-image-builder-secret",
+        "-n",
+        "team-b"
+    ]));
+    for denied in [
+        &[
+            "get",
+            "secret",
+            "aml-mysql-root-token",
+            "-n",
+            "cpaas-system",
+        ][..],
+        &["get", "secrets", "-A"],
+        &["get", "configmaps", "-A"],
+        &["get", "pods", "-A"],
+        &["get", "pods", "-n", "team-a"],
+    ] {
+        let (ok, out) = kubectl_as(&sa, denied);
+        assert!(
+            !ok && out.contains("Forbidden"),
+            "kubectl {denied:?} was allowed: {out}"
+        );
+    }
 }

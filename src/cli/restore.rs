@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use amlmigrate::kube::objects::NamespaceMap;
+use amlmigrate::kube::catalog::Catalog;
+use amlmigrate::kube::objects::{HIDDEN, NamespaceMap, Op};
 use amlmigrate::kube::restore::{KubeRestoreOptions, KubeRestoreReport, OnConflict, restore_kube};
 use amlmigrate::mysql::restore::{RestoreOptions, restore};
 use amlmigrate::repo::Repository;
@@ -25,14 +26,23 @@ use super::{
 /// Each table is loaded in one transaction that commits only when its row count matches the
 /// snapshot and the server raised no warning. Triggers and events are created after the data.
 ///
-/// Kubernetes (--only kubernetes): objects are applied with server-side apply (field manager
+/// Kubernetes (--only kubernetes): first every object is checked against the catalog in use
+/// (--kube-catalog, default the built-in one): its kind is in the catalog, its YAML is what
+/// objects.json lists, it lives in one of the snapshot's user namespaces (or a namespace the
+/// catalog names), Secrets are encrypted, PersistentVolumes are bound to a restored claim. One
+/// that is not stops the restore before any write (exit 3 when the snapshot contradicts
+/// itself, 4 otherwise). Then objects are created with server-side apply (field manager
 /// amlmigrate) in dependency order: namespaces and Profiles, PVs and PVCs, ConfigMaps and
 /// Secrets, RBAC, AuthorizationPolicies, then custom resources. An object that exists is left as
-/// it is (--on-conflict skip) or updated to the snapshot's fields (--on-conflict update), so a
-/// re-run never duplicates anything. A PVC whose Retain volume was Released is bound to it
-/// again. Records (training jobs, plugin ModuleInfos) are restored only when named with --kinds.
-/// --dry-run asks the server to dry-run every write and prints what would change. One object
-/// failing does not stop the rest; each failure is listed and the exit code is 1.
+/// it is (--on-conflict skip) or made equal to the snapshot (--on-conflict update: fields
+/// changed since are put back, fields added since are removed; status, server metadata and
+/// controller-owned fields such as a bound claim's volumeName stay), so a re-run never
+/// duplicates anything. With --namespace-map, existing cluster-scoped objects are never
+/// changed. A PVC whose Retain volume was Released is bound to it again. Records (training
+/// jobs, plugin ModuleInfos) are restored only when named with --kinds. --dry-run asks the
+/// server to dry-run every write and prints each field it would change or remove (values of
+/// Secrets and credentials show as (hidden)). One object failing does not stop the rest; each
+/// failure is listed and the exit code is 1.
 ///
 /// SNAPSHOT is an id, a unique id prefix, or `latest`.
 #[derive(Args)]
@@ -62,6 +72,10 @@ pub struct RestoreArgs {
     /// Kubernetes: what to do with an object that already exists.
     #[arg(long, value_enum, default_value_t = Conflict::Skip)]
     on_conflict: Conflict,
+    /// Kubernetes: the catalog that says which kinds may be restored and where (the TOML file
+    /// the backup used with --kube-catalog). Default: the built-in catalog.
+    #[arg(long, value_name = "FILE")]
+    kube_catalog: Option<std::path::PathBuf>,
     /// Kubernetes: only these kinds (comma-separated, e.g. Notebook,PersistentVolumeClaim).
     #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     kinds: Vec<String>,
@@ -95,9 +109,9 @@ pub enum What {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Conflict {
-    /// Leave it as it is (reported as unchanged, or skipped when it differs).
+    /// Leave it as it is (reported as unchanged, or skipped with what update would change).
     Skip,
-    /// Apply the snapshot's fields over it.
+    /// Make it equal to the snapshot: change what differs, remove what was added since.
     Update,
 }
 
@@ -151,8 +165,13 @@ async fn run_kube(
     cancel: CancellationToken,
     mut out: serde_json::Value,
 ) -> anyhow::Result<()> {
+    let catalog = match &args.kube_catalog {
+        Some(p) => Catalog::load(p)?,
+        None => Catalog::default(),
+    };
     let opts = KubeRestoreOptions {
         access: args.kube.options(),
+        catalog,
         namespace_map: NamespaceMap(args.namespace_map.iter().cloned().collect()),
         dry_run: args.dry_run,
         on_conflict: match args.on_conflict {
@@ -170,14 +189,31 @@ async fn run_kube(
     let report =
         result.with_context(|| format!("restore of the Kubernetes objects of snapshot {id}"))?;
     let failed = report.failed().len();
+    let refused = report.refused().len();
     if g.json {
         out["kubernetes"] = serde_json::to_value(&report).expect("report serializes");
-        if failed > 0 {
+        if failed + refused > 0 {
             out["ok"] = serde_json::json!(false);
         }
         print_json(&out);
     } else if !g.quiet {
         print_kube_report(&report);
+    }
+    if refused > 0 {
+        let msg = format!(
+            "{refused} object(s) of snapshot {id} may not be restored (listed as refused); a \
+             restore without --dry-run would write nothing"
+        );
+        let e = if report.damaged {
+            amlmigrate::Error::damaged("kubernetes", "kubernetes/objects.json", msg)
+        } else {
+            amlmigrate::Error::Refused(msg)
+        };
+        return Err(if g.json {
+            JsonPrinted(e).into()
+        } else {
+            e.into()
+        });
     }
     if failed > 0 {
         let names: Vec<String> = report
@@ -212,7 +248,9 @@ fn print_kube_report(report: &KubeRestoreReport) {
         println!("{:<13} {} {name}", o.action, o.kind);
         for c in &o.changes {
             let show = |v: &Option<serde_json::Value>| match v {
+                None if c.op == Op::Remove => "(removed)".to_string(),
                 None => "(absent)".to_string(),
+                Some(v) if c.hidden => HIDDEN.to_string(),
                 Some(v) => {
                     let s = v.to_string();
                     if s.len() > 80 {
@@ -248,6 +286,7 @@ fn print_kube_report(report: &KubeRestoreReport) {
         "would create",
         "would update",
         "failed",
+        "refused",
     ] {
         let n = report.count(a);
         if n > 0 {

@@ -15,10 +15,14 @@ use super::{GlobalArgs, KubeArgs, print_json};
 
 /// Scheduled snapshots that run inside the cluster as a CronJob.
 ///
-/// `install` creates, in --namespace: a ServiceAccount, a ClusterRole and ClusterRoleBinding
-/// that allow only get/list on what `backup --kube` reads (Secrets only with --encrypt-to), and
-/// a CronJob (concurrencyPolicy Forbid) whose pod runs `amlmigrate backup` as an init container
-/// and then `amlmigrate prune` with the --keep-* rules, only when the backup succeeded.
+/// `install` creates, in --namespace: a ServiceAccount with read-only access (get/list) to
+/// exactly what `backup --kube` reads: the image-builder ConfigMap and Secret only by name
+/// (Secrets only with --encrypt-to); with --namespaces, namespaced kinds through a Role and
+/// RoleBinding in each of those namespaces (and kubeflow), otherwise through the ClusterRole
+/// (user namespaces are then found at each run); and a CronJob (concurrencyPolicy Forbid)
+/// whose pod runs `amlmigrate backup` as an init container and then `amlmigrate prune` with
+/// the --keep-* rules, only when the backup succeeded. Grants an earlier install made that this
+/// one does not are deleted.
 /// Credentials come only from Secrets: the MySQL password from key `password` of
 /// --mysql-secret, the S3 settings from every key of --s3-secret (AWS_ACCESS_KEY_ID,
 /// AWS_SECRET_ACCESS_KEY, and optionally AWS_ENDPOINT_URL, AWS_REGION).
@@ -89,7 +93,8 @@ struct InstallArgs {
     /// Also back up the Kubernetes objects (in-cluster, with the ServiceAccount's read access).
     #[arg(long)]
     kube: bool,
-    /// User namespaces for --kube (default: found from Profiles).
+    /// User namespaces for --kube (default: found from Profiles at each run). Given, the job's
+    /// permissions on namespaced kinds are Roles in these namespaces only.
     #[arg(long, value_delimiter = ',', value_name = "NS,...", requires = "kube")]
     namespaces: Vec<String>,
     /// Databases to back up, comma-separated (default: every non-system database).
@@ -178,7 +183,7 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
 async fn install(a: InstallArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let spec = spec(&a)?;
     if a.print {
-        let objects = schedule::objects(&spec, schedule::rbac_rules(&spec, &|_, _| None))?;
+        let objects = schedule::objects(&spec, &schedule::rbac_rules(&spec, &|_, _| None))?;
         for o in &objects {
             let yaml = serde_saphyr::to_string(o)
                 .map_err(|e| Error::other(format!("writing YAML: {e}")))?;
@@ -187,16 +192,19 @@ async fn install(a: InstallArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let cluster = Cluster::connect(&a.target.kube.options(), Role::Workload).await?;
-    let objects = schedule::objects(&spec, schedule::cluster_rules(&cluster, &spec))?;
-    let applied = schedule::install(&cluster, &objects).await?;
+    let objects = schedule::objects(&spec, &schedule::cluster_rules(&cluster, &spec))?;
+    let (applied, deleted) = schedule::install(&cluster, &spec, &objects).await?;
     if g.json {
         print_json(
             &json!({ "ok": true, "schedule": spec.name, "namespace": spec.namespace,
-            "cron": spec.cron, "applied": applied }),
+            "cron": spec.cron, "applied": applied, "deleted": deleted }),
         );
     } else if !g.quiet {
         for o in &applied {
             println!("applied {o}");
+        }
+        for o in &deleted {
+            println!("deleted {o} (no longer needed)");
         }
         println!(
             "schedule {} installed in {}: \"{}\" backs up into {} then prunes ({})",

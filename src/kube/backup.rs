@@ -114,8 +114,7 @@ pub async fn backup_kube(
                 ));
             }
             let cluster = cluster_for(entry.cluster);
-            let group = (!entry.group.is_empty() || is_core(&entry.kind)).then_some(entry.group.as_str());
-            let Some(r) = cluster.resolve(&entry.kind, group) else {
+            let Some(r) = cluster.resolve(&entry.kind, entry.group_hint()) else {
                 let what = if entry.group.is_empty() {
                     entry.kind.clone()
                 } else {
@@ -242,20 +241,6 @@ pub async fn backup_kube(
     })
 }
 
-fn is_core(kind: &str) -> bool {
-    matches!(
-        kind,
-        "Namespace"
-            | "PersistentVolume"
-            | "PersistentVolumeClaim"
-            | "ConfigMap"
-            | "Secret"
-            | "ServiceAccount"
-            | "Pod"
-            | "Service"
-    )
-}
-
 fn source(c: &Cluster) -> Source {
     Source {
         kind: format!("kubernetes-{}", c.role),
@@ -276,35 +261,48 @@ async fn fetch_entry(
     bound: &BTreeSet<String>,
 ) -> Result<Vec<Value>> {
     let selector = entry.selector.as_deref();
-    // One name: ask the server for it; several: list and filter.
-    let field = (entry.names.len() == 1).then(|| format!("metadata.name={}", entry.names[0]));
-    let mut objects = match entry.scope {
-        Scope::All => cluster.list(r, None, selector, field.as_deref()).await?,
-        Scope::UserNamespaces if r.namespaced => {
-            let mut all = Vec::new();
-            for ns in namespaces {
-                all.extend(
-                    cluster
-                        .list(r, Some(ns), selector, field.as_deref())
-                        .await?,
-                );
-            }
-            all
-        }
-        Scope::UserNamespaces => cluster.list(r, None, selector, field.as_deref()).await?,
-        Scope::UserNamespaceObjects => cluster
-            .list(r, None, selector, field.as_deref())
-            .await?
-            .into_iter()
-            .filter(|o| namespaces.iter().any(|n| n == name_of(o)))
+    // Named objects are asked for by name, one request each: RBAC `resourceNames` then limits
+    // a scheduled backup's ServiceAccount to exactly them (see schedule.rs).
+    // Objects named after user namespaces are asked for by those names too.
+    let names: Vec<&String> = match entry.scope {
+        Scope::UserNamespaceObjects => namespaces
+            .iter()
+            .filter(|n| entry.names.is_empty() || entry.names.contains(n))
             .collect(),
-        Scope::BoundVolumes => cluster
-            .list(r, None, selector, field.as_deref())
-            .await?
-            .into_iter()
-            .filter(|o| bound.contains(name_of(o)))
-            .collect(),
+        _ => entry.names.iter().collect(),
     };
+    let fields: Vec<Option<String>> =
+        if names.is_empty() && entry.scope != Scope::UserNamespaceObjects {
+            vec![None]
+        } else {
+            names
+                .iter()
+                .map(|n| Some(format!("metadata.name={n}")))
+                .collect()
+        };
+    let scopes: Vec<Option<&str>> = match entry.scope {
+        Scope::UserNamespaces if r.namespaced => namespaces
+            .iter()
+            .chain(&entry.namespaces)
+            .map(|n| Some(n.as_str()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        _ => vec![None],
+    };
+    let mut objects = Vec::new();
+    for ns in scopes {
+        for field in &fields {
+            objects.extend(cluster.list(r, ns, selector, field.as_deref()).await?);
+        }
+    }
+    match entry.scope {
+        Scope::UserNamespaceObjects => {
+            objects.retain(|o| namespaces.iter().any(|n| n == name_of(o)));
+        }
+        Scope::BoundVolumes => objects.retain(|o| bound.contains(name_of(o))),
+        Scope::All | Scope::UserNamespaces => {}
+    }
     if !entry.names.is_empty() {
         objects.retain(|o| entry.names.iter().any(|n| n == name_of(o)));
     }

@@ -16,7 +16,7 @@ pub enum Scope {
     All,
     /// Objects in user namespaces only (profile namespaces, or those given with --namespaces).
     UserNamespaces,
-    /// Only the namespaces themselves that are user namespaces (kind Namespace).
+    /// Cluster-scoped objects named after a user namespace (the Namespace itself, its Profile).
     UserNamespaceObjects,
     /// PersistentVolumes bound to the PVCs of user namespaces.
     BoundVolumes,
@@ -36,6 +36,11 @@ pub struct Entry {
     /// Only objects with these names (empty: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// Namespaces besides the user namespaces that objects of a `user-namespaces` kind are read
+    /// from and restored into (`kubeflow` for the image-builder settings). A restore writes a
+    /// namespaced object only into a user namespace or one named here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
     /// A label selector (`cpaas.io/module-type=plugin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
@@ -48,6 +53,25 @@ pub struct Entry {
     /// Restore order: lower first (namespaces 10 … custom resources 80).
     #[serde(default = "order")]
     pub order: u32,
+}
+
+impl Entry {
+    /// The group to resolve the kind with: the entry's, or none (any one group serving the
+    /// kind) when it names none and the kind is not a core one.
+    pub fn group_hint(&self) -> Option<&str> {
+        let core = matches!(
+            self.kind.as_str(),
+            "Namespace"
+                | "PersistentVolume"
+                | "PersistentVolumeClaim"
+                | "ConfigMap"
+                | "Secret"
+                | "ServiceAccount"
+                | "Pod"
+                | "Service"
+        );
+        (!self.group.is_empty() || core).then_some(self.group.as_str())
+    }
 }
 
 fn workload() -> Role {
@@ -87,6 +111,7 @@ fn e(
         cluster,
         scope,
         names: names.iter().map(|s| s.to_string()).collect(),
+        namespaces: Vec::new(),
         selector: selector.map(str::to_string),
         restore,
         keep_status: !restore,
@@ -116,7 +141,7 @@ impl Default for Catalog {
                 "Profile",
                 "kubeflow.org",
                 Workload,
-                All,
+                UserNamespaceObjects,
                 &[],
                 None,
                 true,
@@ -146,7 +171,7 @@ impl Default for Catalog {
                 "ConfigMap",
                 "",
                 Workload,
-                All,
+                UserNamespaces,
                 &["aml-image-builder-config"],
                 None,
                 true,
@@ -156,7 +181,7 @@ impl Default for Catalog {
                 "Secret",
                 "",
                 Workload,
-                All,
+                UserNamespaces,
                 &["aml-image-builder-secret"],
                 None,
                 true,
@@ -224,14 +249,27 @@ impl Default for Catalog {
                 90,
             ),
         ];
+        // The image-builder settings also live in the AML system namespace.
+        for en in entries.iter_mut().filter(|en| !en.names.is_empty()) {
+            en.namespaces = vec!["kubeflow".into()];
+        }
         for kind in ["PyTorchJob", "TFJob", "MPIJob", "XGBoostJob", "PaddleJob"] {
-            entries.push(e(kind, "kubeflow.org", Workload, All, &[], None, false, 95));
+            entries.push(e(
+                kind,
+                "kubeflow.org",
+                Workload,
+                UserNamespaces,
+                &[],
+                None,
+                false,
+                95,
+            ));
         }
         entries.push(e(
             "Job",
             "batch.volcano.sh",
             Workload,
-            All,
+            UserNamespaces,
             &[],
             None,
             false,
@@ -251,15 +289,15 @@ impl Catalog {
             )));
         }
         for en in &c.entries {
-            if en.scope == Scope::UserNamespaceObjects && en.kind != "Namespace" {
-                return Err(Error::input(format!(
-                    "kube catalog {origin}: scope user-namespace-objects is for kind Namespace, not {}",
-                    en.kind
-                )));
-            }
             if en.scope == Scope::BoundVolumes && en.kind != "PersistentVolume" {
                 return Err(Error::input(format!(
                     "kube catalog {origin}: scope bound-volumes is for kind PersistentVolume, not {}",
+                    en.kind
+                )));
+            }
+            if !en.namespaces.is_empty() && en.scope != Scope::UserNamespaces {
+                return Err(Error::input(format!(
+                    "kube catalog {origin}: kind {}: namespaces is for scope user-namespaces",
                     en.kind
                 )));
             }
@@ -273,14 +311,27 @@ impl Catalog {
         Catalog::from_toml(&text, &path.display().to_string())
     }
 
+    /// The entry a stored object belongs to: same cluster and kind, and the same group (or,
+    /// for custom resources, another custom group, as discovery accepts at backup).
+    pub fn entry_for(&self, cluster: Role, kind: &str, group: &str) -> Option<&Entry> {
+        self.entries.iter().find(|en| {
+            en.cluster == cluster
+                && en.kind == kind
+                && (en.group == group
+                    || (!super::is_builtin_group(&en.group) && !super::is_builtin_group(group)))
+        })
+    }
+
     pub fn to_toml(&self) -> String {
         let mut out = String::from(
             "# amlmigrate Kubernetes catalog: what `backup --kube` fetches and `restore --only kubernetes` applies.\n\
              # Give an edited copy with --kube-catalog FILE. Fields of each [[kind]]:\n\
              #   kind, group      resolved through discovery; a kind served by one other custom group is accepted\n\
              #   cluster          workload | global (the ACP global cluster, --global-context)\n\
-             #   scope            all | user-namespaces | user-namespace-objects (Namespace) | bound-volumes (PersistentVolume)\n\
+             #   scope            all | user-namespaces | user-namespace-objects (cluster-scoped, named after a user\n\
+             #                    namespace: Namespace, Profile) | bound-volumes (PersistentVolume)\n\
              #   names, selector  only objects with these names / matching this label selector\n\
+             #   namespaces       user-namespaces kinds: other namespaces to read and restore too (kubeflow)\n\
              #   restore          false keeps the objects as records only\n\
              #   keep_status      keep .status (records)\n\
              #   order            restore order, lower first\n\n",

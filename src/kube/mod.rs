@@ -5,8 +5,10 @@
 //! Two clusters matter: the workload cluster (AML, Kubeflow, user namespaces) and the ACP
 //! global cluster (plugin ModuleInfos); by default they are the same.
 
+pub mod admit;
 pub mod backup;
 pub mod catalog;
+pub mod converge;
 pub mod objects;
 pub mod pvc;
 pub mod restore;
@@ -103,7 +105,7 @@ impl Resource {
 
 /// Built-in API groups: a kind found only there never stands in for a custom resource of the
 /// same kind (a Volcano `Job` must not become a `batch/v1` Job).
-fn is_builtin_group(g: &str) -> bool {
+pub(crate) fn is_builtin_group(g: &str) -> bool {
     g.is_empty() || !g.contains('.') || g.ends_with(".k8s.io")
 }
 

@@ -154,27 +154,87 @@ fn rewrite_strings(v: Option<&mut Value>, f: &dyn Fn(&str) -> String) {
     }
 }
 
-/// One changed field: dotted path, old and new value (None: absent).
+/// What shows instead of the value of a Secret or of a field that looks like a credential.
+pub const HIDDEN: &str = "(hidden)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Add,
+    Change,
+    Remove,
+}
+
+/// One changed field: dotted path, old and new value (None: absent). Values of Secrets and of
+/// fields that hold credentials are replaced by [`HIDDEN`] (`hidden: true`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Change {
     pub path: String,
+    pub op: Op,
     pub old: Option<Value>,
     pub new: Option<Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 /// Field-level differences between a live object and what applying would make of it, ignoring
-/// what the server manages.
+/// what the server manages. Every value of a Secret, and of a field whose name says it holds a
+/// credential (see [`is_secret_key`]), is hidden.
 pub fn diff(live: &Value, wanted: &Value) -> Vec<Change> {
     let mut out = Vec::new();
     let a = clean(live.clone(), false);
     let b = clean(wanted.clone(), false);
-    walk_diff("", &a, &b, &mut out);
+    let secret = is_secret_kind(&b) || is_secret_kind(&a);
+    walk_diff("", &a, &b, secret, &mut out);
     out
 }
 
-fn walk_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
+/// A core `Secret`: every value of it is sensitive.
+pub fn is_secret_kind(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// A field name that says it holds a credential (`pgPassword`, `MODEL_REPO_BUILDER_DB_PASSWORD`,
+/// `apiToken`, `secretKey` …). References to Secrets (`passwordSecretRef`) are hidden too,
+/// which costs nothing.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace(['_', '-', '.'], "");
+    [
+        "password",
+        "passwd",
+        "secretkey",
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        || k.ends_with("token")
+        || k.ends_with("secret")
+}
+
+fn hide(v: Option<&Value>, secret: bool) -> Option<Value> {
+    v.map(|v| {
+        if secret {
+            Value::String(HIDDEN.into())
+        } else {
+            v.clone()
+        }
+    })
+}
+
+fn walk_diff(path: &str, a: &Value, b: &Value, secret: bool, out: &mut Vec<Change>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
+            // `env: [{name: DB_PASSWORD, value: …}]`: the name marks the value.
+            let named_secret = |m: &Map<String, Value>| {
+                m.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_secret_key)
+            };
+            let pair_secret = named_secret(x) || named_secret(y);
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
                 let p = if path.is_empty() {
@@ -182,12 +242,23 @@ fn walk_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
                 } else {
                     format!("{path}.{k}")
                 };
+                let secret = secret || is_secret_key(k) || (pair_secret && k == "value");
+                let empty = Value::Object(Map::new());
                 match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => walk_diff(&p, va, vb, out),
+                    (Some(va), Some(vb)) => walk_diff(&p, va, vb, secret, out),
+                    // A map added or removed whole: each of its fields is named.
+                    (Some(va @ Value::Object(m)), None) if !m.is_empty() => {
+                        walk_diff(&p, va, &empty, secret, out)
+                    }
+                    (None, Some(vb @ Value::Object(m))) if !m.is_empty() => {
+                        walk_diff(&p, &empty, vb, secret, out)
+                    }
                     (va, vb) => out.push(Change {
                         path: p,
-                        old: va.cloned(),
-                        new: vb.cloned(),
+                        op: if va.is_none() { Op::Add } else { Op::Remove },
+                        old: hide(va, secret),
+                        new: hide(vb, secret),
+                        hidden: secret,
                     }),
                 }
             }
@@ -196,14 +267,16 @@ fn walk_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
         // `containers[0].image` beats printing both whole lists.
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
             for (i, (va, vb)) in x.iter().zip(y).enumerate() {
-                walk_diff(&format!("{path}[{i}]"), va, vb, out);
+                walk_diff(&format!("{path}[{i}]"), va, vb, secret, out);
             }
         }
         _ if a == b => {}
         _ => out.push(Change {
             path: path.to_string(),
-            old: Some(a.clone()),
-            new: Some(b.clone()),
+            op: Op::Change,
+            old: hide(Some(a), secret),
+            new: hide(Some(b), secret),
+            hidden: secret,
         }),
     }
 }
@@ -293,5 +366,45 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].path, "spec.containers[0].image");
         assert_eq!(d[0].new, Some(json!("x:2")));
+    }
+
+    #[test]
+    fn secret_values_and_credential_fields_are_hidden() {
+        let live = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},
+            "data":{"MODEL_REPO_BUILDER_DB_PASSWORD":"b2xk","user":"dQ=="}});
+        let want = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},
+            "data":{"MODEL_REPO_BUILDER_DB_PASSWORD":"bmV3","host":"aA=="}});
+        let d = diff(&live, &want);
+        assert_eq!(d.len(), 3, "{d:?}");
+        for c in &d {
+            assert!(c.hidden, "{c:?}");
+            for v in [&c.old, &c.new].into_iter().flatten() {
+                assert_eq!(v, &json!(HIDDEN), "{c:?}");
+            }
+        }
+        assert_eq!((d[1].op, &d[1].new), (Op::Add, &Some(json!(HIDDEN))));
+        assert_eq!((d[2].op, &d[2].new), (Op::Remove, &None));
+        let text = serde_json::to_string(&d).unwrap();
+        assert!(!text.contains("bmV3") && !text.contains("b2xk") && !text.contains("dQ=="));
+
+        let live = json!({"apiVersion":"cluster.alauda.io/v1alpha1","kind":"ModuleInfo",
+            "metadata":{"name":"m"},"spec":{"config":{"pgHost":"a","pgPassword":"old"},
+            "env":[{"name":"DB_PASSWORD","value":"x1"},{"name":"HOST","value":"h1"}]}});
+        let want = json!({"apiVersion":"cluster.alauda.io/v1alpha1","kind":"ModuleInfo",
+            "metadata":{"name":"m"},"spec":{"config":{"pgHost":"b","pgPassword":"new"},
+            "env":[{"name":"DB_PASSWORD","value":"x2"},{"name":"HOST","value":"h2"}]}});
+        let shown: Vec<(String, bool)> = diff(&live, &want)
+            .into_iter()
+            .map(|c| (c.path, c.hidden))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("spec.config.pgHost".to_string(), false),
+                ("spec.config.pgPassword".to_string(), true),
+                ("spec.env[0].value".to_string(), true),
+                ("spec.env[1].value".to_string(), false),
+            ]
+        );
     }
 }

@@ -214,14 +214,22 @@ pub async fn fetch(cluster: &Cluster, namespaces: &[String]) -> Result<Live> {
         let Some(r) = cluster.resolve(kind, Some(group)) else {
             continue;
         };
+        // A scheduled backup without fixed namespaces may not list Pods: one notice, not one
+        // per namespace.
+        let mut forbidden = Vec::new();
         for ns in namespaces {
             match cluster.list(&r, Some(ns), None, None).await {
                 Ok(list) => mounters.extend(list),
-                Err(Error::Forbidden(m)) => {
-                    notices.push(format!("who mounts claims in {ns}: {kind} not listed: {m}"));
-                }
+                Err(Error::Forbidden(_)) => forbidden.push(ns.as_str()),
                 Err(e) => return Err(e),
             }
+        }
+        if !forbidden.is_empty() {
+            notices.push(format!(
+                "who mounts claims: {kind}s not listed in {} (forbidden); the PVC index names \
+                 the other mounters only",
+                forbidden.join(", ")
+            ));
         }
     }
     Ok(Live {

@@ -1,8 +1,11 @@
-//! Restore of a snapshot's Kubernetes part: server-side apply with field manager `amlmigrate`,
-//! in dependency order (namespaces and profiles, volumes and claims, config, RBAC, policies,
-//! then custom resources). An object that exists is left alone unless asked to update it, so a
-//! re-run never duplicates anything. One object failing does not stop the others; the report
-//! names each failure.
+//! Restore of a snapshot's Kubernetes part. Every object is first checked against the catalog
+//! in use (`admit.rs`, then scope and namespaces against the cluster); one that may not be
+//! restored stops the restore before its first write. Then, in the catalog's order (namespaces
+//! and profiles, volumes and claims, config, RBAC, policies, custom resources): a missing object
+//! is created with server-side apply (field manager `amlmigrate`); an existing one is left
+//! alone (`skip`) or made equal to the snapshot (`update`, see `converge.rs`), so a re-run
+//! never duplicates anything. One object failing does not stop the others; the report names
+//! each failure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -12,10 +15,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::admit::{self, Admitted, Refusal, Request, SYSTEM_NAMESPACES, admit};
 use super::backup::{OBJECTS_ENTRY, PART, StoredObject};
-use super::objects::{Change, NamespaceMap, diff, from_yaml, prepare_for_restore};
+use super::catalog::{Catalog, Scope};
+use super::converge;
+use super::objects::{Change, NamespaceMap, prepare_for_restore};
+use super::pvc::user_namespaces;
 use super::secrets::Identities;
-use super::{Cluster, KubeOptions, Role, str_at};
+use super::{Cluster, KubeOptions, Resource, Role, name_of, namespace_of, str_at};
 use crate::error::{Error, Result};
 use crate::progress::{Event, ProgressRef};
 use crate::repo::Repository;
@@ -26,13 +33,16 @@ pub enum OnConflict {
     /// Leave an existing object as it is.
     #[default]
     Skip,
-    /// Apply the snapshot's fields over it (server-side apply, taking ownership).
+    /// Make it equal to the snapshot: change what differs, remove what the snapshot does not
+    /// have (except status, server metadata and controller-owned fields; see `converge.rs`).
     Update,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct KubeRestoreOptions {
     pub access: KubeOptions,
+    /// The kinds that may be restored, and where (the operator's, never the snapshot's).
+    pub catalog: Catalog,
     pub namespace_map: NamespaceMap,
     pub dry_run: bool,
     pub on_conflict: OnConflict,
@@ -51,7 +61,7 @@ pub struct ObjectResult {
     pub api_version: String,
     pub namespace: Option<String>,
     pub name: String,
-    /// created, updated, unchanged, skipped, would create, would update, failed
+    /// created, updated, unchanged, skipped, would create, would update, failed, refused
     pub action: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
@@ -66,6 +76,10 @@ pub struct KubeRestoreReport {
     pub snapshot: String,
     pub dry_run: bool,
     pub objects: Vec<ObjectResult>,
+    /// Some refused object shows that the snapshot was altered (only in a dry run's report:
+    /// a real run stops with the error instead).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub damaged: bool,
 }
 
 impl KubeRestoreReport {
@@ -78,19 +92,35 @@ impl KubeRestoreReport {
             .filter(|o| o.action == "failed")
             .collect()
     }
+    pub fn refused(&self) -> Vec<&ObjectResult> {
+        self.objects
+            .iter()
+            .filter(|o| o.action == "refused")
+            .collect()
+    }
 }
 
-/// Reads the part (fully checked against the manifest before anything is applied).
+/// Reads the part (fully checked against the manifest before anything is applied), and the
+/// snapshot's user namespaces.
 async fn read_objects(
     repo: &Repository,
     id: &str,
-) -> Result<(Vec<StoredObject>, BTreeMap<String, Vec<u8>>)> {
+) -> Result<(
+    Vec<StoredObject>,
+    BTreeMap<String, Vec<u8>>,
+    BTreeSet<String>,
+)> {
     let m = repo.manifest(id).await?;
     let Some(part) = m.part(PART).cloned() else {
         return Err(Error::input(format!(
             "snapshot {id} has no Kubernetes part (it was taken without --kube); nothing to restore"
         )));
     };
+    let user_namespaces = m
+        .kubernetes
+        .as_ref()
+        .map(|k| k.namespaces.iter().cloned().collect())
+        .unwrap_or_default();
     let files = repo
         .read_part(
             id,
@@ -111,7 +141,28 @@ async fn read_objects(
         .ok_or_else(|| Error::damaged(PART, OBJECTS_ENTRY, "missing from the part"))?;
     let stored: Vec<StoredObject> = serde_json::from_slice(list)
         .map_err(|e| Error::damaged(PART, OBJECTS_ENTRY, format!("not an object list: {e}")))?;
-    Ok((stored, files))
+    Ok((stored, files, user_namespaces))
+}
+
+/// An admitted object with the resource it is written to (None: the cluster does not serve it).
+struct Planned<'a> {
+    admitted: Admitted<'a>,
+    resource: Option<Resource>,
+}
+
+/// The workload cluster, and the global one when it is another and the restore needs it.
+struct Clusters {
+    workload: Cluster,
+    global: Option<Cluster>,
+}
+
+impl Clusters {
+    fn of(&self, role: Role) -> &Cluster {
+        match (role, &self.global) {
+            (Role::Global, Some(g)) => g,
+            _ => &self.workload,
+        }
+    }
 }
 
 pub async fn restore_kube(
@@ -122,98 +173,37 @@ pub async fn restore_kube(
     cancel: &CancellationToken,
 ) -> Result<KubeRestoreReport> {
     let identities = opts.identity.as_deref().map(Identities::load).transpose()?;
-    let (stored, files) = read_objects(repo, id).await?;
-    let mut selected: Vec<&StoredObject> = stored
-        .iter()
-        .filter(|s| s.restore || opts.kinds.iter().any(|k| k == &s.kind))
-        .filter(|s| opts.kinds.is_empty() || opts.kinds.iter().any(|k| k == &s.kind))
-        .filter(|s| {
-            opts.namespaces.is_empty()
-                || match &s.namespace {
-                    Some(ns) => opts.namespaces.contains(ns),
-                    None => {
-                        !matches!(s.kind.as_str(), "Namespace" | "Profile")
-                            || opts.namespaces.contains(&s.name)
-                    }
-                }
-        })
-        .collect();
-    selected.sort_by(|a, b| {
-        (a.order, &a.cluster, &a.namespace, &a.name).cmp(&(
-            b.order,
-            &b.cluster,
-            &b.namespace,
-            &b.name,
-        ))
-    });
-    let workload = Cluster::connect(&opts.access, Role::Workload).await?;
-    let separate_global =
-        opts.access.global_context.is_some() && opts.access.global_context != opts.access.context;
-    let global = if separate_global && selected.iter().any(|s| s.cluster == Role::Global) {
-        Some(Cluster::connect(&opts.access, Role::Global).await?)
-    } else {
-        None
+    let (stored, files, user_namespaces) = read_objects(repo, id).await?;
+    let req = Request {
+        catalog: &opts.catalog,
+        user_namespaces: &user_namespaces,
+        kinds: &opts.kinds,
+        namespaces: &opts.namespaces,
+        identities: identities.as_ref(),
     };
+    let admission = admit(&stored, &files, &req)?;
+    let (clusters, plan, refused) = plan(admission, opts).await?;
+    if !refused.is_empty() && !opts.dry_run {
+        return Err(refusal_error(&refused));
+    }
     progress.event(Event::TableStarted {
         db: "kubernetes".into(),
         table: "objects".into(),
-        est_rows: selected.len() as u64,
+        est_rows: plan.len() as u64,
     });
     let mut results = Vec::new();
     // Namespaces a dry run would create: their objects cannot be dry-run on the server.
     let mut pending_namespaces: BTreeSet<String> = BTreeSet::new();
-    for (i, s) in selected.iter().enumerate() {
+    for (i, p) in plan.iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(Error::Interrupted(format!(
                 "restore stopped after {i} of {} objects; re-run the same command to finish \
                  (objects already restored are left as they are)",
-                selected.len()
+                plan.len()
             )));
         }
-        let cluster = match (s.cluster, &global) {
-            (Role::Global, Some(g)) => g,
-            _ => &workload,
-        };
-        let mut result = ObjectResult {
-            cluster: s.cluster,
-            kind: s.kind.clone(),
-            api_version: s.api_version.clone(),
-            namespace: s
-                .namespace
-                .as_deref()
-                .map(|n| opts.namespace_map.map(n).to_string()),
-            name: if matches!(s.kind.as_str(), "Namespace" | "Profile") {
-                opts.namespace_map.map(&s.name).to_string()
-            } else {
-                s.name.clone()
-            },
-            action: String::new(),
-            changes: Vec::new(),
-            note: None,
-            error: None,
-        };
-        match restore_one(
-            cluster,
-            s,
-            &files,
-            identities.as_ref(),
-            opts,
-            &mut pending_namespaces,
-        )
-        .await
-        {
-            Ok((action, changes, note)) => {
-                result.action = action;
-                result.changes = changes;
-                result.note = note;
-            }
-            Err(e @ Error::Connection(_)) => return Err(e),
-            Err(e) => {
-                result.action = "failed".into();
-                result.error = Some(e.to_string());
-            }
-        }
-        results.push(result);
+        let cluster = clusters.of(p.admitted.stored.cluster);
+        results.push(restore_planned(cluster, p, opts, &mut pending_namespaces).await?);
         progress.event(Event::TableProgress {
             db: "kubernetes".into(),
             table: "objects".into(),
@@ -221,54 +211,270 @@ pub async fn restore_kube(
             bytes: 0,
         });
     }
+    results.extend(refused.iter().map(|r| {
+        let s = &r.stored;
+        ObjectResult {
+            cluster: s.cluster,
+            kind: s.kind.clone(),
+            api_version: s.api_version.clone(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            action: "refused".into(),
+            changes: Vec::new(),
+            note: None,
+            error: Some(r.reason.clone()),
+        }
+    }));
     Ok(KubeRestoreReport {
         snapshot: id.to_string(),
         dry_run: opts.dry_run,
         objects: results,
+        damaged: refused.iter().any(|r| r.damaged),
     })
+}
+
+/// Connects, resolves each admitted object's resource, refuses those whose scope or target
+/// namespace the cluster does not allow, and orders the rest as the catalog says.
+async fn plan<'a>(
+    admission: admit::Admission<'a>,
+    opts: &KubeRestoreOptions,
+) -> Result<(Clusters, Vec<Planned<'a>>, Vec<Refusal>)> {
+    let mut refused = admission.refused;
+    let workload = Cluster::connect(&opts.access, Role::Workload).await?;
+    let separate_global =
+        opts.access.global_context.is_some() && opts.access.global_context != opts.access.context;
+    let needs_global = admission
+        .admitted
+        .iter()
+        .any(|a| a.stored.cluster == Role::Global);
+    let global = if separate_global && needs_global {
+        Some(Cluster::connect(&opts.access, Role::Global).await?)
+    } else {
+        None
+    };
+    let clusters = Clusters { workload, global };
+    let mut plan: Vec<Planned> = Vec::new();
+    for a in admission.admitted {
+        let resource = clusters
+            .of(a.stored.cluster)
+            .resolve(&a.entry.kind, a.entry.group_hint());
+        match &resource {
+            Some(r) if r.namespaced != a.stored.namespace.is_some() => refused.push(Refusal {
+                stored: a.stored.clone(),
+                reason: format!(
+                    "{} is {} on this cluster, but the snapshot gives it {}",
+                    r.qualified(),
+                    if r.namespaced {
+                        "namespaced"
+                    } else {
+                        "cluster-scoped"
+                    },
+                    if r.namespaced {
+                        "no namespace"
+                    } else {
+                        "a namespace"
+                    }
+                ),
+                damaged: false,
+            }),
+            _ => plan.push(Planned {
+                admitted: a,
+                resource,
+            }),
+        }
+    }
+    refuse_foreign_namespaces(&clusters.workload, opts, &mut plan, &mut refused).await?;
+    plan.sort_by_cached_key(|p| {
+        let s = p.admitted.stored;
+        (
+            p.admitted.entry.order,
+            s.cluster,
+            s.namespace.clone(),
+            s.name.clone(),
+        )
+    });
+    Ok((clusters, plan, refused))
+}
+
+/// Restores one planned object and says what became of it; only a lost connection is an
+/// error, anything else is that object's failure.
+async fn restore_planned(
+    cluster: &Cluster,
+    p: &Planned<'_>,
+    opts: &KubeRestoreOptions,
+    pending_namespaces: &mut BTreeSet<String>,
+) -> Result<ObjectResult> {
+    let s = p.admitted.stored;
+    let prepared = p
+        .admitted
+        .object
+        .clone()
+        .map(|o| prepare_for_restore(o, &opts.namespace_map));
+    // What is written, exactly: the prepared object's identity.
+    let (namespace, name) = match &prepared {
+        Some(o) => (namespace_of(o).map(str::to_string), name_of(o).to_string()),
+        None => (
+            s.namespace
+                .as_deref()
+                .map(|n| opts.namespace_map.map(n).to_string()),
+            s.name.clone(),
+        ),
+    };
+    let mut result = ObjectResult {
+        cluster: s.cluster,
+        kind: s.kind.clone(),
+        api_version: p
+            .resource
+            .as_ref()
+            .map(|r| r.ar.api_version.clone())
+            .unwrap_or_else(|| s.api_version.clone()),
+        namespace,
+        name,
+        action: String::new(),
+        changes: Vec::new(),
+        note: None,
+        error: None,
+    };
+    let outcome = match (prepared, &p.resource) {
+        (None, _) => Ok((
+            "skipped".to_string(),
+            Vec::new(),
+            Some("encrypted in the snapshot; give --identity FILE to restore it".to_string()),
+        )),
+        (Some(_), None) => Err(Error::other(format!(
+            "the cluster {} does not serve {} ({}); install its CustomResourceDefinition \
+             (the plugin that owns it) first, then re-run",
+            cluster.server, s.kind, s.api_version
+        ))),
+        (Some(obj), Some(r)) => restore_one(cluster, r, obj, opts, pending_namespaces).await,
+    };
+    match outcome {
+        Ok((action, changes, note)) => {
+            result.action = action;
+            result.changes = changes;
+            result.note = note;
+        }
+        Err(e @ Error::Connection(_)) => return Err(e),
+        Err(e) => {
+            result.action = "failed".into();
+            result.error = Some(e.to_string());
+        }
+    }
+    Ok(result)
+}
+
+/// The error of a restore that refused objects: nothing was written. Damaged when the
+/// snapshot contradicts itself, refused when it holds what the catalog does not allow.
+pub fn refusal_error(refused: &[Refusal]) -> Error {
+    let list: Vec<String> = refused
+        .iter()
+        .map(|r| format!("{}: {}", admit::describe(&r.stored), r.reason))
+        .collect();
+    let msg = format!(
+        "{} object(s) of the snapshot may not be restored, so nothing was written:\n  {}\n\
+         A snapshot holds only what the catalog allows; one that holds more was altered or \
+         taken with another catalog (--kube-catalog). Restore the rest with --kinds / \
+         --namespaces, or use a snapshot you trust",
+        refused.len(),
+        list.join("\n  ")
+    );
+    if refused.iter().any(|r| r.damaged) {
+        Error::damaged(PART, OBJECTS_ENTRY, msg)
+    } else {
+        Error::Refused(msg)
+    }
+}
+
+/// A restore writes into a namespace that exists only when it is a user namespace there too
+/// (a Profile's, labelled as one, or holding Notebooks), or the operator named it
+/// (`--namespaces`, `--namespace-map`). So a snapshot that calls `default` or an operator's
+/// namespace a user namespace cannot place RoleBindings or Secrets there.
+async fn refuse_foreign_namespaces(
+    cluster: &Cluster,
+    opts: &KubeRestoreOptions,
+    plan: &mut Vec<Planned<'_>>,
+    refused: &mut Vec<Refusal>,
+) -> Result<()> {
+    let map = &opts.namespace_map;
+    let named: BTreeSet<String> = opts
+        .namespaces
+        .iter()
+        .map(|n| map.map(n).to_string())
+        .chain(map.0.values().cloned())
+        .collect();
+    let target = |p: &Planned| -> Option<String> {
+        let s = p.admitted.stored;
+        match (&s.namespace, p.admitted.entry.scope) {
+            (Some(ns), _) if p.admitted.entry.namespaces.contains(ns) => None,
+            (Some(ns), _) => Some(map.map(ns).to_string()),
+            (None, Scope::UserNamespaceObjects) => Some(map.map(&s.name).to_string()),
+            (None, _) => None,
+        }
+    };
+    let candidates: BTreeSet<String> = plan
+        .iter()
+        .filter_map(target)
+        .filter(|t| !named.contains(t) || SYSTEM_NAMESPACES.contains(&t.as_str()))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let nsr = cluster.need("Namespace", "")?;
+    let mut foreign = BTreeSet::new();
+    let mut live_users: Option<BTreeSet<String>> = None;
+    for t in candidates {
+        if SYSTEM_NAMESPACES.contains(&t.as_str()) {
+            foreign.insert(t);
+            continue;
+        }
+        if cluster.get(&nsr, None, &t).await?.is_none() {
+            continue;
+        }
+        if live_users.is_none() {
+            live_users = Some(user_namespaces(cluster, &[]).await?.into_iter().collect());
+        }
+        if !live_users.as_ref().is_some_and(|u| u.contains(&t)) {
+            foreign.insert(t);
+        }
+    }
+    let (keep, drop): (Vec<Planned>, Vec<Planned>) = std::mem::take(plan)
+        .into_iter()
+        .partition(|p| target(p).is_none_or(|t| !foreign.contains(&t)));
+    *plan = keep;
+    for p in drop {
+        let t = target(&p).unwrap_or_default();
+        refused.push(Refusal {
+            stored: p.admitted.stored.clone(),
+            reason: if SYSTEM_NAMESPACES.contains(&t.as_str()) {
+                format!("namespace {t} is a system namespace; nothing is restored into it")
+            } else {
+                format!(
+                    "namespace {t} exists and is not a user namespace (no Profile, no \
+                     kubeflow-profile label, no Notebook); name it with --namespaces to restore \
+                     into it anyway"
+                )
+            },
+            damaged: false,
+        });
+    }
+    Ok(())
 }
 
 type Outcome = (String, Vec<Change>, Option<String>);
 
 async fn restore_one(
     cluster: &Cluster,
-    s: &StoredObject,
-    files: &BTreeMap<String, Vec<u8>>,
-    identities: Option<&Identities>,
+    r: &Resource,
+    mut obj: Value,
     opts: &KubeRestoreOptions,
     pending_namespaces: &mut BTreeSet<String>,
 ) -> Result<Outcome> {
-    let raw = files.get(&s.path).ok_or_else(|| {
-        Error::damaged(PART, &s.path, "listed in objects.json but not in the part")
-    })?;
-    let text = if s.encrypted {
-        let Some(ids) = identities else {
-            return Ok((
-                "skipped".into(),
-                Vec::new(),
-                Some("encrypted in the snapshot; give --identity FILE to restore it".into()),
-            ));
-        };
-        ids.decrypt(raw, &s.path)?
-    } else {
-        raw.clone()
-    };
-    let text =
-        String::from_utf8(text).map_err(|_| Error::damaged(PART, &s.path, "not UTF-8 YAML"))?;
-    let obj = prepare_for_restore(from_yaml(&text, &s.path)?, &opts.namespace_map);
-    let r = cluster.resolve(&s.kind, Some(&s.group)).ok_or_else(|| {
-        Error::other(format!(
-            "the cluster {} does not serve {} ({}); install its CustomResourceDefinition \
-                 (the plugin that owns it) first, then re-run",
-            cluster.server, s.kind, s.api_version
-        ))
-    })?;
-    let mut obj = obj;
     if let Some(m) = obj.as_object_mut() {
         m.insert("apiVersion".into(), Value::String(r.ar.api_version.clone()));
     }
-    let ns = str_at(&obj, "metadata.namespace").map(str::to_string);
-    let name = str_at(&obj, "metadata.name").unwrap_or("").to_string();
+    let ns = namespace_of(&obj).map(str::to_string);
+    let name = name_of(&obj).to_string();
+    let core = |kind: &str| r.ar.kind == kind && r.ar.group.is_empty();
     if opts.dry_run
         && ns
             .as_deref()
@@ -283,66 +489,75 @@ async fn restore_one(
             )),
         ));
     }
-    let live = cluster.get(&r, ns.as_deref(), &name).await?;
+    let live = cluster.get(r, ns.as_deref(), &name).await?;
     if let Some(l) = &live
         && l.pointer("/metadata/deletionTimestamp").is_some()
     {
         return Err(Error::Refused(format!(
             "{} is being deleted (it has a deletionTimestamp); wait until it is gone, then re-run",
-            super::object_name(&r, ns.as_deref(), &name)
+            super::object_name(r, ns.as_deref(), &name)
         )));
     }
+    let mapped = !opts.namespace_map.0.is_empty();
     let mut note = None;
-    if s.kind == "PersistentVolumeClaim" && s.group.is_empty() {
-        note = prepare_volume(cluster, &obj, opts.dry_run, live.is_some()).await?;
+    if core("PersistentVolumeClaim") {
+        note = prepare_volume(cluster, &obj, opts.dry_run, live.is_some(), mapped).await?;
     }
-    match live {
-        Some(live) if opts.on_conflict == OnConflict::Skip => {
-            if is_subset(&obj, &live) {
-                Ok(("unchanged".into(), Vec::new(), note))
-            } else {
-                let changes = diff_wanted(&live, &obj);
-                Ok((
-                    "skipped".into(),
-                    changes,
-                    Some(
-                        "exists and differs; --on-conflict update applies the snapshot's fields"
-                            .into(),
-                    ),
-                ))
-            }
+    let Some(live) = live else {
+        cluster
+            .apply(r, ns.as_deref(), &name, &obj, false, opts.dry_run)
+            .await?;
+        if opts.dry_run && core("Namespace") {
+            pending_namespaces.insert(name.clone());
         }
-        Some(live) => {
-            let after = cluster
-                .apply(&r, ns.as_deref(), &name, &obj, true, opts.dry_run)
-                .await?;
-            let changes = diff(&live, &after);
-            let action = match (changes.is_empty(), opts.dry_run) {
-                (true, _) => "unchanged",
-                (false, true) => "would update",
-                (false, false) => "updated",
-            };
-            Ok((action.into(), changes, note))
-        }
-        None => {
-            cluster
-                .apply(&r, ns.as_deref(), &name, &obj, false, opts.dry_run)
-                .await?;
-            if opts.dry_run && s.kind == "Namespace" && s.group.is_empty() {
-                pending_namespaces.insert(name.clone());
-            }
-            Ok((
-                if opts.dry_run {
-                    "would create"
-                } else {
-                    "created"
-                }
-                .into(),
-                Vec::new(),
-                note,
-            ))
-        }
+        let action = if opts.dry_run {
+            "would create"
+        } else {
+            "created"
+        };
+        return Ok((action.into(), Vec::new(), note));
+    };
+    let changes = converge::changes(&live, &obj);
+    if changes.is_empty() {
+        return Ok(("unchanged".into(), Vec::new(), note));
     }
+    if mapped && !r.namespaced {
+        return Ok((
+            "skipped".into(),
+            changes,
+            Some(
+                "exists; with --namespace-map existing cluster-scoped objects are never changed, \
+                 so those of the original namespaces stay as they are"
+                    .into(),
+            ),
+        ));
+    }
+    if opts.on_conflict == OnConflict::Skip {
+        return Ok((
+            "skipped".into(),
+            changes,
+            Some("exists and differs; --on-conflict update makes it equal to the snapshot".into()),
+        ));
+    }
+    let patch = converge::merge_patch(&live, &obj).expect("differing objects need a patch");
+    let after = cluster
+        .merge_patch(r, ns.as_deref(), &name, &patch, opts.dry_run)
+        .await?;
+    let left = converge::changes(&after, &obj);
+    if !left.is_empty() {
+        let paths: Vec<&str> = left.iter().map(|c| c.path.as_str()).collect();
+        note = Some(format!(
+            "the server keeps {} field(s) different from the snapshot: {}",
+            left.len(),
+            paths.join(", ")
+        ));
+    }
+    let action = if opts.dry_run {
+        "would update"
+    } else {
+        "updated"
+    };
+    Ok((action.into(), converge::changes(&live, &after), note))
 }
 
 /// A claim names its volume; a Retain volume whose claim was deleted is Released and still
@@ -353,6 +568,7 @@ async fn prepare_volume(
     claim: &Value,
     dry_run: bool,
     claim_exists: bool,
+    mapped: bool,
 ) -> Result<Option<String>> {
     let Some(volume) = str_at(claim, "spec.volumeName").filter(|v| !v.is_empty()) else {
         return Ok(None);
@@ -378,6 +594,12 @@ async fn prepare_volume(
         (Some(rn), Some(rname)) if rn == ns && rname == name => {
             if str_at(&pv, "spec.claimRef.uid").is_none() {
                 return Ok(None);
+            }
+            if mapped {
+                return Ok(Some(format!(
+                    "volume {volume} still holds the old claim's uid; with --namespace-map \
+                     existing volumes are never changed: restore without it to rebind"
+                )));
             }
             let patch = json!({"spec": {"claimRef": {"uid": null, "resourceVersion": null}}});
             cluster
@@ -414,14 +636,6 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
         }
         _ => want == have,
     }
-}
-
-/// The fields of `want` that differ from `live` (what an update would change).
-fn diff_wanted(live: &Value, want: &Value) -> Vec<Change> {
-    diff(live, want)
-        .into_iter()
-        .filter(|c| c.new.is_some())
-        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod openapi;
 pub mod operator;
 mod patch;
 pub mod plugins;
+mod rbac;
 mod schema;
 mod select;
 mod server;

@@ -288,6 +288,18 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         }) {
             return status_response(&forbidden(&user, verb, &p));
         }
+        let attrs = crate::rbac::Attributes {
+            user: &user,
+            verb,
+            group: &p.group,
+            resource: &resource,
+            namespace: p.ns.as_deref(),
+            name: p.name.as_deref(),
+            field_selector: q.get("fieldSelector").map(String::as_str),
+        };
+        if !crate::rbac::allows(&s, &attrs) {
+            return status_response(&forbidden(&user, verb, &p));
+        }
     }
     let Some(rt) = h.lock().resolve(&p.group, &p.version, &p.plural) else {
         return status_response(&Status::no_route());
