@@ -39,6 +39,9 @@ scripts/moto.sh >/dev/null
 # The fake Kubernetes API server's fidelity tests drive the real kubectl.
 command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 
+# Formatting and lints are part of the suite, so CI keeps them passing.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 # The workspace: amlmigrate and the fake API server its tests run against (crates/fakekube).
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"

@@ -341,7 +341,7 @@ fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         ErrorKind::Forbidden => "forbidden",
         ErrorKind::Interrupted => "interrupted",
     };
-    let message = format!("{e:#}");
+    let message = amlmigrate::error::chain_text(e.as_ref());
     let printed = e.chain().any(|c| c.is::<JsonPrinted>());
     if json && !printed {
         let mut err = json!({ "kind": kind_name, "message": message });
