@@ -31,6 +31,8 @@ fi
 mariadb -uroot -h127.0.0.1 -e 'SET GLOBAL local_infile = 1'
 # A second, TLS-only MariaDB on port 3307 for restores into another server.
 scripts/mariadb-tls.sh >/dev/null
+# A second, TLS-only PostgreSQL cluster on port 5433 (private CA, hostssl only).
+scripts/postgres-tls.sh >/dev/null
 
 # Real MLflow 2.6.0 and 3.1.1 servers, in cached venvs (minutes the first time, then instant).
 scripts/mlflow-env.sh >/dev/null

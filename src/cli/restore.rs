@@ -151,6 +151,9 @@ async fn run_kube(
     cancel: CancellationToken,
     mut out: serde_json::Value,
 ) -> anyhow::Result<()> {
+    if let Some(f) = &args.identity {
+        super::warn_if_readable_by_others(f, "--identity");
+    }
     let opts = KubeRestoreOptions {
         access: args.kube.options(),
         namespace_map: NamespaceMap(args.namespace_map.iter().cloned().collect()),
