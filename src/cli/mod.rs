@@ -133,7 +133,8 @@ pub struct RepoArg {
 /// The MySQL connection flags, shared by backup and restore.
 #[derive(Args, Clone)]
 pub struct MysqlArgs {
-    /// MySQL server: mysql://user[:password]@host[:port][/database][?ssl-mode=required|verify-identity&ssl-ca=FILE].
+    /// MySQL server: mysql://user@host[:port][/database][?ssl-mode=verify-identity&ssl-ca=FILE]
+    /// (ssl-ca replaces the public roots; ssl-mode=required encrypts without checking the server).
     /// Prefer --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD over a password in the URL.
     #[arg(
         long,
