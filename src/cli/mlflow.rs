@@ -116,14 +116,18 @@ impl Ends {
 struct MigrateArgs {
     #[command(flatten)]
     ends: Ends,
-    /// The artifact folder of the MLflow 2.6 server (its --artifacts-destination); copied with
-    /// checksums to --artifacts-to before the database. Files already there with the same bytes
-    /// are skipped, different ones are never overwritten.
-    #[arg(long, value_name = "PATH", requires = "artifacts_to")]
+    /// The artifact store of the MLflow 2.6 server (its --artifacts-destination): a folder, or
+    /// s3://BUCKET/PREFIX in S3/MinIO. Copied with checksums to --artifacts-to before the
+    /// database; files already there with the same bytes are skipped, different ones are never
+    /// overwritten, symbolic links are never followed. An s3:// store uses the AWS_* variables
+    /// (as an s3:// repository does), or, with ?profile=NAME, only that profile of
+    /// ~/.aws/config and ~/.aws/credentials (endpoint_url, region, keys).
+    #[arg(long, value_name = "PATH|URL", requires = "artifacts_to")]
     artifacts_from: Option<String>,
-    /// The artifact folder the MLflow 3.1.1 server will serve. Filled from --artifacts-from, or,
-    /// with --from-snapshot, from the snapshot's artifact part (backup --mlflow-artifacts).
-    #[arg(long, value_name = "PATH")]
+    /// The artifact store the MLflow 3.1.1 server will serve (a folder or
+    /// s3://BUCKET/PREFIX[?profile=NAME]). Filled from --artifacts-from, or, with
+    /// --from-snapshot, from the snapshot's artifact part (backup --mlflow-artifacts).
+    #[arg(long, value_name = "PATH|URL")]
     artifacts_to: Option<String>,
 }
 
