@@ -118,8 +118,15 @@ impl RemoteTree {
         }
     }
 
-    fn path(rel: &str) -> Path {
-        Path::from(rel)
+    /// The object key of `rel`, as it is (`Path::from` would percent-encode non-ASCII names
+    /// such as MLflow's CJK artifact names, which the store keeps verbatim).
+    fn path(&self, rel: &str) -> Result<Path> {
+        Path::parse(rel).map_err(|e| {
+            Error::input(format!(
+                "artifact {rel} in {}: not a usable object name: {e}",
+                self.name
+            ))
+        })
     }
 
     /// Every object as (relative path, size), sorted.
@@ -139,7 +146,7 @@ impl RemoteTree {
     /// A reader of an object and its size; `None` when there is none. Usable on any blocking
     /// thread (the bytes stream from the runtime).
     pub async fn get(&self, rel: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
-        let got = match self.store.get(&Self::path(rel)).await {
+        let got = match self.store.get(&self.path(rel)?).await {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(format!("reading {rel}"), e)),
@@ -157,7 +164,7 @@ impl RemoteTree {
     /// Uploads a new object from `src` (create-only when small; see [`PART`]), hashing on the
     /// way. Returns size and sha256 of what was sent; the caller reads it back.
     pub fn write(&self, rel: &str, src: &mut dyn Read) -> Result<(u64, String)> {
-        let path = Self::path(rel);
+        let path = self.path(rel)?;
         let mut hashed = crate::archive::HashingWriter::new(std::io::sink());
         let read_err = |e| Error::io(format!("reading {rel} to copy it"), e);
         let first = fill(src, PART, &mut hashed).map_err(read_err)?;
