@@ -106,6 +106,9 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(f) = &args.identity {
+        super::warn_if_readable_by_others(f, "--identity");
+    }
     let repo = Repository::open(&args.repo.repo).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let manifest = repo.manifest(&id).await?;
@@ -151,9 +154,6 @@ async fn run_kube(
     cancel: CancellationToken,
     mut out: serde_json::Value,
 ) -> anyhow::Result<()> {
-    if let Some(f) = &args.identity {
-        super::warn_if_readable_by_others(f, "--identity");
-    }
     let opts = KubeRestoreOptions {
         access: args.kube.options(),
         namespace_map: NamespaceMap(args.namespace_map.iter().cloned().collect()),
