@@ -351,7 +351,7 @@ fn kill_9_mid_copy_leaves_the_target_untouched_and_a_rerun_completes() {
         let server = Server::start(
             &v26,
             &format!("mysql+pymysql://root@127.0.0.1:3306/{}", src.name),
-            &tmp.path().join("a"),
+            tmp.path().join("a"),
         );
         let out = Command::new("curl")
             .args([

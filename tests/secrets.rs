@@ -95,7 +95,9 @@ fn mlflow_migrate_and_verify_read_both_passwords_from_files() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.stderr.contains("warning"), "a 0600 file is fine: {r:?}");
     assert_eq!(
-        target.psql(&target.name, "SELECT count(*) FROM metrics").trim(),
+        target
+            .psql(&target.name, "SELECT count(*) FROM metrics")
+            .trim(),
         "5"
     );
     let r = run(args("verify", &pg));
@@ -107,7 +109,8 @@ fn mlflow_migrate_and_verify_read_both_passwords_from_files() {
     let r = run(args("verify", &wrong));
     assert_eq!(r.code, 5, "{r:?}");
     assert!(
-        r.stderr.contains("password authentication failed") && r.stderr.contains("--pg-password-file"),
+        r.stderr.contains("password authentication failed")
+            && r.stderr.contains("--pg-password-file"),
         "{r:?}"
     );
 
@@ -125,7 +128,10 @@ fn mlflow_migrate_and_verify_read_both_passwords_from_files() {
     // A missing file is bad input, named.
     let r = run(args("verify", &tmp.path().join("missing.pw")));
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("--pg-password-file") && r.stderr.contains("missing.pw"), "{r:?}");
+    assert!(
+        r.stderr.contains("--pg-password-file") && r.stderr.contains("missing.pw"),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -24,6 +24,14 @@ const DIR_MODE: u32 = 0o750;
 const FILE_MODE: u32 = 0o640;
 const PARTIAL: &str = ".amlmigrate-partial";
 
+/// The files of a tree (relative path, size; sorted) and the entries left out (links, and
+/// anything neither file nor folder).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub files: Vec<(String, u64)>,
+    pub skipped: Vec<String>,
+}
+
 /// The root folder of an artifact tree. The root itself is the operator's choice and may be
 /// reached through a link; nothing below it is.
 #[derive(Debug, Clone)]
@@ -101,7 +109,7 @@ impl LocalTree {
     /// Every regular file below the root as (relative path, size), sorted; symbolic links (and
     /// anything else that is neither a folder nor a regular file) are left out and returned
     /// apart, never followed.
-    pub fn list(&self) -> Result<(Vec<(String, u64)>, Vec<String>)> {
+    pub fn list(&self) -> Result<Listing> {
         let mut files = Vec::new();
         let mut skipped = Vec::new();
         let mut stack = vec![(String::new(), self.open_root()?)];
@@ -143,7 +151,7 @@ impl LocalTree {
         }
         files.sort();
         skipped.sort();
-        Ok((files, skipped))
+        Ok(Listing { files, skipped })
     }
 
     /// The folder holding `rel`, opened component by component without following links;
@@ -311,7 +319,7 @@ mod tests {
         symlink(outside.join("secret"), root.join("1/run/artifacts/link")).unwrap();
         symlink(&outside, root.join("1/run/dir-link")).unwrap();
         let tree = LocalTree::new(&root);
-        let (files, skipped) = tree.list().unwrap();
+        let Listing { files, skipped } = tree.list().unwrap();
         assert_eq!(files, vec![("1/run/artifacts/model.bin".to_string(), 7)]);
         assert_eq!(skipped, vec!["1/run/artifacts/link", "1/run/dir-link"]);
         let e = tree.open("1/run/artifacts/link").unwrap_err();

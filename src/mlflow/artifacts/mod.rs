@@ -24,7 +24,7 @@ use crate::progress::{Event, ProgressRef};
 use crate::repo::Repository;
 use crate::repo::manifest::Part;
 use crate::repo::sink::{Msg, PartSink};
-use local::LocalTree;
+use local::{Listing, LocalTree};
 use remote::RemoteTree;
 
 /// The name of the snapshot part that holds an MLflow artifact tree, and the folder its
@@ -211,10 +211,13 @@ impl Tree {
     }
 
     /// Files (sorted) and the entries left out. Blocking.
-    fn list(&self) -> Result<(Vec<(String, u64)>, Vec<String>)> {
+    fn list(&self) -> Result<Listing> {
         match self {
             Tree::Local(t) => t.list(),
-            Tree::Remote(t) => Ok((t.list()?, Vec::new())),
+            Tree::Remote(t) => Ok(Listing {
+                files: t.list()?,
+                skipped: Vec::new(),
+            }),
         }
     }
 
@@ -324,7 +327,7 @@ pub async fn copy_tree(
     let started = std::time::Instant::now();
     let (progress, cancel) = (progress.clone(), cancel.clone());
     tokio::task::spawn_blocking(move || {
-        let (files, skipped) = src.list()?;
+        let Listing { files, skipped } = src.list()?;
         skipped_notice(&progress, &src.name(), &skipped);
         let mut report = ArtifactReport {
             from: src.name(),
@@ -396,7 +399,7 @@ pub async fn backup_part(
         other => other,
     })?;
     let listed = src.clone();
-    let (files, skipped) = tokio::task::spawn_blocking(move || listed.list())
+    let Listing { files, skipped } = tokio::task::spawn_blocking(move || listed.list())
         .await
         .map_err(|e| Error::other(format!("listing {from} failed: {e}")))??;
     skipped_notice(progress, &src.name(), &skipped);
