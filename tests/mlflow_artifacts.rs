@@ -21,6 +21,20 @@ fn loc(p: &Path) -> ArtifactLocation {
     ArtifactLocation::parse(p.to_str().unwrap()).unwrap()
 }
 
+/// `copy_tree` between two folders, with no progress and no cancellation.
+async fn copy(
+    from: &Path,
+    to: &Path,
+) -> amlmigrate::Result<amlmigrate::mlflow::artifacts::ArtifactReport> {
+    copy_tree(
+        &loc(from),
+        &loc(to),
+        &amlmigrate::progress::none(),
+        &CancellationToken::new(),
+    )
+    .await
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
@@ -46,11 +60,8 @@ async fn copies_every_file_skips_identical_ones_and_refuses_to_overwrite_differe
     );
     write(&src, "1/run-a/artifacts/notes 说明.txt", "微调".as_bytes());
     write(&src, "2/run-b/artifacts/empty", b"");
-    let progress = amlmigrate::progress::none();
-    let cancel = CancellationToken::new();
-    let (s, d) = (loc(&src), loc(&dst));
 
-    let first = copy_tree(&s, &d, &progress, &cancel).await.unwrap();
+    let first = copy(&src, &dst).await.unwrap();
     assert_eq!((first.files, first.already_there), (3, 0));
     assert_eq!(first.bytes, 9 * 1024 * 1024 + "微调".len() as u64);
     for rel in [
@@ -66,12 +77,12 @@ async fn copies_every_file_skips_identical_ones_and_refuses_to_overwrite_differe
     }
 
     // A re-run (after an interruption, say) finds everything there and copies nothing.
-    let again = copy_tree(&s, &d, &progress, &cancel).await.unwrap();
+    let again = copy(&src, &dst).await.unwrap();
     assert_eq!((again.files, again.already_there), (3, 3));
 
     // A destination file with other content is never overwritten.
     write(&dst, "2/run-b/artifacts/empty", b"someone else's");
-    let err = copy_tree(&s, &d, &progress, &cancel).await.unwrap_err();
+    let err = copy(&src, &dst).await.unwrap_err();
     assert_eq!(err.kind(), amlmigrate::ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("2/run-b/artifacts/empty"), "{err}");
     assert_eq!(
@@ -83,14 +94,9 @@ async fn copies_every_file_skips_identical_ones_and_refuses_to_overwrite_differe
 #[tokio::test]
 async fn a_missing_source_folder_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = copy_tree(
-        &loc(&tmp.path().join("nope")),
-        &loc(&tmp.path().join("dst")),
-        &amlmigrate::progress::none(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = copy(&tmp.path().join("nope"), &tmp.path().join("dst"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
@@ -99,14 +105,7 @@ async fn links_in_the_source_are_left_out_and_reported_never_followed() {
     let tmp = tempfile::tempdir().unwrap();
     let (src, _outside) = tree_with_planted_links(tmp.path());
     let dst = tmp.path().join("dst");
-    let r = copy_tree(
-        &loc(&src),
-        &loc(&dst),
-        &amlmigrate::progress::none(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let r = copy(&src, &dst).await.unwrap();
     assert_eq!(r.files, 1, "{r:?}");
     assert_eq!(
         r.skipped,
@@ -131,14 +130,7 @@ async fn copies_get_safe_modes_whatever_the_source_had() {
     )
     .unwrap();
     std::fs::set_permissions(src.join("1/r"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    copy_tree(
-        &loc(&src),
-        &loc(&dst),
-        &amlmigrate::progress::none(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    copy(&src, &dst).await.unwrap();
     assert_eq!(mode(&dst.join("1/r/artifacts/run.sh")), 0o640);
     assert_eq!(mode(&dst.join("1/r/artifacts")), 0o750);
     assert_eq!(mode(&dst.join("1/r")), 0o750);
@@ -156,14 +148,7 @@ async fn a_link_planted_in_the_destination_is_never_written_through() {
     std::fs::create_dir_all(dst.join("1")).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
     symlink(&outside, dst.join("1/run-a")).unwrap();
-    let err = copy_tree(
-        &loc(&src),
-        &loc(&dst),
-        &amlmigrate::progress::none(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = copy(&src, &dst).await.unwrap_err();
     assert_eq!(err.kind(), amlmigrate::ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);

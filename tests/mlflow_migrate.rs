@@ -193,20 +193,7 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
             "MLflow 3.1.1 serves something else than 2.6 did"
         );
         // Sequences moved: a new experiment gets the next id, and takes a run.
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                r#"{"name":"after-migration"}"#,
-            ])
-            .arg(format!("{}/api/2.0/mlflow/experiments/create", server.url))
-            .output()
-            .unwrap();
-        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let created = server.post("experiments/create", r#"{"name":"after-migration"}"#);
         let max_id = before["experiments"]
             .as_array()
             .unwrap()
@@ -215,23 +202,10 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
             .max()
             .unwrap();
         assert_eq!(created["experiment_id"], (max_id + 1).to_string());
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-            ])
-            .arg(format!(
-                r#"{{"experiment_id":"{}","start_time":1}}"#,
-                max_id + 1
-            ))
-            .arg(format!("{}/api/2.0/mlflow/runs/create", server.url))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "creating a run failed");
+        server.post(
+            "runs/create",
+            &format!(r#"{{"experiment_id":"{}","start_time":1}}"#, max_id + 1),
+        );
     }
 
     // `mlflow db upgrade` has nothing to do on the result.
@@ -353,20 +327,7 @@ fn kill_9_mid_copy_leaves_the_target_untouched_and_a_rerun_completes() {
             &format!("mysql+pymysql://root@127.0.0.1:3306/{}", src.name),
             tmp.path().join("a"),
         );
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                r#"{"experiment_id":"0","start_time":1}"#,
-            ])
-            .arg(format!("{}/api/2.0/mlflow/runs/create", server.url))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        server.post("runs/create", r#"{"experiment_id":"0","start_time":1}"#);
     }
     sql(
         Some(&src.name),

@@ -103,6 +103,27 @@ impl Server {
     }
 }
 
+impl Server {
+    /// POSTs JSON to `/api/2.0/mlflow/ENDPOINT`; the answer must be a success.
+    pub fn post(&self, endpoint: &str, body: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+            ])
+            .arg(body)
+            .arg(format!("{}/api/2.0/mlflow/{endpoint}", self.url))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "POST {endpoint}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // gunicorn has workers: stop the whole process group, and insist if it lingers.
@@ -197,23 +218,7 @@ pub fn small_mlflow_26_db(tag: &str) -> super::TestDb {
         &format!("mysql+pymysql://root@127.0.0.1:3306/{}", db.name),
         tmp.path(),
     );
-    let post = |endpoint: &str, body: &str| -> serde_json::Value {
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-            ])
-            .arg(body)
-            .arg(format!("{}/api/2.0/mlflow/{endpoint}", server.url))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "POST {endpoint}: {out:?}");
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let post = |endpoint: &str, body: &str| server.post(endpoint, body);
     let run = post("runs/create", r#"{"experiment_id":"0","start_time":1}"#);
     let id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
     for step in 0..5 {

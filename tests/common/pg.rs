@@ -41,17 +41,16 @@ fn rand_suffix() -> String {
 }
 
 pub fn psql(db: &str, q: &str) -> String {
+    psql_with(&[], &[], db, q)
+}
+
+/// psql as `postgres` with extra arguments and environment (another cluster, TLS settings).
+fn psql_with(args: &[&str], env: &[(&str, &str)], db: &str, q: &str) -> String {
     let out = Command::new("psql")
-        .args([
-            "-h127.0.0.1",
-            "-Upostgres",
-            "-qAt",
-            "-v",
-            "ON_ERROR_STOP=1",
-            db,
-            "-c",
-            q,
-        ])
+        .args(["-h127.0.0.1", "-Upostgres", "-qAt", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .args([db, "-c", q])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -116,20 +115,9 @@ impl TlsPgDb {
 
     /// psql as `postgres`, over verified TLS.
     pub fn psql(&self, db: &str, q: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-h127.0.0.1", "-Upostgres", "-qAt", "-v", "ON_ERROR_STOP=1"])
-            .arg(format!("-p{PG_TLS_PORT}"))
-            .args([db, "-c", q])
-            .env("PGSSLMODE", "verify-full")
-            .env("PGSSLROOTCERT", &self.ca)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "psql {q}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let port = format!("-p{PG_TLS_PORT}");
+        let env = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &self.ca)];
+        psql_with(&[&port], &env, db, q)
     }
 }
 

@@ -299,6 +299,17 @@ impl Tree {
     }
 }
 
+/// Progress: the artifact "table" is done.
+fn finished(progress: &ProgressRef, files: u64, bytes: u64, started: std::time::Instant) {
+    progress.event(Event::TableFinished {
+        db: "mlflow".into(),
+        table: "artifacts".into(),
+        rows: files,
+        bytes,
+        elapsed: started.elapsed(),
+    });
+}
+
 fn interrupted() -> Error {
     Error::Interrupted(
         "artifact copy stopped; files copied so far are complete and a re-run skips them".into(),
@@ -370,13 +381,7 @@ pub async fn copy_tree(
                 bytes: report.bytes,
             });
         }
-        progress.event(Event::TableFinished {
-            db: "mlflow".into(),
-            table: "artifacts".into(),
-            rows: report.files,
-            bytes: report.bytes,
-            elapsed: started.elapsed(),
-        });
+        finished(&progress, report.files, report.bytes, started);
         Ok(report)
     })
     .await
@@ -438,13 +443,8 @@ pub async fn backup_part(
     }
     .await;
     let ((), info) = sink.close(sent).await?;
-    progress.event(Event::TableFinished {
-        db: "mlflow".into(),
-        table: "artifacts".into(),
-        rows: info.entries.len() as u64,
-        bytes: info.entries.iter().map(|e| e.size).sum(),
-        elapsed: started.elapsed(),
-    });
+    let bytes = info.entries.iter().map(|e| e.size).sum();
+    finished(progress, info.entries.len() as u64, bytes, started);
     Ok(Part {
         name: PART_NAME.into(),
         path: rel,
@@ -504,13 +504,7 @@ pub async fn extract_part(
             Ok(())
         })
         .await?;
-    progress.event(Event::TableFinished {
-        db: "mlflow".into(),
-        table: "artifacts".into(),
-        rows: report.files,
-        bytes: report.bytes,
-        elapsed: started.elapsed(),
-    });
+    finished(progress, report.files, report.bytes, started);
     Ok(report)
 }
 
