@@ -123,16 +123,15 @@ impl TlsPgDb {
 
 impl Drop for TlsPgDb {
     fn drop(&mut self) {
+        // Not psql(): a panic while dropping during a failed test would abort the run.
+        let port = format!("-p{PG_TLS_PORT}");
         let _ = Command::new("psql")
-            .args(["-h127.0.0.1", "-Upostgres", "-qAtc"])
+            .args(["-h127.0.0.1", "-Upostgres", "-qAt", &port, "postgres", "-c"])
             .arg(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
             ))
-            .arg(format!("-p{PG_TLS_PORT}"))
-            .arg("postgres")
-            .env("PGSSLMODE", "verify-full")
-            .env("PGSSLROOTCERT", &self.ca)
+            .envs([("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &self.ca)])
             .output();
     }
 }
