@@ -123,9 +123,10 @@ pub async fn run(
         mo.zstd_level = args.zstd_level;
         mo
     });
-    let what = match &mysql {
-        Some(mo) => mo.mysql.to_string(),
-        None => "Kubernetes".to_string(),
+    let what = match (&mysql, &args.mlflow_artifacts) {
+        (Some(mo), _) => mo.mysql.to_string(),
+        (None, Some(a)) if !args.kube => format!("MLflow artifacts {a}"),
+        (None, _) => "Kubernetes".to_string(),
     };
     let opts = BackupOptions {
         mysql,

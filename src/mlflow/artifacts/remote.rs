@@ -82,6 +82,14 @@ impl RemoteTree {
         let (bucket, endpoint) = (&self.target.bucket, &self.target.endpoint);
         let text = self.target.scrub(e.to_string());
         let msg = |m: String| self.target.scrub(m);
+        if text.contains("169.254.169.254") {
+            // With no keys at all, the client asks the EC2 instance metadata service.
+            return Error::Connection(msg(format!(
+                "artifact store {}: no S3 credentials found in {} (the client fell back to the EC2 \
+                 instance metadata service, which refused); give the keys there",
+                self.name, self.settings
+            )));
+        }
         if text.contains("NoSuchBucket") {
             return Error::input(msg(format!(
                 "artifact store {}: bucket {bucket} does not exist at {endpoint}; create it first \
