@@ -35,6 +35,9 @@ impl Secret {
     }
 }
 
+// The value lives in a `SecretString`, which zeroes it on drop: so does a `Secret`.
+impl zeroize::ZeroizeOnDrop for Secret {}
+
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
         self.expose() == other.expose()
@@ -134,6 +137,15 @@ mod tests {
         assert!(!format!("{s} {s:?}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
         assert_eq!(s.clone(), s);
+    }
+
+    #[test]
+    fn secrets_zero_their_memory_on_drop() {
+        // Checked by the compiler: the value is held by a type that zeroes it when dropped
+        // (reading freed memory to see it would be undefined behaviour).
+        fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroed_on_drop::<SecretString>();
+        zeroed_on_drop::<Secret>();
     }
 
     #[test]
