@@ -37,7 +37,19 @@ ensure() { # dir, requirements
   done
 }
 
+# Added to a venv in place when missing (no rebuild of what already works): boto3, for servers
+# that keep their artifacts in S3 (tests/mlflow_s3.rs).
+extra() { # dir, module, requirement
+  local dir=$1 module=$2 req=$3
+  if ! "$dir/bin/python" -c "import $module" >/dev/null 2>&1; then
+    echo "mlflow-env: adding $req to $dir" >&2
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$req" >&2
+  fi
+}
+
 ensure "$CACHE/venv-mlflow-2.6.0" "$REQ_26"
 ensure "$CACHE/venv-mlflow-3.1.1" "$REQ_311"
+extra "$CACHE/venv-mlflow-2.6.0" boto3 boto3
+extra "$CACHE/venv-mlflow-3.1.1" boto3 boto3
 echo "$CACHE/venv-mlflow-2.6.0"
 echo "$CACHE/venv-mlflow-3.1.1"

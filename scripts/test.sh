@@ -31,6 +31,8 @@ fi
 mariadb -uroot -h127.0.0.1 -e 'SET GLOBAL local_infile = 1'
 # A second, TLS-only MariaDB on port 3307 for restores into another server.
 scripts/mariadb-tls.sh >/dev/null
+# A second, TLS-only PostgreSQL cluster on port 5433 (private CA, hostssl only).
+scripts/postgres-tls.sh >/dev/null
 
 # Real MLflow 2.6.0 and 3.1.1 servers, in cached venvs (minutes the first time, then instant).
 scripts/mlflow-env.sh >/dev/null
@@ -41,6 +43,9 @@ scripts/registry.sh >/dev/null
 # The fake Kubernetes API server's fidelity tests drive the real kubectl.
 command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 
+# Formatting and lints are part of the suite, so CI keeps them passing.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 # The workspace: amlmigrate and the fake API server its tests run against (crates/fakekube).
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"

@@ -103,11 +103,9 @@ impl<W: Write> PartWriter<W> {
         Ok(entry)
     }
 
-    /// Appends a file streamed from disk (artifacts can be far larger than memory). A file that
-    /// changes size while it is read is an error, never a silently short entry.
-    pub fn append_file(&mut self, path: &str, file: &std::path::Path) -> io::Result<Entry> {
-        let f = std::fs::File::open(file)?;
-        let size = f.metadata()?.len();
+    /// Appends `size` bytes streamed from `reader` (artifacts can be far larger than memory).
+    /// A source that changes size while it is read is an error, never a silently short entry.
+    pub fn append_reader(&mut self, path: &str, size: u64, f: impl Read) -> io::Result<Entry> {
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
         header.set_mode(0o644);
@@ -121,8 +119,7 @@ impl<W: Write> PartWriter<W> {
         self.tar.append_data(&mut header, path, &mut reader)?;
         if reader.count != size {
             return Err(io::Error::other(format!(
-                "{} changed while it was read ({} of {size} bytes)",
-                file.display(),
+                "{path} changed while it was read ({} of {size} bytes)",
                 reader.count
             )));
         }

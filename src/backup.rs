@@ -3,7 +3,6 @@
 //! so a failed or interrupted backup leaves no snapshot, and its partial upload is removed.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -11,18 +10,17 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::kube::backup::{KubeBackup, KubeBackupOptions, backup_kube};
 use crate::mysql::backup::{MysqlBackupOptions, backup_mysql};
-use crate::progress::{Event, ProgressRef};
-use crate::repo::manifest::{Manifest, Part, Source};
-use crate::repo::sink::{Msg, PartSink};
+use crate::progress::ProgressRef;
+use crate::repo::manifest::{Manifest, Source};
 use crate::repo::{Repository, id::new_snapshot_id, tool_version};
 
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
     pub mysql: Option<MysqlBackupOptions>,
     pub kube: Option<KubeBackupOptions>,
-    /// An MLflow artifact folder to put into the snapshot as its own part, so that the snapshot
-    /// alone can rebuild MLflow.
-    pub mlflow_artifacts: Option<std::path::PathBuf>,
+    /// An MLflow artifact tree (a folder or S3) to put into the snapshot as its own part, so
+    /// that the snapshot alone can rebuild MLflow.
+    pub mlflow_artifacts: Option<crate::mlflow::artifacts::ArtifactLocation>,
     pub tags: BTreeMap<String, String>,
     pub zstd_level: i32,
 }
@@ -94,10 +92,12 @@ async fn write_parts(
         m.notices.extend(b.notices);
     }
     if let Some(dir) = &opts.mlflow_artifacts {
-        let part = backup_artifacts(repo, id, dir, opts.zstd_level, progress, cancel).await?;
+        let part =
+            crate::mlflow::artifacts::backup_part(repo, id, dir, opts.zstd_level, progress, cancel)
+                .await?;
         m.sources.push(Source {
             kind: "mlflow-artifacts".into(),
-            location: dir.display().to_string(),
+            location: dir.to_string(),
             server_version: None,
             consistency: Some("files read after the database transaction ended".into()),
         });
@@ -126,96 +126,4 @@ pub(crate) fn hostname() -> Option<String> {
 }
 
 /// The name of the part that holds an MLflow artifact tree, and the folder its entries live in.
-pub const ARTIFACTS_PART: &str = "mlflow-artifacts";
-
-/// Every file under `dir` (relative paths with `/`), sorted, not following symlinks out.
-fn walk(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(String::new(), dir.to_path_buf())];
-    while let Some((rel, path)) = stack.pop() {
-        let entries = std::fs::read_dir(&path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        for e in entries {
-            let e = e.map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let kind = e
-                .file_type()
-                .map_err(|err| Error::io(format!("reading {}", e.path().display()), err))?;
-            if kind.is_dir() {
-                stack.push((child, e.path()));
-            } else if kind.is_file() {
-                out.push((child, e.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-async fn backup_artifacts(
-    repo: &Repository,
-    id: &str,
-    dir: &std::path::Path,
-    level: i32,
-    progress: &ProgressRef,
-    cancel: &CancellationToken,
-) -> Result<Part> {
-    if !dir.is_dir() {
-        return Err(Error::input(format!(
-            "--mlflow-artifacts {}: no such folder (give the MLflow server's --artifacts-destination)",
-            dir.display()
-        )));
-    }
-    let files = walk(dir)?;
-    let rel = format!("parts/{ARTIFACTS_PART}.tar.zst");
-    let sink = PartSink::open(repo, id, &rel, level);
-    let started = Instant::now();
-    progress.event(Event::TableStarted {
-        db: "mlflow".into(),
-        table: "artifacts".into(),
-        est_rows: files.len() as u64,
-    });
-    let sent = async {
-        for (n, (path, file)) in files.iter().enumerate() {
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted(
-                    "backup stopped while archiving artifacts; no snapshot was written".into(),
-                ));
-            }
-            sink.send(Msg::File {
-                path: format!("{ARTIFACTS_PART}/{path}"),
-                file: file.clone(),
-            })
-            .await?;
-            progress.event(Event::TableProgress {
-                db: "mlflow".into(),
-                table: "artifacts".into(),
-                rows: n as u64 + 1,
-                bytes: 0,
-            });
-        }
-        Ok(())
-    }
-    .await;
-    let ((), info) = sink.close(sent).await?;
-    progress.event(Event::TableFinished {
-        db: "mlflow".into(),
-        table: "artifacts".into(),
-        rows: info.entries.len() as u64,
-        bytes: info.entries.iter().map(|e| e.size).sum(),
-        elapsed: started.elapsed(),
-    });
-    Ok(Part {
-        name: ARTIFACTS_PART.into(),
-        path: rel,
-        kind: ARTIFACTS_PART.into(),
-        size: info.size,
-        sha256: info.sha256,
-        entries: info.entries,
-    })
-}
+pub const ARTIFACTS_PART: &str = crate::mlflow::artifacts::PART_NAME;

@@ -47,7 +47,10 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
 
-    #[error("MySQL error while {context}: {source}")]
+    #[error(
+        "MySQL error while {context}: {source}{}",
+        lost_connection_hint(source)
+    )]
     Mysql {
         context: String,
         #[source]
@@ -62,7 +65,7 @@ pub enum Error {
         source: object_store::Error,
     },
 
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", disk_full_hint(source))]
     Io {
         context: String,
         #[source]
@@ -83,6 +86,11 @@ impl Error {
             Error::Interrupted(_) => ErrorKind::Interrupted,
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Store { .. } => ErrorKind::Connection,
+            // The connection broke under the work (killed, timed out, server restarted).
+            Error::Mysql {
+                source: mysql_async::Error::Io(_),
+                ..
+            } => ErrorKind::Connection,
             Error::Mysql { .. } | Error::Io { .. } | Error::Other(_) => ErrorKind::Other,
         }
     }
@@ -122,6 +130,60 @@ impl Error {
     }
 }
 
+fn lost_connection_hint(e: &mysql_async::Error) -> &'static str {
+    match e {
+        mysql_async::Error::Io(_) => {
+            " (the connection to the server was lost: killed, timed out or the server restarted; \
+             check the server, then run the command again)"
+        }
+        _ => "",
+    }
+}
+
+fn disk_full_hint(e: &std::io::Error) -> &'static str {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return " (the disk is full: free space there, then run the command again)";
+        }
+        next = cause.source();
+    }
+    ""
+}
+
+/// An error and its causes as one line, `outer: cause: root cause`, each cause said once.
+///
+/// Library errors show their source in their own text (so `to_string()` is whole), and
+/// `std::io::Error`, `object_store` and `mysql_async` wrap and repeat each other; printed as a
+/// plain chain, one lost connection read "Input/output error: Input/output error: …" four times.
+/// A cause whose text the line already holds adds nothing and is left out, and so does a
+/// segment that only repeats the one before it (`Input/output error: Input/output error: …`).
+pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let text = text.trim();
+        if !text.is_empty() && !out.contains(text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(text);
+        }
+        next = e.source();
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in out.split(": ") {
+        if segments.last() != Some(&seg) {
+            segments.push(seg);
+        }
+    }
+    segments.join(": ")
+}
+
 /// Adds "while doing X" context to MySQL results.
 pub trait MysqlContext<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
@@ -130,5 +192,72 @@ pub trait MysqlContext<T> {
 impl<T> MysqlContext<T> for std::result::Result<T, mysql_async::Error> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::mysql(context(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrap(String, Option<Box<dyn std::error::Error + Send + Sync>>);
+
+    impl fmt::Display for Wrap {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        // The shape object_store gives a full disk: every layer repeats the one below.
+        let disk = std::io::Error::from_raw_os_error(28);
+        let copy = Wrap(
+            format!("Unable to copy data to file: {disk}"),
+            Some(Box::new(disk)),
+        );
+        let generic = Wrap(
+            format!("Generic LocalFileSystem error: {copy}"),
+            Some(Box::new(copy)),
+        );
+        let lib = Error::io(
+            "writing the part to the repository",
+            std::io::Error::other(generic),
+        );
+        let top = anyhow::Error::new(lib).context("backup of mysql://root@h:3306 into /r");
+        let text = chain_text(top.as_ref());
+        assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        assert!(
+            text.starts_with("backup of mysql://root@h:3306 into /r: writing the part to the repository: Generic LocalFileSystem error"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_segment_said_twice_in_a_row_is_said_once() {
+        let e = Wrap(
+            "MySQL error while reading rows: Input/output error: Input/output error: bytes remaining on stream".into(),
+            Some(Box::new(Wrap("Input/output error: bytes remaining on stream".into(), None))),
+        );
+        assert_eq!(
+            chain_text(&e),
+            "MySQL error while reading rows: Input/output error: bytes remaining on stream"
+        );
+    }
+
+    #[test]
+    fn causes_that_add_something_are_kept() {
+        let inner = Wrap("access denied for user root".into(), None);
+        let outer = Wrap("connecting to mysql://root@h".into(), Some(Box::new(inner)));
+        assert_eq!(
+            chain_text(&outer),
+            "connecting to mysql://root@h: access denied for user root"
+        );
     }
 }

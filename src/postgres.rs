@@ -1,60 +1,93 @@
-//! PostgreSQL: connection URLs (password kept as a [`Secret`]) and the COPY text format.
+//! PostgreSQL: connection URLs (password kept as a [`Secret`]), connections (plain or TLS with
+//! libpq's `sslmode` / `sslrootcert`, see [`tls`]) and the COPY text format. Every PostgreSQL
+//! connection of the tool goes through [`PgUrl::connect`].
+
+pub mod tls;
 
 use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
 
+use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+pub use tls::{RootCert, SslMode};
 
-#[derive(Clone, PartialEq, Eq)]
+/// A `postgres://` URL. Parsed by `tokio_postgres::Config` (hosts, ports, user, database and
+/// libpq's other parameters), except what it does not know: `sslmode=verify-ca|verify-full`
+/// and `sslrootcert`, which are taken out first, and the password, which is kept as a
+/// [`Secret`] and handed to the driver only while connecting.
+#[derive(Clone)]
 pub struct PgUrl {
-    pub user: String,
+    config: Config,
     pub password: Option<Secret>,
-    pub host: String,
-    pub port: u16,
-    pub database: String,
+    pub ssl_mode: SslMode,
+    pub root_cert: Option<RootCert>,
 }
 
 impl PgUrl {
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |why: &str| {
             Error::input(format!(
-                "invalid PostgreSQL URL {}: {why}; expected postgres://user[:password]@host[:port]/database",
+                "invalid PostgreSQL URL {}: {why}; expected postgres://user@host[:port]/database\
+                 [?sslmode=verify-full&sslrootcert=FILE]",
                 crate::secret::redact_url(s)
             ))
         };
-        let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        let mut url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(bad(&format!("scheme {} is not postgres://", url.scheme())));
         }
-        let decode = |p: &str| {
-            percent_encoding::percent_decode_str(p)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("no host"))?;
-        let database = decode(url.path().trim_start_matches('/'));
-        if database.is_empty() {
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("no host"));
+        }
+        let password = url.password().map(|p| {
+            Secret::new(
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        });
+        let _ = url.set_password(None);
+        let mut ssl_mode = None;
+        let mut root_cert = None;
+        let mut rest = Vec::new();
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "sslmode" => ssl_mode = Some(SslMode::parse(&v).ok_or_else(|| {
+                    bad(&format!(
+                        "sslmode={v} is not one of disable, prefer, require, verify-ca, verify-full"
+                    ))
+                })?),
+                "sslrootcert" => root_cert = Some(RootCert::parse(&v)),
+                "sslcert" | "sslkey" | "sslpassword" => {
+                    return Err(bad(&format!(
+                        "{k}: client certificates are not supported; authenticate with a password"
+                    )));
+                }
+                "password" => return Err(bad("put no password in the URL's parameters")),
+                _ => rest.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        url.set_query(None);
+        if !rest.is_empty() {
+            url.query_pairs_mut().extend_pairs(rest);
+        }
+        let mut config = Config::from_str(url.as_str()).map_err(|e| bad(&e.to_string()))?;
+        if config.get_dbname().is_none_or(str::is_empty) {
             return Err(bad("no database"));
         }
-        let user = decode(url.username());
+        if config.get_user().is_none_or(str::is_empty) {
+            config.user("postgres");
+        }
         Ok(PgUrl {
-            user: if user.is_empty() {
-                "postgres".into()
-            } else {
-                user
-            },
-            password: url.password().map(|p| Secret::new(decode(p))),
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: url.port().unwrap_or(5432),
-            database,
+            config,
+            password,
+            ssl_mode: ssl_mode.unwrap_or_default(),
+            root_cert,
         })
     }
 
@@ -65,46 +98,113 @@ impl PgUrl {
         self
     }
 
+    pub fn user(&self) -> &str {
+        self.config.get_user().unwrap_or("postgres")
+    }
+
+    pub fn database(&self) -> &str {
+        self.config.get_dbname().unwrap_or_default()
+    }
+
+    /// The first host (what messages name).
+    pub fn host(&self) -> String {
+        match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.config.get_ports().first().copied().unwrap_or(5432)
+    }
+
+    /// The URL without password and parameters: safe for logs, reports and `--json`.
     pub fn redacted(&self) -> String {
+        let host = self.host();
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         format!(
             "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
+            self.user(),
+            host,
+            self.port(),
+            self.database()
         )
     }
 
     /// Connects; the connection task runs on the runtime until the client is dropped.
     pub async fn connect(&self) -> Result<Client> {
-        let mut cfg = Config::new();
-        cfg.host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.database)
-            .application_name("amlmigrate")
-            .connect_timeout(std::time::Duration::from_secs(20));
+        let tls = tls::client_config(self.ssl_mode, self.root_cert.as_ref())?;
+        let mut cfg = self.config.clone();
+        cfg.application_name("amlmigrate")
+            .ssl_mode(self.ssl_mode.negotiation());
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(Duration::from_secs(20));
+        }
         if let Some(p) = &self.password {
             cfg.password(p.expose());
         }
-        let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
-            let detail = e
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| e.to_string());
-            let hint = match e.as_db_error().map(|d| d.code().code()) {
-                Some("28P01") | Some("28000") => " (check the password: in the URL or PGPASSWORD)",
-                Some("3D000") => " (create the database first: CREATE DATABASE …)",
-                _ => " (check the host and port and that the server is running)",
-            };
-            Error::Connection(format!(
-                "cannot connect to PostgreSQL at {}: {detail}{hint}",
-                self.redacted()
-            ))
-        })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!("PostgreSQL connection closed: {e}");
+        let client = match tls {
+            None => {
+                let (client, connection) = cfg
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| self.connect_error(&e))?;
+                tokio::spawn(drive(connection));
+                client
             }
-        });
+            Some(tls) => {
+                let (client, connection) = cfg
+                    .connect(MakeRustlsConnect::new(tls))
+                    .await
+                    .map_err(|e| self.connect_error(&e))?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
         Ok(client)
+    }
+
+    fn connect_error(&self, e: &tokio_postgres::Error) -> Error {
+        let server = self.redacted();
+        if let Some(why) = tls::explain(e, &self.host(), self.ssl_mode, self.root_cert.as_ref()) {
+            return Error::Connection(format!(
+                "cannot connect to PostgreSQL at {server} over TLS: {why}"
+            ));
+        }
+        let detail = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| crate::error::chain_text(e));
+        let code = e.as_db_error().map(|d| d.code().code());
+        let hint = match code {
+            Some("28000") if detail.contains("no encryption") => {
+                " (the server accepts only TLS connections from here: add \
+                 ?sslmode=verify-full&sslrootcert=FILE with the CA that signed its certificate)"
+            }
+            Some("28P01") | Some("28000") => {
+                " (check the user and password: --pg-password-file, PGPASSWORD or the URL)"
+            }
+            Some("3D000") => " (create the database first: CREATE DATABASE …)",
+            _ => " (check the host and port and that the server is running)",
+        };
+        Error::Connection(format!(
+            "cannot connect to PostgreSQL at {server}: {detail}{hint}"
+        ))
+    }
+}
+
+/// Runs a connection until its client is dropped.
+async fn drive<F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>>(
+    connection: F,
+) {
+    if let Err(e) = connection.await {
+        tracing::warn!("PostgreSQL connection closed: {e}");
     }
 }
 
@@ -160,11 +260,39 @@ mod tests {
         assert_eq!(u.password.as_ref().unwrap().expose(), "s@cret");
         assert_eq!(u.redacted(), "postgres://mlflow@pg.example:5433/mlflow");
         assert!(!format!("{u} {u:?}").contains("cret"));
+        assert_eq!(u.ssl_mode, SslMode::Prefer, "libpq's default");
+        assert!(
+            u.config.get_password().is_none(),
+            "the driver gets it only to connect"
+        );
+        let u = PgUrl::parse("postgresql://pg/db").unwrap();
+        assert_eq!((u.user(), u.port(), u.database()), ("postgres", 5432, "db"));
         let e = PgUrl::parse("postgres://u:topsecret@h:bad/db")
             .unwrap_err()
             .to_string();
         assert!(!e.contains("topsecret"), "{e}");
         assert!(PgUrl::parse("postgres://h").is_err());
+    }
+
+    #[test]
+    fn ssl_parameters_have_libpq_meaning_and_others_go_to_the_driver() {
+        let u = PgUrl::parse(
+            "postgres://u@db.example/mlflow?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=7",
+        )
+        .unwrap();
+        assert_eq!(u.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(u.root_cert, Some(RootCert::File("/etc/ca.pem".into())));
+        assert_eq!(
+            u.config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(7))
+        );
+        assert_eq!(u.redacted(), "postgres://u@db.example:5432/mlflow");
+        let e = PgUrl::parse("postgres://u@h/db?sslmode=verify_full").unwrap_err();
+        assert!(e.to_string().contains("verify-full"), "{e}");
+        let e = PgUrl::parse("postgres://u@h/db?sslcert=c.pem").unwrap_err();
+        assert!(e.to_string().contains("client certificates"), "{e}");
+        let e = PgUrl::parse("postgres://u@h/db?bogus=1").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
     }
 
     #[test]

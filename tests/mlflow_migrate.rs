@@ -6,186 +6,14 @@
 
 mod common;
 
+use common::mlflow::*;
 use common::pg::{PgDb, psql};
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 
 /// The test server trusts loopback, so a password in the URL is accepted and ignored: every
 /// migration passes one, and none of its output may show it.
 const PG_SECRET: &str = "Pg-S3cret-never-shown";
-
-fn venvs() -> &'static (PathBuf, PathBuf) {
-    static V: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    V.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mlflow-env.sh");
-        let out = Command::new("bash").arg(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let s = String::from_utf8(out.stdout).unwrap();
-        let mut lines = s.lines();
-        (lines.next().unwrap().into(), lines.next().unwrap().into())
-    })
-}
-
-fn harness() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mlflow/harness.py")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `mlflow server`, stopped with the guard.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(venv: &Path, backend: &str, artifacts: &Path) -> Self {
-        let port = free_port();
-        let path = format!(
-            "{}:{}",
-            venv.join("bin").display(),
-            std::env::var("PATH").unwrap()
-        );
-        let child = Command::new(venv.join("bin/mlflow"))
-            .args([
-                "server",
-                "--backend-store-uri",
-                backend,
-                "--serve-artifacts",
-                "--artifacts-destination",
-            ])
-            .arg(artifacts)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--workers",
-                "1",
-            ])
-            .env("PATH", path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        loop {
-            let ok = Command::new("curl")
-                .args(["-sf", &format!("{url}/health")])
-                .output()
-                .map(|o| o.status.success());
-            if ok.unwrap_or(false) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mlflow server {backend} did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // gunicorn has workers: stop the whole process group, and insist if it lingers.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", "--", &group])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &group])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-use std::os::unix::process::CommandExt;
-
-fn python(venv: &Path, args: &[&str]) {
-    let out = Command::new(venv.join("bin/python"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn dump(server: &Server, out: &Path) -> serde_json::Value {
-    python(
-        &venvs().0,
-        &[harness(), "dump", &server.url, out.to_str().unwrap()],
-    );
-    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
-}
-
-fn schema(db: &str) -> String {
-    let out = Command::new("pg_dump")
-        .args([
-            "-h127.0.0.1",
-            "-Upostgres",
-            "-s",
-            "--no-owner",
-            "--no-privileges",
-            db,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            !l.starts_with("\\restrict")
-                && !l.starts_with("\\unrestrict")
-                && !l.starts_with("-- Dumped")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every file under `dir` with its bytes.
-fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.insert(
-                    e.path().strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(e.path()).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
 
 fn migrate(from_db: &str, to: &PgDb) -> Run {
     let to = to.url().replace(
@@ -365,20 +193,7 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
             "MLflow 3.1.1 serves something else than 2.6 did"
         );
         // Sequences moved: a new experiment gets the next id, and takes a run.
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                r#"{"name":"after-migration"}"#,
-            ])
-            .arg(format!("{}/api/2.0/mlflow/experiments/create", server.url))
-            .output()
-            .unwrap();
-        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let created = server.post("experiments/create", r#"{"name":"after-migration"}"#);
         let max_id = before["experiments"]
             .as_array()
             .unwrap()
@@ -387,23 +202,10 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
             .max()
             .unwrap();
         assert_eq!(created["experiment_id"], (max_id + 1).to_string());
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-            ])
-            .arg(format!(
-                r#"{{"experiment_id":"{}","start_time":1}}"#,
-                max_id + 1
-            ))
-            .arg(format!("{}/api/2.0/mlflow/runs/create", server.url))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "creating a run failed");
+        server.post(
+            "runs/create",
+            &format!(r#"{{"experiment_id":"{}","start_time":1}}"#, max_id + 1),
+        );
     }
 
     // `mlflow db upgrade` has nothing to do on the result.
@@ -523,22 +325,9 @@ fn kill_9_mid_copy_leaves_the_target_untouched_and_a_rerun_completes() {
         let server = Server::start(
             &v26,
             &format!("mysql+pymysql://root@127.0.0.1:3306/{}", src.name),
-            &tmp.path().join("a"),
+            tmp.path().join("a"),
         );
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                r#"{"experiment_id":"0","start_time":1}"#,
-            ])
-            .arg(format!("{}/api/2.0/mlflow/runs/create", server.url))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        server.post("runs/create", r#"{"experiment_id":"0","start_time":1}"#);
     }
     sql(
         Some(&src.name),

@@ -82,10 +82,12 @@ pub struct BackupArgs {
     #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_CHUNK_BYTES / (1024 * 1024)) as u32,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     chunk_mib: u32,
-    /// Also put this MLflow artifact folder (the server's --artifacts-destination) into the
+    /// Also put this MLflow artifact store (the server's --artifacts-destination: a folder, or
+    /// s3://BUCKET/PREFIX in S3/MinIO; add ?profile=NAME to take its endpoint and keys from that
+    /// profile of ~/.aws/config and ~/.aws/credentials instead of the AWS_* variables) into the
     /// snapshot as its own part, so the snapshot alone can rebuild MLflow.
-    #[arg(long, value_name = "PATH")]
-    mlflow_artifacts: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "PATH|URL")]
+    mlflow_artifacts: Option<amlmigrate::mlflow::artifacts::ArtifactLocation>,
     /// zstd compression level (1 fastest … 19 smallest).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     zstd_level: i32,
@@ -121,9 +123,10 @@ pub async fn run(
         mo.zstd_level = args.zstd_level;
         mo
     });
-    let what = match &mysql {
-        Some(mo) => mo.mysql.to_string(),
-        None => "Kubernetes".to_string(),
+    let what = match (&mysql, &args.mlflow_artifacts) {
+        (Some(mo), _) => mo.mysql.to_string(),
+        (None, Some(a)) if !args.kube => format!("MLflow artifacts {a}"),
+        (None, _) => "Kubernetes".to_string(),
     };
     let opts = BackupOptions {
         mysql,

@@ -8,9 +8,8 @@ use amlmigrate::mlflow::migrate::{MigrateOptions, MigrateSource, TableReport, mi
 use amlmigrate::mlflow::snapshot::SnapshotSource;
 use amlmigrate::mysql::MysqlUrl;
 use amlmigrate::postgres::PgUrl;
-use amlmigrate::secret::Secret;
 
-use super::{GlobalArgs, print_json, progress_for, thousands};
+use super::{GlobalArgs, password, print_json, progress_for, thousands};
 
 /// MLflow 2.6 (MySQL) → 3.1.1 (PostgreSQL), keeping every id, time and metric point.
 #[derive(Args)]
@@ -28,8 +27,8 @@ enum MlflowCommand {
 /// The two databases, for migrate and verify.
 #[derive(Args)]
 struct Ends {
-    /// The MLflow 2.6 MySQL database: mysql://user[:password]@host[:port]/mlflow
-    /// (password also from AMLMIGRATE_MYSQL_PASSWORD).
+    /// The MLflow 2.6 MySQL database: mysql://user@host[:port]/mlflow[?ssl-mode=verify-identity&ssl-ca=FILE]
+    /// (password from --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD rather than the URL).
     #[arg(
         long,
         value_name = "URL",
@@ -45,10 +44,19 @@ struct Ends {
     /// MLflow's tables).
     #[arg(long, value_name = "DB", requires = "from_snapshot")]
     from_database: Option<String>,
-    /// The PostgreSQL database for MLflow 3.1.1: postgres://user[:password]@host[:port]/db
-    /// (password also from PGPASSWORD). Empty, or freshly created by MLflow 3.1.1.
+    /// Read the MySQL password of --from from this file (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE", requires = "from")]
+    mysql_password_file: Option<std::path::PathBuf>,
+    /// The PostgreSQL database for MLflow 3.1.1:
+    /// postgres://user@host[:port]/db[?sslmode=verify-full&sslrootcert=FILE] (password from
+    /// --pg-password-file or PGPASSWORD rather than the URL). Empty, or freshly created by
+    /// MLflow 3.1.1. sslmode is libpq's: disable, prefer (the default), require, verify-ca,
+    /// verify-full.
     #[arg(long, value_name = "URL")]
     to: String,
+    /// Read the PostgreSQL password of --to from this file (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pg_password_file: Option<std::path::PathBuf>,
     /// Rewrite artifact locations that start with OLD to start with NEW (repeatable; the first
     /// match applies): experiments.artifact_location, runs.artifact_uri and model version
     /// sources. Example: --rewrite-artifact-uri /mnt/mlflow=s3://aml-mlflow/artifacts
@@ -59,13 +67,13 @@ struct Ends {
 impl Ends {
     fn options(&self) -> anyhow::Result<MigrateOptions> {
         let from = match (&self.from, &self.from_snapshot) {
-            (Some(url), _) => MigrateSource::Mysql(
-                MysqlUrl::parse(url)?.with_fallback_password(
-                    std::env::var("AMLMIGRATE_MYSQL_PASSWORD")
-                        .ok()
-                        .map(Secret::new),
-                ),
-            ),
+            (Some(url), _) => {
+                MigrateSource::Mysql(MysqlUrl::parse(url)?.with_fallback_password(password(
+                    self.mysql_password_file.as_deref(),
+                    "--mysql-password-file",
+                    "AMLMIGRATE_MYSQL_PASSWORD",
+                )?))
+            }
             (None, Some(snap)) => MigrateSource::Snapshot(SnapshotSource {
                 repo: snap[0].clone(),
                 snapshot: snap[1].clone(),
@@ -73,8 +81,11 @@ impl Ends {
             }),
             (None, None) => anyhow::bail!("give --from URL or --from-snapshot REPO SNAPSHOT"),
         };
-        let to = PgUrl::parse(&self.to)?
-            .with_fallback_password(std::env::var("PGPASSWORD").ok().map(Secret::new));
+        let to = PgUrl::parse(&self.to)?.with_fallback_password(password(
+            self.pg_password_file.as_deref(),
+            "--pg-password-file",
+            "PGPASSWORD",
+        )?);
         Ok(MigrateOptions {
             from,
             to,
@@ -105,14 +116,18 @@ impl Ends {
 struct MigrateArgs {
     #[command(flatten)]
     ends: Ends,
-    /// The artifact folder of the MLflow 2.6 server (its --artifacts-destination); copied with
-    /// checksums to --artifacts-to before the database. Files already there with the same bytes
-    /// are skipped, different ones are never overwritten.
-    #[arg(long, value_name = "PATH", requires = "artifacts_to")]
+    /// The artifact store of the MLflow 2.6 server (its --artifacts-destination): a folder, or
+    /// s3://BUCKET/PREFIX in S3/MinIO. Copied with checksums to --artifacts-to before the
+    /// database; files already there with the same bytes are skipped, different ones are never
+    /// overwritten, symbolic links are never followed. An s3:// store uses the AWS_* variables
+    /// (as an s3:// repository does), or, with ?profile=NAME, only that profile of
+    /// ~/.aws/config and ~/.aws/credentials (endpoint_url, region, keys).
+    #[arg(long, value_name = "PATH|URL", requires = "artifacts_to")]
     artifacts_from: Option<String>,
-    /// The artifact folder the MLflow 3.1.1 server will serve. Filled from --artifacts-from, or,
-    /// with --from-snapshot, from the snapshot's artifact part (backup --mlflow-artifacts).
-    #[arg(long, value_name = "PATH")]
+    /// The artifact store the MLflow 3.1.1 server will serve (a folder or
+    /// s3://BUCKET/PREFIX[?profile=NAME]). Filled from --artifacts-from, or, with
+    /// --from-snapshot, from the snapshot's artifact part (backup --mlflow-artifacts).
+    #[arg(long, value_name = "PATH|URL")]
     artifacts_to: Option<String>,
 }
 

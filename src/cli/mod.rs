@@ -17,10 +17,9 @@ mod upgrade;
 mod verify;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +133,8 @@ pub struct RepoArg {
 /// The MySQL connection flags, shared by backup and restore.
 #[derive(Args, Clone)]
 pub struct MysqlArgs {
-    /// MySQL server: mysql://user[:password]@host[:port][/database][?ssl-mode=required|verify-identity&ssl-ca=FILE].
+    /// MySQL server: mysql://user@host[:port][/database][?ssl-mode=verify-identity&ssl-ca=FILE]
+    /// (ssl-ca replaces the public roots; ssl-mode=required encrypts without checking the server).
     /// Prefer --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD over a password in the URL.
     #[arg(
         long,
@@ -165,17 +165,33 @@ impl MysqlArgs {
             return Ok(None);
         };
         let url = MysqlUrl::parse(raw)?;
-        let fallback = match &self.mysql_password_file {
-            Some(path) => {
-                let s = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading --mysql-password-file {}", path.display()))?;
-                Some(Secret::new(s.trim_end_matches(['\n', '\r'])))
-            }
-            None => std::env::var("AMLMIGRATE_MYSQL_PASSWORD")
-                .ok()
-                .map(Secret::new),
-        };
+        let fallback = password(
+            self.mysql_password_file.as_deref(),
+            "--mysql-password-file",
+            "AMLMIGRATE_MYSQL_PASSWORD",
+        )?;
         Ok(Some(url.with_fallback_password(fallback)))
+    }
+}
+
+/// The password from a `--…-password-file` flag, else from the environment variable `env`;
+/// warns when the file can be read by other users.
+pub fn password(file: Option<&Path>, flag: &str, env: &str) -> anyhow::Result<Option<Secret>> {
+    if let Some(f) = file {
+        warn_if_readable_by_others(f, flag);
+    }
+    amlmigrate::secret::password_from(file, env)
+        .map_err(|e| anyhow::Error::new(e).context(flag.to_string()))
+}
+
+/// A warning on stderr when a key or password file can be read by users other than its owner.
+pub fn warn_if_readable_by_others(path: &Path, flag: &str) {
+    if let Some(mode) = amlmigrate::secret::readable_by_others(path) {
+        eprintln!(
+            "warning: {flag} {} can be read by other users (mode {mode:04o}); restrict it: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
     }
 }
 
@@ -341,7 +357,7 @@ fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         ErrorKind::Forbidden => "forbidden",
         ErrorKind::Interrupted => "interrupted",
     };
-    let message = format!("{e:#}");
+    let message = amlmigrate::error::chain_text(e.as_ref());
     let printed = e.chain().any(|c| c.is::<JsonPrinted>());
     if json && !printed {
         let mut err = json!({ "kind": kind_name, "message": message });

@@ -120,6 +120,9 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(f) = &args.identity {
+        super::warn_if_readable_by_others(f, "--identity");
+    }
     let repo = Repository::open(&args.repo.repo).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let manifest = repo.manifest(&id).await?;

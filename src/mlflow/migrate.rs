@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::artifacts::ArtifactLocation;
 use super::copier::{TableCopier, pg_cols};
 use super::rows::{ARTIFACT_URI_COLUMNS, Norm, PgType, TableSpec, TableSum};
 use super::snapshot::{OpenSnapshot, SnapshotSource};
@@ -52,10 +53,12 @@ pub struct MigrateOptions {
     /// `(old prefix, new prefix)` rewrites of artifact locations (experiments, runs, model
     /// version sources); the first matching rule applies.
     pub rewrite_artifact_uri: Vec<(String, String)>,
-    /// Where the MLflow 3.1.1 server's artifact tree goes. Filled from `artifacts_from`, or,
-    /// with a snapshot source, from the snapshot's artifact part.
+    /// Where the MLflow 3.1.1 server's artifact tree goes (a folder or `s3://bucket/prefix`,
+    /// read with [`ArtifactLocation::parse`]). Filled from `artifacts_from`, or, with a
+    /// snapshot source, from the snapshot's artifact part.
     pub artifacts_to: Option<String>,
-    /// The MLflow 2.6 server's artifact folder (its `--artifacts-destination`).
+    /// The MLflow 2.6 server's artifact store (its `--artifacts-destination`: a folder or
+    /// `s3://bucket/prefix`).
     pub artifacts_from: Option<String>,
 }
 
@@ -508,7 +511,12 @@ pub async fn migrate(
     let pg = opts.to.connect().await?;
     let target = classify(&pg, &opts.to).await?;
     // Artifacts first: the copy is idempotent, and the database is only touched once it is done.
-    let artifacts = match (&opts.artifacts_from, &opts.artifacts_to, &src) {
+    let location = |s: &Option<String>| s.as_deref().map(ArtifactLocation::parse).transpose();
+    let (artifacts_from, artifacts_to) = (
+        location(&opts.artifacts_from)?,
+        location(&opts.artifacts_to)?,
+    );
+    let artifacts = match (&artifacts_from, &artifacts_to, &src) {
         (Some(from), Some(to), _) => {
             Some(super::artifacts::copy_tree(from, to, &progress, &cancel).await?)
         }

@@ -229,12 +229,10 @@ impl OpenSnapshot {
 }
 
 impl OpenSnapshot {
-    /// Unpacks the snapshot's artifact part into `to`, checking every file's sha256 before it
-    /// takes its name. Files already there with the same bytes are skipped; different ones are
-    /// never overwritten.
+    /// Unpacks the snapshot's artifact part into `to` (see `artifacts::extract_part`).
     pub async fn extract_artifacts(
         &self,
-        to: &str,
+        to: &super::artifacts::ArtifactLocation,
         progress: &ProgressRef,
         cancel: &CancellationToken,
     ) -> Result<super::artifacts::ArtifactReport> {
@@ -244,76 +242,9 @@ impl OpenSnapshot {
                 self.display
             ))
         })?;
-        let root = std::path::PathBuf::from(to.strip_prefix("file://").unwrap_or(to));
-        std::fs::create_dir_all(&root)
-            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
-        let started = std::time::Instant::now();
-        let report = super::artifacts::ArtifactReport {
-            from: format!("{} part {}", self.display, part.name),
-            to: root.display().to_string(),
-            ..Default::default()
-        };
-        let cancel = cancel.clone();
-        let prefix = format!("{}/", crate::backup::ARTIFACTS_PART);
-        let report = self
-            .repo
-            .read_part(&self.id, &part, report, move |report, entry| {
-                if cancel.is_cancelled() {
-                    return Err(Error::Interrupted(
-                        "artifact extraction stopped; files written so far are complete and a re-run skips them".into(),
-                    ));
-                }
-                let path = entry.entry().path.clone();
-                let rel = path.strip_prefix(&prefix).unwrap_or(&path);
-                if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-                    return Err(Error::damaged("mlflow-artifacts", &path, "unsafe path in the archive"));
-                }
-                let dest = root.join(rel);
-                let want = entry.entry().sha256.clone();
-                if dest.exists() {
-                    let mut h = crate::archive::HashingWriter::new(std::io::sink());
-                    let mut f = std::fs::File::open(&dest)
-                        .map_err(|e| Error::io(format!("reading {}", dest.display()), e))?;
-                    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(format!("reading {}", dest.display()), e))?;
-                    let (_, _, got) = h.into_parts();
-                    if got != want {
-                        return Err(Error::Refused(format!(
-                            "artifact {} already exists with different content; nothing there was overwritten",
-                            dest.display()
-                        )));
-                    }
-                    report.already_there += 1;
-                } else {
-                    if let Some(parent) = dest.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-                    }
-                    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    let tmp = dest.with_file_name(format!(".{name}.amlmigrate-partial"));
-                    let mut out =
-                        std::fs::File::create(&tmp).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-                    // The entry reader fails at its end when the bytes do not match the manifest,
-                    // so a damaged file never takes its real name.
-                    let copied = std::io::copy(entry, &mut out).and_then(|_| out.sync_all());
-                    if let Err(e) = copied {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(Error::io(format!("extracting {path}"), e));
-                    }
-                    std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("placing {}", dest.display()), e))?;
-                }
-                report.files += 1;
-                report.bytes += entry.entry().size;
-                Ok(())
-            })
-            .await?;
-        progress.event(crate::progress::Event::TableFinished {
-            db: "mlflow".into(),
-            table: "artifacts".into(),
-            rows: report.files,
-            bytes: report.bytes,
-            elapsed: started.elapsed(),
-        });
-        Ok(report)
+        let from = format!("{} part {}", self.display, part.name);
+        super::artifacts::extract_part(&self.repo, &self.id, &part, from, to, progress, cancel)
+            .await
     }
 }
 

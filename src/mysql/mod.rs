@@ -44,13 +44,14 @@ fn connect_error(target: &str, user: &str, e: mysql_async::Error) -> Error {
             Error::Connection(format!(
                 "MySQL at {target} refused user '{user}': access denied ({}). Check the password \
                  (in the URL, --mysql-password-file or AMLMIGRATE_MYSQL_PASSWORD); a server that only \
-                 accepts TLS also answers this way: add ?ssl-mode=required or ?ssl-mode=verify-identity&ssl-ca=FILE",
+                 accepts TLS also answers this way: add ?ssl-mode=verify-identity&ssl-ca=FILE (the CA \
+                 that signed its certificate)",
                 s.message
             ))
         }
         mysql_async::Error::Server(ref s) if s.code == 3159 => Error::Connection(format!(
             "MySQL at {target} accepts only TLS connections: add ?ssl-mode=verify-identity&ssl-ca=FILE \
-             (or ?ssl-mode=required) to the URL"
+             (the CA that signed its certificate) to the URL"
         )),
         mysql_async::Error::Server(ref s) if s.code == 1049 => Error::input(format!(
             "MySQL at {target}: database does not exist ({})",
@@ -59,8 +60,8 @@ fn connect_error(target: &str, user: &str, e: mysql_async::Error) -> Error {
         mysql_async::Error::Io(ref io) if io.to_string().contains("certificate") => {
             Error::Connection(format!(
                 "TLS to MySQL at {target} failed: {io}. Give the CA that signed the server's \
-                 certificate with ssl-ca=FILE in the URL, or use ssl-mode=required to encrypt \
-                 without verifying the server"
+                 certificate with ssl-ca=FILE in the URL (with ssl-mode=verify-identity), and \
+                 connect with a host name the certificate holds"
             ))
         }
         mysql_async::Error::Io(ref io) => Error::Connection(format!(

@@ -16,7 +16,8 @@ pub enum SslMode {
     Disabled,
     /// Encrypt, but accept any server certificate.
     Required,
-    /// Encrypt and check the certificate chain (against `ssl-ca` when given) and host name.
+    /// Encrypt and check the certificate chain and host name: against `ssl-ca` alone when it
+    /// is given, else against the built-in public roots.
     VerifyIdentity,
 }
 
@@ -140,7 +141,11 @@ impl MysqlUrl {
             SslMode::VerifyIdentity => {
                 let mut ssl = SslOpts::default();
                 if let Some(ca) = &self.ssl_ca {
-                    ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+                    // The given CA replaces the built-in public roots: a private server's
+                    // certificate must come from its own CA, not from any public one.
+                    ssl = ssl
+                        .with_root_certs(vec![ca.clone().into()])
+                        .with_disable_built_in_roots(true);
                 }
                 b = b.ssl_opts(ssl)
             }
@@ -206,6 +211,18 @@ mod tests {
         let u = MysqlUrl::parse("mysql://root@h").unwrap();
         let u = u.with_fallback_password(Some(Secret::new("b")));
         assert_eq!(u.password.unwrap().expose(), "b");
+    }
+
+    #[test]
+    fn ssl_ca_replaces_the_built_in_roots() {
+        let opts = |u: &str| mysql_async::Opts::from(MysqlUrl::parse(u).unwrap().opts());
+        let with_ca = opts("mysql://h?ssl-mode=verify-identity&ssl-ca=/etc/ca.pem");
+        let ssl = with_ca.ssl_opts().unwrap();
+        assert!(ssl.disable_built_in_roots());
+        assert_eq!(ssl.root_certs().len(), 1);
+        assert!(!ssl.skip_domain_validation() && !ssl.accept_invalid_certs());
+        let public = opts("mysql://h?ssl-mode=verify-identity");
+        assert!(!public.ssl_opts().unwrap().disable_built_in_roots());
     }
 
     #[test]

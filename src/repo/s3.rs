@@ -72,8 +72,7 @@ fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 /// One profile's keys from the shared credentials and config files.
-fn profile_settings() -> BTreeMap<String, String> {
-    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+fn profile_settings(profile: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let config = env("AWS_CONFIG_FILE")
         .map(PathBuf::from)
@@ -93,7 +92,7 @@ fn profile_settings() -> BTreeMap<String, String> {
         .map(PathBuf::from)
         .or_else(|| home().map(|h| h.join(".aws/credentials")));
     if let Some(text) = creds.and_then(|p| std::fs::read_to_string(p).ok())
-        && let Some(s) = parse_ini(&text).get(&profile)
+        && let Some(s) = parse_ini(&text).get(profile)
     {
         out.extend(s.clone());
     }
@@ -110,8 +109,31 @@ fn truthy(v: &str) -> Option<bool> {
 
 /// Builds the S3 store for `bucket` from the environment and the shared AWS files.
 pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    let profile = profile_settings();
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    build_from(
+        bucket,
+        AmazonS3Builder::from_env(),
+        &profile_settings(&profile),
+        true,
+    )
+}
+
+/// Builds an S3 store for `bucket` from one profile of the shared files alone, ignoring the
+/// AWS_* variables (an MLflow artifact store kept apart from the repository's S3). `None` when
+/// neither file has the profile.
+pub fn build_for_profile(bucket: &str, profile: &str) -> Option<Result<(AmazonS3, S3Target)>> {
+    let settings = profile_settings(profile);
+    (!settings.is_empty()).then(|| build_from(bucket, AmazonS3Builder::new(), &settings, false))
+}
+
+fn build_from(
+    bucket: &str,
+    b: AmazonS3Builder,
+    profile: &BTreeMap<String, String>,
+    use_env: bool,
+) -> Result<(AmazonS3, S3Target)> {
+    let mut b = b.with_bucket_name(bucket);
+    let aws_env = |name: &str| if use_env { env(name) } else { None };
     let get = |b: &AmazonS3Builder, k: AmazonS3ConfigKey| b.get_config_value(&k);
     if get(&b, AmazonS3ConfigKey::AccessKeyId).is_none()
         && get(&b, AmazonS3ConfigKey::WebIdentityTokenFile).is_none()
@@ -125,15 +147,15 @@ pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
             b = b.with_token(t);
         }
     }
-    if env("AWS_REGION").is_none()
-        && env("AWS_DEFAULT_REGION").is_none()
+    if aws_env("AWS_REGION").is_none()
+        && aws_env("AWS_DEFAULT_REGION").is_none()
         && let Some(r) = profile.get("region")
     {
         b = b.with_region(r);
     }
     if get(&b, AmazonS3ConfigKey::Endpoint).is_none()
-        && let Some(e) = env("AWS_ENDPOINT_URL_S3")
-            .or_else(|| env("AWS_ENDPOINT_URL"))
+        && let Some(e) = aws_env("AWS_ENDPOINT_URL_S3")
+            .or_else(|| aws_env("AWS_ENDPOINT_URL"))
             .or_else(|| profile.get("endpoint_url").cloned())
     {
         b = b.with_endpoint(e);
@@ -153,7 +175,7 @@ pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
     let http = endpoint
         .as_deref()
         .is_some_and(|e| e.starts_with("http://"))
-        || env("AWS_ALLOW_HTTP").as_deref().and_then(truthy) == Some(true);
+        || aws_env("AWS_ALLOW_HTTP").as_deref().and_then(truthy) == Some(true);
     b = b
         .with_retry(RetryConfig {
             max_retries: 4,

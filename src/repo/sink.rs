@@ -20,9 +20,12 @@ pub enum Msg {
         path: String,
         data: Vec<u8>,
     },
-    File {
+    /// `size` bytes streamed from `reader` (a file opened without following links, an object
+    /// in S3); a reader that ends early or holds more is an error.
+    Reader {
         path: String,
-        file: std::path::PathBuf,
+        size: u64,
+        reader: Box<dyn std::io::Read + Send>,
     },
     Finish,
 }
@@ -87,10 +90,10 @@ fn archive_thread(
                     return Err(io_err(e));
                 }
             }
-            Some(Msg::File { path, file }) => {
-                if let Err(e) = pw.append_file(&path, &file) {
+            Some(Msg::Reader { path, size, reader }) => {
+                if let Err(e) = pw.append_reader(&path, size, reader) {
                     pw.sink_mut().abort();
-                    return Err(Error::io(format!("archiving {}", file.display()), e));
+                    return Err(Error::io(format!("archiving {path}"), e));
                 }
             }
             Some(Msg::Finish) => {

@@ -1181,7 +1181,7 @@ async fn take_snapshot(env: &Env) -> Result<String> {
             namespaces: Vec::new(),
             recipients,
         }),
-        mlflow_artifacts: cfg.snapshot.mlflow_artifacts.clone(),
+        mlflow_artifacts: cfg.snapshot.mlflow_artifacts.clone().map(Into::into),
         tags: [("reason".to_string(), "pre-upgrade 1.3 to 1.4".to_string())].into(),
         zstd_level: 3,
     };

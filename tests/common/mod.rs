@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod mlflow;
 pub mod pg;
 pub mod registry;
 pub mod s3;

@@ -31,6 +31,11 @@ fn moto_server() -> PathBuf {
     bin
 }
 
+/// The moto venv's python, which has boto3 (for signed reads: moto refuses unsigned GETs).
+pub fn python() -> PathBuf {
+    moto_server().with_file_name("python")
+}
+
 impl Moto {
     pub fn start() -> Moto {
         Self::start_with(&[])

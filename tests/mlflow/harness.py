@@ -3,6 +3,7 @@ through its REST API as normalised JSON, so that an MLflow 2.6 server before the
 MLflow 3.1.1 server after it can be compared.
 
     python harness.py seed URL          # run with MLflow 2.6.0's venv
+    python harness.py seed-artifacts URL # a few runs whose artifacts are the point (any venv)
     python harness.py dump URL OUT.json # plain REST: works against 2.6 and 3.1.1
 """
 import hashlib
@@ -66,6 +67,33 @@ def seed(uri):
     client.transition_model_version_stage("qwen-sft", "1", "Production")
     client.set_model_version_tag("qwen-sft", "3", "quality", "好")
     client.create_registered_model("empty-model")
+
+
+def seed_artifacts(uri):
+    """Runs whose artifacts go through the server (--serve-artifacts) into its store: text, a
+    nested folder, a CJK file name, an empty file and a 7 MiB binary (a multipart upload)."""
+    import os
+    import tempfile
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(uri)  # artifact uploads resolve mlflow-artifacts:/ against it
+    client = MlflowClient(uri)
+    exp = client.create_experiment("artifacts-in-s3")
+    for r in range(3):
+        run = client.create_run(exp, start_time=1_700_000_000_000 + r, run_name=f"run-{r}")
+        rid = run.info.run_id
+        client.log_metric(rid, "loss", 1.0 / (r + 1), timestamp=1_700_000_000_000, step=0)
+        client.log_text(rid, f"notes of run {r}\n", "outputs/notes.txt")
+        client.log_dict(rid, {"lr": 1e-4 * (r + 1), "模型": "qwen"}, "config/训练.json")
+        client.log_text(rid, "", "outputs/deep/er/empty.txt")
+        if r == 1:
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "weights.bin")
+                with open(path, "wb") as f:
+                    f.write(os.urandom(7 * 1024 * 1024 + 123))
+                client.log_artifact(rid, path, "model")
+        client.set_terminated(rid, end_time=1_700_000_001_000 + r)
 
 
 def get(base, endpoint, **params):
@@ -169,6 +197,8 @@ def dump(base, out):
 if __name__ == "__main__":
     if sys.argv[1] == "seed":
         seed(sys.argv[2])
+    elif sys.argv[1] == "seed-artifacts":
+        seed_artifacts(sys.argv[2])
     elif sys.argv[1] == "dump":
         dump(sys.argv[2], sys.argv[3])
     else:
