@@ -259,7 +259,7 @@ async fn status(a: ConfigArg, g: &GlobalArgs) -> anyhow::Result<()> {
             "{:>2}. {:<18} {:<9} {}",
             i + 1,
             s.step.name(),
-            s.event.as_deref().unwrap_or("-"),
+            s.event.map(|e| e.as_str()).unwrap_or("-"),
             s.detail.as_deref().unwrap_or("")
         );
     }

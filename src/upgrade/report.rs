@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::Journal;
+use super::journal::{Event, Journal};
 use super::{Env, STEPS, steps};
 use crate::error::Result;
 use crate::repo::Repository;
@@ -49,18 +49,18 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
     for s in STEPS {
         let name = s.name();
         let entries: Vec<_> = journal.entries.iter().filter(|e| e.step == name).collect();
-        let started = entries.iter().any(|e| e.event == "started");
+        let started = entries.iter().any(|e| e.event == Event::Started);
         let changes: Vec<String> = entries
             .iter()
-            .filter(|e| e.event == "done")
+            .filter(|e| e.event == Event::Done)
             .flat_map(|e| e.changes.clone())
             .collect();
         let last = entries.last();
         let checked = entries
             .iter()
             .rev()
-            .find_map(|e| e.facts.get("checked"))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .find(|e| !e.facts.checked.is_empty())
+            .map(|e| e.facts.checked.clone())
             .unwrap_or_default();
         out.steps.push(ReportStep {
             step: name.into(),

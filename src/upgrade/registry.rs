@@ -1,25 +1,15 @@
-//! The images step: the images the article lists, and the `llm-trainer` tag that
-//! `aml-image-builder-config` references, exist in the platform registry (registry HTTP API
-//! v2: a HEAD on the manifest). When only the pushed tag exists, the manifest is copied to the
-//! expected tag, which is what the article's `nerdctl tag` + push does.
+//! A small registry HTTP API v2 client: does `repository:tag` exist (HEAD on the manifest), and
+//! copy a manifest to another tag (what the article's `nerdctl tag` + push does).
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 
-use super::{Change, Env};
+use super::config::Images;
 use crate::error::{Error, Result};
-use crate::kube::str_at;
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
-pub(super) struct ImageState {
-    pub checked: Vec<String>,
-    pub missing: Vec<String>,
-    /// Tags to copy: (from repository:tag, to tag).
-    pub copies: Vec<Change>,
-}
-
-struct Registry {
+pub(super) struct Registry {
     base: String,
     http: Client,
     user: Option<String>,
@@ -27,8 +17,7 @@ struct Registry {
 }
 
 impl Registry {
-    fn new(env: &Env) -> Result<Registry> {
-        let c = &env.cfg.images;
+    pub fn new(c: &Images) -> Result<Registry> {
         let http = Client::builder()
             .danger_accept_invalid_certs(c.insecure)
             .timeout(std::time::Duration::from_secs(30))
@@ -112,7 +101,7 @@ impl Registry {
         format!("{}/v2/{repo}/manifests/{tag}", self.base)
     }
 
-    async fn exists(&self, repo: &str, tag: &str) -> Result<bool> {
+    pub async fn exists(&self, repo: &str, tag: &str) -> Result<bool> {
         let url = self.url(repo, tag);
         let resp = self
             .send(&format!("check {repo}:{tag}"), || {
@@ -129,7 +118,7 @@ impl Registry {
         }
     }
 
-    async fn copy(&self, repo: &str, from: &str, to: &str) -> Result<()> {
+    pub async fn copy(&self, repo: &str, from: &str, to: &str) -> Result<()> {
         let url = self.url(repo, from);
         let resp = self
             .send(&format!("read {repo}:{from}"), || {
@@ -174,7 +163,7 @@ impl Registry {
 }
 
 /// `host:port/mlops/llm-trainer:tag` → (`mlops/llm-trainer`, `tag`).
-fn split_image(image: &str) -> Option<(String, String)> {
+pub(super) fn split_image(image: &str) -> Option<(String, String)> {
     let (path, tag) = image.rsplit_once(':')?;
     if tag.contains('/') {
         return None;
@@ -184,107 +173,6 @@ fn split_image(image: &str) -> Option<(String, String)> {
         _ => path,
     };
     Some((repo.to_string(), tag.to_string()))
-}
-
-/// The llm-trainer image aml-image-builder-config references.
-async fn referenced_llm_trainer(env: &Env) -> Result<Option<(String, String)>> {
-    let Some(cm) = env.workload.resolve("ConfigMap", Some("")) else {
-        return Ok(None);
-    };
-    let Some(o) = env
-        .workload
-        .get(
-            &cm,
-            Some(&env.cfg.images.config_namespace),
-            "aml-image-builder-config",
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(o["data"]
-        .as_object()
-        .and_then(|d| {
-            d.values()
-                .filter_map(Value::as_str)
-                .find(|v| v.contains("llm-trainer:"))
-        })
-        .and_then(split_image)
-        .or_else(|| str_at(&o, "data.LLM_TRAINER_IMAGE").and_then(split_image)))
-}
-
-pub(super) async fn image_state(env: &Env) -> Result<ImageState> {
-    let reg = Registry::new(env)?;
-    let mut st = ImageState {
-        checked: Vec::new(),
-        missing: Vec::new(),
-        copies: Vec::new(),
-    };
-    for img in &env.cfg.images.required {
-        let Some((repo, tag)) = split_image(img) else {
-            return Err(Error::input(format!(
-                "images.required: {img:?} is not repository:tag"
-            )));
-        };
-        if reg.exists(&repo, &tag).await? {
-            st.checked.push(format!("ok   {repo}:{tag}"));
-        } else {
-            st.missing.push(format!("{repo}:{tag}"));
-            st.checked
-                .push(format!("FAIL {repo}:{tag} not in the registry"));
-        }
-    }
-    if let Some((repo, tag)) = referenced_llm_trainer(env).await? {
-        if reg.exists(&repo, &tag).await? {
-            st.checked.push(format!(
-                "ok   {repo}:{tag} (referenced by aml-image-builder-config)"
-            ));
-        } else {
-            let pushed = split_image(&env.cfg.images.llm_trainer);
-            match pushed {
-                Some((prepo, ptag)) if prepo == repo && reg.exists(&prepo, &ptag).await? => {
-                    st.copies.push(Change::new(
-                        format!("image {repo}"),
-                        "tag",
-                        Some(ptag),
-                        Some(tag.clone()),
-                    ));
-                }
-                _ => {
-                    st.missing.push(format!("{repo}:{tag}"));
-                    st.checked.push(format!(
-                        "FAIL {repo}:{tag} (referenced by aml-image-builder-config) not in the registry"
-                    ));
-                }
-            }
-        }
-    }
-    Ok(st)
-}
-
-pub(super) async fn copy_missing_images(env: &Env) -> Result<Vec<Change>> {
-    if env.cfg.images.registry.is_empty() {
-        return Ok(Vec::new());
-    }
-    let reg = Registry::new(env)?;
-    let st = image_state(env).await?;
-    if !st.missing.is_empty() {
-        return Err(Error::Refused(format!(
-            "images missing from {}: {}; push them first",
-            env.cfg.images.registry,
-            st.missing.join(", ")
-        )));
-    }
-    for c in &st.copies {
-        let repo = c.object.trim_start_matches("image ");
-        reg.copy(
-            repo,
-            c.old.as_deref().unwrap_or_default(),
-            c.new.as_deref().unwrap_or_default(),
-        )
-        .await?;
-    }
-    Ok(st.copies)
 }
 
 #[cfg(test)]
