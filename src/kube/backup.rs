@@ -259,6 +259,7 @@ fn is_core(kind: &str) -> bool {
 fn source(c: &Cluster) -> Source {
     Source {
         kind: format!("kubernetes-{}", c.role),
+        name: None,
         location: match &c.context {
             Some(ctx) => format!("{} (context {ctx})", c.server),
             None => c.server.clone(),

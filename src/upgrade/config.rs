@@ -20,7 +20,10 @@ pub struct UpgradeConfig {
     pub repository: String,
     #[serde(default)]
     pub kubernetes: KubeSettings,
-    pub mysql: MysqlSettings,
+    /// The MySQL servers the snapshot takes, by name: `aml` (the job records, and the user and
+    /// password AmlCluster uses), and as installed `kfp` (Kubeflow Pipelines) and `mlflow`
+    /// (MLflow 2.6).
+    pub mysql: BTreeMap<String, MysqlSource>,
     pub postgres: PgSettings,
     #[serde(default)]
     pub preflight: Preflight,
@@ -40,6 +43,7 @@ pub struct UpgradeConfig {
     pub install: Install,
     #[serde(default)]
     pub mlflow: MlflowSettings,
+    #[serde(default)]
     pub features: Features,
     #[serde(default)]
     pub restore: RestoreSettings,
@@ -56,21 +60,29 @@ pub struct KubeSettings {
     pub cluster_name: String,
 }
 
+/// The source that holds the AML job records; its user and password are the ones AmlCluster
+/// and the image-builder Secrets get (unless `features.credentials` names another).
+pub const AML_SOURCE: &str = "aml";
+/// The source of Kubeflow Pipelines' databases; when `external`, it must be MySQL 5.7.
+pub const KFP_SOURCE: &str = "kfp";
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct MysqlSettings {
-    /// mysql://user@host:port of the AML MySQL (no password here).
+pub struct MysqlSource {
+    /// mysql://user@host:port (no password here).
     pub url: String,
-    /// File holding the password; default: $AMLMIGRATE_MYSQL_PASSWORD.
+    /// File holding the password.
     pub password_file: Option<PathBuf>,
-    /// Databases the snapshot takes (the MLflow 2.6 database among them).
-    #[serde(default = "d_databases")]
+    /// Environment variable holding the password (default: `AMLMIGRATE_MYSQL_PASSWORD_<NAME>`,
+    /// then `AMLMIGRATE_MYSQL_PASSWORD`).
+    pub password_env: Option<String>,
+    /// Databases the snapshot takes from this server; empty: none (the source only provides a
+    /// credential pair).
+    #[serde(default)]
     pub databases: Vec<String>,
-    /// The AML job records database, whose row counts the final check compares.
-    #[serde(default = "d_aml_db")]
-    pub aml_database: String,
-    /// An external Kubeflow Pipelines MySQL (must be 5.7), when not the built-in one.
-    pub kfp_url: Option<String>,
+    /// An external server the article restricts to MySQL 5.7 (Kubeflow Pipelines).
+    #[serde(default)]
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -91,8 +103,6 @@ pub struct Preflight {
     pub istiod_namespace: String,
     pub istiod_deployment: String,
     pub storage_class: String,
-    /// The oauth2 callback (oidcRedirectURL of KubeflowBase); empty: not checked.
-    pub dex_redirect_uri: String,
     pub dex_namespace: String,
     pub dex_configmap: String,
     /// The ServiceMesh of the workload cluster, in the global cluster.
@@ -100,6 +110,12 @@ pub struct Preflight {
     pub servicemesh_name: String,
     pub extension_provider: String,
     pub oauth2_proxy_service: String,
+    /// Istio must not run in CNI mode: a DaemonSet of this name (any namespace of the workload
+    /// cluster) means it does.
+    pub istio_cni_daemonset: String,
+    /// The ServiceMesh API versions the article's overlay applies to; another served version is
+    /// ServiceMesh v2, for which the article says to ask for help.
+    pub servicemesh_v1_versions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -107,10 +123,17 @@ pub struct Preflight {
 pub struct Images {
     /// Registry base URL (https://host:port); empty: the images step is skipped.
     pub registry: String,
-    /// Accept a self-signed registry certificate.
+    /// The CA that signed the registry's certificate (PEM); it replaces the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any registry certificate (not checked at all): only for a lab.
     pub insecure: bool,
-    /// Username; the password comes from $AMLMIGRATE_REGISTRY_PASSWORD.
+    /// Username; the password comes from `password_file` or $AMLMIGRATE_REGISTRY_PASSWORD, and
+    /// is sent only when the registry asks for it (401).
     pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Hosts besides the registry's own that may receive the credentials as a token realm
+    /// (https only).
+    pub token_hosts: Vec<String>,
     /// repository:tag the article lists, relative to the registry.
     pub required: Vec<String>,
     /// The llm-trainer tag that was pushed; the tag aml-image-builder-config references must exist too.
@@ -159,11 +182,12 @@ pub struct Uninstall {
     pub plugins: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// The 1.3 `kubeflow` chart application.
+    /// The 1.3 `kubeflow` chart application: objects of this kind whose chart (`spec.chart`,
+    /// last path segment) is `chart`, in `chart_namespace` or any namespace.
     pub chart_api_version: String,
     pub chart_kind: String,
-    pub chart_namespace: String,
-    pub chart_name: String,
+    pub chart: String,
+    pub chart_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -197,9 +221,25 @@ pub struct Install {
 pub struct Plugin {
     pub module: String,
     pub version: String,
-    /// spec.config of the ModuleInfo (the form's values).
+    /// spec.config of the ModuleInfo (the form's values), never a password.
     #[serde(default)]
     pub config: toml::Table,
+    /// Form fields filled from a password source, never from this file: field → `postgres` or
+    /// `mysql.<name>`. Default for mlflow: `pgPassword = "postgres"`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Plugin {
+    /// Its secret form fields and their sources, with the article's default for MLflow (its
+    /// PostgreSQL password is the migration's).
+    pub fn secret_sources(&self) -> BTreeMap<String, String> {
+        let mut out = self.secrets.clone();
+        if self.module == "mlflow" && !out.contains_key("pgPassword") {
+            out.insert("pgPassword".into(), "postgres".into());
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -207,8 +247,10 @@ pub struct Plugin {
 pub struct MlflowSettings {
     /// Migrate MLflow 2.6 (MySQL) to 3.1.1 (PostgreSQL).
     pub migrate: bool,
-    /// The MLflow 2.6 database on the AML MySQL.
-    pub source_database: String,
+    /// The MySQL source of MLflow 2.6 (a name of [mysql.*]).
+    pub source: String,
+    /// Its database (default: the source's only database).
+    pub source_database: Option<String>,
     /// The MLflow 3.1.1 server, scaled to 0 during the copy and back afterwards.
     pub deployment_namespace: String,
     pub deployment_name: String,
@@ -217,48 +259,71 @@ pub struct MlflowSettings {
     /// The MLflow 3.1.1 artifact folder: the snapshot's artifact part (snapshot.mlflow_artifacts)
     /// is unpacked there, every file checked.
     pub artifacts_to: Option<String>,
+    /// The 3.1.1 server's Service, which the final check asks (through the API server's
+    /// service proxy) for the migrated experiment and run counts.
+    pub service_namespace: String,
+    pub service_name: String,
+    pub service_port: u16,
+    /// Ask the server at this URL instead of through the service proxy (e.g. an ingress).
+    pub server_url: Option<String>,
 }
 
+/// The article's "enable the experimental features". A value left unset keeps what the live
+/// object has; where it has nothing either, the step refuses rather than guesses.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Features {
-    #[serde(default = "d_amlcluster")]
     pub amlcluster: String,
-    #[serde(default = "d_aml")]
     pub aml: String,
-    #[serde(default = "yes")]
     pub datasets: bool,
-    #[serde(default = "yes")]
     pub image_builder: bool,
-    #[serde(default = "yes")]
     pub tune_models: bool,
-    /// global.mysql of the AmlCluster.
-    pub mysql_host: String,
-    #[serde(default = "d_port")]
-    pub mysql_port: u16,
-    #[serde(default = "d_root")]
-    pub mysql_user: String,
-    #[serde(default = "d_aml_db")]
-    pub mysql_database: String,
-    #[serde(default = "d_secret_name")]
-    pub password_secret_name: String,
-    #[serde(default = "d_cpaas_system")]
-    pub password_secret_namespace: String,
-    /// Create the password Secret (from the MySQL password) when it is missing.
-    #[serde(default)]
+    /// global.mysql of the AmlCluster: the address the cluster reaches MySQL at.
+    pub mysql_host: Option<String>,
+    pub mysql_port: Option<u16>,
+    pub mysql_database: Option<String>,
+    /// The MySQL source whose user and password the AML uses: global.mysql.user, the password
+    /// Secret and each aml-image-builder-secret (one credential pair).
+    pub credentials: String,
+    pub password_secret_name: Option<String>,
+    pub password_secret_namespace: Option<String>,
+    /// Create or update the password Secret from the credentials' password.
     pub create_password_secret: bool,
-    pub training_pvc_size: String,
-    pub training_pvc_storage_class: String,
-    pub notebook_storage_class: String,
-    #[serde(default = "d_kubeflow")]
+    pub training_pvc_size: Option<String>,
+    pub training_pvc_storage_class: Option<String>,
+    pub notebook_storage_class: Option<String>,
     pub restart_namespace: String,
-    #[serde(default = "d_restart")]
     pub restart_deployment: String,
     /// Namespaces whose aml-image-builder-config/-secret get the MODEL_REPO_BUILDER_DB_* keys.
-    #[serde(default = "d_builder_namespaces")]
     pub image_builder_namespaces: Vec<String>,
-    /// MODEL_REPO_BUILDER_DB_HOST (default: mysql_host).
+    /// MODEL_REPO_BUILDER_DB_HOST (default: the AmlCluster's global.mysql.host).
     pub image_builder_db_host: Option<String>,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            amlcluster: "default".into(),
+            aml: "default-aml".into(),
+            datasets: true,
+            image_builder: true,
+            tune_models: true,
+            mysql_host: None,
+            mysql_port: None,
+            mysql_database: None,
+            credentials: AML_SOURCE.into(),
+            password_secret_name: None,
+            password_secret_namespace: None,
+            create_password_secret: true,
+            training_pvc_size: None,
+            training_pvc_storage_class: None,
+            notebook_storage_class: None,
+            restart_namespace: "kubeflow".into(),
+            restart_deployment: "aml-api-deploy".into(),
+            image_builder_namespaces: vec!["kubeflow".into()],
+            image_builder_db_host: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -270,46 +335,8 @@ pub struct RestoreSettings {
     pub identity: Option<PathBuf>,
 }
 
-fn yes() -> bool {
-    true
-}
 fn d_cluster_name() -> String {
     "business-1".into()
-}
-fn d_databases() -> Vec<String> {
-    ["aml", "mlpipeline", "cachedb", "metadb", "mlflow"]
-        .map(String::from)
-        .to_vec()
-}
-fn d_aml_db() -> String {
-    "aml".into()
-}
-fn d_amlcluster() -> String {
-    "default".into()
-}
-fn d_aml() -> String {
-    "default-aml".into()
-}
-fn d_port() -> u16 {
-    3306
-}
-fn d_root() -> String {
-    "root".into()
-}
-fn d_secret_name() -> String {
-    "aml-mysql-root-token".into()
-}
-fn d_cpaas_system() -> String {
-    "cpaas-system".into()
-}
-fn d_kubeflow() -> String {
-    "kubeflow".into()
-}
-fn d_restart() -> String {
-    "aml-api-deploy".into()
-}
-fn d_builder_namespaces() -> Vec<String> {
-    vec!["kubeflow".into()]
 }
 
 impl Default for Preflight {
@@ -320,13 +347,14 @@ impl Default for Preflight {
             istiod_namespace: "istio-system".into(),
             istiod_deployment: "istiod".into(),
             storage_class: String::new(),
-            dex_redirect_uri: String::new(),
             dex_namespace: "cpaas-system".into(),
             dex_configmap: "dex-configmap".into(),
             servicemesh_namespace: "cpaas-system".into(),
             servicemesh_name: String::new(),
             extension_provider: "oauth2-proxy-kubeflow".into(),
             oauth2_proxy_service: "oauth2-proxy.kubeflow-oauth2-proxy.svc.cluster.local".into(),
+            istio_cni_daemonset: "istio-cni-node".into(),
+            servicemesh_v1_versions: vec!["v1alpha1".into()],
         }
     }
 }
@@ -335,8 +363,11 @@ impl Default for Images {
     fn default() -> Self {
         Images {
             registry: String::new(),
+            ca_file: None,
             insecure: false,
             username: None,
+            password_file: None,
+            token_hosts: Vec::new(),
             required: [
                 "mlops/llm-trainer:v1.4.3",
                 "mlops/buildkit-gitlfs:v0.13-rootless-aml",
@@ -371,8 +402,8 @@ impl Default for Uninstall {
             timeout: Duration::from_secs(15 * 60),
             chart_api_version: "app.alauda.io/v1".into(),
             chart_kind: "HelmRequest".into(),
-            chart_namespace: "kubeflow".into(),
-            chart_name: "kubeflow".into(),
+            chart: "kubeflow".into(),
+            chart_namespace: None,
         }
     }
 }
@@ -406,11 +437,16 @@ impl Default for MlflowSettings {
     fn default() -> Self {
         MlflowSettings {
             migrate: true,
-            source_database: "mlflow".into(),
+            source: "mlflow".into(),
+            source_database: None,
             deployment_namespace: "kubeflow".into(),
             deployment_name: "mlflow".into(),
             rewrite_artifact_uri: BTreeMap::new(),
             artifacts_to: None,
+            service_namespace: "kubeflow".into(),
+            service_name: "mlflow".into(),
+            service_port: 5000,
+            server_url: None,
         }
     }
 }
@@ -446,8 +482,15 @@ impl UpgradeConfig {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Self> {
-        let cfg: UpgradeConfig = toml::from_str(text)
-            .map_err(|e| Error::input(format!("upgrade configuration {name}: {e}")))?;
+        let cfg: UpgradeConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            let hint = MOVED
+                .iter()
+                .find(|(key, _)| msg.contains(&format!("`{key}`")))
+                .map(|(_, hint)| format!("\n{hint}"))
+                .unwrap_or_default();
+            Error::input(format!("upgrade configuration {name}: {msg}{hint}"))
+        })?;
         cfg.check(name)?;
         Ok(cfg)
     }
@@ -459,18 +502,77 @@ impl UpgradeConfig {
                 problems.push("uninstall.plugins holds an empty name".to_string());
             }
         }
-        for p in &self.install.plugins {
-            if p.version.is_empty() {
-                problems.push(format!("install plugin {} has no version", p.module));
-            }
-        }
         if self.install.plugins.is_empty() {
             problems.push(
                 "no [[install.plugins]]: list kfbase, kfp, volcano, kftraining and mlflow with their 1.4 versions"
                     .into(),
             );
         }
-        MysqlUrl::parse(&self.mysql.url)?;
+        for p in &self.install.plugins {
+            if p.version.is_empty() {
+                problems.push(format!("install plugin {} has no version", p.module));
+            }
+            for key in p.config.keys().filter(|k| looks_secret(k)) {
+                problems.push(format!(
+                    "install plugin {} config.{key}: no password belongs in this file; say where it comes from with secrets = {{ {key} = \"postgres\" }} (or \"mysql.<name>\")",
+                    p.module
+                ));
+            }
+            for (field, from) in &p.secrets {
+                if let Err(e) = self.password_source(from) {
+                    problems.push(format!("install plugin {} secrets.{field}: {e}", p.module));
+                }
+            }
+        }
+        if self.kubernetes.cluster_name.is_empty() {
+            problems.push(
+                "kubernetes.cluster_name is empty: the workload cluster's name in ACP (label cpaas.io/cluster-name of its plugins)".into(),
+            );
+        }
+        if self
+            .images
+            .ca_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            problems.push(
+                "images.ca_file is empty: name the CA that signed the registry's certificate, or remove the line to use the system roots".into(),
+            );
+        }
+        if !self.mysql.contains_key(AML_SOURCE) {
+            problems.push(format!(
+                "no [mysql.{AML_SOURCE}]: name the MySQL that holds the AML job records (url, databases)"
+            ));
+        }
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for (source, m) in &self.mysql {
+            if !valid_name(source) {
+                problems.push(format!(
+                    "[mysql.{source}]: a source name is lower-case letters, digits, - and _"
+                ));
+            }
+            if let Err(e) = MysqlUrl::parse(&m.url) {
+                problems.push(format!("[mysql.{source}] url: {e}"));
+            }
+            for db in &m.databases {
+                if let Some(first) = owner.insert(db, source) {
+                    problems.push(format!(
+                        "database {db} is named by both [mysql.{first}] and [mysql.{source}]; a snapshot holds each database name once"
+                    ));
+                }
+            }
+        }
+        if !self.mysql.contains_key(&self.features.credentials) {
+            problems.push(format!(
+                "features.credentials = {:?} names no [mysql.*] source",
+                self.features.credentials
+            ));
+        }
+        if self.mlflow.migrate
+            && let Err(e) = self.mlflow_database()
+        {
+            problems.push(e.to_string());
+        }
         PgUrl::parse(&self.postgres.url)?;
         if problems.is_empty() {
             Ok(())
@@ -482,17 +584,121 @@ impl UpgradeConfig {
         }
     }
 
-    pub fn mysql_url(&self) -> Result<MysqlUrl> {
-        let pw = read_password(
-            self.mysql.password_file.as_deref(),
-            "AMLMIGRATE_MYSQL_PASSWORD",
-        )?;
-        Ok(MysqlUrl::parse(&self.mysql.url)?.with_fallback_password(pw))
+    pub fn source(&self, name: &str) -> Result<&MysqlSource> {
+        self.mysql.get(name).ok_or_else(|| {
+            Error::input(format!(
+                "no MySQL source [mysql.{name}] in the upgrade configuration (it has: {})",
+                self.mysql.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// The URL of a MySQL source, with its password from its file or environment.
+    pub fn mysql_url(&self, name: &str) -> Result<MysqlUrl> {
+        let s = self.source(name)?;
+        let pw = match (&s.password_file, &s.password_env) {
+            (Some(f), _) => read_password(Some(f), "")?,
+            (None, Some(var)) => std::env::var(var).ok().map(Secret::new),
+            (None, None) => std::env::var(source_password_env(name))
+                .or_else(|_| std::env::var("AMLMIGRATE_MYSQL_PASSWORD"))
+                .ok()
+                .map(Secret::new),
+        };
+        Ok(MysqlUrl::parse(&s.url)?.with_fallback_password(pw))
+    }
+
+    /// The AML job-record source's URL.
+    pub fn aml_url(&self) -> Result<MysqlUrl> {
+        self.mysql_url(AML_SOURCE)
     }
 
     pub fn pg_url(&self) -> Result<PgUrl> {
         let pw = read_password(self.postgres.password_file.as_deref(), "PGPASSWORD")?;
         Ok(PgUrl::parse(&self.postgres.url)?.with_fallback_password(pw))
+    }
+
+    /// A password by its source name: `postgres`, or `mysql.<name>`. Checks the name only.
+    fn password_source(&self, from: &str) -> Result<()> {
+        match from.split_once('.') {
+            _ if from == "postgres" => Ok(()),
+            Some(("mysql", name)) => self.source(name).map(|_| ()),
+            _ => Err(Error::input(format!(
+                "{from:?} is not a password source: use \"postgres\" or \"mysql.<name>\""
+            ))),
+        }
+    }
+
+    /// The password of a source named `postgres` or `mysql.<name>`; an error names where it is
+    /// looked for when there is none.
+    pub fn password(&self, from: &str) -> Result<Secret> {
+        self.password_source(from)?;
+        let (pw, whence) = match from.split_once('.') {
+            Some(("mysql", name)) => (
+                self.mysql_url(name)?.password,
+                match &self.source(name)?.password_file {
+                    Some(f) => format!("the file {}", f.display()),
+                    None => format!(
+                        "${} or $AMLMIGRATE_MYSQL_PASSWORD",
+                        self.source(name)?
+                            .password_env
+                            .clone()
+                            .unwrap_or_else(|| source_password_env(name))
+                    ),
+                },
+            ),
+            _ => (
+                self.pg_url()?.password,
+                match &self.postgres.password_file {
+                    Some(f) => format!("the file {}", f.display()),
+                    None => "$PGPASSWORD".to_string(),
+                },
+            ),
+        };
+        pw.filter(|p| !p.is_empty()).ok_or_else(|| {
+            Error::input(format!(
+                "no password for {from}: put it in {whence} (never in the configuration file)"
+            ))
+        })
+    }
+
+    pub fn registry_password(&self) -> Result<Option<Secret>> {
+        read_password(
+            self.images.password_file.as_deref(),
+            "AMLMIGRATE_REGISTRY_PASSWORD",
+        )
+    }
+
+    /// MLflow 2.6's database: `mlflow.source_database`, or the source's only database.
+    pub fn mlflow_database(&self) -> Result<String> {
+        let src = self.mysql.get(&self.mlflow.source).ok_or_else(|| {
+            Error::input(format!(
+                "mlflow.source = {:?} names no [mysql.*] source; name the MySQL that holds MLflow 2.6 (or set mlflow.migrate = false)",
+                self.mlflow.source
+            ))
+        })?;
+        match (&self.mlflow.source_database, src.databases.as_slice()) {
+            (Some(db), dbs) if dbs.contains(db) => Ok(db.clone()),
+            (Some(db), _) => Err(Error::input(format!(
+                "mlflow.source_database {db} is not among the databases of [mysql.{}]",
+                self.mlflow.source
+            ))),
+            (None, [one]) => Ok(one.clone()),
+            (None, _) => Err(Error::input(format!(
+                "[mysql.{}] names {} databases: say which is MLflow 2.6's with mlflow.source_database",
+                self.mlflow.source,
+                src.databases.len()
+            ))),
+        }
+    }
+
+    /// The kfbase form's oidcRedirectURL: the URI dex must list.
+    pub fn oidc_redirect_url(&self) -> Option<&str> {
+        self.install
+            .plugins
+            .iter()
+            .find(|p| p.module == "kfbase")
+            .and_then(|p| p.config.get("oidcRedirectURL"))
+            .and_then(|v| v.as_str())
     }
 
     pub fn kube_options(&self) -> crate::kube::KubeOptions {
@@ -502,6 +708,49 @@ impl UpgradeConfig {
             global_context: self.kubernetes.global_context.clone(),
         }
     }
+}
+
+/// Keys that moved, and where to.
+const MOVED: [(&str, &str); 5] = [
+    (
+        "mysql_user",
+        "features.mysql_user is gone: the user AmlCluster gets comes from the URL of the [mysql.<features.credentials>] source, with its password (one credential pair)",
+    ),
+    (
+        "dex_redirect_uri",
+        "preflight.dex_redirect_uri is gone: dex gets the oidcRedirectURL of the kfbase plugin ([[install.plugins]] module = \"kfbase\", config), so the two are equal",
+    ),
+    (
+        "kfp_url",
+        "mysql.kfp_url is gone: name Kubeflow Pipelines' MySQL as [mysql.kfp] (url, databases, external = true for an external 5.7)",
+    ),
+    (
+        "aml_database",
+        "mysql.aml_database is gone: the job records are the databases of [mysql.aml]",
+    ),
+    (
+        "url",
+        "[mysql] now holds named sources: [mysql.aml] url = …, databases = [\"aml\"]; [mysql.kfp] …; [mysql.mlflow] … (see examples/upgrade-1.3-to-1.4.toml)",
+    ),
+];
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.ends_with("token")
+}
+
+/// `AMLMIGRATE_MYSQL_PASSWORD_<NAME>`: the source name upper-cased, `-` as `_`.
+pub fn source_password_env(name: &str) -> String {
+    format!(
+        "AMLMIGRATE_MYSQL_PASSWORD_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 fn read_password(file: Option<&Path>, env: &str) -> Result<Option<Secret>> {
@@ -514,6 +763,7 @@ fn read_password(file: Option<&Path>, env: &str) -> Result<Option<Secret>> {
                     f.display()
                 ))
             }),
+        None if env.is_empty() => Ok(None),
         None => Ok(std::env::var(env).ok().map(Secret::new)),
     }
 }
@@ -571,5 +821,77 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("wat"), "{e}");
+    }
+
+    #[test]
+    fn moved_keys_say_where_they_went() {
+        let text = include_str!("../../examples/upgrade-1.3-to-1.4.toml");
+        let e = UpgradeConfig::parse(
+            &text.replace("[features]", "[features]\nmysql_user = \"root\""),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("one credential pair"), "{e}");
+        let e = UpgradeConfig::parse(
+            &text.replace(
+                "[preflight]",
+                "[preflight]\ndex_redirect_uri = \"https://x\"",
+            ),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("oidcRedirectURL"), "{e}");
+    }
+
+    #[test]
+    fn a_password_in_a_plugin_form_or_a_database_in_two_sources_is_refused() {
+        let text = include_str!("../../examples/upgrade-1.3-to-1.4.toml");
+        let e = UpgradeConfig::parse(
+            &text.replace(
+                "pgUsername = \"mlflow\" }",
+                "pgUsername = \"mlflow\", pgPassword = \"x\" }",
+            ),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("config.pgPassword: no password belongs in this file"),
+            "{e}"
+        );
+        let e = UpgradeConfig::parse(
+            &text.replace("databases = [\"mlflow\"]", "databases = [\"aml\"]"),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("database aml is named by both [mysql.aml] and [mysql.mlflow]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mlflow_gets_the_postgres_password_by_default_and_sources_read_their_own_variables() {
+        let text = include_str!("../../examples/upgrade-1.3-to-1.4.toml");
+        let cfg = UpgradeConfig::parse(text, "example").unwrap();
+        let mlflow = cfg
+            .install
+            .plugins
+            .iter()
+            .find(|p| p.module == "mlflow")
+            .unwrap();
+        assert_eq!(mlflow.secret_sources()["pgPassword"], "postgres");
+        assert_eq!(
+            source_password_env("kfp-ext"),
+            "AMLMIGRATE_MYSQL_PASSWORD_KFP_EXT"
+        );
+        assert_eq!(cfg.mlflow_database().unwrap(), "mlflow");
+        assert_eq!(
+            cfg.oidc_redirect_url(),
+            Some("https://192.168.139.133:30665/oauth2/callback")
+        );
     }
 }

@@ -61,6 +61,55 @@ impl std::fmt::Display for Event {
     }
 }
 
+/// An object of the 1.3 installation, as the snapshot step found it: the uninstall deletes it
+/// only while it still has this uid, so nothing created later (a 1.4 plugin) is ever touched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub kind: String,
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: String,
+    /// A plugin's module and version (ModuleInfo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", self.kind)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, "{ns}/")?;
+        }
+        write!(f, "{}", self.name)?;
+        match (&self.module, &self.version) {
+            (Some(m), Some(v)) => write!(f, " (plugin {m} {v})"),
+            (Some(m), None) => write!(f, " (plugin {m})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What the 1.3 installation consisted of when the snapshot was taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Installation {
+    /// Plugin ModuleInfos of the global cluster, in the uninstall order.
+    #[serde(default)]
+    pub plugins: Vec<Recorded>,
+    /// The kubeflow chart application(s) of the workload cluster.
+    #[serde(default)]
+    pub charts: Vec<Recorded>,
+}
+
+impl Installation {
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty() && self.charts.is_empty()
+    }
+}
+
 /// Facts a step learned, for later steps and the report. Never a secret.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
@@ -77,6 +126,12 @@ pub struct Facts {
     pub mlflow_outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlflow_metric_points: Option<u64>,
+    /// The 1.3 installation the uninstall may delete (recorded with the snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<Installation>,
+    /// Warnings a step gave (for the report).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Facts of other versions of the tool, kept as they were.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,

@@ -1,9 +1,11 @@
 //! The guided 1.3 → 1.4 upgrade: the knowledge-base article as one ordered, journaled,
 //! resumable plan. Each step checks the live system (not only the journal) to say whether it is
-//! done, shows what it would change, applies, and records the transition. Destructive steps ask
-//! the caller for confirmation and never run before a verified snapshot exists.
+//! done, shows what it would change (secrets as `(hidden)`) and what it assumed, applies, and
+//! records the transition. Steps that write ask the caller first; destructive steps never run
+//! before a verified snapshot exists.
 
 pub mod config;
+pub mod init;
 pub mod journal;
 mod lock;
 pub mod profile;
@@ -34,7 +36,20 @@ pub struct Change {
     pub new: Option<String>,
 }
 
+/// How a secret value is shown, everywhere.
+pub const HIDDEN: &str = "(hidden)";
+
 impl Change {
+    /// A change of a secret value: neither side is shown.
+    pub fn hidden(object: impl Into<String>, field: impl Into<String>, had: bool) -> Self {
+        Change::new(
+            object,
+            field,
+            had.then(|| HIDDEN.into()),
+            Some(HIDDEN.into()),
+        )
+    }
+
     pub fn new(
         object: impl Into<String>,
         field: impl Into<String>,
@@ -83,6 +98,20 @@ pub enum State {
     Blocked,
     /// A person must act (instructions in `why`); the run waits for it.
     Manual,
+    /// Not done, on purpose: the configuration leaves it out (`why` says which setting).
+    Skipped,
+}
+
+impl State {
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Done => "done",
+            State::ToDo => "to do",
+            State::Blocked => "BLOCKED",
+            State::Manual => "manual",
+            State::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,7 +126,25 @@ pub struct StepCheck {
     pub checked: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
+    /// What the step takes as given where the article names nothing (found by kind and
+    /// labels, a default, an inferred value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
+    /// Something missing that does not stop this step, but a person should know.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Where and why this step deliberately differs from the article.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differs: Option<&'static str>,
+    pub asks: bool,
     pub destructive: bool,
+}
+
+impl StepCheck {
+    /// The `FAIL …` lines of what it checked.
+    pub fn failures(&self) -> impl Iterator<Item = &String> {
+        self.checked.iter().filter(|l| l.starts_with("FAIL"))
+    }
 }
 
 /// What the caller answers when a step asks before changing things.
@@ -177,6 +224,8 @@ pub struct RunOutcome {
     pub applied: Vec<(StepId, Vec<String>)>,
     /// Steps found done already (by their live check).
     pub already_done: Vec<StepId>,
+    /// Steps the configuration leaves out.
+    pub skipped: Vec<StepId>,
     /// The final report, when the run reached its end.
     pub report: Option<report::Report>,
 }
@@ -200,6 +249,7 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
             Some(id) => Facts {
                 snapshot: Some(id),
                 previous_run: Some(p.run.clone()),
+                installation: p.fact(|f| f.installation.clone()),
                 ..Default::default()
             },
             None => Facts::default(),
@@ -224,6 +274,7 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
         resumed,
         applied: Vec::new(),
         already_done: Vec::new(),
+        skipped: Vec::new(),
         report: None,
     };
     let result = run_steps(env, opts, &mut journal, &mut outcome).await;
@@ -277,26 +328,39 @@ async fn run_steps(
         }
         let check = steps::check(env, Some(journal), step).await?;
         match check.state {
-            State::Done => {
-                if journal.last(step.name()).map(|e| e.event) != Some(Event::Done) {
+            State::Done | State::Skipped => {
+                let event = if check.state == State::Done {
+                    Event::Done
+                } else {
+                    Event::Skipped
+                };
+                if journal.last(step.name()).map(|e| e.event) != Some(event) {
                     journal
                         .record_full(
                             step.name(),
-                            Event::Done,
+                            event,
                             Some(check.why.clone()),
                             Vec::new(),
-                            Facts::checked(&check.checked),
+                            Facts {
+                                checked: check.checked.clone(),
+                                warnings: check.warnings.clone(),
+                                ..Default::default()
+                            },
                         )
                         .await?;
                 }
-                outcome.already_done.push(step);
+                if check.state == State::Done {
+                    outcome.already_done.push(step);
+                } else {
+                    outcome.skipped.push(step);
+                }
             }
             State::Blocked => {
                 journal
                     .record(step.name(), Event::Blocked, Some(check.why.clone()))
                     .await?;
                 let mut msg = format!("step {} is blocked: {}", step.name(), check.why);
-                for c in check.checked.iter().filter(|c| c.starts_with("FAIL")) {
+                for c in check.failures() {
                     msg.push_str(&format!("\n  {c}"));
                 }
                 return Err(Error::Refused(msg));
@@ -323,7 +387,6 @@ async fn apply_step(
         steps::require_snapshot(env, journal).await?;
     }
     if step.asks()
-        && check.state == State::ToDo
         && let Confirm::No(why) = (opts.confirm)(check)
     {
         journal
@@ -353,6 +416,9 @@ async fn apply_step(
         Ok(mut applied) => {
             if applied.facts.checked.is_empty() {
                 applied.facts.checked = check.checked.clone();
+            }
+            if applied.facts.warnings.is_empty() {
+                applied.facts.warnings = check.warnings.clone();
             }
             let changes: Vec<String> = applied.changes.iter().map(|c| c.to_string()).collect();
             journal

@@ -1,54 +1,118 @@
 //! A small registry HTTP API v2 client: does `repository:tag` exist (HEAD on the manifest), and
 //! copy a manifest to another tag (what the article's `nerdctl tag` + push does).
+//!
+//! Credentials are sent only when the registry asks (a 401 challenge): Basic to the registry
+//! itself over https, or to a Bearer token realm that is https and on the registry's host or a
+//! host `images.token_hosts` names. The registry's certificate is checked against
+//! `images.ca_file` alone when given (else the system roots); `insecure` turns checking off.
+
+use std::sync::Mutex;
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 
 use super::config::Images;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 pub(super) struct Registry {
     base: String,
+    host: String,
+    https: bool,
     http: Client,
     user: Option<String>,
-    password: Option<String>,
+    password: Option<Secret>,
+    token_hosts: Vec<String>,
+    /// The last bearer token, tried first on the next request (one scope per run mostly).
+    token: Mutex<Option<String>>,
 }
 
 impl Registry {
-    pub fn new(c: &Images) -> Result<Registry> {
-        let http = Client::builder()
-            .danger_accept_invalid_certs(c.insecure)
-            .timeout(std::time::Duration::from_secs(30))
+    pub fn new(c: &Images, password: Option<Secret>) -> Result<Registry> {
+        let url = url::Url::parse(&c.registry).map_err(|e| {
+            Error::input(format!(
+                "images.registry {:?} is not a URL like https://host:port: {e}",
+                c.registry
+            ))
+        })?;
+        let mut b = Client::builder().timeout(std::time::Duration::from_secs(30));
+        if c.insecure {
+            b = b.danger_accept_invalid_certs(true);
+        } else if let Some(ca) = &c.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                Error::input(format!("cannot read images.ca_file {}: {e}", ca.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::input(format!(
+                    "images.ca_file {} holds no PEM certificate: {e}",
+                    ca.display()
+                ))
+            })?;
+            b = b.tls_certs_only(certs);
+        }
+        let http = b
             .build()
             .map_err(|e| Error::other(format!("cannot build the registry client: {e}")))?;
         Ok(Registry {
             base: c.registry.trim_end_matches('/').to_string(),
+            host: url.host_str().unwrap_or("").to_string(),
+            https: url.scheme() == "https",
             http,
             user: c.username.clone(),
-            password: std::env::var("AMLMIGRATE_REGISTRY_PASSWORD").ok(),
+            password,
+            token_hosts: c.token_hosts.clone(),
+            token: Mutex::new(None),
         })
     }
 
     fn err(&self, what: &str, e: reqwest::Error) -> Error {
+        let mut chain = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            return Error::Connection(format!(
+                "the registry {} presented a certificate this machine does not trust ({chain}) while trying to {what}: set images.ca_file to the CA that signed it",
+                self.base
+            ));
+        }
         Error::Connection(format!(
-            "cannot reach the registry {} to {what}: {e}; check images.registry (and images.insecure for a self-signed certificate)",
+            "cannot reach the registry {} to {what}: {chain}; check images.registry",
             self.base
         ))
     }
 
-    /// Sends with basic credentials, following a Bearer challenge (Harbor, distribution) once.
+    fn refused(&self, what: &str) -> Error {
+        match &self.user {
+            Some(u) => Error::Connection(format!(
+                "the registry {} refused the credentials of user {u} to {what} (401): check images.username and the password (images.password_file or $AMLMIGRATE_REGISTRY_PASSWORD)",
+                self.base
+            )),
+            None => Error::Connection(format!(
+                "the registry {} needs credentials to {what} (401): set images.username and the password (images.password_file or $AMLMIGRATE_REGISTRY_PASSWORD)",
+                self.base
+            )),
+        }
+    }
+
+    /// Sends anonymously (or with the last token); answers a 401 challenge once with the
+    /// configured credentials.
     async fn send(
         &self,
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
-        let mut req = build();
-        if let Some(u) = &self.user {
-            req = req.basic_auth(u, self.password.as_deref());
-        }
-        let resp = req.send().await.map_err(|e| self.err(what, e))?;
+        let cached = self.token.lock().expect("token lock").clone();
+        let first = match &cached {
+            Some(t) => build().bearer_auth(t),
+            None => build(),
+        };
+        let resp = first.send().await.map_err(|e| self.err(what, e))?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -58,43 +122,92 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let Some(params) = challenge.strip_prefix("Bearer ") else {
-            return Err(Error::Connection(format!(
-                "the registry {} refused to {what} (401): set images.username and AMLMIGRATE_REGISTRY_PASSWORD",
-                self.base
-            )));
+        let (Some(user), Some(password)) = (&self.user, &self.password) else {
+            return Err(self.refused(what));
         };
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((&challenge, ""));
+        let answered = match scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                if !self.https {
+                    return Err(Error::Refused(format!(
+                        "the registry {} asks for a password over plain http: credentials are sent only over https; use an https URL in images.registry",
+                        self.base
+                    )));
+                }
+                build()
+                    .basic_auth(user, Some(password.expose()))
+                    .send()
+                    .await
+                    .map_err(|e| self.err(what, e))?
+            }
+            "bearer" => {
+                let token = self.token_for(what, params, user, password).await?;
+                *self.token.lock().expect("token lock") = Some(token.clone());
+                build()
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(|e| self.err(what, e))?
+            }
+            _ => {
+                return Err(Error::Connection(format!(
+                    "the registry {} asks for an authentication this tool does not speak ({challenge:?}) to {what}",
+                    self.base
+                )));
+            }
+        };
+        if answered.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.refused(what));
+        }
+        Ok(answered)
+    }
+
+    /// A token from the challenge's realm, which must be https on the registry's host or a
+    /// configured one: credentials never go anywhere else.
+    async fn token_for(
+        &self,
+        what: &str,
+        params: &str,
+        user: &str,
+        password: &Secret,
+    ) -> Result<String> {
         let field = |k: &str| {
             params.split(',').find_map(|kv| {
                 let (a, b) = kv.trim().split_once('=')?;
-                (a == k).then(|| b.trim_matches('"').to_string())
+                (a.eq_ignore_ascii_case(k)).then(|| b.trim_matches('"').to_string())
             })
         };
         let realm = field("realm").unwrap_or_default();
-        let mut tr = self.http.get(&realm).query(&[
-            ("service", field("service").unwrap_or_default()),
-            ("scope", field("scope").unwrap_or_default()),
-        ]);
-        if let Some(u) = &self.user {
-            tr = tr.basic_auth(u, self.password.as_deref());
+        let url = url::Url::parse(&realm).ok();
+        let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("");
+        let allowed = url.as_ref().is_some_and(|u| u.scheme() == "https")
+            && (host == self.host || self.token_hosts.iter().any(|h| h == host));
+        if !allowed {
+            return Err(Error::Refused(format!(
+                "the registry {} sends credentials to the token realm {realm:?}, which is not https on {} or a host of images.token_hosts; nothing was sent. Add the realm's host to images.token_hosts if you trust it",
+                self.base, self.host
+            )));
         }
-        let tok: Value = tr
+        let resp = self
+            .http
+            .get(&realm)
+            .query(&[
+                ("service", field("service").unwrap_or_default()),
+                ("scope", field("scope").unwrap_or_default()),
+            ])
+            .basic_auth(user, Some(password.expose()))
             .send()
             .await
-            .map_err(|e| self.err("get a token", e))?
-            .json()
-            .await
-            .map_err(|e| self.err("read a token", e))?;
-        let token = tok["token"]
+            .map_err(|e| self.err("get a token", e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.refused(what));
+        }
+        let tok: Value = resp.json().await.map_err(|e| self.err("read a token", e))?;
+        Ok(tok["token"]
             .as_str()
             .or(tok["access_token"].as_str())
             .unwrap_or("")
-            .to_string();
-        build()
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| self.err(what, e))
+            .to_string())
     }
 
     fn url(&self, repo: &str, tag: &str) -> String {
@@ -111,6 +224,11 @@ impl Registry {
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
+            StatusCode::FORBIDDEN => Err(Error::Forbidden(format!(
+                "the registry {} does not let {} read {repo} (403): grant pull rights",
+                self.base,
+                self.user.as_deref().unwrap_or("anonymous")
+            ))),
             s => Err(Error::Other(format!(
                 "the registry {} answered {s} for {repo}:{tag}",
                 self.base

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::config::AML_SOURCE;
 use super::journal::{Event, Journal};
 use super::{Env, STEPS, steps};
 use crate::error::Result;
@@ -16,6 +17,9 @@ pub struct Report {
     pub finished: chrono::DateTime<chrono::Utc>,
     pub steps: Vec<ReportStep>,
     pub counts: Vec<Count>,
+    /// What only a person can check (the article's functional checks), to tick off.
+    #[serde(default)]
+    pub checklist: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +31,8 @@ pub struct ReportStep {
     pub detail: Option<String>,
     pub changes: Vec<String>,
     pub checked: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +51,7 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         finished: chrono::Utc::now(),
         steps: Vec::new(),
         counts: Vec::new(),
+        checklist: steps::CHECKLIST.iter().map(|s| s.to_string()).collect(),
     };
     for s in STEPS {
         let name = s.name();
@@ -62,10 +69,17 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
             .find(|e| !e.facts.checked.is_empty())
             .map(|e| e.facts.checked.clone())
             .unwrap_or_default();
+        let mut warnings: Vec<String> = Vec::new();
+        for w in entries.iter().flat_map(|e| &e.facts.warnings) {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
         out.steps.push(ReportStep {
             step: name.into(),
             title: s.title().into(),
             outcome: match (started, last.map(|e| e.event.as_str())) {
+                (_, Some("skipped")) => "skipped".into(),
                 (true, Some("done")) => "applied".into(),
                 (false, Some("done")) => "already done".into(),
                 (_, Some(ev)) => ev.into(),
@@ -74,12 +88,16 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
             detail: entries.iter().rev().find_map(|e| e.detail.clone()),
             changes,
             checked,
+            warnings,
         });
     }
     if let Some(id) = &snapshot {
         let m = env.repo.manifest(id).await?;
-        for db in &m.mysql {
-            let live = steps::mysql_table_counts(env, &db.name).await.ok();
+        // The job records stay on their server; the other sources' servers go or change.
+        for db in crate::backup::databases_of(&m, AML_SOURCE).unwrap_or_default() {
+            let live = steps::mysql_table_counts(env, AML_SOURCE, &db.name)
+                .await
+                .ok();
             for t in &db.tables {
                 out.counts.push(Count {
                     what: format!("MySQL {}.{} rows", db.name, t.name),
@@ -89,10 +107,8 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
             }
         }
         if env.cfg.mlflow.migrate
-            && let Some(db) = m
-                .mysql
-                .iter()
-                .find(|d| d.name == env.cfg.mlflow.source_database)
+            && let Ok(name) = env.cfg.mlflow_database()
+            && let Some(db) = m.mysql.iter().find(|d| d.name == name)
         {
             let client = env.cfg.pg_url()?.connect().await?;
             for (t, label) in [
@@ -168,6 +184,9 @@ pub fn markdown(r: &Report) -> String {
         for c in &st.checked {
             s.push_str(&format!("   - checked: {c}\n"));
         }
+        for w in &st.warnings {
+            s.push_str(&format!("   - WARNING: {w}\n"));
+        }
     }
     s.push_str("\n## Data before and after\n\n| what | before | after | |\n|---|---:|---:|---|\n");
     let show = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
@@ -179,6 +198,12 @@ pub fn markdown(r: &Report) -> String {
             show(c.before),
             show(c.after)
         ));
+    }
+    if !r.checklist.is_empty() {
+        s.push_str("\n## For a person to check (the article's functional checks)\n\n");
+        for c in &r.checklist {
+            s.push_str(&format!("- [ ] {c}\n"));
+        }
     }
     s
 }

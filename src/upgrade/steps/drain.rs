@@ -93,7 +93,7 @@ pub(super) async fn running_jobs(env: &Env) -> Result<Vec<String>> {
         }
     }
     if let Some(sql) = &env.cfg.drain.running_sql {
-        let url = env.cfg.mysql_url()?;
+        let url = env.cfg.aml_url()?;
         let mut conn = crate::mysql::connect(&url).await?;
         let n: Option<i64> = conn
             .query_first(sql.as_str())

@@ -4,16 +4,38 @@
 use serde_json::{Value, json};
 
 use super::{
-    Applied, Change, Env, Facts, Journal, State, StepCheck, require_snapshot, snapshot_of,
+    Applied, Change, Env, Facts, Journal, State, StepCheck, require_snapshot, skip, snapshot_of,
 };
 use crate::error::{Error, Result};
 
 const REPLICAS_ANNOTATION: &str = "amlmigrate.alauda.io/original-replicas";
 
 pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
-    if !env.cfg.mlflow.migrate {
-        c.why = "not asked (mlflow.migrate = false)".into();
-    } else {
+    let cfg = &env.cfg.mlflow;
+    if !cfg.migrate {
+        skip(
+            c,
+            "not asked (mlflow.migrate = false): MLflow 2.6's history is not moved to 3.1.1",
+        );
+        return Ok(());
+    }
+    let deploy = env.workload.need("Deployment", "apps")?;
+    if env
+        .workload
+        .get(
+            &deploy,
+            Some(&cfg.deployment_namespace),
+            &cfg.deployment_name,
+        )
+        .await?
+        .is_none()
+    {
+        c.warnings.push(format!(
+            "Deployment {}/{} (the MLflow 3.1.1 server, mlflow.deployment_*) not found: it is not scaled down during the copy, and the final check will not find it either",
+            cfg.deployment_namespace, cfg.deployment_name
+        ));
+    }
+    {
         let target = pg_counts(env).await?;
         match snapshot_of(env, journal).await? {
             None => {
@@ -76,14 +98,14 @@ pub(super) async fn pg_counts(env: &Env) -> Result<Option<[u64; 3]>> {
 
 pub(super) async fn mlflow_counts_in_snapshot(env: &Env, id: &str) -> Result<[u64; 3]> {
     let m = env.repo.manifest(id).await?;
-    let db = m
-        .mysql
-        .iter()
-        .find(|d| d.name == env.cfg.mlflow.source_database)
+    let name = env.cfg.mlflow_database()?;
+    let db = crate::backup::databases_of(&m, &env.cfg.mlflow.source)?
+        .into_iter()
+        .find(|d| d.name == name)
         .ok_or_else(|| {
             Error::input(format!(
-                "snapshot {id} has no database {}; set mlflow.source_database to the MLflow 2.6 database",
-                env.cfg.mlflow.source_database
+                "snapshot {id} has no database {name} in MySQL source {}; set mlflow.source and mlflow.source_database to the MLflow 2.6 database",
+                env.cfg.mlflow.source
             ))
         })?;
     let rows = |t: &str| {
@@ -131,7 +153,7 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
         from: MigrateSource::Snapshot(SnapshotSource {
             repo: env.cfg.repository.clone(),
             snapshot: id.clone(),
-            database: Some(cfg.source_database.clone()),
+            database: Some(env.cfg.mlflow_database()?),
         }),
         to: env.cfg.pg_url()?,
         rewrite_artifact_uri: cfg

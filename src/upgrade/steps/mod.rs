@@ -5,19 +5,25 @@
 //! writes; `apply` does the step, idempotently, so a step that was interrupted half way is
 //! simply applied again.
 
+mod dex;
 mod drain;
 mod features;
 mod images;
 mod install;
+mod installation;
+mod mesh;
 mod mlflow;
+mod mlflow_server;
 mod notebooks;
 mod operator;
 mod plugins;
 mod preflight;
 mod profiles;
 mod protect_pvcs;
+mod retag;
 mod snapshot;
 mod uninstall;
+mod values;
 mod verify;
 
 use serde::Serialize;
@@ -30,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::kube::{Cluster, Resource, name_of, namespace_of};
 
 pub(super) use snapshot::snapshot_of;
-pub(super) use verify::mysql_table_counts;
+pub(super) use verify::{CHECKLIST, mysql_table_counts};
 
 /// The steps, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,8 +48,9 @@ pub enum StepId {
     Snapshot,
     ProtectPvcs,
     DeleteNotebooks,
-    UninstallPlugins,
     WaitOperator,
+    RetagLlmTrainer,
+    UninstallPlugins,
     InstallPlugins,
     MigrateMlflow,
     RestoreProfiles,
@@ -56,19 +63,21 @@ pub struct StepDef {
     pub id: StepId,
     pub name: &'static str,
     pub title: &'static str,
-    /// Changes something outside the repository, so it asks first (unless --yes).
+    /// Writes something outside the repository, so it asks first (unless --yes).
     pub asks: bool,
     /// Deletes or overwrites what cannot be recreated without the snapshot: confirmation
     /// first, and never before a verified snapshot.
     pub destroys: bool,
+    /// Where and why it deliberately differs from the article (shown in the plan).
+    pub differs: Option<&'static str>,
 }
 
 const fn def(
     id: StepId,
     name: &'static str,
     title: &'static str,
-    asks: bool,
-    destroys: bool,
+    (asks, destroys): (bool, bool),
+    differs: Option<&'static str>,
 ) -> StepDef {
     StepDef {
         id,
@@ -76,104 +85,127 @@ const fn def(
         title,
         asks,
         destroys,
+        differs,
     }
 }
 
-const N: usize = 13;
+const READS: (bool, bool) = (false, false);
+const WRITES: (bool, bool) = (true, false);
+const DESTROYS: (bool, bool) = (true, true);
 
-/// Every step, in order (profiles are restored before the features are switched on, so the
-/// image-builder settings reach the restored user namespaces).
+const N: usize = 14;
+
+/// Every step, in the article's order: back up, (optionally) delete notebooks, wait for the
+/// jobs, the operator upgrade (a person), delete the 1.3 installation, install the 1.4 plugins,
+/// MLflow, the features and MySQL, Profiles, the checks.
 pub const TABLE: [StepDef; N] = [
     def(
         StepId::Preflight,
         "preflight",
         "Preflight: architecture, Istio, databases, storage class, repository, dex, ServiceMesh",
-        true,
-        false,
+        WRITES,
+        None,
     ),
     def(
         StepId::Images,
         "images",
-        "Images of the experimental features are in the platform registry",
-        true,
-        false,
+        "The article's images are pushed to the platform registry",
+        READS,
+        Some(
+            "the article pushes the images while installing the 1.4 plugins; they are checked here, before anything is deleted, so a person has everything ready first",
+        ),
     ),
     def(
         StepId::Drain,
         "drain",
         "No training or Volcano job is running",
-        false,
-        false,
+        READS,
+        Some(
+            "the article backs up first and then waits for the jobs; the snapshot waits for them here, so it holds their final records",
+        ),
     ),
     def(
         StepId::Snapshot,
         "snapshot",
-        "Snapshot (MySQL, MLflow database, Kubernetes, PVC index) and verify it",
-        false,
-        false,
+        "Snapshot (each MySQL source, Kubernetes, PVC index), verified, and the 1.3 installation recorded",
+        READS,
+        None,
     ),
     def(
         StepId::ProtectPvcs,
         "protect-pvcs",
         "Protect user volumes (reclaim policy Retain)",
-        false,
-        false,
+        WRITES,
+        None,
     ),
     def(
         StepId::DeleteNotebooks,
         "delete-notebooks",
-        "Delete Notebooks and Tensorboards (their specs are in the snapshot)",
-        true,
-        true,
-    ),
-    def(
-        StepId::UninstallPlugins,
-        "uninstall-plugins",
-        "Uninstall the 1.3 plugins and the kubeflow chart",
-        true,
-        true,
+        "Delete Notebooks and Tensorboards (optional; their specs are in the snapshot)",
+        DESTROYS,
+        None,
     ),
     def(
         StepId::WaitOperator,
         "wait-operator",
-        "The AML operator is at 1.4 (upgrade it in OperatorHub)",
-        false,
-        false,
+        "The AML operator is upgraded to 1.4 (a person, in OperatorHub)",
+        READS,
+        None,
+    ),
+    def(
+        StepId::RetagLlmTrainer,
+        "retag-llm-trainer",
+        "Tag the pushed llm-trainer image as the 1.4 aml-image-builder-config references it",
+        WRITES,
+        None,
+    ),
+    def(
+        StepId::UninstallPlugins,
+        "uninstall-plugins",
+        "Delete the recorded 1.3 installation: plugins (MLFlow → Training Operator → Pipelines → Base), the kubeflow chart application",
+        DESTROYS,
+        None,
     ),
     def(
         StepId::InstallPlugins,
         "install-plugins",
-        "Install the 1.4 plugins",
-        false,
-        false,
+        "Install the 1.4 plugins kfbase → kfp → volcano → kftraining → mlflow",
+        WRITES,
+        Some(
+            "the article reinstalls volcano; a volcano plugin that is installed is upgraded in place here (one ModuleInfo per plugin, as the platform's own upgrade does)",
+        ),
     ),
     def(
         StepId::MigrateMlflow,
         "migrate-mlflow",
         "Migrate MLflow 2.6 (MySQL) to 3.1.1 (PostgreSQL)",
-        true,
-        true,
+        DESTROYS,
+        Some(
+            "the article suggests mlflow-export-import, which gives runs new ids and loses their times; the rows move here, ids, times and every metric point kept",
+        ),
     ),
     def(
         StepId::RestoreProfiles,
         "restore-profiles",
         "Restore Profiles, RoleBindings, AuthorizationPolicies (and notebooks)",
-        false,
-        false,
+        WRITES,
+        Some(
+            "the article checks the features first and creates Profiles after; they come back first here, so the image-builder settings reach the namespaces the uninstall took away",
+        ),
     ),
     def(
         StepId::EnableFeatures,
         "enable-features",
-        "Re-enable the experimental features",
-        true,
-        false,
+        "Check and set the experimental features and MySQL settings (AmlCluster, Aml, Secrets, image builder), restart aml-api-deploy",
+        WRITES,
+        None,
     ),
     def(
         StepId::Verify,
         "verify",
-        "Verify: job records, MLflow, PVCs, features, plugins",
-        false,
-        false,
+        "Checks: job records, MLflow through its Service, aml-api-deploy, plugins, llm-trainer image, PVCs",
+        READS,
+        None,
     ),
 ];
 
@@ -264,6 +296,10 @@ pub(super) fn new_check(step: StepId) -> StepCheck {
         why: String::new(),
         checked: Vec::new(),
         changes: Vec::new(),
+        assumptions: Vec::new(),
+        warnings: Vec::new(),
+        differs: step.def().differs,
+        asks: step.asks(),
         destructive: step.destructive(),
     }
 }
@@ -278,8 +314,9 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, step: StepId) ->
         StepId::Snapshot => snapshot::check(env, journal, &mut c).await?,
         StepId::ProtectPvcs => protect_pvcs::check(env, &mut c).await?,
         StepId::DeleteNotebooks => notebooks::check(env, journal, &mut c).await?,
-        StepId::UninstallPlugins => uninstall::check(env, &mut c).await?,
         StepId::WaitOperator => operator::check(env, &mut c).await?,
+        StepId::RetagLlmTrainer => retag::check(env, &mut c).await?,
+        StepId::UninstallPlugins => uninstall::check(env, journal, &mut c).await?,
         StepId::InstallPlugins => install::check(env, &mut c).await?,
         StepId::MigrateMlflow => mlflow::check(env, journal, &mut c).await?,
         StepId::RestoreProfiles => profiles::check(env, journal, &mut c).await?,
@@ -298,14 +335,26 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal, step: StepId) -> Res
         StepId::Snapshot => snapshot::apply(env).await,
         StepId::ProtectPvcs => protect_pvcs::apply(env).await,
         StepId::DeleteNotebooks => notebooks::apply(env).await,
-        StepId::UninstallPlugins => uninstall::apply(env).await,
         StepId::WaitOperator => operator::apply(env, journal).await,
+        StepId::RetagLlmTrainer => retag::apply(env).await,
+        StepId::UninstallPlugins => uninstall::apply(env, journal).await,
         StepId::InstallPlugins => install::apply(env, journal).await,
         StepId::MigrateMlflow => mlflow::apply(env, journal).await,
         StepId::RestoreProfiles => profiles::apply(env, journal).await,
         StepId::EnableFeatures => features::apply(env).await,
         StepId::Verify => verify::apply(env, journal).await,
     }
+}
+
+/// Is version `a` newer than `b` (`v1.10.1` > `v1.9.2`)?
+pub(in crate::upgrade) fn newer(a: &str, b: &str) -> bool {
+    a != b && mesh::version_at_least(a, b)
+}
+
+/// A step the configuration leaves out.
+fn skip(c: &mut StepCheck, why: impl Into<String>) {
+    c.state = State::Skipped;
+    c.why = why.into();
 }
 
 /// Destructive steps need a verified snapshot of this run first.

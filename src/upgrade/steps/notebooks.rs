@@ -3,17 +3,18 @@
 
 use serde_json::Value;
 
-use super::{Applied, Change, Env, Journal, State, StepCheck, describe, snapshot_of};
+use super::{Applied, Change, Env, Journal, State, StepCheck, describe, skip};
 use crate::error::Result;
 
 pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
     if !env.cfg.notebooks.delete {
-        c.why = "not asked (notebooks.delete = false)".into();
+        skip(
+            c,
+            "not asked (notebooks.delete = false): Notebooks and Tensorboards stay; after the upgrade they may not work, as the article warns",
+        );
         return Ok(());
     }
-    if snapshot_of(env, journal).await?.is_some()
-        && super::uninstall::old_plugins(env).await?.0.is_empty()
-    {
+    if super::uninstall::done(env, journal).await? {
         // Past the uninstall, Notebooks that exist are 1.4's (recreated or new).
         c.why = "the 1.3 plugins are gone; Notebooks now belong to 1.4".into();
         return Ok(());

@@ -50,7 +50,7 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal) -> Result<Applied> {
     )]))
 }
 
-async fn operator_at_target(env: &Env) -> Result<(bool, String)> {
+pub(super) async fn operator_at_target(env: &Env) -> Result<(bool, String)> {
     let op = &env.cfg.operator;
     let Some(r) = env
         .workload
