@@ -36,6 +36,8 @@ scripts/mariadb-tls.sh >/dev/null
 scripts/mlflow-env.sh >/dev/null
 # moto's S3 server for the S3 repository tests, in a cached venv (a minute, once).
 scripts/moto.sh >/dev/null
+# A real OCI registry (Debian's docker-registry, TLS with a private CA, htpasswd auth).
+scripts/registry.sh >/dev/null
 # The fake Kubernetes API server's fidelity tests drive the real kubectl.
 command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 

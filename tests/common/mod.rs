@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod pg;
+pub mod registry;
 pub mod s3;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,8 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("create dir");
     let fk = fakekube::FakeKube::start();
     fakekube::controllers::pv_binder(&fk);
-    fakekube::controllers::module_info_running(&fk, std::time::Duration::from_secs(2));
+    fakekube::controllers::plugin_controller(&fk, std::time::Duration::from_secs(2));
+    fakekube::controllers::chart_uninstall(&fk, std::time::Duration::from_secs(2));
     for f in args {
         fk.load_yaml(&std::fs::read_to_string(&f).expect("read fixture"));
     }

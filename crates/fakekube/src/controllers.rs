@@ -1,13 +1,18 @@
 //! Simulated controllers: hooks on [`FakeKube`] that act like the real ones would.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::{Change, ChangeKind, FakeKube, Handle};
+
+/// Captain uninstalling a chart application (see [`crate::captain`]).
+pub use crate::captain::chart_uninstall;
+/// ACP's cluster-plugin controller: checks the published ModuleConfig's form and the plugin's
+/// dependencies (see [`crate::plugins`]).
+pub use crate::plugins::plugin_controller;
 
 fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -24,42 +29,6 @@ fn ident(c: &Change) -> (String, String, Option<String>, String) {
         c.namespace().map(String::from),
         c.name().to_string(),
     )
-}
-
-/// ACP's plugin controller: a `ModuleInfo` (cluster.alauda.io) reaches `status.phase: Running`
-/// with `status.version = spec.version` `delay` after it is created or its spec.version changes;
-/// a deleted ModuleInfo with finalizers loses them `delay` later, so it disappears.
-pub fn module_info_running(fk: &FakeKube, delay: Duration) {
-    let pending: Arc<Mutex<HashSet<String>>> = Arc::default();
-    fk.on_change(move |c, h| {
-        if !c.is("cluster.alauda.io", "ModuleInfo") || c.kind == ChangeKind::Deleted {
-            return;
-        }
-        let o = &c.object;
-        let deleting = !o["metadata"]["deletionTimestamp"].is_null();
-        let key = format!("{}/{}", s(o, "/metadata/uid"), deleting);
-        let want_version = o["spec"]["version"].clone();
-        let needs = deleting
-            || s(o, "/status/phase") != "Running"
-            || o["status"]["version"] != want_version;
-        if !needs || !pending.lock().unwrap().insert(key.clone()) {
-            return;
-        }
-        let (av, kind, ns, name) = ident(c);
-        let pending = pending.clone();
-        h.after(delay, move |h| {
-            pending.lock().unwrap().remove(&key);
-            h.update(&av, &kind, ns.as_deref(), &name, |o| {
-                if deleting {
-                    o["metadata"]["finalizers"] = json!([]);
-                } else {
-                    let v = o["spec"]["version"].clone();
-                    o["status"]["phase"] = json!("Running");
-                    o["status"]["version"] = v;
-                }
-            });
-        });
-    });
 }
 
 const PV: &str = "PersistentVolume";

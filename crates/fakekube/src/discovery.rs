@@ -1,6 +1,7 @@
 //! The resource types the fake serves (built-ins and CRDs) and the discovery documents.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -24,6 +25,8 @@ pub struct ResourceType {
     /// CRD additionalPrinterColumns: (name, type, jsonPath, priority).
     pub columns: Vec<(String, String, String, i64)>,
     pub verbs: Vec<&'static str>,
+    /// CRD `openAPIV3Schema` per served version (absent for built-ins: no pruning).
+    pub schemas: BTreeMap<String, Arc<Value>>,
 }
 
 pub const VERBS: &[&str] = &[
@@ -55,6 +58,15 @@ impl ResourceType {
     pub fn serves(&self, version: &str) -> bool {
         self.versions.iter().any(|v| v == version)
     }
+    /// The structural schema of `version` ("" = the preferred one), if the CRD has one.
+    pub fn schema(&self, version: &str) -> Option<&Value> {
+        let v = if version.is_empty() {
+            &self.versions[0]
+        } else {
+            version
+        };
+        self.schemas.get(v).map(|s| s.as_ref())
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -83,6 +95,7 @@ fn builtin(
         crd: false,
         columns: vec![],
         verbs: VERBS.to_vec(),
+        schemas: BTreeMap::new(),
     }
 }
 
@@ -298,11 +311,16 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
     let mut versions = Vec::new();
     let mut has_status = false;
     let mut columns = Vec::new();
+    let mut schemas = BTreeMap::new();
     for ver in spec["versions"].as_array().into_iter().flatten() {
         if ver["served"] == json!(false) {
             continue;
         }
         let name = s(&ver["name"]);
+        let schema = &ver["schema"]["openAPIV3Schema"];
+        if schema.is_object() {
+            schemas.insert(name.clone(), Arc::new(schema.clone()));
+        }
         let storage = ver["storage"] == json!(true);
         if storage {
             versions.insert(0, name);
@@ -340,6 +358,7 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
         crd: true,
         columns,
         verbs: VERBS.to_vec(),
+        schemas,
     })
 }
 

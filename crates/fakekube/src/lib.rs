@@ -8,10 +8,14 @@
 //! # let _ = kubeconfig;
 //! ```
 
+pub mod captain;
 pub mod controllers;
 mod discovery;
 mod openapi;
+pub mod operator;
 mod patch;
+pub mod plugins;
+mod schema;
 mod select;
 mod server;
 pub mod status;
@@ -25,6 +29,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::operator::AmlOperator;
 use crate::store::{Store, WriteOpts};
 
 /// One HTTP request the server received.
@@ -218,10 +223,20 @@ impl Handle {
 
     /// Runs `f` on the store, then (lock released) fires hooks for the changes it made.
     pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        let (r, changes) = {
+        self.with_store_warned(f).0
+    }
+
+    /// [`Handle::with_store`], also returning the `Warning`s the call produced.
+    pub(crate) fn with_store_warned<R>(&self, f: impl FnOnce(&mut Store) -> R) -> (R, Vec<String>) {
+        let (r, changes, warnings) = {
             let mut s = self.lock();
+            s.warnings.clear();
             let r = f(&mut s);
-            (r, std::mem::take(&mut s.changes))
+            (
+                r,
+                std::mem::take(&mut s.changes),
+                std::mem::take(&mut s.warnings),
+            )
         };
         if !changes.is_empty() {
             let hooks: Vec<Arc<Hook>> = self
@@ -236,7 +251,7 @@ impl Handle {
                 }
             }
         }
-        r
+        (r, warnings)
     }
 
     pub fn url(&self) -> String {

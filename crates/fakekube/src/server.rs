@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::discovery::{self, ResourceType};
+use crate::schema::FieldValidation;
 use crate::select::{FieldSelector, LabelSelector};
 use crate::status::Status;
 use crate::store::{Deleted, ListQuery, Store, WriteOpts};
@@ -302,6 +303,10 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
     {
         return status_response(&Status::no_route());
     }
+    let validation = match FieldValidation::parse(q.get("fieldValidation").map(String::as_str)) {
+        Ok(v) => v,
+        Err(e) => return status_response(&Status::bad_request(e)),
+    };
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
     let field_manager = q.get("fieldManager").cloned().unwrap_or_default();
     let opts = WriteOpts {
@@ -314,11 +319,13 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         status: p.sub.is_some(),
         force: q.get("force").is_some_and(|f| f == "true"),
         version: p.version.clone(),
+        validation,
     };
     let ns = p.ns.clone().unwrap_or_default();
     let name = p.name.clone().unwrap_or_default();
     let wants_table = accept.contains("as=Table");
     let include = q.get("includeObject").cloned().unwrap_or_default();
+    let mut warnings: Vec<String> = vec![];
     let result: Result<(u16, Value), Status> = match verb {
         "get" => h.lock().get(&rt, &ns, &name, &p.version).map(|o| {
             if wants_table {
@@ -367,25 +374,34 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
                 Err(e) => status_response(&e),
             };
         }
-        "create" => parse_body(&body, &ctype)
-            .and_then(|obj| h.with_store(|s| s.create(&rt, &ns, obj, &opts, "Update")))
-            .map(|o| (201, o)),
-        "update" => parse_body(&body, &ctype)
-            .and_then(|obj| h.with_store(|s| s.update(&rt, &ns, &name, obj, &opts)))
-            .map(|o| (200, o)),
+        "create" => parse_body(&body, &ctype).and_then(|obj| {
+            let (r, w) = h.with_store_warned(|s| s.create(&rt, &ns, obj, &opts, "Update"));
+            warnings = w;
+            r.map(|o| (201, o))
+        }),
+        "update" => parse_body(&body, &ctype).and_then(|obj| {
+            let (r, w) = h.with_store_warned(|s| s.update(&rt, &ns, &name, obj, &opts));
+            warnings = w;
+            r.map(|o| (200, o))
+        }),
         "patch" => {
             let ct = ctype.split(';').next().unwrap_or("").trim().to_string();
-            if ct == "application/apply-patch+yaml" {
+            let (r, w) = if ct == "application/apply-patch+yaml" {
                 let opts = WriteOpts {
                     manager: field_manager,
                     ..opts
                 };
-                h.with_store(|s| s.apply(&rt, &ns, &name, &body, &opts))
-                    .map(|(o, created)| (if created { 201 } else { 200 }, o))
+                let (r, w) = h.with_store_warned(|s| s.apply(&rt, &ns, &name, &body, &opts));
+                (
+                    r.map(|(o, created)| (if created { 201 } else { 200 }, o)),
+                    w,
+                )
             } else {
-                h.with_store(|s| s.patch(&rt, &ns, &name, &ct, &body, &opts))
-                    .map(|o| (200, o))
-            }
+                let (r, w) = h.with_store_warned(|s| s.patch(&rt, &ns, &name, &ct, &body, &opts));
+                (r.map(|o| (200, o)), w)
+            };
+            warnings = w;
+            r
         }
         "delete" => h
             .with_store(|s| s.delete(&rt, &ns, &name, &opts))
@@ -414,10 +430,18 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         }),
         _ => Err(Status::no_route()),
     };
-    match result {
+    let mut resp = match result {
         Ok((code, v)) => json_response(code, &v),
         Err(s) => status_response(&s),
+    };
+    // `Warning: 299 - "<text>"`, one header per warning, as k8s.io/apiserver/pkg/warning does.
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(&w).unwrap_or_default());
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&text) {
+            resp.headers_mut().append("Warning", v);
+        }
     }
+    resp
 }
 
 fn parse_body(body: &[u8], ctype: &str) -> Result<Value, Status> {

@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 
 use crate::discovery::{self, ResourceType};
 use crate::patch::{self, FieldSet};
+use crate::schema::{self, FieldValidation};
 use crate::select::{self, FieldSelector, LabelSelector};
 use crate::status::{Details, Status};
 use crate::{Change, ChangeKind, RequestRecord};
@@ -33,6 +34,17 @@ pub struct WriteOpts {
     pub force: bool,
     /// The API version of the request (defaults to the preferred one).
     pub version: String,
+    /// What to do with fields the CRD schema does not know.
+    pub validation: FieldValidation,
+}
+
+/// Which request a body came with: the strict-decoding error reads differently for each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Decode {
+    Create,
+    Update,
+    Patch,
+    Apply,
 }
 
 pub enum Deleted {
@@ -64,6 +76,8 @@ pub struct Store {
     /// (user, verb, group, resource) rules that answer 403.
     pub denies: Vec<[String; 4]>,
     pub requests: Vec<RequestRecord>,
+    /// `Warning` headers for the response to the current request (unknown fields pruned).
+    pub warnings: Vec<String>,
 }
 
 fn now() -> String {
@@ -141,6 +155,7 @@ impl Store {
             tokens: HashMap::new(),
             denies: vec![],
             requests: vec![],
+            warnings: vec![],
         };
         for rt in discovery::builtins() {
             s.register(rt);
@@ -392,6 +407,12 @@ impl Store {
                 )],
             ));
         }
+        let how = if op == "Apply" {
+            Decode::Apply
+        } else {
+            Decode::Create
+        };
+        self.admit(rt, &version, &name, &mut obj, opts, how)?;
         if rt.namespaced {
             let nst = self.ns_type();
             match self.get_raw(&nst, "", ns) {
@@ -582,7 +603,7 @@ impl Store {
         if !rv.is_empty() && rv != str_of(&old, "/metadata/resourceVersion") {
             return Err(Status::conflict_modified(rt, name));
         }
-        self.commit_update(rt, ns, old, obj, opts, true)
+        self.commit_update(rt, ns, old, obj, opts, Decode::Update)
     }
 
     /// The common tail of PUT/PATCH/apply: registry rules, bookkeeping, storing.
@@ -593,8 +614,9 @@ impl Store {
         old: Value,
         mut new: Value,
         opts: &WriteOpts,
-        record: bool,
+        how: Decode,
     ) -> Result<Value, Status> {
+        let record = how != Decode::Apply;
         if !new.is_object() {
             return Err(Status::bad_request(
                 "the body of the request must be a JSON object",
@@ -656,6 +678,7 @@ impl Store {
             let labels = m.entry("labels").or_insert(json!({}));
             labels["kubernetes.io/metadata.name"] = json!(name);
         }
+        self.admit(rt, &version, &name, &mut new, opts, how)?;
         if !om["deletionTimestamp"].is_null() {
             let before: Vec<Value> = om["finalizers"].as_array().cloned().unwrap_or_default();
             if new["metadata"]["finalizers"]
@@ -815,7 +838,7 @@ impl Store {
         if !rv.is_empty() && rv != str_of(&old, "/metadata/resourceVersion") {
             return Err(Status::conflict_modified(rt, name));
         }
-        self.commit_update(rt, ns, old, new, opts, true)
+        self.commit_update(rt, ns, old, new, opts, Decode::Patch)
     }
 
     /// PATCH with `application/apply-patch+yaml`: server-side apply.
@@ -862,6 +885,9 @@ impl Store {
         } else {
             opts.version.clone()
         };
+        // Fields the schema does not know never become anyone's: prune the configuration first.
+        let mut cfg = cfg;
+        self.decode(rt, &version, &mut cfg, opts, Decode::Apply)?;
         let sub = if opts.status { "status" } else { "" };
         let applied = patch::field_set(&cfg, opts.status, rt.has_status && !opts.status);
         let mine = Managed {
@@ -956,7 +982,7 @@ impl Store {
             "resourceVersion".into(),
             old["metadata"]["resourceVersion"].clone(),
         );
-        self.commit_update(rt, ns, old, new, opts, false)
+        self.commit_update(rt, ns, old, new, opts, Decode::Apply)
             .map(|o| (o, false))
     }
 
@@ -1022,6 +1048,94 @@ impl Store {
         Ok(Deleted::Gone(status))
     }
 
+    /// Decodes a body against the CRD schema of `version`: unknown fields are pruned, and
+    /// reported as `opts.validation` asks (warning, or 400 under Strict, worded per request).
+    fn decode(
+        &mut self,
+        rt: &ResourceType,
+        version: &str,
+        obj: &mut Value,
+        opts: &WriteOpts,
+        how: Decode,
+    ) -> Result<(), Status> {
+        let Some(schema) = rt.schema(version) else {
+            return Ok(());
+        };
+        let unknown = schema::prune(schema, obj);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        match opts.validation {
+            FieldValidation::Ignore => Ok(()),
+            FieldValidation::Warn => {
+                self.warnings
+                    .extend(unknown.iter().map(|p| format!("unknown field {p:?}")));
+                Ok(())
+            }
+            FieldValidation::Strict => {
+                let v = if version.is_empty() {
+                    rt.versions[0].as_str()
+                } else {
+                    version
+                };
+                let fields: Vec<String> = unknown
+                    .iter()
+                    .map(|p| format!("unknown field {p:?}"))
+                    .collect();
+                let strict = format!("strict decoding error: {}", fields.join(", "));
+                Err(Status::bad_request(match how {
+                    Decode::Create | Decode::Update => format!(
+                        "{} in version {v:?} cannot be handled as a {}: {strict}",
+                        rt.kind, rt.kind
+                    ),
+                    Decode::Patch => strict,
+                    Decode::Apply => {
+                        let paths: Vec<String> = unknown
+                            .iter()
+                            .map(|p| format!(".{p}: field not declared in schema"))
+                            .collect();
+                        format!(
+                            "failed to create typed patch object ({}, Kind={}): {}",
+                            rt.api_version(v),
+                            rt.kind,
+                            paths.join(", ")
+                        )
+                    }
+                }))
+            }
+        }
+    }
+
+    /// What a CRD write goes through before storage: decoding (pruning), defaulting, then
+    /// validation against the structural schema (422 Invalid naming every failing field).
+    fn admit(
+        &mut self,
+        rt: &ResourceType,
+        version: &str,
+        name: &str,
+        obj: &mut Value,
+        opts: &WriteOpts,
+        how: Decode,
+    ) -> Result<(), Status> {
+        self.decode(rt, version, obj, opts, how)?;
+        let Some(schema) = rt.schema(version) else {
+            return Ok(());
+        };
+        schema::apply_defaults(schema, obj);
+        let failures = schema::validate(schema, obj);
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(Status::invalid(
+            rt,
+            name,
+            failures
+                .iter()
+                .map(|(r, f, m)| (*r, f.as_str(), m.clone()))
+                .collect(),
+        ))
+    }
+
     /// The Rust API's in-place update: any change incl. status, no precondition.
     pub fn replace_raw(
         &mut self,
@@ -1034,6 +1148,19 @@ impl Store {
         let m = meta(&mut new);
         m.insert("name".into(), json!(name));
         m.insert("uid".into(), old["metadata"]["uid"].clone());
+        let version = split_version(str_of(&new, "/apiVersion")).to_string();
+        let opts = WriteOpts {
+            validation: FieldValidation::Ignore,
+            ..Default::default()
+        };
+        // A controller's write goes through the same schema as a client's.
+        if let Err(e) = self.admit(rt, &version, &name, &mut new, &opts, Decode::Update) {
+            eprintln!(
+                "fakekube: in-place update of {} {name} refused: {}",
+                rt.kind, e.message
+            );
+            return false;
+        }
         if rt.generation && spec_part(old) != spec_part(&new) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta(&mut new).insert("generation".into(), json!(g));
@@ -1043,6 +1170,10 @@ impl Store {
         }
         self.store(rt, ns, new).is_ok()
     }
+}
+
+fn split_version(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or(api_version, |(_, v)| v)
 }
 
 fn ns_of(rt: &ResourceType, ns: &str) -> String {

@@ -459,3 +459,98 @@ fn watch_with_kubectl_get_w() {
         o.stderr
     );
 }
+
+/// The AmlCluster CRD of testdata/kube/crds.yaml (with its structural schema).
+fn amlcluster_crd() -> Value {
+    serde_saphyr::from_multiple::<Value>(include_str!("../../../testdata/kube/crds.yaml"))
+        .unwrap()
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "amlclusters.amlclusters.aml.dev")
+        .unwrap()
+}
+
+fn amlcluster_yaml(name: &str, misspelled: &str) -> String {
+    format!(
+        "apiVersion: amlclusters.aml.dev/v1alpha1\nkind: AmlCluster\nmetadata:\n  name: {name}\nspec:\n  values:\n    {misspelled}:\n      datasets: true\n    global:\n      mysql: {{host: 10.4.158.198, port: 3306}}\n"
+    )
+}
+
+#[test]
+fn apply_of_a_misspelled_field_prunes_it_and_strict_validation_refuses_it() {
+    let Some(k) = setup() else { return };
+    k.fk.create(amlcluster_crd()).unwrap();
+    // kubectl's default (--validate=strict) refuses, with the server's message.
+    let o = k.apply(&[], &amlcluster_yaml("a", "experimentalFeaturs"));
+    assert!(!o.ok);
+    assert_eq!(
+        o.stderr.trim(),
+        r#"Error from server (BadRequest): error when creating "STDIN": AmlCluster in version "v1alpha1" cannot be handled as a AmlCluster: strict decoding error: unknown field "spec.values.experimentalFeaturs""#
+    );
+    let o = k.apply(
+        &["--validate=strict"],
+        &amlcluster_yaml("a", "experimentalFeaturs"),
+    );
+    assert!(
+        !o.ok && o.stderr.contains("strict decoding error"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !k.run(&["get", "amlcluster", "a"]).ok,
+        "nothing was created"
+    );
+    // --validate=warn: created, the field pruned, kubectl prints the server's warning.
+    let o = k.apply(
+        &["--validate=warn"],
+        &amlcluster_yaml("a", "experimentalFeaturs"),
+    );
+    assert!(o.ok, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains(r#"Warning: unknown field "spec.values.experimentalFeaturs""#),
+        "{}",
+        o.stderr
+    );
+    let live = k.json(&["get", "amlcluster", "a"]);
+    assert!(
+        live["spec"]["values"].get("experimentalFeaturs").is_none(),
+        "{live}"
+    );
+    assert_eq!(live["spec"]["values"]["global"]["mysql"]["port"], 3306);
+    // --validate=false (Ignore), changing an existing object: a merge patch, pruned silently.
+    let o = k.apply(
+        &["--validate=false"],
+        &amlcluster_yaml("a", "experimentalFeatures"),
+    );
+    assert!(o.ok && !o.stderr.contains("Warning"), "{}", o.stderr);
+    let mut fixed = k.json(&["get", "amlcluster", "a"]);
+    assert_eq!(
+        fixed["spec"]["values"]["experimentalFeatures"]["datasets"],
+        true
+    );
+    // Server-side apply with a misspelling inside a known object: refused, then pruned.
+    let o = k.apply(
+        &["--server-side", "--validate=strict"],
+        &amlcluster_yaml("a", "experimentalFeatures").replace("datasets", "dataset"),
+    );
+    assert!(!o.ok, "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains(".spec.values.experimentalFeatures.dataset: field not declared in schema"),
+        "{}",
+        o.stderr
+    );
+    // A type error is 422, shown the way kubectl shows Invalid.
+    let o = k.apply(
+        &["--validate=false"],
+        &amlcluster_yaml("a", "experimentalFeatures").replace("port: 3306", "port: '3306'"),
+    );
+    assert!(!o.ok);
+    assert!(
+        o.stderr.contains(r#"spec.values.global.mysql.port: Invalid value: "string": spec.values.global.mysql.port in body must be of type integer: "string""#),
+        "{}",
+        o.stderr
+    );
+    fixed = k.json(&["get", "amlcluster", "a"]);
+    assert_eq!(fixed["spec"]["values"]["global"]["mysql"]["port"], 3306);
+}
