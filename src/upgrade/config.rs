@@ -266,6 +266,8 @@ pub struct MlflowSettings {
     pub service_port: u16,
     /// Ask the server at this URL instead of through the service proxy (e.g. an ingress).
     pub server_url: Option<String>,
+    /// Ask the 3.1.1 server at all in the final check (false: the database counts only).
+    pub check_server: bool,
 }
 
 /// The article's "enable the experimental features". A value left unset keeps what the live
@@ -294,6 +296,9 @@ pub struct Features {
     pub notebook_storage_class: Option<String>,
     pub restart_namespace: String,
     pub restart_deployment: String,
+    /// How long the final check waits for that restart to roll out.
+    #[serde(with = "humantime_serde")]
+    pub rollout_timeout: Duration,
     /// Namespaces whose aml-image-builder-config/-secret get the MODEL_REPO_BUILDER_DB_* keys.
     pub image_builder_namespaces: Vec<String>,
     /// MODEL_REPO_BUILDER_DB_HOST (default: the AmlCluster's global.mysql.host).
@@ -320,6 +325,7 @@ impl Default for Features {
             notebook_storage_class: None,
             restart_namespace: "kubeflow".into(),
             restart_deployment: "aml-api-deploy".into(),
+            rollout_timeout: Duration::from_secs(10 * 60),
             image_builder_namespaces: vec!["kubeflow".into()],
             image_builder_db_host: None,
         }
@@ -447,6 +453,7 @@ impl Default for MlflowSettings {
             service_name: "mlflow".into(),
             service_port: 5000,
             server_url: None,
+            check_server: true,
         }
     }
 }

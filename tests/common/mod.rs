@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod mlflow_server;
 pub mod pg;
 pub mod registry;
 pub mod s3;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ use super::{Applied, Env, Facts, Journal, State, StepCheck, snapshot_of};
 use crate::error::{Error, Result};
 use crate::kube::str_at;
 use crate::upgrade::config::AML_SOURCE;
+use crate::upgrade::wait::{self, Patience, Poll};
 
 pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
     match snapshot_of(env, journal).await? {
@@ -39,6 +40,27 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
 pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
     let id = snapshot_of(env, Some(journal)).await?.ok_or_else(|| {
         Error::Refused("no verified snapshot in this run; run step snapshot first".into())
+    })?;
+    // As `kubectl rollout status`: the restart of the features' step rolls out first.
+    let f = &env.cfg.features;
+    let every = std::time::Duration::from_millis(500).min(f.rollout_timeout);
+    let _ = wait::until(
+        &env.cancel,
+        Patience::new(f.rollout_timeout, every),
+        async || {
+            let line = rollout(env).await?;
+            Ok(if line.starts_with("ok") {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(line)
+            })
+        },
+        Error::Other,
+    )
+    .await
+    .or_else(|e| match e {
+        Error::Other(_) => Ok(()),
+        e => Err(e),
     })?;
     let lines = verify_lines(env, &id).await?;
     let fails: Vec<&str> = lines
@@ -169,6 +191,10 @@ async fn mlflow(env: &Env, id: &str, out: &mut Vec<String>) -> Result<()> {
         )),
     }
     let m = &env.cfg.mlflow;
+    if !m.check_server {
+        out.push("skip MLflow 3.1.1 server: not asked (mlflow.check_server = false)".into());
+        return Ok(());
+    }
     let svc = env.workload.need("Service", "")?;
     if env
         .workload
