@@ -151,28 +151,36 @@ fn full_run(lab: &Lab, mlflow_server: bool) {
     });
     let seen = Arc::new(Mutex::new(None::<AtOperatorUpgrade>));
     let (s, w, g2) = (seen.clone(), lab.fk.handle(), g.clone());
-    lab.before_operator_upgrade.lock().unwrap().push(Box::new(move || {
-        let mine = |v: &str| {
-            g2.list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
-                .iter()
-                .filter(|o| o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-1")
-                .filter(|o| o["spec"]["version"].as_str().unwrap().starts_with(v))
-                .count()
-        };
-        *s.lock().unwrap() = Some(AtOperatorUpgrade {
-            chart: w
-                .get("app.alauda.io/v1", "HelmRequest", Some("kubeflow"), "kubeflow")
-                .is_some(),
-            plugins_13: ["v1.8.0", "v2.0.5", "v1.7.0", "v2.6.0"]
-                .iter()
-                .map(|v| mine(v))
-                .sum(),
-            plugins_14: ["v1.10.1", "v2.4.1", "v1.9.2", "v3.1.1"]
-                .iter()
-                .map(|v| mine(v))
-                .sum(),
-        });
-    }));
+    lab.before_operator_upgrade
+        .lock()
+        .unwrap()
+        .push(Box::new(move || {
+            let mine = |v: &str| {
+                g2.list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
+                    .iter()
+                    .filter(|o| o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-1")
+                    .filter(|o| o["spec"]["version"].as_str().unwrap().starts_with(v))
+                    .count()
+            };
+            *s.lock().unwrap() = Some(AtOperatorUpgrade {
+                chart: w
+                    .get(
+                        "app.alauda.io/v1",
+                        "HelmRequest",
+                        Some("kubeflow"),
+                        "kubeflow",
+                    )
+                    .is_some(),
+                plugins_13: ["v1.8.0", "v2.0.5", "v1.7.0", "v2.6.0"]
+                    .iter()
+                    .map(|v| mine(v))
+                    .sum(),
+                plugins_14: ["v1.10.1", "v2.4.1", "v1.9.2", "v3.1.1"]
+                    .iter()
+                    .map(|v| mine(v))
+                    .sum(),
+            });
+        }));
 
     // No terminal and no --yes: nothing that changes the cluster runs.
     let before = lab.writes();
@@ -192,7 +200,11 @@ fn full_run(lab: &Lab, mlflow_server: bool) {
         assert!(r.stderr.contains(want), "{want}: {r:?}");
     }
     // Item 1: when the person upgraded the operator, the 1.3 installation was all there.
-    let at = seen.lock().unwrap().take().expect("the run never asked for the operator upgrade");
+    let at = seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the run never asked for the operator upgrade");
     assert!(
         at.chart && at.plugins_13 == 4 && at.plugins_14 == 0,
         "at the operator upgrade: {at:?}"
@@ -284,7 +296,10 @@ fn full_run(lab: &Lab, mlflow_server: bool) {
         "the journal does not show the hidden pgPassword"
     );
     for s in secrets(lab) {
-        assert!(!journal_text.contains(&s), "a secret in the journal or report");
+        assert!(
+            !journal_text.contains(&s),
+            "a secret in the journal or report"
+        );
         assert!(!r.all().contains(&s), "a secret in the run's output");
     }
 
@@ -393,7 +408,10 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
     sorted.sort();
     let mut want = recorded_13.clone();
     want.sort();
-    assert_eq!(sorted, want, "ModuleInfos deleted: exactly the four 1.3 plugins, once each");
+    assert_eq!(
+        sorted, want,
+        "ModuleInfos deleted: exactly the four 1.3 plugins, once each"
+    );
     let committed = std::fs::read_dir(lab.dir.path().join("repo/snapshots"))
         .unwrap()
         .flatten()
@@ -401,7 +419,10 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
         .count();
     assert!(committed <= 2, "{committed} snapshots committed");
     assert_eq!(
-        lab.events("snapshot").iter().filter(|e| *e == "done").count(),
+        lab.events("snapshot")
+            .iter()
+            .filter(|e| *e == "done")
+            .count(),
         1,
         "the snapshot step completed twice: {journal:?}"
     );
@@ -571,7 +592,8 @@ fn until_stops_after_a_step_and_only_runs_one() {
     let r = lab.upgrade(&["run", "--yes", "--only", "uninstall-plugins"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(
-        r.stderr.contains("the article upgrades the operator before"),
+        r.stderr
+            .contains("the article upgrades the operator before"),
         "{r:?}"
     );
     assert!(!lab.plugin("kfbase").is_empty());
@@ -586,7 +608,10 @@ fn until_stops_after_a_step_and_only_runs_one() {
     assert_eq!(runs.first().unwrap()["event"], "started");
     assert_eq!(runs.last().unwrap()["event"], "finished");
     assert_eq!(
-        lab.events("snapshot").iter().filter(|e| *e == "done").count(),
+        lab.events("snapshot")
+            .iter()
+            .filter(|e| *e == "done")
+            .count(),
         1
     );
 }
@@ -660,7 +685,12 @@ fn a_plugin_the_platform_refuses_fails_with_its_message_and_the_fixed_form_is_ap
     // A form value of the wrong type: the tool cannot know the platform's types, the
     // platform's controller refuses it.
     lab.edit_config(|s| s.replace("pgPort = 5432", "pgPort = \"5432\""));
-    lab.edit_config(|s| s.replace("[install]\ntimeout = \"20s\"", "[install]\ntimeout = \"3s\""));
+    lab.edit_config(|s| {
+        s.replace(
+            "[install]\ntimeout = \"20s\"",
+            "[install]\ntimeout = \"3s\"",
+        )
+    });
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
     for want in [
@@ -702,7 +732,11 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
         },
     );
     // Istio in CNI mode: istio-cni's node agent runs.
-    lab.fk.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}})).ok();
+    lab.fk
+        .create(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}),
+        )
+        .ok();
     lab.fk.create(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "istio-cni-node-x1", "namespace": "kube-system", "labels": {"k8s-app": "istio-cni-node"}},
         "spec": {"containers": [{"name": "install-cni", "image": "istio/install-cni:1.22"}]}})).ok();
@@ -779,7 +813,8 @@ fn servicemesh_v2_stops_the_run_asking_for_help_as_the_article_says() {
     assert_eq!(r.code, 4, "{r:?}");
     assert!(
         r.stderr.contains("ServiceMesh v2")
-            && r.stderr.contains("Istio default (sailoperator.io/v1) is managed by the Sail operator")
+            && r.stderr
+                .contains("Istio default (sailoperator.io/v1) is managed by the Sail operator")
             && r.stderr.contains("ask for help"),
         "{r:?}"
     );

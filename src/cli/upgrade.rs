@@ -68,6 +68,10 @@ struct InitArgs {
         default_value = "/backups/aml"
     )]
     repo: String,
+    /// The workload cluster's name in ACP (label cpaas.io/cluster-name of its plugins), when
+    /// the global cluster holds plugins of several clusters.
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
     /// Write the configuration here (refused when the file exists) instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -126,6 +130,7 @@ async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let text = upgrade::init::init(&upgrade::init::InitOptions {
         access: a.kube.options(),
         repository: a.repo,
+        cluster_name: a.cluster_name,
     })
     .await
     .context("reading the live cluster for a starting configuration")?;

@@ -18,6 +18,8 @@ use crate::kube::{Cluster, KubeOptions, Role, at, name_of, str_at};
 pub struct InitOptions {
     pub access: KubeOptions,
     pub repository: String,
+    /// The workload cluster's name in ACP, when the global cluster holds plugins of several.
+    pub cluster_name: Option<String>,
 }
 
 const MODULES_14: [&str; 5] = ["kfbase", "kfp", "volcano", "kftraining", "mlflow"];
@@ -57,7 +59,7 @@ async fn list(c: &Cluster, kind: &str, group: &str, labels: Option<&str>) -> Res
     }
 }
 
-async fn read(w: &Cluster, g: &Cluster) -> Result<Live> {
+async fn read(w: &Cluster, g: &Cluster, name: Option<&str>) -> Result<Live> {
     let mut live = Live::default();
     if let Some(ac) = list(w, "AmlCluster", "amlclusters.aml.dev", None)
         .await?
@@ -83,14 +85,25 @@ async fn read(w: &Cluster, g: &Cluster) -> Result<Live> {
     for o in &plugins {
         let labels = &o["metadata"]["labels"];
         let module = labels["cpaas.io/module-name"].as_str().unwrap_or("");
-        if let Some(c) = labels["cpaas.io/cluster-name"].as_str()
+        let cluster = labels["cpaas.io/cluster-name"].as_str().unwrap_or("");
+        if !cluster.is_empty()
             && MODULES_14.contains(&module)
-            && !live.cluster_names.iter().any(|x| x == c)
+            && !live.cluster_names.iter().any(|x| x == cluster)
         {
-            live.cluster_names.push(c.to_string());
+            live.cluster_names.push(cluster.to_string());
         }
-        if MODULES_14.contains(&module) {
-            live.plugins_13.insert(module.to_string(), o.clone());
+    }
+    if let Some(n) = name {
+        live.cluster_names = vec![n.to_string()];
+    }
+    // The plugins of this cluster, when it is known which.
+    if let [mine] = live.cluster_names.as_slice() {
+        for o in &plugins {
+            let labels = &o["metadata"]["labels"];
+            let module = labels["cpaas.io/module-name"].as_str().unwrap_or("");
+            if labels["cpaas.io/cluster-name"] == mine.as_str() && MODULES_14.contains(&module) {
+                live.plugins_13.insert(module.to_string(), o.clone());
+            }
         }
     }
     for mc in list(g, "ModuleConfig", "cluster.alauda.io", None).await? {
@@ -139,9 +152,14 @@ async fn read(w: &Cluster, g: &Cluster) -> Result<Live> {
             }
         }
     }
-    let name = live.cluster_names.first().cloned().unwrap_or_default();
+    let name = match live.cluster_names.as_slice() {
+        [one] => one.clone(),
+        _ => String::new(),
+    };
     for m in list(g, "ServiceMesh", "asm.alauda.io", None).await? {
-        if str_at(&m, "spec.cluster") == Some(name.as_str()) || name_of(&m) == name {
+        if !name.is_empty()
+            && (str_at(&m, "spec.cluster") == Some(name.as_str()) || name_of(&m) == name)
+        {
             live.mesh = Some((
                 crate::kube::namespace_of(&m).unwrap_or("").to_string(),
                 name_of(&m).to_string(),
@@ -187,7 +205,7 @@ async fn redirect_uri(g: &Cluster, live: &Live) -> Result<Option<(String, String
 pub async fn init(opts: &InitOptions) -> Result<String> {
     let w = Cluster::connect(&opts.access, Role::Workload).await?;
     let g = Cluster::connect(&opts.access, Role::Global).await?;
-    let live = read(&w, &g).await?;
+    let live = read(&w, &g, opts.cluster_name.as_deref()).await?;
     Ok(render(opts, &live))
 }
 
@@ -229,7 +247,7 @@ fn render(opts: &InitOptions, live: &Live) -> String {
         many => {
             let _ = writeln!(
                 s,
-                "cluster_name = \"\"   # DECIDE: plugins of several clusters: {}",
+                "cluster_name = \"\"   # DECIDE: the global cluster has plugins of several clusters: {} (or run init with --cluster-name)",
                 many.join(", ")
             );
         }
@@ -409,7 +427,7 @@ fn render_plugins(s: &mut String, live: &Live) {
             q(str_at(mc, "spec.version").unwrap_or(""))
         );
         let old = live.plugins_13.get(module).map(|o| &o["spec"]["config"]);
-        let mut config = serde_json::Map::new();
+        let mut config = Value::Object(serde_json::Map::new());
         let mut decide = Vec::new();
         let mut secrets = Vec::new();
         for f in mc["spec"]["form"].as_array().into_iter().flatten() {
@@ -429,12 +447,7 @@ fn render_plugins(s: &mut String, live: &Live) {
                 .then(|| live.redirect.as_ref().map(|(u, _)| Value::from(u.clone())))
                 .flatten();
             match carried.cloned().or(redirect) {
-                Some(v) if !key.contains('.') => {
-                    config.insert(key.to_string(), v);
-                }
-                Some(v) => {
-                    let _ = writeln!(s, "# {key} = {} (from 1.3)", inline(&v));
-                }
+                Some(v) => crate::upgrade::steps::set_path(&mut config, key, v),
                 None => {
                     let default = at(&mc["spec"]["config"], key);
                     let empty = default.is_none_or(|d| d.as_str() == Some("") || d.is_null());
@@ -444,8 +457,8 @@ fn render_plugins(s: &mut String, live: &Live) {
                 }
             }
         }
-        if !config.is_empty() {
-            let _ = writeln!(s, "config = {}", inline(&Value::Object(config)));
+        if config.as_object().is_some_and(|c| !c.is_empty()) {
+            let _ = writeln!(s, "config = {}", inline(&config));
         }
         if !secrets.is_empty() {
             let _ = writeln!(s, "secrets = {{ {} }}", secrets.join(", "));

@@ -315,7 +315,10 @@ impl Lab {
             registry.push_image(&format!("{prefix}/{i}"));
         }
         // The 1.3 ConfigMap references llm-trainer in this lab's part of the registry.
-        let llm = format!("{}/{prefix}/mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a", registry.host);
+        let llm = format!(
+            "{}/{prefix}/mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a",
+            registry.host
+        );
         fk.update(
             "v1",
             "ConfigMap",
@@ -425,8 +428,7 @@ image_builder_namespaces = {namespaces}
             ),
         )
         .unwrap();
-        let before_operator_upgrade: Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>> =
-            Arc::default();
+        let before_operator_upgrade: Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>> = Arc::default();
         let lab = Lab {
             world,
             fk,
@@ -500,7 +502,10 @@ image_builder_namespaces = {namespaces}
         vec![
             ("AMLMIGRATE_MYSQL_PASSWORD", MYSQL_PASSWORD.into()),
             ("PGPASSWORD", PG_PASSWORD.into()),
-            ("AMLMIGRATE_REGISTRY_PASSWORD", self.registry.password.clone()),
+            (
+                "AMLMIGRATE_REGISTRY_PASSWORD",
+                self.registry.password.clone(),
+            ),
         ]
     }
 
@@ -618,7 +623,11 @@ pub fn assert_upgraded(lab: &Lab) {
         let mine = lab.plugin(m);
         assert_eq!(mine.len(), 1, "plugin {m}: {mine:?}");
         assert_eq!(mine[0]["spec"]["version"], v, "{m}");
-        assert_eq!(mine[0]["status"]["phase"], "Running", "{m}: {}", mine[0]["status"]);
+        assert_eq!(
+            mine[0]["status"]["phase"], "Running",
+            "{m}: {}",
+            mine[0]["status"]
+        );
     }
     assert!(
         fk.list("app.alauda.io/v1", "HelmRequest", None).is_empty(),
@@ -630,7 +639,12 @@ pub fn assert_upgraded(lab: &Lab) {
     assert_eq!(mlflow["pgUsername"], "postgres", "{mlflow}");
     // Features and the MySQL settings: one credential pair, the live host kept.
     let ac = fk
-        .get("amlclusters.aml.dev/v1alpha1", "AmlCluster", None, "default")
+        .get(
+            "amlclusters.aml.dev/v1alpha1",
+            "AmlCluster",
+            None,
+            "default",
+        )
         .unwrap();
     let values = &ac["spec"]["values"];
     assert_eq!(
@@ -651,8 +665,15 @@ pub fn assert_upgraded(lab: &Lab) {
     let aml = fk
         .get("amls.aml.dev/v1alpha1", "Aml", None, "default-aml")
         .unwrap();
-    assert_eq!(aml["spec"]["values"]["amlService"]["trainingPVCSize"], "20Gi");
-    let ns = if lab.world == World::Full { "team-a" } else { "team-c" };
+    assert_eq!(
+        aml["spec"]["values"]["amlService"]["trainingPVCSize"],
+        "20Gi"
+    );
+    let ns = if lab.world == World::Full {
+        "team-a"
+    } else {
+        "team-c"
+    };
     let cm = fk
         .get("v1", "ConfigMap", Some(ns), "aml-image-builder-config")
         .unwrap();
@@ -694,7 +715,12 @@ pub fn assert_upgraded(lab: &Lab) {
         .g()
         .get("v1", "ConfigMap", Some("cpaas-system"), "dex-configmap")
         .unwrap();
-    assert!(dex["data"]["config.yaml"].as_str().unwrap().contains(OIDC_REDIRECT));
+    assert!(
+        dex["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .contains(OIDC_REDIRECT)
+    );
     let mesh = lab
         .g()
         .get(
@@ -729,8 +755,12 @@ fn assert_full_world_upgraded(lab: &Lab) {
     assert_eq!(fk.list("kubeflow.org/v1", "Profile", None).len(), 3);
     assert_eq!(fk.list("kubeflow.org/v1", "Notebook", None).len(), 4);
     assert_eq!(
-        fk.list("rbac.authorization.k8s.io/v1", "RoleBinding", Some("team-a"))
-            .len(),
+        fk.list(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            Some("team-a")
+        )
+        .len(),
         2
     );
     super::cluster::wait_until("every claim Bound", || {

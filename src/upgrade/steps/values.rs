@@ -31,7 +31,7 @@ pub(super) fn at_path<'a>(o: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Sets `a.b.c` in `o`, creating objects on the way.
-pub(super) fn set_path(o: &mut Value, path: &str, value: Value) {
+pub(in crate::upgrade) fn set_path(o: &mut Value, path: &str, value: Value) {
     let mut cur = o;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, k) in parts.iter().enumerate() {
