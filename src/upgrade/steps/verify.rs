@@ -44,7 +44,7 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
     // As `kubectl rollout status`: the restart of the features' step rolls out first.
     let f = &env.cfg.features;
     let every = std::time::Duration::from_millis(500).min(f.rollout_timeout);
-    let _ = wait::until(
+    wait::until(
         &env.cancel,
         Patience::new(f.rollout_timeout, every),
         async || {
