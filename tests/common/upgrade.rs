@@ -81,6 +81,9 @@ impl Default for LabOptions {
     }
 }
 
+/// Things a test does at a moment the run reaches (each once).
+pub type Hooks = Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>>;
+
 pub struct Lab {
     pub world: World,
     pub fk: FakeKube,
@@ -97,7 +100,7 @@ pub struct Lab {
     /// Deployments the test-side controller never makes Available.
     pub stuck: Arc<Mutex<BTreeSet<String>>>,
     /// Run (once each) just before the person upgrades the operator.
-    pub before_operator_upgrade: Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>>,
+    pub before_operator_upgrade: Hooks,
     _mlflow_server: Arc<Mutex<Option<super::mlflow_server::Server>>>,
 }
 
@@ -428,7 +431,7 @@ image_builder_namespaces = {namespaces}
             ),
         )
         .unwrap();
-        let before_operator_upgrade: Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>> = Arc::default();
+        let before_operator_upgrade: Hooks = Arc::default();
         let lab = Lab {
             world,
             fk,
