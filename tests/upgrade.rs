@@ -747,9 +747,7 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
         s.replace(&format!("{PG}/{pg}"), &format!("{PG}/no_such_db_{pg}"))
             .replace(
                 "[postgres]",
-                &format!(
-                    "[mysql.kfp]\nurl = \"mysql://amlupgrade@127.0.0.1:3306\"\ndatabases = [\"no_such_kfp_db\"]\nexternal = true\n[postgres]"
-                ),
+                "[mysql.kfp]\nurl = \"mysql://amlupgrade@127.0.0.1:3306\"\ndatabases = [\"no_such_kfp_db\"]\nexternal = true\n[postgres]",
             )
     });
     let plan = lab.upgrade(&["plan"]);
