@@ -295,7 +295,9 @@ pub(super) fn split_image(image: &str) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_image;
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn image_references_split_into_repository_and_tag() {
@@ -308,5 +310,75 @@ mod tests {
             Some(("mlops/buildkit".into(), "v0.15.2-aml".into()))
         );
         assert_eq!(split_image("registry:5000/mlops/x"), None);
+    }
+
+    /// A listener that answers every request with 401 and `challenge`, recording the request
+    /// heads it got: what a client sends before and after it is asked.
+    async fn challenger(challenge: String) -> (String, Arc<Mutex<Vec<String>>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let s = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let mut buf = vec![0; 8192];
+                let n = c.read(&mut buf).await.unwrap_or(0);
+                s.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase());
+                let resp = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = c.write_all(resp.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn client(url: &str) -> Registry {
+        let cfg = Images {
+            registry: url.into(),
+            username: Some("ops".into()),
+            ..Default::default()
+        };
+        Registry::new(&cfg, Some(Secret::new("s3cret-pw"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn credentials_go_only_where_they_may_and_only_when_asked() {
+        // A Bearer realm on plain http (on the registry's host), and one on another host:
+        // nothing is sent to either.
+        for realm in [
+            "http://127.0.0.1:1/token",
+            "https://elsewhere.invalid/token",
+        ] {
+            let (url, seen) = challenger(format!(
+                "Bearer realm=\"{realm}\",service=\"r\",scope=\"x\""
+            ))
+            .await;
+            let e = client(&url).exists("mlops/x", "v1").await.unwrap_err();
+            assert!(matches!(e, Error::Refused(_)), "{e}");
+            assert!(e.to_string().contains("nothing was sent"), "{e}");
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            assert!(
+                !seen[0].contains("authorization"),
+                "sent before asked: {seen:?}"
+            );
+        }
+        // Basic over plain http: refused, the password never leaves.
+        let (url, seen) = challenger("Basic realm=\"registry\"".into()).await;
+        let e = client(&url).exists("mlops/x", "v1").await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("credentials are sent only over https"),
+            "{e}"
+        );
+        assert!(
+            seen.lock()
+                .unwrap()
+                .iter()
+                .all(|r| !r.contains("authorization")),
+        );
     }
 }
