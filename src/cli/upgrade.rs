@@ -229,6 +229,9 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
         for ch in &c.changes {
             let _ = writeln!(err, "  {ch}");
         }
+        for w in &c.warnings {
+            let _ = writeln!(err, "  WARNING: {w}");
+        }
         let _ = write!(err, "apply this step? [y/N] ");
         let _ = err.flush();
         let mut line = String::new();
