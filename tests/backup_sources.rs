@@ -5,23 +5,9 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::pg::PgDb;
 use common::*;
 use serde_json::Value;
-
-/// Starts (or finds) the TLS-only MariaDB on 3307; returns its CA file.
-fn tls_server() -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb-tls.sh");
-    let out = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn tls_sql(ca: &str, q: &str) -> String {
     let args = ["-P3307", "--ssl", &format!("--ssl-ca={ca}")].map(String::from);

@@ -259,6 +259,18 @@ fn render(opts: &InitOptions, live: &Live) -> String {
     s
 }
 
+/// `mysql://user@host:port` of a plugin form's MySQL settings.
+fn mysql_url(v: &Value) -> String {
+    format!(
+        "mysql://{}@{}:{}",
+        str_at(v, "user").unwrap_or("root"),
+        str_at(v, "host").unwrap_or(""),
+        at(v, "port")
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "3306".into())
+    )
+}
+
 fn render_mysql(s: &mut String, live: &Live) {
     let m = &live.mysql;
     let host = str_at(m, "host").unwrap_or("");
@@ -293,14 +305,7 @@ fn render_mysql(s: &mut String, live: &Live) {
             s,
             "\n[mysql.kfp]   # the 1.3 Kubeflow Pipelines plugin's external MySQL (must be 5.7)\n\
              url = {}\ndatabases = [\"mlpipeline\", \"cachedb\", \"metadb\"]\nexternal = true",
-            q(&format!(
-                "mysql://{}@{}:{}",
-                str_at(k, "user").unwrap_or("root"),
-                str_at(k, "host").unwrap_or(""),
-                at(k, "port")
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "3306".into())
-            ))
+            q(&mysql_url(k))
         );
     }
     let store = live
@@ -313,14 +318,7 @@ fn render_mysql(s: &mut String, live: &Live) {
                 s,
                 "\n[mysql.mlflow]   # the 1.3 MLflow plugin's backend store\n\
                  url = {}   # DECIDE: reachable from here?\ndatabases = [{}]",
-                q(&format!(
-                    "mysql://{}@{}:{}",
-                    str_at(b, "user").unwrap_or("root"),
-                    str_at(b, "host").unwrap_or(""),
-                    at(b, "port")
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "3306".into())
-                )),
+                q(&mysql_url(b)),
                 q(str_at(b, "database").unwrap_or("mlflow"))
             );
         }

@@ -84,47 +84,48 @@ pub(super) async fn counts(env: &Env) -> Result<(u64, u64, String)> {
         ),
     };
     let mut experiments = Vec::new();
+    paged(
+        &via,
+        "/api/2.0/mlflow/experiments/search",
+        json!({"max_results": 1000, "view_type": "ALL"}),
+        |page| {
+            for e in page["experiments"].as_array().into_iter().flatten() {
+                if let Some(id) = e["experiment_id"].as_str() {
+                    experiments.push(id.to_string());
+                }
+            }
+        },
+    )
+    .await?;
+    let mut runs = 0u64;
+    for ids in experiments.chunks(100) {
+        paged(
+            &via,
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ids, "run_view_type": "ALL", "max_results": 1000}),
+            |page| runs += page["runs"].as_array().map(|a| a.len()).unwrap_or(0) as u64,
+        )
+        .await?;
+    }
+    Ok((experiments.len() as u64, runs, via.describe()))
+}
+
+/// Posts `body` to a search API page after page (`page_token` / `next_page_token`).
+async fn paged(via: &Via<'_>, api: &str, body: Value, mut each: impl FnMut(&Value)) -> Result<()> {
     let mut token: Option<String> = None;
     loop {
-        let mut body = json!({"max_results": 1000, "view_type": "ALL"});
+        let mut body = body.clone();
         if let Some(t) = &token {
             body["page_token"] = json!(t);
         }
-        let page = via
-            .post("/api/2.0/mlflow/experiments/search", &body)
-            .await?;
-        for e in page["experiments"].as_array().into_iter().flatten() {
-            if let Some(id) = e["experiment_id"].as_str() {
-                experiments.push(id.to_string());
-            }
-        }
+        let page = via.post(api, &body).await?;
+        each(&page);
         token = page["next_page_token"]
             .as_str()
             .filter(|t| !t.is_empty())
             .map(String::from);
         if token.is_none() {
-            break;
+            return Ok(());
         }
     }
-    let mut runs = 0u64;
-    for ids in experiments.chunks(100) {
-        let mut token: Option<String> = None;
-        loop {
-            let mut body =
-                json!({"experiment_ids": ids, "run_view_type": "ALL", "max_results": 1000});
-            if let Some(t) = &token {
-                body["page_token"] = json!(t);
-            }
-            let page = via.post("/api/2.0/mlflow/runs/search", &body).await?;
-            runs += page["runs"].as_array().map(|a| a.len()).unwrap_or(0) as u64;
-            token = page["next_page_token"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(String::from);
-            if token.is_none() {
-                break;
-            }
-        }
-    }
-    Ok((experiments.len() as u64, runs, via.describe()))
 }
