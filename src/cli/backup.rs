@@ -173,6 +173,12 @@ pub async fn run(
     let result = backup(&repo, &opts, ui.clone(), cancel).await;
     ui.finish();
     let m = result.with_context(|| format!("backup of {what} into {}", repo.location()))?;
+    print_result(&m, &repo, g);
+    Ok(())
+}
+
+/// The new snapshot's id on stdout (or the JSON result), the summary on stderr.
+fn print_result(m: &amlmigrate::repo::manifest::Manifest, repo: &Repository, g: &GlobalArgs) {
     let elapsed = (m.finished - m.started).num_milliseconds().max(0) as f64 / 1000.0;
     let raw: u64 = m
         .mysql
@@ -202,7 +208,7 @@ pub async fn run(
         println!("{}", m.id);
         if !g.quiet {
             let tables: usize = m.mysql.iter().map(|d| d.tables.len()).sum();
-            let sources = mysql_sources(&m);
+            let sources = mysql_sources(m);
             let from = if sources.len() > 1 {
                 format!(
                     " from {} MySQL sources ({})",
@@ -233,7 +239,6 @@ pub async fn run(
             }
         }
     }
-    Ok(())
 }
 
 /// `[NAME=]VALUE`: the name when the prefix before `=` is one of `names` (or, for URLs, when the

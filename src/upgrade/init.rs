@@ -75,6 +75,53 @@ async fn read(w: &Cluster, g: &Cluster, name: Option<&str>) -> Result<Live> {
     {
         live.aml_service = aml["spec"]["values"]["amlService"].clone();
     }
+    read_plugins(g, name, &mut live).await?;
+    live.redirect = redirect_uri(g, &live).await?;
+    for sc in list(w, "StorageClass", "storage.k8s.io", None).await? {
+        let default =
+            sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true";
+        live.storage_classes
+            .push((name_of(&sc).to_string(), default));
+    }
+    live.user_namespaces = crate::kube::pvc::user_namespaces(w, &[]).await?;
+    for cm in list(w, "ConfigMap", "", None).await? {
+        if name_of(&cm) == "aml-image-builder-config"
+            && let Some(ns) = crate::kube::namespace_of(&cm)
+        {
+            live.builder_namespaces.push(ns.to_string());
+            if live.registry.is_none() {
+                live.registry = cm["data"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|d| d.values())
+                    .filter_map(Value::as_str)
+                    .find(|v| v.contains("/llm-trainer:"))
+                    .and_then(|v| v.split('/').next())
+                    .map(|h| format!("https://{h}"));
+            }
+        }
+    }
+    let name = match live.cluster_names.as_slice() {
+        [one] => one.clone(),
+        _ => String::new(),
+    };
+    for m in list(g, "ServiceMesh", "asm.alauda.io", None).await? {
+        if !name.is_empty()
+            && (str_at(&m, "spec.cluster") == Some(name.as_str()) || name_of(&m) == name)
+        {
+            live.mesh = Some((
+                crate::kube::namespace_of(&m).unwrap_or("").to_string(),
+                name_of(&m).to_string(),
+                m.clone(),
+            ));
+        }
+    }
+    Ok(live)
+}
+
+/// The installed plugins (of this cluster, once it is known which) and the newest published
+/// 1.4 packages.
+async fn read_plugins(g: &Cluster, name: Option<&str>, live: &mut Live) -> Result<()> {
     let plugins = list(
         g,
         "ModuleInfo",
@@ -127,47 +174,7 @@ async fn read(w: &Cluster, g: &Cluster, name: Option<&str>) -> Result<Live> {
             live.configs_14.insert(module, mc);
         }
     }
-    live.redirect = redirect_uri(g, &live).await?;
-    for sc in list(w, "StorageClass", "storage.k8s.io", None).await? {
-        let default =
-            sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true";
-        live.storage_classes
-            .push((name_of(&sc).to_string(), default));
-    }
-    live.user_namespaces = crate::kube::pvc::user_namespaces(w, &[]).await?;
-    for cm in list(w, "ConfigMap", "", None).await? {
-        if name_of(&cm) == "aml-image-builder-config"
-            && let Some(ns) = crate::kube::namespace_of(&cm)
-        {
-            live.builder_namespaces.push(ns.to_string());
-            if live.registry.is_none() {
-                live.registry = cm["data"]
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|d| d.values())
-                    .filter_map(Value::as_str)
-                    .find(|v| v.contains("/llm-trainer:"))
-                    .and_then(|v| v.split('/').next())
-                    .map(|h| format!("https://{h}"));
-            }
-        }
-    }
-    let name = match live.cluster_names.as_slice() {
-        [one] => one.clone(),
-        _ => String::new(),
-    };
-    for m in list(g, "ServiceMesh", "asm.alauda.io", None).await? {
-        if !name.is_empty()
-            && (str_at(&m, "spec.cluster") == Some(name.as_str()) || name_of(&m) == name)
-        {
-            live.mesh = Some((
-                crate::kube::namespace_of(&m).unwrap_or("").to_string(),
-                name_of(&m).to_string(),
-                m.clone(),
-            ));
-        }
-    }
-    Ok(live)
+    Ok(())
 }
 
 /// kfbase's oidcRedirectURL: the 1.3 kfbase config's, else the one …/oauth2/callback URI dex

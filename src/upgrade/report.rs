@@ -92,65 +92,72 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         });
     }
     if let Some(id) = &snapshot {
-        let m = env.repo.manifest(id).await?;
-        // The job records stay on their server; the other sources' servers go or change.
-        for db in crate::backup::databases_of(&m, AML_SOURCE).unwrap_or_default() {
-            let live = steps::mysql_table_counts(env, AML_SOURCE, &db.name)
+        out.counts = counts(env, id).await?;
+    }
+    Ok(out)
+}
+
+/// Data before (the snapshot) and after (live): the job records, MLflow, PVCs, Profiles.
+async fn counts(env: &Env, id: &str) -> Result<Vec<Count>> {
+    let mut out = Vec::new();
+    let m = env.repo.manifest(id).await?;
+    // The job records stay on their server; the other sources' servers go or change.
+    for db in crate::backup::databases_of(&m, AML_SOURCE).unwrap_or_default() {
+        let live = steps::mysql_table_counts(env, AML_SOURCE, &db.name)
+            .await
+            .ok();
+        for t in &db.tables {
+            out.push(Count {
+                what: format!("MySQL {}.{} rows", db.name, t.name),
+                before: Some(t.rows),
+                after: live.as_ref().and_then(|l| l.get(&t.name).copied()),
+            });
+        }
+    }
+    if env.cfg.mlflow.migrate
+        && let Ok(name) = env.cfg.mlflow_database()
+        && let Some(db) = m.mysql.iter().find(|d| d.name == name)
+    {
+        let client = env.cfg.pg_url()?.connect().await?;
+        for (t, label) in [
+            ("experiments", "experiments"),
+            ("runs", "runs"),
+            ("metrics", "metric points"),
+        ] {
+            let after: Option<i64> = client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
                 .await
-                .ok();
-            for t in &db.tables {
-                out.counts.push(Count {
-                    what: format!("MySQL {}.{} rows", db.name, t.name),
-                    before: Some(t.rows),
-                    after: live.as_ref().and_then(|l| l.get(&t.name).copied()),
-                });
-            }
-        }
-        if env.cfg.mlflow.migrate
-            && let Ok(name) = env.cfg.mlflow_database()
-            && let Some(db) = m.mysql.iter().find(|d| d.name == name)
-        {
-            let client = env.cfg.pg_url()?.connect().await?;
-            for (t, label) in [
-                ("experiments", "experiments"),
-                ("runs", "runs"),
-                ("metrics", "metric points"),
-            ] {
-                let after: Option<i64> = client
-                    .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                    .await
-                    .ok()
-                    .map(|r| r.get(0));
-                out.counts.push(Count {
-                    what: format!("MLflow {label} (2.6 MySQL → 3.1.1 PostgreSQL)"),
-                    before: db.tables.iter().find(|x| x.name == t).map(|x| x.rows),
-                    after: after.map(|n| n as u64),
-                });
-            }
-        }
-        if let Some(k) = &m.kubernetes {
-            let index = crate::kube::pvc::snapshot_index(&env.repo, id).await?;
-            let rows = crate::kube::pvc::check(&env.workload, &index, &Default::default()).await?;
-            out.counts.push(Count {
-                what: "PVCs Bound to their volume".into(),
-                before: Some(k.pvcs),
-                after: Some(rows.iter().filter(|r| r.problem.is_none()).count() as u64),
-            });
-            let profiles_before = k
-                .kinds
-                .iter()
-                .find(|x| x.kind == "Profile")
-                .map(|x| x.objects);
-            let profiles_after = match env.workload.resolve("Profile", Some("kubeflow.org")) {
-                Some(r) => Some(env.workload.list(&r, None, None, None).await?.len() as u64),
-                None => None,
-            };
-            out.counts.push(Count {
-                what: "Profiles".into(),
-                before: profiles_before,
-                after: profiles_after,
+                .ok()
+                .map(|r| r.get(0));
+            out.push(Count {
+                what: format!("MLflow {label} (2.6 MySQL → 3.1.1 PostgreSQL)"),
+                before: db.tables.iter().find(|x| x.name == t).map(|x| x.rows),
+                after: after.map(|n| n as u64),
             });
         }
+    }
+    if let Some(k) = &m.kubernetes {
+        let index = crate::kube::pvc::snapshot_index(&env.repo, id).await?;
+        let rows = crate::kube::pvc::check(&env.workload, &index, &Default::default()).await?;
+        out.push(Count {
+            what: "PVCs Bound to their volume".into(),
+            before: Some(k.pvcs),
+            after: Some(rows.iter().filter(|r| r.problem.is_none()).count() as u64),
+        });
+        let profiles_before = k
+            .kinds
+            .iter()
+            .find(|x| x.kind == "Profile")
+            .map(|x| x.objects);
+        let profiles_after = match env.workload.resolve("Profile", Some("kubeflow.org")) {
+            Some(r) => Some(env.workload.list(&r, None, None, None).await?.len() as u64),
+            None => None,
+        };
+        out.push(Count {
+            what: "Profiles".into(),
+            before: profiles_before,
+            after: profiles_after,
+        });
     }
     Ok(out)
 }

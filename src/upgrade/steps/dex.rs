@@ -62,6 +62,26 @@ fn scalar(s: &str) -> String {
     }
 }
 
+/// The last item line of the block list under `key_line`: items follow at the key's column
+/// ("- x", compact) or deeper; comments and blank lines are passed over.
+fn last_item(lines: &[&str], key_line: usize, key_col: usize) -> Option<usize> {
+    let mut last = None;
+    for (n, l) in lines.iter().enumerate().skip(key_line + 1) {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        let item = l.trim_start_matches(' ').starts_with("- ");
+        if indent(l) > key_col || (indent(l) == key_col && item) {
+            if item {
+                last = Some(n);
+            }
+        } else {
+            break;
+        }
+    }
+    last
+}
+
 /// `text` with `uri` added to the client's `redirectURIs`; `None` when it is there already.
 pub(super) fn add_redirect_uri(text: &str, uri: &str) -> Result<Option<String>> {
     let conf = parse(text)?;
@@ -125,26 +145,8 @@ pub(super) fn add_redirect_uri(text: &str, uri: &str) -> Result<Option<String>> 
         if !rest.is_empty() && !rest.starts_with('#') {
             return Err(by_hand("redirectURIs is not a list"));
         }
-        // Items follow at the key's column ("- x", compact) or deeper; the new one goes after
-        // the last, with the same indentation.
-        let mut last = None;
-        let mut n = key_line + 1;
-        while n < lines.len() {
-            let l = lines[n];
-            if l.trim().is_empty() || l.trim_start().starts_with('#') {
-                n += 1;
-                continue;
-            }
-            let item = l.trim_start_matches(' ').starts_with("- ");
-            if indent(l) > key_col || (indent(l) == key_col && item) {
-                if item {
-                    last = Some(n);
-                }
-                n += 1;
-            } else {
-                break;
-            }
-        }
+        // The new item goes after the last one, with its indentation.
+        let last = last_item(&lines, key_line, key_col);
         let at = last.ok_or_else(|| by_hand("redirectURIs has no item to align with"))?;
         let prefix = " ".repeat(indent(lines[at]));
         let newline = if lines[at].ends_with('\n') { "" } else { "\n" };

@@ -117,48 +117,8 @@ async fn settings(
             None => pick(None, None, "features.mysql_database", &mut missing),
         },
     };
-    let mut amlservice = serde_json::Map::new();
-    for (key, name, cfg) in [
-        ("trainingPVCSize", "training_pvc_size", &f.training_pvc_size),
-        (
-            "trainingPVCStorageClass",
-            "training_pvc_storage_class",
-            &f.training_pvc_storage_class,
-        ),
-        (
-            "notebookStorageClass",
-            "notebook_storage_class",
-            &f.notebook_storage_class,
-        ),
-    ] {
-        let v = pick(
-            cfg.clone().map(Value::from),
-            at_path(service, key),
-            &format!("features.{name}"),
-            &mut missing,
-        );
-        amlservice.insert(key.into(), v);
-    }
-    let live_ref = &mysql["passwordSecretRef"];
-    let (secret_name, secret_ns) = match (
-        f.password_secret_name
-            .clone()
-            .or_else(|| str_at(live_ref, "name").map(String::from)),
-        f.password_secret_namespace
-            .clone()
-            .or_else(|| str_at(live_ref, "namespace").map(String::from)),
-    ) {
-        (Some(n), Some(ns)) => (n, ns),
-        (n, ns) => {
-            c.assumptions.push(
-                "passwordSecretRef: the article's Secret cpaas-system/aml-mysql-root-token (neither configured nor set live)".into(),
-            );
-            (
-                n.unwrap_or_else(|| "aml-mysql-root-token".into()),
-                ns.unwrap_or_else(|| "cpaas-system".into()),
-            )
-        }
-    };
+    let amlservice = aml_service(f, service, &mut missing);
+    let (secret_name, secret_ns) = secret_ref(f, &mysql["passwordSecretRef"], c);
     let creds = env.cfg.mysql_url(&f.credentials)?;
     let password = match env.cfg.password(&format!("mysql.{}", f.credentials)) {
         Ok(p) => p,
@@ -193,6 +153,64 @@ async fn settings(
         secret_ns,
         secret_name,
     }))
+}
+
+/// Aml `amlService`: configured, else live, else missing.
+fn aml_service(
+    f: &crate::upgrade::config::Features,
+    service: &Value,
+    missing: &mut Vec<String>,
+) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for (key, name, cfg) in [
+        ("trainingPVCSize", "training_pvc_size", &f.training_pvc_size),
+        (
+            "trainingPVCStorageClass",
+            "training_pvc_storage_class",
+            &f.training_pvc_storage_class,
+        ),
+        (
+            "notebookStorageClass",
+            "notebook_storage_class",
+            &f.notebook_storage_class,
+        ),
+    ] {
+        let v = pick(
+            cfg.clone().map(Value::from),
+            at_path(service, key),
+            &format!("features.{name}"),
+            missing,
+        );
+        out.insert(key.into(), v);
+    }
+    out
+}
+
+/// The password Secret: configured, else the live `passwordSecretRef`, else the article's.
+fn secret_ref(
+    f: &crate::upgrade::config::Features,
+    live: &Value,
+    c: &mut StepCheck,
+) -> (String, String) {
+    match (
+        f.password_secret_name
+            .clone()
+            .or_else(|| str_at(live, "name").map(String::from)),
+        f.password_secret_namespace
+            .clone()
+            .or_else(|| str_at(live, "namespace").map(String::from)),
+    ) {
+        (Some(n), Some(ns)) => (n, ns),
+        (n, ns) => {
+            c.assumptions.push(
+                "passwordSecretRef: the article's Secret cpaas-system/aml-mysql-root-token (neither configured nor set live)".into(),
+            );
+            (
+                n.unwrap_or_else(|| "aml-mysql-root-token".into()),
+                ns.unwrap_or_else(|| "cpaas-system".into()),
+            )
+        }
+    }
 }
 
 fn b64(s: &str) -> String {
@@ -240,12 +258,14 @@ async fn plan(env: &Env, c: &mut StepCheck) -> Result<Option<Planned>> {
         let ch = patch_changes(&format!("{} {name}", r.ar.kind), "", live, patch, &none);
         p.patch(r, None, name, patch.clone(), ch);
     }
-    secrets_and_configmaps(env, c, &s, &mut p).await?;
+    password_secret(env, c, &s, &mut p).await?;
+    image_builder(env, c, &s, &mut p).await?;
     restart(env, &s, &deploy_r, &deploy, &mut p);
     Ok(Some(p))
 }
 
-async fn secrets_and_configmaps(
+/// The Secret `global.mysql.passwordSecretRef` names holds the credentials' password.
+async fn password_secret(
     env: &Env,
     c: &mut StepCheck,
     s: &Settings,
@@ -254,8 +274,6 @@ async fn secrets_and_configmaps(
     let f = &env.cfg.features;
     let w = &env.workload;
     let secret_r = w.need("Secret", "")?;
-    let cm_r = w.need("ConfigMap", "")?;
-    let ns_r = w.need("Namespace", "")?;
     let pw = b64(s.password.expose());
     let object = format!("Secret {}/{}", s.secret_ns, s.secret_name);
     match w.get(&secret_r, Some(&s.secret_ns), &s.secret_name).await? {
@@ -293,11 +311,46 @@ async fn secrets_and_configmaps(
             "{object} does not exist and create_password_secret = false: AML cannot reach MySQL until it does"
         )),
     }
-    let host = f
-        .image_builder_db_host
-        .clone()
-        .map(Value::from)
-        .unwrap_or_else(|| s.host.clone());
+    Ok(())
+}
+
+/// A ConfigMap or Secret of a namespace: patched with `data`, or created holding it.
+fn upsert(
+    p: &mut Planned,
+    r: &Resource,
+    ns: &str,
+    name: &str,
+    live: Option<&Value>,
+    data: Value,
+    changes: Vec<Change>,
+) {
+    match live {
+        Some(_) => p.patch(r, Some(ns), name, data, changes),
+        None if !changes.is_empty() => {
+            let mut obj = data;
+            obj["apiVersion"] = json!("v1");
+            obj["kind"] = json!(r.ar.kind);
+            if r.ar.kind == "Secret" {
+                obj["type"] = json!("Opaque");
+            }
+            obj["metadata"] = json!({"name": name, "namespace": ns});
+            p.writes
+                .push(Write::Create(r.clone(), Some(ns.to_string()), obj));
+            p.changes.extend(changes);
+        }
+        None => {}
+    }
+}
+
+/// Each namespace's image-builder ConfigMap (`MODEL_REPO_BUILDER_DB_*`, live values kept, the
+/// credentials' user) and Secret (the credentials' password).
+async fn image_builder(env: &Env, c: &mut StepCheck, s: &Settings, p: &mut Planned) -> Result<()> {
+    let f = &env.cfg.features;
+    let w = &env.workload;
+    let secret_r = w.need("Secret", "")?;
+    let cm_r = w.need("ConfigMap", "")?;
+    let ns_r = w.need("Namespace", "")?;
+    let pw = b64(s.password.expose());
     for ns in &f.image_builder_namespaces {
         if w.get(&ns_r, None, ns).await?.is_none() {
             c.warnings.push(format!(
@@ -306,68 +359,58 @@ async fn secrets_and_configmaps(
             continue;
         }
         let live = w.get(&cm_r, Some(ns), CONFIGMAP).await?;
-        let keep = |key: &str, default: &Value| -> Value {
+        let keep = |key: &str, default: Value| -> Value {
             live.as_ref()
                 .and_then(|o| o["data"].get(key))
                 .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
                 .cloned()
-                .unwrap_or_else(|| default.clone())
+                .unwrap_or(default)
+        };
+        let host = match &f.image_builder_db_host {
+            Some(h) => Value::from(h.clone()),
+            None => keep("MODEL_REPO_BUILDER_DB_HOST", s.host.clone()),
         };
         let data = json!({"data": {
-            "MODEL_REPO_BUILDER_DB_DB": keep("MODEL_REPO_BUILDER_DB_DB", &Value::from(show(Some(&s.database)))),
-            "MODEL_REPO_BUILDER_DB_HOST": f.image_builder_db_host.as_ref().map(|_| host.clone()).unwrap_or_else(|| keep("MODEL_REPO_BUILDER_DB_HOST", &host)),
-            "MODEL_REPO_BUILDER_DB_PORT": keep("MODEL_REPO_BUILDER_DB_PORT", &Value::from(show(Some(&s.port)))),
+            "MODEL_REPO_BUILDER_DB_DB": keep("MODEL_REPO_BUILDER_DB_DB", Value::from(show(Some(&s.database)))),
+            "MODEL_REPO_BUILDER_DB_HOST": host,
+            "MODEL_REPO_BUILDER_DB_PORT": keep("MODEL_REPO_BUILDER_DB_PORT", Value::from(show(Some(&s.port)))),
             "MODEL_REPO_BUILDER_DB_USER": s.user,
         }});
         let object = format!("ConfigMap {ns}/{CONFIGMAP}");
-        match &live {
-            Some(live) => {
-                let ch = patch_changes(&object, "", live, &data, &BTreeSet::new());
-                p.patch(&cm_r, Some(ns), CONFIGMAP, data, ch);
-            }
-            None => {
-                let mut obj = data;
-                obj["apiVersion"] = json!("v1");
-                obj["kind"] = json!("ConfigMap");
-                obj["metadata"] = json!({"name": CONFIGMAP, "namespace": ns});
-                p.writes
-                    .push(Write::Create(cm_r.clone(), Some(ns.clone()), obj));
-                p.changes.push(Change::new(
-                    object,
-                    "",
-                    None,
-                    Some("created with the MODEL_REPO_BUILDER_DB_* keys".into()),
-                ));
-            }
-        }
-        let object = format!("Secret {ns}/{SECRET}");
+        let ch = match &live {
+            Some(l) => patch_changes(&object, "", l, &data, &BTreeSet::new()),
+            None => vec![Change::new(
+                &object,
+                "",
+                None,
+                Some("created with the MODEL_REPO_BUILDER_DB_* keys".into()),
+            )],
+        };
+        upsert(p, &cm_r, ns, CONFIGMAP, live.as_ref(), data, ch);
         let live = w.get(&secret_r, Some(ns), SECRET).await?;
         let key = "MODEL_REPO_BUILDER_DB_PASSWORD";
         let have = live
             .as_ref()
             .and_then(|s| s["data"].get(key))
             .and_then(Value::as_str);
-        if have != Some(pw.as_str()) {
-            let data = json!({"data": {key: pw}});
-            let ch = vec![Change::hidden(
-                &object,
+        let ch = if have == Some(pw.as_str()) {
+            Vec::new()
+        } else {
+            vec![Change::hidden(
+                format!("Secret {ns}/{SECRET}"),
                 format!("data.{key}"),
                 have.is_some(),
-            )];
-            match live {
-                Some(_) => p.patch(&secret_r, Some(ns), SECRET, data, ch),
-                None => {
-                    let mut obj = data;
-                    obj["apiVersion"] = json!("v1");
-                    obj["kind"] = json!("Secret");
-                    obj["type"] = json!("Opaque");
-                    obj["metadata"] = json!({"name": SECRET, "namespace": ns});
-                    p.writes
-                        .push(Write::Create(secret_r.clone(), Some(ns.clone()), obj));
-                    p.changes.extend(ch);
-                }
-            }
-        }
+            )]
+        };
+        upsert(
+            p,
+            &secret_r,
+            ns,
+            SECRET,
+            live.as_ref(),
+            json!({"data": {key: pw}}),
+            ch,
+        );
     }
     Ok(())
 }

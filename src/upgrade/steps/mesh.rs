@@ -91,8 +91,7 @@ pub(super) async fn mesh_fix(
     env: &Env,
     mesh: &Value,
     warnings: &mut Vec<String>,
-) -> Result<Option<(Value, Vec<(String, String)>)>> {
-    let p = &env.cfg.preflight;
+) -> Result<Option<(Value, Added)>> {
     let mut overlays = mesh["spec"]["overlays"]
         .as_array()
         .cloned()
@@ -111,8 +110,22 @@ pub(super) async fn mesh_fix(
         .as_array_mut()
         .expect("patches is a list");
     let mut added = Vec::new();
-    // Istio must trust dex's certificate to fetch its JWKS; the article leaves a root CA
-    // that is already set alone.
+    root_ca(env, patches, &mut added, warnings).await?;
+    extension_provider(env, patches, &mut added);
+    Ok((!added.is_empty()).then(|| (json!({"spec": {"overlays": overlays}}), added)))
+}
+
+type Added = Vec<(String, String)>;
+
+/// Istio must trust dex's certificate to fetch its JWKS: dex's CA as `jwksResolverExtraRootCA`
+/// with the refresh interval, unless a root CA is set already (the article leaves it alone).
+async fn root_ca(
+    env: &Env,
+    patches: &mut Vec<Value>,
+    added: &mut Added,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let p = &env.cfg.preflight;
     let has_path = |ps: &[Value], path: &str| ps.iter().any(|pt| pt["path"] == path);
     let has_ca = has_path(patches, "spec.values.pilot.jwksResolverExtraRootCA");
     let dex_tls = if has_ca {
@@ -163,6 +176,12 @@ pub(super) async fn mesh_fix(
             ));
         }
     }
+    Ok(())
+}
+
+/// The `oauth2-proxy-kubeflow` extension provider, appended to the ones already there.
+fn extension_provider(env: &Env, patches: &mut Vec<Value>, added: &mut Added) {
+    let p = &env.cfg.preflight;
     let names = |v: &Value| -> Vec<String> {
         match v {
             Value::Array(a) => a
@@ -211,7 +230,6 @@ pub(super) async fn mesh_fix(
             format!("+ {} (existing providers kept)", p.extension_provider),
         ));
     }
-    Ok((!added.is_empty()).then(|| (json!({"spec": {"overlays": overlays}}), added)))
 }
 
 pub(super) async fn istio_version(env: &Env) -> Result<Option<(String, String)>> {
