@@ -1,6 +1,7 @@
-//! The backup job: one snapshot from any mix of sources (MySQL databases, a Kubernetes cluster,
-//! an MLflow artifact folder). Each source writes its own parts; the manifest is committed last,
-//! so a failed or interrupted backup leaves no snapshot, and its partial upload is removed.
+//! The backup job: one snapshot from any mix of sources (named MySQL servers, a Kubernetes
+//! cluster, an MLflow artifact folder). Each source writes its own parts; the manifest is
+//! committed last, so a failed or interrupted backup leaves no snapshot, and its partial upload
+//! is removed.
 
 use std::collections::BTreeMap;
 
@@ -11,12 +12,25 @@ use crate::error::{Error, Result};
 use crate::kube::backup::{KubeBackup, KubeBackupOptions, backup_kube};
 use crate::mysql::backup::{MysqlBackupOptions, backup_mysql};
 use crate::progress::ProgressRef;
-use crate::repo::manifest::{Manifest, Source};
+use crate::repo::manifest::{Manifest, MysqlDatabase, Source};
 use crate::repo::{Repository, id::new_snapshot_id, tool_version};
+
+/// The name a MySQL source has when none was given, and the name of the one MySQL source of a
+/// snapshot written before sources had names.
+pub const DEFAULT_MYSQL_SOURCE: &str = "mysql";
+
+/// One named MySQL server of a backup (the article names three: the AML job records, Kubeflow
+/// Pipelines' MySQL, MLflow 2.6's MySQL).
+#[derive(Debug, Clone)]
+pub struct MysqlSource {
+    pub name: String,
+    pub options: MysqlBackupOptions,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
-    pub mysql: Option<MysqlBackupOptions>,
+    /// MySQL sources, each with its own URL and databases; a database name appears in one only.
+    pub mysql: Vec<MysqlSource>,
     pub kube: Option<KubeBackupOptions>,
     /// An MLflow artifact tree (a folder or S3) to put into the snapshot as its own part, so
     /// that the snapshot alone can rebuild MLflow.
@@ -33,12 +47,18 @@ pub async fn backup(
     progress: ProgressRef,
     cancel: CancellationToken,
 ) -> Result<Manifest> {
-    if opts.mysql.is_none() && opts.kube.is_none() && opts.mlflow_artifacts.is_none() {
+    if opts.mysql.is_empty() && opts.kube.is_none() && opts.mlflow_artifacts.is_none() {
         return Err(Error::input(
             "nothing to back up: give --mysql, --kube and/or --mlflow-artifacts",
         ));
     }
     let started = Utc::now();
+    // Every MySQL source answers and holds its databases before anything is written.
+    let mysql = resolve_sources(&opts.mysql).await?;
+    let opts = &BackupOptions {
+        mysql,
+        ..opts.clone()
+    };
     let id = new_snapshot_id(started);
     match write_parts(repo, &id, opts, &progress, &cancel).await {
         Ok(mut manifest) => {
@@ -84,10 +104,14 @@ async fn write_parts(
         kubernetes: None,
         notices: Vec::new(),
     };
-    if let Some(mo) = &opts.mysql {
-        let b = backup_mysql(repo, id, mo, progress, cancel).await?;
+    for src in &opts.mysql {
+        let mut b = backup_mysql(repo, id, &src.options, progress, cancel).await?;
+        for db in &mut b.databases {
+            db.source = Some(src.name.clone());
+        }
+        b.source.name = Some(src.name.clone());
         m.parts.extend(b.parts);
-        m.mysql = b.databases;
+        m.mysql.extend(b.databases);
         m.sources.push(b.source);
         m.notices.extend(b.notices);
     }
@@ -97,6 +121,7 @@ async fn write_parts(
                 .await?;
         m.sources.push(Source {
             kind: "mlflow-artifacts".into(),
+            name: None,
             location: dir.to_string(),
             server_version: None,
             consistency: Some("files read after the database transaction ended".into()),
@@ -116,6 +141,105 @@ async fn write_parts(
         m.kubernetes = Some(summary);
     }
     Ok(m)
+}
+
+/// Connects to each MySQL source and settles its database list: the databases it names must
+/// exist there (the error names the source, the database and what the server has), unnamed ones
+/// mean every non-system database (or the URL's). No database may come from two sources (their
+/// parts would collide), and names are unique.
+async fn resolve_sources(sources: &[MysqlSource]) -> Result<Vec<MysqlSource>> {
+    use crate::mysql::SYSTEM_DATABASES;
+    let mut out: Vec<MysqlSource> = Vec::new();
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for src in sources {
+        if out.iter().any(|o| o.name == src.name) {
+            return Err(Error::input(format!(
+                "two MySQL sources are named {}; give each its own name (--mysql NAME=URL)",
+                src.name
+            )));
+        }
+        let url = &src.options.mysql;
+        let mut conn = crate::mysql::connect(url).await?;
+        let all: Vec<String> = crate::mysql::catalog::list_databases(&mut conn)
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        let _ = mysql_async::Conn::disconnect(conn).await;
+        let have = || {
+            let user: Vec<&str> = all
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !SYSTEM_DATABASES.contains(&n.to_ascii_lowercase().as_str()))
+                .collect();
+            if user.is_empty() {
+                "(none)".to_string()
+            } else {
+                user.join(", ")
+            }
+        };
+        let wanted: Vec<String> = match (&src.options.databases, &url.database) {
+            (Some(list), _) => list.clone(),
+            (None, Some(db)) => vec![db.clone()],
+            (None, None) => all
+                .iter()
+                .filter(|n| !SYSTEM_DATABASES.contains(&n.to_ascii_lowercase().as_str()))
+                .cloned()
+                .collect(),
+        };
+        for db in &wanted {
+            if !all.contains(db) {
+                return Err(Error::input(format!(
+                    "MySQL source {} ({url}): database {db} not found; it has: {}",
+                    src.name,
+                    have()
+                )));
+            }
+            if let Some(first) = owner.insert(db.clone(), src.name.clone()) {
+                return Err(Error::input(format!(
+                    "database {db} is in MySQL sources {first} and {}; a snapshot holds each database name once: take them in two snapshots",
+                    src.name
+                )));
+            }
+        }
+        let mut options = src.options.clone();
+        options.databases = Some(wanted);
+        out.push(MysqlSource {
+            name: src.name.clone(),
+            options,
+        });
+    }
+    Ok(out)
+}
+
+/// The MySQL source a database of a snapshot came from.
+pub fn source_of(db: &MysqlDatabase) -> &str {
+    db.source.as_deref().unwrap_or(DEFAULT_MYSQL_SOURCE)
+}
+
+/// The names of a snapshot's MySQL sources, in snapshot order.
+pub fn mysql_sources(m: &Manifest) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for db in &m.mysql {
+        if !out.contains(&source_of(db)) {
+            out.push(source_of(db));
+        }
+    }
+    out
+}
+
+/// The databases of one MySQL source of a snapshot; an unknown source is bad input naming the
+/// sources it has.
+pub fn databases_of<'a>(m: &'a Manifest, source: &str) -> Result<Vec<&'a MysqlDatabase>> {
+    let dbs: Vec<&MysqlDatabase> = m.mysql.iter().filter(|d| source_of(d) == source).collect();
+    if dbs.is_empty() {
+        return Err(Error::input(format!(
+            "snapshot {} has no MySQL source {source}; its sources: {}",
+            m.id,
+            mysql_sources(m).join(", ")
+        )));
+    }
+    Ok(dbs)
 }
 
 pub(crate) fn hostname() -> Option<String> {

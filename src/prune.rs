@@ -207,7 +207,7 @@ async fn upgrade_pins(repo: &Repository) -> Result<BTreeMap<String, String>> {
     for run in repo.run_ids().await? {
         let j = crate::upgrade::journal::Journal::load(repo, &run).await?;
         if !j.finished()
-            && let Some(id) = j.fact("snapshot").and_then(|v| v.as_str())
+            && let Some(id) = j.snapshot()
         {
             out.insert(id.to_string(), run);
         }

@@ -5,19 +5,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
-
-/// Starts (or finds) the TLS-only server; returns its CA file.
-fn tls_server() -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb-tls.sh");
-    let out = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 #[test]
 fn restore_into_another_server_over_verified_tls_is_exact() {

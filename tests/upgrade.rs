@@ -1,714 +1,43 @@
-//! The guided upgrade end to end: the real binary against the fake API server (with simulated
-//! ACP controllers: plugins reach Running after a delay, deleting Kubeflow Base takes the
-//! profiles and their namespaces with it, the AML operator flips to 1.4 once the old chart is
-//! gone, jobs finish), a fake registry, the real MariaDB and PostgreSQL, and an MLflow 2.6
-//! database made by MLflow 2.6 itself.
+//! The guided upgrade end to end, the real binary in the strict world of tests/common/upgrade.rs:
+//! a full run in the article's order and its report, resuming after kill -9 and Ctrl-C,
+//! confirmation on a terminal, one run at a time, --until/--only, an S3 repository, a separate
+//! global cluster, a plugin the platform refuses, preflight failures, `profile create`.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{GLOBAL, UPGRADE_EXTRA, WORKLOAD, wait_until, writes};
-use common::pg::{PG, PgDb, psql};
+use common::cluster::{WORKLOAD, wait_until};
+use common::pg::PG;
 use common::s3::{Moto, SECRET};
+use common::upgrade::*;
 use common::*;
 use fakekube::{ChangeKind, FakeKube};
 use serde_json::{Value, json};
 
-const USER_NAMESPACES: [&str; 3] = ["kubeflow-admin-cpaas-io", "team-a", "team-b"];
-const PLUGINS_14: [(&str, &str); 5] = [
-    ("kfbase", "v1.10.1"),
-    ("kfp", "v2.4.1"),
-    ("volcano", "v1.10.1"),
-    ("kftraining", "v1.9.2"),
-    ("mlflow", "v3.1.1"),
-];
-
-/// An MLflow 2.6 database seeded through MLflow 2.6's own store.
-fn mlflow_26(db: &TestDb, artifacts: &Path) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mlflow-env.sh");
-    let out = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let venv = PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    );
-    let out = Command::new(venv.join("bin/python"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/mlflow/seed_store.py"
-        ))
-        .arg(format!("mysql+pymysql://root@127.0.0.1:3306/{}", db.name))
-        .arg(artifacts)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `repository:tag` → (content type, manifest).
-type Manifests = Arc<Mutex<BTreeMap<String, (String, Vec<u8>)>>>;
-
-/// A tiny registry (HTTP API v2, manifests only): HEAD/GET/PUT /v2/<repo>/manifests/<tag>.
-struct Registry {
-    url: String,
-    manifests: Manifests,
-}
-
-impl Registry {
-    fn start(images: &[&str]) -> Registry {
-        let manifests: Manifests = Arc::default();
-        for i in images {
-            add_image(&manifests, i);
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let m = manifests.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let m = m.clone();
-                std::thread::spawn(move || serve(conn, m));
-            }
-        });
-        Registry { url, manifests }
-    }
-    fn has(&self, image: &str) -> bool {
-        self.manifests.lock().unwrap().contains_key(image)
-    }
-    fn remove(&self, image: &str) {
-        self.manifests.lock().unwrap().remove(image);
-    }
-}
-
-/// What `nerdctl push` leaves behind: a manifest under repository:tag.
-fn add_image(manifests: &Manifests, i: &str) {
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{{"ref":"{i}"}}}}"#
-    );
-    manifests.lock().unwrap().insert(
-        i.to_string(),
-        (
-            "application/vnd.oci.image.manifest.v1+json".into(),
-            body.into_bytes(),
-        ),
-    );
-}
-
-fn serve(conn: std::net::TcpStream, m: Manifests) {
-    let mut r = BufReader::new(conn.try_clone().unwrap());
-    let mut w = conn;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let parts: Vec<String> = line.split_whitespace().map(String::from).collect();
-        let (method, path) = (parts[0].clone(), parts[1].clone());
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_lowercase(), v.trim().to_string());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
-        let key = path
-            .strip_prefix("/v2/")
-            .and_then(|p| p.split_once("/manifests/"))
-            .map(|(repo, tag)| format!("{repo}:{tag}"));
-        let (status, ctype, out) = match (method.as_str(), key) {
-            ("PUT", Some(k)) => {
-                let ct = headers.get("content-type").cloned().unwrap_or_default();
-                m.lock().unwrap().insert(k, (ct, body));
-                ("201 Created", String::new(), Vec::new())
-            }
-            (_, Some(k)) => match m.lock().unwrap().get(&k) {
-                Some((ct, b)) => ("200 OK", ct.clone(), b.clone()),
-                None => (
-                    "404 Not Found",
-                    "application/json".into(),
-                    br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
-                ),
-            },
-            _ => ("404 Not Found", String::new(), Vec::new()),
-        };
-        let mut resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", out.len());
-        if !ctype.is_empty() {
-            resp.push_str(&format!("Content-Type: {ctype}\r\n"));
-        }
-        resp.push_str("\r\n");
-        w.write_all(resp.as_bytes()).unwrap();
-        if method != "HEAD" {
-            w.write_all(&out).unwrap();
-        }
-    }
-}
-
-struct Lab {
-    fk: FakeKube,
-    /// The global cluster when it is a server of its own.
-    global: Option<FakeKube>,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    aml: TestDb,
-    _mlflow: TestDb,
-    pg: PgDb,
-    registry: Registry,
-}
-
-/// One kubeconfig, two contexts: `workload` and `global`.
-fn two_cluster_kubeconfig(dir: &Path, workload: &FakeKube, global: &FakeKube) -> PathBuf {
-    let one = workload.kubeconfig_yaml(FakeKube::ADMIN_TOKEN);
-    let ca = one
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .unwrap();
-    let cluster = |name: &str, url: String| {
-        format!(
-            "- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\n"
-        )
-    };
-    let context =
-        |name: &str| format!("- name: {name}\n  context:\n    cluster: {name}\n    user: admin\n");
-    let yaml = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n{}{}users:\n- name: admin\n  user:\n    token: {}\ncontexts:\n{}{}current-context: workload\n",
-        cluster("workload", workload.https_url()),
-        cluster("global", global.https_url()),
-        FakeKube::ADMIN_TOKEN,
-        context("workload"),
-        context("global"),
-    );
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, yaml).unwrap();
-    path
-}
-
-/// The simulated platform: how ACP and the AML operator react to what the upgrade does.
-fn controllers(fk: &FakeKube, global: &FakeKube, failing_plugin: Option<&'static str>) {
-    // ACP's plugin controller (a failing plugin reports its error instead of Running).
-    global.on_change(move |c, h| {
-        if !c.is("cluster.alauda.io", "ModuleInfo") || c.kind == ChangeKind::Deleted {
-            return;
-        }
-        let o = c.object.clone();
-        let name = o["metadata"]["name"].as_str().unwrap().to_string();
-        let module = o["metadata"]["labels"]["cpaas.io/module-name"].as_str().unwrap_or("").to_string();
-        let deleting = !o["metadata"]["deletionTimestamp"].is_null();
-        let settled = o["status"]["phase"] == "Running" && o["status"]["version"] == o["spec"]["version"];
-        if !deleting && (settled || o["status"]["phase"] == "Failed") {
-            return;
-        }
-        h.after(Duration::from_millis(300), move |h| {
-            h.update("cluster.alauda.io/v1alpha1", "ModuleInfo", None, &name, |o| {
-                if deleting {
-                    o["metadata"]["finalizers"] = json!([]);
-                } else if Some(module.as_str()) == failing_plugin {
-                    o["status"] = json!({"phase": "Failed", "message": format!("helm install {module}: image pull back-off for kfp-api-server")});
-                } else {
-                    let v = o["spec"]["version"].clone();
-                    o["status"] = json!({"phase": "Running", "version": v});
-                }
-            });
-        });
-    });
-    // Uninstalling Kubeflow Base (a global-cluster object) takes the Profiles and with them
-    // the user namespaces of the workload cluster.
-    let h = fk.handle();
-    global.on_change(move |c, _| {
-        if c.is("cluster.alauda.io", "ModuleInfo")
-            && c.kind == ChangeKind::Deleted
-            && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
-        {
-            for p in h.list("kubeflow.org/v1", "Profile", None) {
-                h.delete(
-                    "kubeflow.org/v1",
-                    "Profile",
-                    None,
-                    p["metadata"]["name"].as_str().unwrap(),
-                );
-            }
-            for ns in USER_NAMESPACES {
-                h.delete("v1", "Namespace", None, ns);
-            }
-        }
-    });
-    // Once the 1.3 chart is gone the operator (upgraded in OperatorHub) reports 1.4 and resets
-    // the experimental features.
-    fk.on_change(|c, h| {
-        if c.is("app.alauda.io", "HelmRequest") && c.kind == ChangeKind::Deleted {
-            h.after(Duration::from_millis(500), |h| {
-                h.update(
-                    "amlclusters.aml.dev/v1alpha1",
-                    "AmlCluster",
-                    None,
-                    "default",
-                    |o| {
-                        o["status"]["version"] = json!("v1.4.0");
-                        o["spec"]["values"]["experimentalFeatures"] =
-                            json!({"datasets": false, "imageBuilder": false, "tuneModels": false});
-                    },
-                );
-            });
-        }
-    });
-    fakekube::controllers::volcano_jobs_finish(fk, Duration::from_millis(1500));
-}
-
-fn lab(failing_plugin: Option<&'static str>) -> Lab {
-    lab_with(failing_plugin, false)
-}
-
-/// `split`: the ACP global cluster is a second API server (context `global`), as in production.
-fn lab_with(failing_plugin: Option<&'static str>, split: bool) -> Lab {
-    let (fk, global) = if split {
-        (
-            common::cluster::load(&[WORKLOAD, UPGRADE_EXTRA]),
-            Some(common::cluster::load(&[GLOBAL])),
-        )
-    } else {
-        (
-            common::cluster::load(&[WORKLOAD, GLOBAL, UPGRADE_EXTRA]),
-            None,
-        )
-    };
-    controllers(&fk, global.as_ref().unwrap_or(&fk), failing_plugin);
-    let dir = tempfile::tempdir().unwrap();
-    let (kubeconfig, contexts) = match &global {
-        None => (
-            fk.write_kubeconfig(dir.path(), FakeKube::ADMIN_TOKEN),
-            String::new(),
-        ),
-        Some(g) => (
-            two_cluster_kubeconfig(dir.path(), &fk, g),
-            "context = \"workload\"\nglobal_context = \"global\"\n".to_string(),
-        ),
-    };
-    // The AML MySQL user has a password (it goes into Secrets); a test user of our own.
-    sql(
-        None,
-        "CREATE USER IF NOT EXISTS 'amlupgrade'@'%' IDENTIFIED BY 'upgrade-test-pw'; \
-               GRANT ALL PRIVILEGES ON *.* TO 'amlupgrade'@'%'",
-    );
-    let aml = TestDb::create("upg_aml");
-    sql(
-        Some(&aml.name),
-        "CREATE TABLE finetune_jobs (id INT PRIMARY KEY, name VARCHAR(64), status VARCHAR(16)); \
-         INSERT INTO finetune_jobs SELECT seq, CONCAT('ft-', seq), IF(seq % 7 = 0, 'Failed', 'Succeeded') FROM seq_1_to_250; \
-         CREATE TABLE datasets (id INT PRIMARY KEY, uri TEXT); INSERT INTO datasets VALUES (1, 's3://d/1'), (2, 's3://d/2')",
-    );
-    let mlflow = TestDb::create("upg_mlf");
-    mlflow_26(&mlflow, &dir.path().join("mlartifacts"));
-    let model = dir
-        .path()
-        .join("mlartifacts/1/run-0/artifacts/model/MLmodel");
-    std::fs::create_dir_all(model.parent().unwrap()).unwrap();
-    std::fs::write(&model, "flavors:\n  pytorch: {}\n").unwrap();
-    let pg = PgDb::new("upg_pg");
-    let registry = Registry::start(&[
-        "mlops/llm-trainer:v1.4.3",
-        "mlops/buildkit-gitlfs:v0.13-rootless-aml",
-        "mlops/buildkit:v0.15.2-aml",
-    ]);
-    let plugins: String = PLUGINS_14
-        .iter()
-        .map(|(m, v)| format!("[[install.plugins]]\nmodule = \"{m}\"\nversion = \"{v}\"\nconfig = {{ note = \"test\" }}\n"))
-        .collect();
-    let config = dir.path().join("upgrade.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"repository = "{repo}"
-[kubernetes]
-kubeconfig = "{kc}"
-{contexts}cluster_name = "business-1"
-[mysql]
-url = "mysql://amlupgrade@127.0.0.1:3306"
-databases = ["{aml}", "{mlf}"]
-aml_database = "{aml}"
-[postgres]
-url = "{PG}/{pg}"
-[preflight]
-storage_class = "sc-topolvm"
-dex_redirect_uri = "https://192.168.139.133:30665/oauth2/callback"
-servicemesh_name = "business-1"
-[images]
-registry = "{reg}"
-[drain]
-timeout = "30s"
-poll = "200ms"
-running_sql = "SELECT COUNT(*) FROM `{aml}`.finetune_jobs WHERE status = 'Running'"
-[snapshot]
-mlflow_artifacts = "{artifacts}"
-[notebooks]
-delete = true
-recreate = true
-[uninstall]
-timeout = "20s"
-[operator]
-timeout = "30s"
-poll = "200ms"
-[install]
-timeout = "{install_timeout}"
-poll = "200ms"
-{plugins}
-[mlflow]
-source_database = "{mlf}"
-artifacts_to = "{artifacts}-3"
-[features]
-mysql_host = "10.4.158.198"
-training_pvc_size = "20Gi"
-training_pvc_storage_class = "sc-topolvm"
-notebook_storage_class = "sc-topolvm"
-create_password_secret = true
-password_secret_name = "aml-mysql-root-token-14"
-image_builder_namespaces = ["kubeflow", "team-a"]
-"#,
-            repo = dir.path().join("repo").display(),
-            artifacts = dir.path().join("mlartifacts").display(),
-            kc = kubeconfig.display(),
-            aml = aml.name,
-            mlf = mlflow.name,
-            pg = pg.name,
-            reg = registry.url,
-            install_timeout = if failing_plugin.is_some() {
-                "3s"
-            } else {
-                "20s"
-            },
-        ),
-    )
-    .unwrap();
-    // A fine-tune job (and its record) still running when the upgrade starts: they finish
-    // once the drain step has been waiting for a moment.
-    fk.create(json!({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
-        "metadata": {"name": "late-finetune", "namespace": "team-a"},
-        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [{"name": "pytorch", "image": "x"}]}}}}}}))
-        .unwrap();
-    let (h, aml_db) = (fk.handle(), aml.name.clone());
-    when_journal_shows(&dir, "drain", "started", move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        finish_late_finetune(&h);
-        sql(
-            Some(&aml_db),
-            "UPDATE finetune_jobs SET status = 'Succeeded' WHERE id = 250",
-        );
-    });
-    Lab {
-        fk,
-        global,
-        dir,
-        config,
-        aml,
-        _mlflow: mlflow,
-        pg,
-        registry,
-    }
-}
-
-impl Lab {
-    fn cfg(&self) -> &str {
-        self.config.to_str().unwrap()
-    }
-    fn upgrade(&self, args: &[&str]) -> Run {
-        let mut all = vec!["upgrade"];
-        all.extend_from_slice(args);
-        all.extend(["--config", self.cfg()]);
-        amlmigrate_env(&all, &[("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")])
-    }
-    fn journal(&self) -> Vec<Value> {
-        let runs = self.dir.path().join("repo/runs");
-        let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&runs) else {
-            return out;
-        };
-        let mut dirs: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("journal.jsonl").exists())
-            .collect();
-        dirs.sort();
-        if let Some(d) = dirs.last() {
-            for l in std::fs::read_to_string(d.join("journal.jsonl"))
-                .unwrap_or_default()
-                .lines()
-            {
-                if let Ok(v) = serde_json::from_str(l) {
-                    out.push(v);
-                }
-            }
-        }
-        out
-    }
-    /// Writes (not dry runs) served by the workload and, when separate, the global cluster.
-    fn writes(&self) -> usize {
-        writes(&self.fk) + self.global.as_ref().map(writes).unwrap_or(0)
-    }
-    /// The ACP global cluster (plugins, dex, ServiceMesh).
-    fn g(&self) -> &FakeKube {
-        self.global.as_ref().unwrap_or(&self.fk)
-    }
-    fn module_infos(&self) -> Vec<Value> {
-        self.g()
-            .list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
-    }
-    fn report(&self) -> Value {
-        let runs = self.dir.path().join("repo/runs");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("report.json").exists())
-            .collect();
-        dirs.sort();
-        serde_json::from_str(
-            &std::fs::read_to_string(dirs.last().expect("a report").join("report.json")).unwrap(),
-        )
-        .unwrap()
-    }
-}
-
-/// The end state every successful run must reach.
-fn assert_upgraded(lab: &Lab) {
-    let fk = &lab.fk;
-    // One ModuleInfo per plugin, at its 1.4 version, Running; no 1.3 plugin left.
-    let mis = lab.module_infos();
-    for (m, v) in PLUGINS_14 {
-        let mine: Vec<&Value> = mis
-            .iter()
-            .filter(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == m)
-            .collect();
-        assert_eq!(mine.len(), 1, "plugin {m}: {mine:?}");
-        assert_eq!(mine[0]["spec"]["version"], v, "{m}");
-        assert_eq!(mine[0]["status"]["phase"], "Running", "{m}");
-    }
-    assert!(
-        fk.get(
-            "app.alauda.io/v1",
-            "HelmRequest",
-            Some("kubeflow"),
-            "kubeflow"
-        )
-        .is_none()
-    );
-    // Features and MySQL settings.
-    let ac = fk
-        .get(
-            "amlclusters.aml.dev/v1alpha1",
-            "AmlCluster",
-            None,
-            "default",
-        )
-        .unwrap();
-    assert_eq!(
-        ac["spec"]["values"]["experimentalFeatures"],
-        json!({"datasets": true, "imageBuilder": true, "tuneModels": true})
-    );
-    assert_eq!(
-        ac["spec"]["values"]["global"]["mysql"]["passwordSecretRef"]["name"],
-        "aml-mysql-root-token-14"
-    );
-    let aml = fk
-        .get("amls.aml.dev/v1alpha1", "Aml", None, "default-aml")
-        .unwrap();
-    assert_eq!(
-        aml["spec"]["values"]["amlService"]["trainingPVCSize"],
-        "20Gi"
-    );
-    let secret = fk
-        .get(
-            "v1",
-            "Secret",
-            Some("cpaas-system"),
-            "aml-mysql-root-token-14",
-        )
-        .unwrap();
-    assert_eq!(secret["data"]["password"], "dXBncmFkZS10ZXN0LXB3"); // upgrade-test-pw
-    let cm = fk
-        .get(
-            "v1",
-            "ConfigMap",
-            Some("team-a"),
-            "aml-image-builder-config",
-        )
-        .unwrap();
-    assert_eq!(cm["data"]["MODEL_REPO_BUILDER_DB_HOST"], "10.4.158.198");
-    let deploy = fk
-        .get("apps/v1", "Deployment", Some("kubeflow"), "aml-api-deploy")
-        .unwrap();
-    assert!(
-        deploy["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
-            .is_string()
-    );
-    let mlflow_deploy = fk
-        .get("apps/v1", "Deployment", Some("kubeflow"), "mlflow")
-        .unwrap();
-    assert_eq!(
-        mlflow_deploy["spec"]["replicas"], 1,
-        "the MLflow server was not scaled back"
-    );
-    // Users, their bindings, their notebooks (recreated) and volumes are back.
-    assert_eq!(fk.list("kubeflow.org/v1", "Profile", None).len(), 3);
-    assert_eq!(fk.list("kubeflow.org/v1", "Notebook", None).len(), 4);
-    assert_eq!(
-        fk.list(
-            "rbac.authorization.k8s.io/v1",
-            "RoleBinding",
-            Some("team-a")
-        )
-        .len(),
-        2
-    );
-    wait_until("every claim Bound", || {
-        let c = fk.list("v1", "PersistentVolumeClaim", None);
-        c.len() == 8 && c.iter().all(|c| c["status"]["phase"] == "Bound")
-    });
-    // The global cluster's settings were added, the existing provider kept.
-    let dex = lab
-        .g()
-        .get("v1", "ConfigMap", Some("cpaas-system"), "dex-configmap")
-        .unwrap();
-    assert!(
-        dex["data"]["config.yaml"]
-            .as_str()
-            .unwrap()
-            .contains("https://192.168.139.133:30665/oauth2/callback")
-    );
-    let mesh = lab
-        .g()
-        .get(
-            "asm.alauda.io/v1alpha1",
-            "ServiceMesh",
-            Some("cpaas-system"),
-            "business-1",
-        )
-        .unwrap()
-        .to_string();
-    assert!(
-        mesh.contains("oauth2-proxy-kubeflow") && mesh.contains("asm-otel-tracing"),
-        "{mesh}"
-    );
-    assert!(
-        mesh.contains("jwksResolverExtraRootCA")
-            && mesh.contains("BEGIN CERTIFICATE")
-            && mesh.contains("PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"),
-        "{mesh}"
-    );
-    // MLflow's artifacts came along from the snapshot.
-    let copied = lab
-        .dir
-        .path()
-        .join("mlartifacts-3/1/run-0/artifacts/model/MLmodel");
-    assert_eq!(
-        std::fs::read_to_string(&copied).unwrap(),
-        "flavors:\n  pytorch: {}\n"
-    );
-    // The referenced llm-trainer tag was made to point at the pushed image.
-    assert!(lab.registry.has("mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a"));
-    // Data: job records as before, MLflow in PostgreSQL.
-    assert_eq!(
-        sql(Some(&lab.aml.name), "SELECT COUNT(*) FROM finetune_jobs").trim(),
-        "250"
-    );
-    assert_eq!(
-        psql(&lab.pg.name, "SELECT count(*) FROM metrics").trim(),
-        "300"
-    );
-    assert_eq!(psql(&lab.pg.name, "SELECT count(*) FROM runs").trim(), "6");
-}
-
-/// The fine-tune job the drain step waits for succeeds.
-fn finish_late_finetune(h: &fakekube::Handle) {
-    h.update(
-        "kubeflow.org/v1",
-        "PyTorchJob",
-        Some("team-a"),
-        "late-finetune",
-        |o| {
-            o["status"]["conditions"] = json!([{"type": "Succeeded", "status": "True"}]);
-        },
-    );
-}
-
-/// Runs `then` (on a thread of its own) once a journal in the lab's repository records `event`
-/// for `step`: how the simulated people and workloads react to what the run says.
-fn when_journal_shows(
-    dir: &tempfile::TempDir,
-    step: &str,
-    event: &str,
-    then: impl FnOnce() + Send + 'static,
-) {
-    let runs = dir.path().join("repo/runs");
-    let needle = format!(r#""step":"{step}","event":"{event}""#);
-    std::thread::spawn(move || {
-        // The lab's folder disappears with the lab: then nobody is waiting any more.
-        while runs.parent().unwrap().parent().unwrap().exists() {
-            let seen = walk_if_exists(&runs)
-                .iter()
-                .filter(|p| p.ends_with("journal.jsonl"))
-                .any(|p| {
-                    std::fs::read_to_string(p)
-                        .unwrap_or_default()
-                        .contains(&needle)
-                });
-            if seen {
-                then();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
-}
-
-fn walk_if_exists(dir: &Path) -> Vec<PathBuf> {
-    if dir.exists() { walk(dir) } else { Vec::new() }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
+fn lab() -> Lab {
+    Lab::new(LabOptions::default())
 }
 
 #[test]
-fn a_full_run_upgrades_everything_and_its_report_is_right() {
-    full_run(lab(None));
+fn a_full_run_follows_the_articles_order_and_its_report_proves_the_result() {
+    let lab = Lab::new(LabOptions {
+        mlflow_server: true,
+        ..Default::default()
+    });
+    full_run(&lab, true);
 }
 
 #[test]
 fn with_a_separate_global_cluster_plugins_dex_and_mesh_change_there_and_nowhere_else() {
-    let lab = lab_with(None, true);
-    let lab = full_run(lab);
+    let lab = Lab::new(LabOptions {
+        split: true,
+        ..Default::default()
+    });
+    full_run(&lab, false);
     let global = lab.global.as_ref().unwrap();
     let touched = |fk: &FakeKube, what: &str| {
         fk.requests()
@@ -741,15 +70,18 @@ fn with_a_separate_global_cluster_plugins_dex_and_mesh_change_there_and_nowhere_
             "{plural} written in the global cluster"
         );
     }
-    assert!(
-        lab.fk
-            .list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
-            .is_empty()
-    );
 }
 
-/// A full run on a fresh 1.3 lab, with everything the report must say; returns the lab.
-fn full_run(lab: Lab) -> Lab {
+/// What the person saw when the run asked for the operator upgrade.
+#[derive(Default, Debug)]
+struct AtOperatorUpgrade {
+    chart: bool,
+    plugins_13: usize,
+    plugins_14: usize,
+}
+
+/// A full run on a fresh 1.3 lab, with everything the plan, the journal and the report must say.
+fn full_run(lab: &Lab, mlflow_server: bool) {
     // A fine-tune still running by the AML database's records (drain.running_sql); it
     // finishes with the job, while the drain step waits.
     sql(
@@ -757,8 +89,8 @@ fn full_run(lab: Lab) -> Lab {
         "UPDATE finetune_jobs SET status = 'Running' WHERE id = 250",
     );
     // What people still have to do: one image and one 1.4 plugin package are not pushed yet.
-    lab.registry
-        .remove("mlops/buildkit-gitlfs:v0.13-rootless-aml");
+    let gitlfs = lab.image("mlops/buildkit-gitlfs:v0.13-rootless-aml");
+    lab.registry.delete(&gitlfs);
     let mlflow_package = lab
         .g()
         .get(
@@ -776,25 +108,40 @@ fn full_run(lab: Lab) -> Lab {
     );
     let plan = lab.upgrade(&["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
-    assert!(
-        plan.stdout.contains("images             manual")
-            && plan
-                .stdout
-                .contains("mlops/buildkit-gitlfs:v0.13-rootless-aml"),
-        "{plan:?}"
-    );
-    assert!(
-        plan.stdout.contains("install-plugins    manual")
-            && plan.stdout.contains("no ModuleConfig mlflow-v3.1.1"),
-        "{plan:?}"
-    );
-    // The operator pushes the image once the run asks for it, and the plugin package while
-    // the first plugins install.
-    let manifests = lab.registry.manifests.clone();
+    for want in [
+        "images             manual",
+        "mlops/buildkit-gitlfs:v0.13-rootless-aml",
+        "install-plugins    manual",
+        "no ModuleConfig mlflow-v3.1.1",
+        "change: ConfigMap cpaas-system/dex-configmap (global): config.yaml staticClients[alauda-auth].redirectURIs: (none) → + https://192.168.139.133:30665/oauth2/callback (kfbase oidcRedirectURL)",
+        "1 fine-tune record(s) running (drain.running_sql)",
+        "PyTorchJob team-a/late-finetune",
+        // The 1.3 installation the snapshot will record, and how it was found.
+        "ok   1.3 installation: HelmRequest kubeflow/kubeflow",
+        "(plugin kfbase v1.8.0) (recorded; the uninstall deletes it)",
+        "assumes: 1.3 plugins: ModuleInfos labelled cpaas.io/cluster-name=business-1",
+        // Where the run deliberately differs from the article, and why.
+        "differs from the article: the article checks the features first and creates Profiles after",
+        "retag-llm-trainer  to do    waits for the operator upgrade",
+        "uninstall-plugins  to do    waits for the snapshot, which records the 1.3 installation",
+    ] {
+        assert!(plan.stdout.contains(want), "plan lacks {want:?}: {plan:?}");
+    }
+    // The order of the plan is the article's: the operator upgrade before the uninstall.
+    let pos = |s: &str| plan.stdout.find(&format!(" {s} ")).unwrap();
+    assert!(pos("wait-operator") < pos("retag-llm-trainer"));
+    assert!(pos("retag-llm-trainer") < pos("uninstall-plugins"));
+    assert!(pos("uninstall-plugins") < pos("install-plugins"));
+
+    // The person pushes the image once the run asks for it, and the plugin package while the
+    // first plugins install; the operator upgrade (tests/common/upgrade.rs) happens when the run
+    // waits for it — and at that moment nothing of 1.3 may have been deleted yet.
+    let g = lab.g().handle();
+    let (registry, image) = (lab.registry.clone(), gitlfs.clone());
     when_journal_shows(&lab.dir, "images", "waiting", move || {
-        add_image(&manifests, "mlops/buildkit-gitlfs:v0.13-rootless-aml");
+        registry.push_image(&image);
     });
-    let h = lab.g().handle();
+    let h = g.clone();
     when_journal_shows(&lab.dir, "install-plugins", "waiting", move || {
         let mut pkg = mlflow_package;
         let m = pkg["metadata"].as_object_mut().unwrap();
@@ -802,24 +149,38 @@ fn full_run(lab: Lab) -> Lab {
         m.remove("uid");
         h.create(pkg).unwrap();
     });
-    assert!(
-        plan.stdout.contains("preflight") && plan.stdout.contains("to do"),
-        "{plan:?}"
-    );
-    assert!(
-        plan.stdout
-            .contains("change: ConfigMap cpaas-system/dex-configmap"),
-        "{plan:?}"
-    );
-    assert!(
-        plan.stdout
-            .contains("1 fine-tune record(s) running (drain.running_sql)"),
-        "{plan:?}"
-    );
-    assert!(
-        plan.stdout.contains("drain") && plan.stdout.contains("PyTorchJob team-a/late-finetune"),
-        "{plan:?}"
-    );
+    let seen = Arc::new(Mutex::new(None::<AtOperatorUpgrade>));
+    let (s, w, g2) = (seen.clone(), lab.fk.handle(), g.clone());
+    lab.before_operator_upgrade
+        .lock()
+        .unwrap()
+        .push(Box::new(move || {
+            let mine = |v: &str| {
+                g2.list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
+                    .iter()
+                    .filter(|o| o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-1")
+                    .filter(|o| o["spec"]["version"].as_str().unwrap().starts_with(v))
+                    .count()
+            };
+            *s.lock().unwrap() = Some(AtOperatorUpgrade {
+                chart: w
+                    .get(
+                        "app.alauda.io/v1",
+                        "HelmRequest",
+                        Some("kubeflow"),
+                        "kubeflow",
+                    )
+                    .is_some(),
+                plugins_13: ["v1.8.0", "v2.0.5", "v1.7.0", "v2.6.0"]
+                    .iter()
+                    .map(|v| mine(v))
+                    .sum(),
+                plugins_14: ["v1.10.1", "v2.4.1", "v1.9.2", "v3.1.1"]
+                    .iter()
+                    .map(|v| mine(v))
+                    .sum(),
+            });
+        }));
 
     // No terminal and no --yes: nothing that changes the cluster runs.
     let before = lab.writes();
@@ -831,16 +192,35 @@ fn full_run(lab: Lab) -> Lab {
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("## Data before and after"), "{r:?}");
+    for want in [
+        "ACTION NEEDED: push the missing images",
+        "ACTION NEEDED: push the mlflow v3.1.1 plugin package",
+        "ACTION NEEDED: upgrade the Alauda AI operator",
+    ] {
+        assert!(r.stderr.contains(want), "{want}: {r:?}");
+    }
+    // Item 1: when the person upgraded the operator, the 1.3 installation was all there.
+    let at = seen
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the run never asked for the operator upgrade");
     assert!(
-        r.stderr.contains("ACTION NEEDED: push the missing images")
-            && r.stderr
-                .contains("ACTION NEEDED: push the mlflow v3.1.1 plugin package")
-            && r.stderr
-                .contains("ACTION NEEDED: upgrade the Alauda AI operator"),
-        "{r:?}"
+        at.chart && at.plugins_13 == 4 && at.plugins_14 == 0,
+        "at the operator upgrade: {at:?}"
     );
-    assert!(!r.all().contains("upgrade-test-pw"), "password printed");
-    assert_upgraded(&lab);
+    assert_eq!(lab.operator.upgrades(), 1);
+    let journal = lab.journal();
+    let at_event = |step: &str, event: &str| {
+        journal
+            .iter()
+            .position(|e| e["step"] == step && e["event"] == event)
+            .unwrap_or_else(|| panic!("no {step} {event} in {journal:?}"))
+    };
+    assert!(at_event("wait-operator", "done") < at_event("retag-llm-trainer", "started"));
+    assert!(at_event("retag-llm-trainer", "done") < at_event("uninstall-plugins", "started"));
+    assert!(at_event("uninstall-plugins", "done") < at_event("install-plugins", "started"));
+    assert_upgraded(lab);
 
     let report = lab.report();
     let steps: Vec<(&str, &str)> = report["steps"]
@@ -849,7 +229,7 @@ fn full_run(lab: Lab) -> Lab {
         .iter()
         .map(|s| (s["step"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(steps.len(), 13);
+    assert_eq!(steps.len(), 14);
     for (s, outcome) in &steps {
         assert!(
             *outcome == "applied" || *outcome == "already done",
@@ -871,31 +251,66 @@ fn full_run(lab: Lab) -> Lab {
     assert_eq!(find("MLflow metric points"), 300);
     assert_eq!(find("PVCs Bound"), 8);
     assert_eq!(find("Profiles"), 3);
+    // Item 10: the checks prove something live.
     let verify = report["steps"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["step"] == "verify")
-        .unwrap();
+        .unwrap()["checked"]
+        .to_string();
+    if mlflow_server {
+        assert!(
+            verify.contains("lists 3 experiments and 6 runs, as the 2.6 source"),
+            "{verify}"
+        );
+    }
+    for want in [
+        "8 PVC(s) Bound",
+        "Deployment kubeflow/aml-api-deploy restarted, rolled out (1 replica(s) updated) and Available",
+        "plugin mlflow v3.1.1 Running",
+        "llm-trainer",
+        "resolves in the registry",
+    ] {
+        assert!(verify.contains(want), "verify lacks {want:?}: {verify}");
+    }
+    let md = std::fs::read_to_string(lab.dir.path().join(format!(
+        "repo/runs/{}/report.md",
+        report["run"].as_str().unwrap()
+    )))
+    .unwrap();
     assert!(
-        verify["checked"].to_string().contains("8 PVC(s) Bound"),
-        "{verify}"
+        md.contains("## For a person to check")
+            && md.contains("- [ ] A simple fine-tune job runs to the end")
+            && md.contains("- [ ] The MLflow web UI opens"),
+        "{md}"
     );
+    // Item 3: the password went into the form and nowhere else.
+    let journal_text: String = lab
+        .run_files()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
     assert!(
-        lab.dir
-            .path()
-            .join(format!(
-                "repo/runs/{}/report.md",
-                report["run"].as_str().unwrap()
-            ))
-            .exists()
+        journal_text.contains("spec.config.pgPassword: (none) → (hidden)"),
+        "the journal does not show the hidden pgPassword"
     );
+    for s in secrets(lab) {
+        assert!(
+            !journal_text.contains(&s),
+            "a secret in the journal or report"
+        );
+        assert!(!r.all().contains(&s), "a secret in the run's output");
+    }
 
     // Afterwards: every step done, status finished, and another run changes nothing.
     let plan = lab.upgrade(&["plan", "--json"]);
     let v: Value = serde_json::from_str(&plan.stdout).unwrap();
     for s in v["steps"].as_array().unwrap() {
         assert_eq!(s["state"], "done", "{s}");
+    }
+    for s in secrets(lab) {
+        assert!(!plan.all().contains(&s), "a secret in plan --json");
     }
     let st = lab.upgrade(&["status"]);
     assert!(st.stdout.contains("finished"), "{st:?}");
@@ -909,12 +324,11 @@ fn full_run(lab: Lab) -> Lab {
         before,
         "a run on a finished system wrote to the cluster"
     );
-    lab
 }
 
 #[test]
 fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_twice() {
-    let lab = lab(None);
+    let lab = lab();
     for step in [
         "snapshot",
         "uninstall-plugins",
@@ -922,11 +336,7 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
         "migrate-mlflow",
         "enable-features",
     ] {
-        let mut child = Command::new(bin())
-            .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
-            .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
-            .spawn()
-            .unwrap();
+        let mut child = lab.spawn_run();
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
             let started = lab
@@ -963,57 +373,71 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
             >= 4,
         "{journal:?}"
     );
-    // Nothing destructive twice: each 1.3 plugin deleted once, each 1.4 plugin created once,
-    // one snapshot.
+    // Nothing destructive twice, and nothing but the recorded 1.3 installation deleted: each
+    // 1.3 plugin deleted once, each 1.4 plugin created once, one snapshot.
     let reqs = lab.g().requests();
     let mi_posts = reqs
         .iter()
         .filter(|r| r.method == "POST" && r.path.contains("/moduleinfoes"))
         .count();
-    let mi_deletes = reqs
+    let deleted: Vec<String> = reqs
         .iter()
         .filter(|r| r.method == "DELETE" && r.path.contains("/moduleinfoes/"))
-        .count();
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
     assert_eq!(
         mi_posts, 4,
         "ModuleInfos created: 4 new plugins (volcano is upgraded in place)"
     );
-    assert_eq!(mi_deletes, 4, "ModuleInfos deleted: the four 1.3 plugins");
-    // A backup killed before its commit leaves no snapshot (prune removes its leftovers).
+    let recorded_13: Vec<String> = ["kfbase", "kfp", "kftraining", "mlflow"]
+        .iter()
+        .map(|m| {
+            common::cluster::docs(common::cluster::GLOBAL)
+                .into_iter()
+                .find(|d| {
+                    d["kind"] == "ModuleInfo"
+                        && d["metadata"]["labels"]["cpaas.io/module-name"] == *m
+                })
+                .unwrap()["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut sorted = deleted.clone();
+    sorted.sort();
+    let mut want = recorded_13.clone();
+    want.sort();
+    assert_eq!(
+        sorted, want,
+        "ModuleInfos deleted: exactly the four 1.3 plugins, once each"
+    );
     let committed = std::fs::read_dir(lab.dir.path().join("repo/snapshots"))
         .unwrap()
         .flatten()
         .filter(|e| e.path().join("manifest.json").exists())
         .count();
     assert!(committed <= 2, "{committed} snapshots committed");
-    let snapshot_done = journal
-        .iter()
-        .filter(|e| e["step"] == "snapshot" && e["event"] == "done")
-        .count();
     assert_eq!(
-        snapshot_done, 1,
+        lab.events("snapshot")
+            .iter()
+            .filter(|e| *e == "done")
+            .count(),
+        1,
         "the snapshot step completed twice: {journal:?}"
     );
-    // No secret in the journal or the report.
-    for e in walk(&lab.dir.path().join("repo/runs")) {
+    for e in lab.run_files() {
         let text = std::fs::read_to_string(&e).unwrap_or_default();
-        assert!(
-            !text.contains("upgrade-test-pw") && !text.contains("dXBncmFkZS10ZXN0LXB3"),
-            "secret in {}",
-            e.display()
-        );
+        for s in secrets(&lab) {
+            assert!(!text.contains(&s), "secret in {}", e.display());
+        }
     }
 }
 
 #[test]
 fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
-    let lab = lab(None);
-    let child = Command::new(bin())
-        .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
-        .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let lab = lab();
+    let child = lab.spawn_run();
     // The drain step waits for the running fine-tune job: interrupt it there.
     wait_until("the drain step started", || {
         lab.journal()
@@ -1046,14 +470,15 @@ fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
 /// Runs `upgrade run` on a pseudo-terminal (util-linux `script`), typing `answers`.
 fn run_on_a_terminal(lab: &Lab, answers: &str) -> (Option<i32>, String) {
     let cmd = format!("{} upgrade run --config {}", bin(), lab.cfg());
-    let mut child = Command::new("script")
-        .args(["-qefc", &cmd, "/dev/null"])
-        .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
+    let mut c = Command::new("script");
+    c.args(["-qefc", &cmd, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in lab.env() {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
     child
         .stdin
         .take()
@@ -1068,8 +493,8 @@ fn run_on_a_terminal(lab: &Lab, answers: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn on_a_terminal_each_step_that_changes_the_cluster_is_confirmed_first() {
-    let lab = lab(None);
+fn on_a_terminal_every_step_that_writes_is_confirmed_first() {
+    let lab = lab();
     let before = lab.writes();
     let (code, screen) = run_on_a_terminal(&lab, "n\n");
     assert_eq!(code, Some(4), "{screen}");
@@ -1082,22 +507,35 @@ fn on_a_terminal_each_step_that_changes_the_cluster_is_confirmed_first() {
     assert_eq!(lab.writes(), before, "a declined step wrote to the cluster");
     let (code, screen) = run_on_a_terminal(&lab, &"y\n".repeat(12));
     assert_eq!(code, Some(0), "{screen}");
-    let asked = screen.matches("apply this step? [y/N]").count();
-    // preflight fixes, the image tag copy, delete-notebooks, uninstall-plugins,
-    // migrate-mlflow, enable-features.
-    assert_eq!(asked, 6, "{screen}");
+    // Every step that writes asked, by name; none that only reads or waits for a person.
+    let asked: Vec<&str> = screen
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("step "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|s| s.trim_end_matches(':'))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "preflight",
+            "protect-pvcs",
+            "delete-notebooks",
+            "retag-llm-trainer",
+            "uninstall-plugins",
+            "install-plugins",
+            "migrate-mlflow",
+            "restore-profiles",
+            "enable-features",
+        ],
+        "asked {asked:?}: {screen}"
+    );
     assert_upgraded(&lab);
 }
 
 #[test]
 fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
-    let lab = lab(None);
-    let first = Command::new(bin())
-        .args(["upgrade", "run", "--yes", "--quiet", "--config", lab.cfg()])
-        .env("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let lab = lab();
+    let first = lab.spawn_run();
     // The first run waits in the drain step for the running job.
     wait_until("the first run drains", || {
         lab.journal()
@@ -1120,24 +558,16 @@ fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_upgraded(&lab);
-    // The lock went with the first run.
     assert!(!lab.dir.path().join("repo/runs/.lock/upgrade.json").exists());
 }
 
 #[test]
 fn until_stops_after_a_step_and_only_runs_one() {
-    let lab = lab(None);
+    let lab = lab();
     let r = lab.upgrade(&["run", "--yes", "--until", "snapshot"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let events = |step: &str| -> Vec<String> {
-        lab.journal()
-            .iter()
-            .filter(|e| e["step"] == step)
-            .map(|e| e["event"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(events("snapshot"), ["started", "done"]);
-    assert!(events("protect-pvcs").is_empty());
+    assert_eq!(lab.events("snapshot"), ["started", "done"]);
+    assert!(lab.events("protect-pvcs").is_empty());
     let retained = |fk: &FakeKube| {
         fk.list("v1", "PersistentVolume", None)
             .iter()
@@ -1154,14 +584,22 @@ fn until_stops_after_a_step_and_only_runs_one() {
     let r = lab.upgrade(&["run", "--yes", "--only", "protect-pvcs"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(retained(&lab.fk), 8);
-    assert!(events("delete-notebooks").is_empty());
+    assert!(lab.events("delete-notebooks").is_empty());
     let r = lab.upgrade(&["run", "--yes", "--until", "no-such-step"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("possible values"), "{r:?}");
+    // --only uninstall-plugins before the operator upgrade: refused, the article's order.
+    let r = lab.upgrade(&["run", "--yes", "--only", "uninstall-plugins"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the article upgrades the operator before"),
+        "{r:?}"
+    );
+    assert!(!lab.plugin("kfbase").is_empty());
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_upgraded(&lab);
-    // One run from start to end, one snapshot.
     let runs: Vec<Value> = lab
         .journal()
         .into_iter()
@@ -1170,7 +608,10 @@ fn until_stops_after_a_step_and_only_runs_one() {
     assert_eq!(runs.first().unwrap()["event"], "started");
     assert_eq!(runs.last().unwrap()["event"], "finished");
     assert_eq!(
-        events("snapshot").iter().filter(|e| *e == "done").count(),
+        lab.events("snapshot")
+            .iter()
+            .filter(|e| *e == "done")
+            .count(),
         1
     );
 }
@@ -1179,19 +620,18 @@ fn until_stops_after_a_step_and_only_runs_one() {
 fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
     let moto = Moto::start();
     moto.bucket("upgrade");
-    let lab = lab(None);
+    let lab = lab();
     let local = format!("repository = \"{}\"", lab.dir.path().join("repo").display());
-    let cfg = std::fs::read_to_string(&lab.config).unwrap();
-    assert!(cfg.contains(&local));
-    std::fs::write(
-        &lab.config,
-        cfg.replace(&local, "repository = \"s3://upgrade/aml\""),
-    )
-    .unwrap();
-    // Nothing watches an S3 journal here: the fine-tune job is simply done already.
+    lab.edit_config(|cfg| {
+        assert!(cfg.contains(&local));
+        cfg.replace(&local, "repository = \"s3://upgrade/aml\"")
+    });
+    // Nothing watches an S3 journal here: the fine-tune job is done already, and the person
+    // upgraded the operator before the run reached it.
     finish_late_finetune(&lab.fk.handle());
+    lab.operator.upgrade("v1.4.0");
     let mut env = moto.env();
-    env.push(("AMLMIGRATE_MYSQL_PASSWORD", "upgrade-test-pw".into()));
+    env.extend(lab.env());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let upgrade = |args: &[&str]| {
         let mut all = vec!["upgrade"];
@@ -1240,55 +680,48 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
 }
 
 #[test]
-fn a_plugin_that_never_reaches_running_fails_naming_it_and_the_run_resumes_after_the_fix() {
-    let lab = lab(Some("kfp"));
+fn a_plugin_the_platform_refuses_fails_with_its_message_and_the_fixed_form_is_applied_on_resume() {
+    let lab = lab();
+    // A form value of the wrong type: the tool cannot know the platform's types, the
+    // platform's controller refuses it.
+    lab.edit_config(|s| s.replace("pgPort = 5432", "pgPort = \"5432\""));
+    lab.edit_config(|s| {
+        s.replace(
+            "[install]\ntimeout = \"20s\"",
+            "[install]\ntimeout = \"3s\"",
+        )
+    });
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("plugin kfp v2.4.1"), "{r:?}");
-    assert!(
-        r.stderr.contains("did not reach Running within 3s"),
-        "{r:?}"
-    );
-    assert!(r.stderr.contains("image pull back-off"), "{r:?}");
-    assert!(r.stderr.contains("run the same command"), "{r:?}");
+    for want in [
+        "plugin mlflow v3.1.1",
+        "did not reach Running within 3s",
+        "field pgPort must be integer, not string",
+        "run the same command",
+    ] {
+        assert!(r.stderr.contains(want), "{want}: {r:?}");
+    }
     let st = lab.upgrade(&["status"]);
     assert!(st.stdout.contains("install-plugins    failed"), "{st:?}");
-    // Later plugins were not attempted before kfp.
-    assert!(
-        !lab.module_infos()
-            .iter()
-            .any(
-                |o| o["metadata"]["labels"]["cpaas.io/module-name"] == "kftraining"
-                    && o["spec"]["version"] == "v1.9.2"
-            )
-    );
-    // The platform team fixes the plugin.
-    let kfp = lab
-        .module_infos()
-        .into_iter()
-        .find(|o| o["metadata"]["labels"]["cpaas.io/module-name"] == "kfp")
-        .unwrap();
-    lab.g().update(
-        "cluster.alauda.io/v1alpha1",
-        "ModuleInfo",
-        None,
-        kfp["metadata"]["name"].as_str().unwrap(),
-        |o| {
-            o["status"] = json!({"phase": "Running", "version": "v2.4.1"});
-        },
-    );
+    // The operator fixes the configuration; the run patches the form, the platform
+    // re-evaluates it, the run goes on.
+    lab.edit_config(|s| s.replace("pgPort = \"5432\"", "pgPort = 5432"));
+    let plan = lab.upgrade(&["plan"]);
+    assert!(plan.stdout.contains("spec.config.pgPort"), "{plan:?}");
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_upgraded(&lab);
+    assert_eq!(lab.plugin("mlflow")[0]["spec"]["config"]["pgPort"], 5432);
 }
 
 #[test]
 fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
-    let lab = lab(None);
+    let lab = lab();
     lab.fk.create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "arm-1", "labels": {"kubernetes.io/arch": "arm64"}}, "status": {"nodeInfo": {"architecture": "arm64"}}})).unwrap();
     lab.fk
         .delete("storage.k8s.io/v1", "StorageClass", None, "sc-topolvm");
-    lab.registry.remove("mlops/buildkit:v0.15.2-aml");
+    lab.registry
+        .delete(&lab.image("mlops/buildkit:v0.15.2-aml"));
     lab.g().update(
         "asm.alauda.io/v1alpha1",
         "ServiceMesh",
@@ -1298,18 +731,25 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
             o["spec"]["istioVersion"] = json!("1.20.3");
         },
     );
-    // And an external Kubeflow Pipelines MySQL that is not 5.7 (the local MariaDB 10.11).
-    let cfg = std::fs::read_to_string(&lab.config)
-        .unwrap()
-        .replace(
-            &format!("{PG}/{}", lab.pg.name),
-            &format!("{PG}/no_such_db_{}", lab.pg.name),
+    // Istio in CNI mode: istio-cni's node agent runs.
+    lab.fk
+        .create(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}),
         )
-        .replace(
-            "aml_database =",
-            &format!("kfp_url = \"{MYSQL}\"\naml_database ="),
-        );
-    std::fs::write(&lab.config, cfg).unwrap();
+        .ok();
+    lab.fk.create(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "istio-cni-node-x1", "namespace": "kube-system", "labels": {"k8s-app": "istio-cni-node"}},
+        "spec": {"containers": [{"name": "install-cni", "image": "istio/install-cni:1.22"}]}})).ok();
+    // An external Kubeflow Pipelines MySQL that is not 5.7 (the local MariaDB 10.11), a
+    // database that is not there, and a PostgreSQL database that does not exist.
+    let pg = lab.pg.name.clone();
+    lab.edit_config(|s| {
+        s.replace(&format!("{PG}/{pg}"), &format!("{PG}/no_such_db_{pg}"))
+            .replace(
+                "[postgres]",
+                "[mysql.kfp]\nurl = \"mysql://amlupgrade@127.0.0.1:3306\"\ndatabases = [\"no_such_kfp_db\"]\nexternal = true\n[postgres]",
+            )
+    });
     let plan = lab.upgrade(&["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(plan.stdout.contains("BLOCKED"), "{plan:?}");
@@ -1330,18 +770,53 @@ fn preflight_failures_are_each_reported_with_the_fix_and_nothing_changes() {
         "remove or cordon those nodes",
         "Istio 1.20.3",
         "upgrade the service mesh first",
+        "Istio runs in CNI mode (Pod kube-system/istio-cni-node-x1",
+        "the article requires non-CNI mode",
         "storage class sc-topolvm does not exist",
         "FAIL MLflow PostgreSQL",
+        "MySQL source kfp",
+        "database(s) no_such_kfp_db not found",
         "Kubeflow Pipelines needs MySQL 5.7",
     ] {
         assert!(r.stderr.contains(want), "missing {want:?}: {r:?}");
     }
-    assert!(!r.stderr.contains("upgrade-test-pw"));
+    for s in secrets(&lab) {
+        assert!(!r.all().contains(&s));
+    }
     assert_eq!(
         lab.writes(),
         before,
         "a blocked preflight wrote to the cluster"
     );
+}
+
+#[test]
+fn servicemesh_v2_stops_the_run_asking_for_help_as_the_article_says() {
+    let lab = lab();
+    // Alauda Service Mesh v2 runs Istio through the Sail operator.
+    lab.fk.create(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "istios.sailoperator.io"},
+        "spec": {"group": "sailoperator.io", "scope": "Cluster",
+            "names": {"plural": "istios", "singular": "istio", "kind": "Istio", "listKind": "IstioList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+        .unwrap();
+    wait_until("the Istio kind is served", || {
+        lab.fk
+            .create(json!({"apiVersion": "sailoperator.io/v1", "kind": "Istio", "metadata": {"name": "default"}, "spec": {"version": "v1.24.3"}}))
+            .is_ok()
+    });
+    let before = lab.writes();
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("ServiceMesh v2")
+            && r.stderr
+                .contains("Istio default (sailoperator.io/v1) is managed by the Sail operator")
+            && r.stderr.contains("ask for help"),
+        "{r:?}"
+    );
+    assert_eq!(lab.writes(), before);
 }
 
 #[test]

@@ -7,23 +7,29 @@ use clap::Args;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use amlmigrate::backup::{BackupOptions, backup};
+use amlmigrate::backup::{
+    BackupOptions, DEFAULT_MYSQL_SOURCE, MysqlSource, backup, mysql_sources, source_of,
+};
 use amlmigrate::kube::backup::KubeBackupOptions;
 use amlmigrate::kube::catalog::Catalog;
 use amlmigrate::kube::secrets::Recipients;
+use amlmigrate::mysql::MysqlUrl;
 use amlmigrate::mysql::backup::{DEFAULT_CHUNK_BYTES, MysqlBackupOptions};
 use amlmigrate::repo::Repository;
+use amlmigrate::secret::Secret;
 
 use super::{
-    GlobalArgs, KubeArgs, MysqlArgs, RepoArg, human_bytes, parse_pair, print_json, progress_for,
-    thousands,
+    GlobalArgs, KubeArgs, RepoArg, human_bytes, parse_pair, print_json, progress_for, thousands,
 };
 
 /// Takes one snapshot of MySQL databases and/or the Kubernetes objects of an AML cluster.
 ///
-/// MySQL (--mysql): all tables are read inside one REPEATABLE READ transaction started WITH
-/// CONSISTENT SNAPSHOT, so every InnoDB table comes from the same point in time and writers are
-/// never blocked. Each database becomes one part (tar + zstd) holding schema.sql, load.sql,
+/// MySQL (--mysql): one or several servers, each a named source (the article names three: the
+/// AML job records, Kubeflow Pipelines' MySQL and MLflow 2.6's MySQL). Every source must answer
+/// and hold the databases asked of it before anything is written. Per source, all tables are
+/// read inside one REPEATABLE READ transaction started WITH CONSISTENT SNAPSHOT, so every
+/// InnoDB table of that server comes from the same point in time and writers are never
+/// blocked. Each database becomes one part (tar + zstd) holding schema.sql, load.sql,
 /// post-data.sql and the rows as LOAD DATA chunks.
 ///
 /// Kubernetes (--kube): the kinds of the catalog (Profiles, Notebooks, Tensorboards, PVCs and
@@ -43,13 +49,31 @@ use super::{
 #[command(
     after_long_help = "Examples:\n  amlmigrate backup --repo /backups/aml --mysql mysql://root@127.0.0.1:3306\n  \
 AMLMIGRATE_MYSQL_PASSWORD=… amlmigrate backup --repo /backups/aml --mysql mysql://backup@mysql.aml:3306 \\\n      \
---databases aml,mlpipeline,cachedb,metadb --tag reason=pre-upgrade\n  id=$(amlmigrate backup --quiet --repo R --mysql URL)"
+--databases aml,mlpipeline,cachedb,metadb --tag reason=pre-upgrade\n  \
+amlmigrate backup --repo /backups/aml --mysql aml=mysql://root@10.4.158.198:3306 --databases aml=aml \\\n      \
+--mysql kfp=mysql://root@127.0.0.1:13306 --databases kfp=mlpipeline,cachedb,metadb \\\n      \
+--mysql mlflow=mysql://root@10.4.158.198:3306 --databases mlflow=mlflow --mysql-password-file kfp=/run/kfp-pw\n  \
+id=$(amlmigrate backup --quiet --repo R --mysql URL)"
 )]
 pub struct BackupArgs {
     #[command(flatten)]
     repo: RepoArg,
-    #[command(flatten)]
-    mysql: MysqlArgs,
+    /// A MySQL server to back up: [NAME=]mysql://user[:password]@host[:port][/database]
+    /// [?ssl-mode=required|verify-identity&ssl-ca=FILE]. Repeat it with NAME= for several
+    /// servers (e.g. aml=…, kfp=…, mlflow=…); a single URL without NAME is the source "mysql".
+    /// Password: --mysql-password-file, else $AMLMIGRATE_MYSQL_PASSWORD_<NAME>, else
+    /// $AMLMIGRATE_MYSQL_PASSWORD; prefer those over a password in the URL.
+    #[arg(
+        long = "mysql",
+        env = "AMLMIGRATE_MYSQL",
+        hide_env_values = true,
+        value_name = "[NAME=]URL"
+    )]
+    mysql: Vec<String>,
+    /// Read a MySQL password from this file (a trailing newline is ignored): FILE for the only
+    /// source, NAME=FILE for a named one (repeatable).
+    #[arg(long, value_name = "[NAME=]FILE")]
+    mysql_password_file: Vec<String>,
     /// Also back up the Kubernetes objects of the catalog and the PVC index.
     #[arg(long)]
     kube: bool,
@@ -72,8 +96,9 @@ pub struct BackupArgs {
         value_delimiter = ','
     )]
     encrypt_to: Vec<String>,
-    /// Databases to back up, comma-separated. Default: the URL's database, or every non-system database.
-    #[arg(long, value_delimiter = ',', value_name = "DB,...")]
+    /// Databases to back up, comma-separated: DB,... for the only source, NAME=DB,... for a named
+    /// one (repeatable). Default: the URL's database, or every non-system database.
+    #[arg(long, value_name = "[NAME=]DB,...")]
     databases: Vec<String>,
     /// Label the snapshot (repeatable): --tag reason=pre-upgrade --tag ticket=OPS-42
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_pair)]
@@ -98,8 +123,8 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let url = args.mysql.url_opt()?;
-    if url.is_none() && !args.kube && args.mlflow_artifacts.is_none() {
+    let sources = mysql_sources_of(&args)?;
+    if sources.is_empty() && !args.kube && args.mlflow_artifacts.is_none() {
         anyhow::bail!(amlmigrate::Error::input(
             "nothing to back up: give --mysql URL (or AMLMIGRATE_MYSQL), --kube, and/or --mlflow-artifacts"
         ));
@@ -114,19 +139,27 @@ pub async fn run(
     if created && !g.quiet {
         eprintln!("created repository {}", repo.location());
     }
-    let mysql = url.map(|url| {
-        let mut mo = MysqlBackupOptions::new(url);
-        if !args.databases.is_empty() {
-            mo.databases = Some(args.databases.clone());
-        }
-        mo.chunk_bytes = args.chunk_mib as usize * 1024 * 1024;
-        mo.zstd_level = args.zstd_level;
-        mo
-    });
-    let what = match (&mysql, &args.mlflow_artifacts) {
-        (Some(mo), _) => mo.mysql.to_string(),
-        (None, Some(a)) if !args.kube => format!("MLflow artifacts {a}"),
-        (None, _) => "Kubernetes".to_string(),
+    let mysql: Vec<MysqlSource> = sources
+        .into_iter()
+        .map(|(name, url, databases)| {
+            let mut mo = MysqlBackupOptions::new(url);
+            mo.databases = databases;
+            mo.chunk_bytes = args.chunk_mib as usize * 1024 * 1024;
+            mo.zstd_level = args.zstd_level;
+            MysqlSource { name, options: mo }
+        })
+        .collect();
+    let what = match (mysql.as_slice(), &args.mlflow_artifacts) {
+        ([], Some(a)) if !args.kube => format!("MLflow artifacts {a}"),
+        ([], _) => "Kubernetes".to_string(),
+        ([one], _) => one.options.mysql.to_string(),
+        (many, _) => format!(
+            "MySQL sources {}",
+            many.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let opts = BackupOptions {
         mysql,
@@ -143,6 +176,12 @@ pub async fn run(
     let result = backup(&repo, &opts, ui.clone(), cancel).await;
     ui.finish();
     let m = result.with_context(|| format!("backup of {what} into {}", repo.location()))?;
+    print_result(&m, &repo, g);
+    Ok(())
+}
+
+/// The new snapshot's id on stdout (or the JSON result), the summary on stderr.
+fn print_result(m: &amlmigrate::repo::manifest::Manifest, repo: &Repository, g: &GlobalArgs) {
     let elapsed = (m.finished - m.started).num_milliseconds().max(0) as f64 / 1000.0;
     let raw: u64 = m
         .mysql
@@ -157,6 +196,7 @@ pub async fn run(
             "repository": repo.location(),
             "databases": m.mysql.iter().map(|d| json!({
                 "name": d.name,
+                "source": source_of(d),
                 "tables": d.tables.len(),
                 "rows": d.tables.iter().map(|t| t.rows).sum::<u64>(),
             })).collect::<Vec<_>>(),
@@ -171,8 +211,18 @@ pub async fn run(
         println!("{}", m.id);
         if !g.quiet {
             let tables: usize = m.mysql.iter().map(|d| d.tables.len()).sum();
+            let sources = mysql_sources(m);
+            let from = if sources.len() > 1 {
+                format!(
+                    " from {} MySQL sources ({})",
+                    sources.len(),
+                    sources.join(", ")
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "snapshot {} committed: {} database(s), {tables} tables, {} rows, {} stored ({} raw) in {elapsed:.1}s",
+                "snapshot {} committed: {} database(s){from}, {tables} tables, {} rows, {} stored ({} raw) in {elapsed:.1}s",
                 m.id,
                 m.mysql.len(),
                 thousands(m.total_rows()),
@@ -192,5 +242,97 @@ pub async fn run(
             }
         }
     }
-    Ok(())
+}
+
+/// `[NAME=]VALUE`: the name when the prefix before `=` is one of `names` (or, for URLs, when the
+/// value does not start with a scheme).
+fn split_named<'a>(v: &'a str, names: &[String]) -> (Option<&'a str>, &'a str) {
+    match v.split_once('=') {
+        Some((n, rest)) if names.iter().any(|x| x == n) => (Some(n), rest),
+        _ => (None, v),
+    }
+}
+
+/// The MySQL sources of the command line: (name, URL with its password, databases).
+type SourceArgs = Vec<(String, MysqlUrl, Option<Vec<String>>)>;
+
+fn mysql_sources_of(args: &BackupArgs) -> anyhow::Result<SourceArgs> {
+    let bad = |m: String| anyhow::Error::from(amlmigrate::Error::input(m));
+    let mut named: Vec<(String, String)> = Vec::new();
+    for v in &args.mysql {
+        let (name, url) = if v.starts_with("mysql://") || v.starts_with("mariadb://") {
+            (DEFAULT_MYSQL_SOURCE.to_string(), v.clone())
+        } else {
+            match v.split_once('=') {
+                Some((n, u)) if !n.is_empty() => (n.to_string(), u.to_string()),
+                _ => {
+                    return Err(bad(format!(
+                        "--mysql {}: expected a mysql:// URL or NAME=URL",
+                        amlmigrate::secret::redact_url(v)
+                    )));
+                }
+            }
+        };
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(format!(
+                "--mysql {name}=…: a source name is letters, digits, - and _"
+            )));
+        }
+        if named.iter().any(|(n, _)| *n == name) {
+            return Err(bad(format!(
+                "--mysql: two sources are named {name}; give each its own NAME="
+            )));
+        }
+        named.push((name, url));
+    }
+    let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+    // Unqualified values belong to the only source; with several, each must be qualified.
+    let owner = |name: Option<&str>, flag: &str, v: &str| -> anyhow::Result<String> {
+        match (name, names.as_slice()) {
+            (Some(n), _) => Ok(n.to_string()),
+            (None, [one]) => Ok(one.clone()),
+            (None, _) => Err(bad(format!(
+                "{flag} {v}: with several --mysql sources write NAME={v} (sources: {})",
+                names.join(", ")
+            ))),
+        }
+    };
+    let mut databases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in &args.databases {
+        let (name, list) = split_named(v, &names);
+        let name = owner(name, "--databases", v)?;
+        databases
+            .entry(name)
+            .or_default()
+            .extend(list.split(',').filter(|d| !d.is_empty()).map(String::from));
+    }
+    let mut files: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
+    for v in &args.mysql_password_file {
+        let (name, file) = split_named(v, &names);
+        files.insert(owner(name, "--mysql-password-file", v)?, file.into());
+    }
+    let mut out = Vec::new();
+    for (name, raw) in named {
+        let password = match files.get(&name) {
+            Some(path) => {
+                let s = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --mysql-password-file {}", path.display()))?;
+                Some(Secret::new(s.trim_end_matches(['\n', '\r'])))
+            }
+            None => std::env::var(format!(
+                "AMLMIGRATE_MYSQL_PASSWORD_{}",
+                name.to_ascii_uppercase().replace('-', "_")
+            ))
+            .or_else(|_| std::env::var("AMLMIGRATE_MYSQL_PASSWORD"))
+            .ok()
+            .map(Secret::new),
+        };
+        let url = MysqlUrl::parse(&raw)?.with_fallback_password(password);
+        let dbs = databases.remove(&name);
+        out.push((name, url, dbs));
+    }
+    Ok(out)
 }

@@ -47,6 +47,10 @@ struct Ends {
     /// Read the MySQL password of --from from this file (a trailing newline is ignored).
     #[arg(long, value_name = "FILE", requires = "from")]
     mysql_password_file: Option<std::path::PathBuf>,
+    /// With --from-snapshot: the MySQL source of the snapshot that holds MLflow 2.6 (e.g.
+    /// mlflow); its database is used (the one holding MLflow's tables when it has several).
+    #[arg(long, value_name = "NAME", requires = "from_snapshot")]
+    from_source: Option<String>,
     /// The PostgreSQL database for MLflow 3.1.1:
     /// postgres://user@host[:port]/db[?sslmode=verify-full&sslrootcert=FILE] (password from
     /// --pg-password-file or PGPASSWORD rather than the URL). Empty, or freshly created by
@@ -65,7 +69,52 @@ struct Ends {
 }
 
 impl Ends {
-    fn options(&self) -> anyhow::Result<MigrateOptions> {
+    /// The database of `--from-source`: `--from-database` when it belongs to that source, the
+    /// source's only database, or the only one of its databases that holds MLflow's tables.
+    async fn source_database(&self) -> anyhow::Result<Option<String>> {
+        let (Some(source), Some(snap)) = (&self.from_source, &self.from_snapshot) else {
+            return Ok(self.from_database.clone());
+        };
+        let repo = amlmigrate::repo::Repository::open(&snap[0]).await?;
+        let id = repo.resolve(&snap[1]).await?;
+        let m = repo.manifest(&id).await?;
+        let dbs = amlmigrate::backup::databases_of(&m, source)?;
+        let names = || {
+            dbs.iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(db) = &self.from_database {
+            if !dbs.iter().any(|d| &d.name == db) {
+                anyhow::bail!(amlmigrate::Error::input(format!(
+                    "--from-database {db} is not in MySQL source {source} of snapshot {id} (it holds {})",
+                    names()
+                )));
+            }
+            return Ok(Some(db.clone()));
+        }
+        let mlflow: Vec<&str> = dbs
+            .iter()
+            .filter(|d| {
+                ["experiments", "runs", "metrics"]
+                    .iter()
+                    .all(|t| d.tables.iter().any(|x| x.name == *t))
+            })
+            .map(|d| d.name.as_str())
+            .collect();
+        match (dbs.as_slice(), mlflow.as_slice()) {
+            ([one], _) => Ok(Some(one.name.clone())),
+            (_, [one]) => Ok(Some(one.to_string())),
+            _ => anyhow::bail!(amlmigrate::Error::input(format!(
+                "MySQL source {source} of snapshot {id} holds {}; name MLflow's with --from-database",
+                names()
+            ))),
+        }
+    }
+
+    async fn options(&self) -> anyhow::Result<MigrateOptions> {
+        let database = self.source_database().await?;
         let from = match (&self.from, &self.from_snapshot) {
             (Some(url), _) => {
                 MigrateSource::Mysql(MysqlUrl::parse(url)?.with_fallback_password(password(
@@ -77,7 +126,7 @@ impl Ends {
             (None, Some(snap)) => MigrateSource::Snapshot(SnapshotSource {
                 repo: snap[0].clone(),
                 snapshot: snap[1].clone(),
-                database: self.from_database.clone(),
+                database,
             }),
             (None, None) => anyhow::bail!("give --from URL or --from-snapshot REPO SNAPSHOT"),
         };
@@ -148,7 +197,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match args.command {
         MlflowCommand::Migrate(a) => {
-            let mut opts = a.ends.options()?;
+            let mut opts = a.ends.options().await?;
             opts.artifacts_from = a.artifacts_from;
             opts.artifacts_to = a.artifacts_to;
             let ui = progress_for(g);
@@ -187,7 +236,7 @@ pub async fn run(
             Ok(())
         }
         MlflowCommand::Verify(a) => {
-            let opts = a.ends.options()?;
+            let opts = a.ends.options().await?;
             let ui = progress_for(g);
             let result = verify(&opts, ui.clone()).await;
             ui.finish();

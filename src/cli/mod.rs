@@ -260,7 +260,7 @@ pub fn main() -> ExitCode {
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),
             Command::Upgrade(a) => upgrade::run(a, &g, cancel).await,
-            Command::Profile(a) => profile::run(a, &g).await,
+            Command::Profile(a) => profile::run(a, &g, cancel).await,
             Command::Generate(a) => generate::run(a),
         }
     });

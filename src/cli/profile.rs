@@ -55,7 +55,11 @@ struct CreateArgs {
     dry_run: bool,
 }
 
-pub async fn run(args: ProfileArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+pub async fn run(
+    args: ProfileArgs,
+    g: &GlobalArgs,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let ProfileCommand::Create(a) = args.command;
     let c = Cluster::connect(&a.kube.options(), Role::Workload).await?;
     let applied = profile::create(
@@ -67,6 +71,7 @@ pub async fn run(args: ProfileArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             pipeline_ui_principal: a.pipeline_ui_principal,
             dry_run: a.dry_run,
         },
+        &cancel,
     )
     .await?;
     if g.json {

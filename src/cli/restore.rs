@@ -85,9 +85,13 @@ pub struct RestoreArgs {
     /// Kubernetes: age identity file to decrypt the snapshot's Secrets.
     #[arg(long, value_name = "FILE")]
     identity: Option<std::path::PathBuf>,
-    /// Databases of the snapshot to restore, comma-separated. Default: all of them.
+    /// Databases of the snapshot to restore, comma-separated. Default: all of them (of --source).
     #[arg(long, value_delimiter = ',', value_name = "DB,...")]
     databases: Vec<String>,
+    /// Restore the databases of this MySQL source of the snapshot (`amlmigrate show` lists its
+    /// sources, e.g. aml, kfp, mlflow; a snapshot of an older version has one, "mysql").
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
     /// Restore database SRC under the name DST (repeatable).
     #[arg(long = "rename", value_name = "SRC=DST", value_parser = parse_pair)]
     renames: Vec<(String, String)>,
@@ -320,9 +324,30 @@ async fn run_mysql(
     out: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
     let url = args.mysql.url()?;
+    let databases = match &args.source {
+        None => (!args.databases.is_empty()).then(|| args.databases.clone()),
+        Some(source) => {
+            let manifest = repo.manifest(id).await?;
+            let of_source: Vec<String> = amlmigrate::backup::databases_of(&manifest, source)?
+                .iter()
+                .map(|d| d.name.clone())
+                .collect();
+            if let Some(other) = args.databases.iter().find(|d| !of_source.contains(d)) {
+                anyhow::bail!(amlmigrate::Error::input(format!(
+                    "database {other} is not in MySQL source {source} of snapshot {id} (it holds {})",
+                    of_source.join(", ")
+                )));
+            }
+            Some(if args.databases.is_empty() {
+                of_source
+            } else {
+                args.databases.clone()
+            })
+        }
+    };
     let opts = RestoreOptions {
         mysql: url,
-        databases: (!args.databases.is_empty()).then(|| args.databases.clone()),
+        databases,
         renames: args.renames.clone(),
         replace: args.replace,
         dry_run: args.dry_run,

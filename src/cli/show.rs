@@ -8,7 +8,8 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Shows what a snapshot holds.
 ///
-/// Sources, parts, databases and per-table row counts. With --json, prints the manifest itself.
+/// Sources (each MySQL source by name), parts, databases with their source, and per-table row
+/// counts. With --json, prints the manifest itself.
 #[derive(Args)]
 pub struct ShowArgs {
     #[command(flatten)]
@@ -39,8 +40,13 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         println!("tag        {k}={v}");
     }
     for s in &m.sources {
+        let name = match (&s.name, s.kind.as_str()) {
+            (Some(n), _) => format!(" {n}:"),
+            (None, "mysql") => format!(" {}:", amlmigrate::backup::DEFAULT_MYSQL_SOURCE),
+            (None, _) => String::new(),
+        };
         println!(
-            "source     {} {} ({})",
+            "source     {}{name} {} ({})",
             s.kind,
             s.location,
             s.server_version.as_deref().unwrap_or("unknown version")
@@ -58,8 +64,9 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
         println!();
         println!(
-            "database {} ({} {}): {} tables, {} rows, {} views, {} routines, {} triggers, {} events",
+            "database {} (source {}, {} {}): {} tables, {} rows, {} views, {} routines, {} triggers, {} events",
             d.name,
+            amlmigrate::backup::source_of(d),
             d.charset,
             d.collation,
             d.tables.len(),

@@ -20,13 +20,16 @@ use super::{GlobalArgs, print_json, progress_for};
 
 /// The guided Alauda AI 1.3 → 1.4 upgrade: the knowledge-base article as one safe, resumable run.
 ///
-/// Steps, in order: preflight, images, drain, snapshot, protect-pvcs, delete-notebooks,
-/// uninstall-plugins, wait-operator, install-plugins, migrate-mlflow, restore-profiles,
+/// Steps, in the article's order: preflight, images, drain, snapshot, protect-pvcs,
+/// delete-notebooks, wait-operator (a person upgrades the operator in OperatorHub),
+/// retag-llm-trainer, uninstall-plugins, install-plugins, migrate-mlflow, restore-profiles,
 /// enable-features, verify. Each step checks the live system before it acts, so a run
 /// interrupted anywhere (Ctrl-C, kill -9, lost connection) resumes with the same command and
-/// repeats nothing destructive. The journal is runs/<run-id>/journal.jsonl in the repository.
+/// repeats nothing destructive. Every step that writes asks first (or --yes). The journal is
+/// runs/<run-id>/journal.jsonl in the repository.
 #[derive(Args)]
 #[command(after_long_help = "Examples:\n  \
+amlmigrate upgrade init --kubeconfig ~/.kube/config --global-context global --output upgrade.toml\n  \
 amlmigrate upgrade plan --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --until snapshot\n  \
 amlmigrate upgrade run  --config upgrade.toml --yes\n  \
@@ -39,6 +42,11 @@ pub struct UpgradeArgs {
 
 #[derive(Subcommand)]
 enum UpgradeCommand {
+    /// Write a starting configuration from the live 1.3 cluster: cluster name, AmlCluster
+    /// global.mysql, installed plugins, published 1.4 ModuleConfigs and their forms, kfbase's
+    /// oidcRedirectURL, storage classes, user namespaces. What only a person can decide is
+    /// marked `# DECIDE:`.
+    Init(InitArgs),
     /// Print the ordered steps with their live state (done / to do / blocked / manual, and why)
     /// and exactly what each would change. Changes nothing.
     Plan(ConfigArg),
@@ -46,6 +54,27 @@ enum UpgradeCommand {
     Run(RunArgs),
     /// Show where the latest run stands, from its journal.
     Status(ConfigArg),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    #[command(flatten)]
+    kube: super::KubeArgs,
+    /// The snapshot repository the configuration names.
+    #[arg(
+        long,
+        env = "AMLMIGRATE_REPO",
+        value_name = "PATH|URL",
+        default_value = "/backups/aml"
+    )]
+    repo: String,
+    /// The workload cluster's name in ACP (label cpaas.io/cluster-name of its plugins), when
+    /// the global cluster holds plugins of several clusters.
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+    /// Write the configuration here (refused when the file exists) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -77,6 +106,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     match args.command {
+        UpgradeCommand::Init(a) => init(a, g).await,
         UpgradeCommand::Plan(a) => plan(a, g, cancel).await,
         UpgradeCommand::Run(a) => execute(a, g, cancel).await,
         UpgradeCommand::Status(a) => status(a, g).await,
@@ -87,13 +117,38 @@ fn load(a: &ConfigArg) -> anyhow::Result<UpgradeConfig> {
     Ok(UpgradeConfig::load(&a.config)?)
 }
 
-fn state_word(s: State) -> &'static str {
-    match s {
-        State::Done => "done",
-        State::ToDo => "to do",
-        State::Blocked => "BLOCKED",
-        State::Manual => "manual",
+async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    if let Some(out) = &a.output
+        && out.exists()
+    {
+        return Err(Error::Refused(format!(
+            "{} exists; the starting configuration is not written over it (choose another --output)",
+            out.display()
+        ))
+        .into());
     }
+    let text = upgrade::init::init(&upgrade::init::InitOptions {
+        access: a.kube.options(),
+        repository: a.repo,
+        cluster_name: a.cluster_name,
+    })
+    .await
+    .context("reading the live cluster for a starting configuration")?;
+    match &a.output {
+        None => print!("{text}"),
+        Some(out) => {
+            std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+            if !g.quiet {
+                let decide = text.matches("# DECIDE:").count();
+                eprintln!(
+                    "wrote {}: {decide} line(s) marked DECIDE need a person; then `amlmigrate upgrade plan --config {}`",
+                    out.display(),
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_check(c: &StepCheck) {
@@ -101,11 +156,20 @@ fn print_check(c: &StepCheck) {
         "{:>2}. {:<18} {:<8} {}",
         c.number,
         c.step.name(),
-        state_word(c.state),
+        c.state.word(),
         c.why
     );
+    if let Some(d) = c.differs {
+        println!("      differs from the article: {d}");
+    }
+    for a in &c.assumptions {
+        println!("      assumes: {a}");
+    }
     for l in &c.checked {
         println!("      {l}");
+    }
+    for w in &c.warnings {
+        println!("      WARNING: {w}");
     }
     for ch in &c.changes {
         println!("      change: {ch}");
@@ -127,7 +191,10 @@ async fn plan(a: ConfigArg, g: &GlobalArgs, cancel: CancellationToken) -> anyhow
     for c in &checks {
         print_check(c);
     }
-    let todo = checks.iter().filter(|c| c.state != State::Done).count();
+    let todo = checks
+        .iter()
+        .filter(|c| !matches!(c.state, State::Done | State::Skipped))
+        .count();
     if !g.quiet {
         if todo == 0 {
             eprintln!("every step is done");
@@ -161,6 +228,9 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
         let _ = writeln!(err, "\nstep {} {}: {}", c.number, c.step.name(), c.title);
         for ch in &c.changes {
             let _ = writeln!(err, "  {ch}");
+        }
+        for w in &c.warnings {
+            let _ = writeln!(err, "  WARNING: {w}");
         }
         let _ = write!(err, "apply this step? [y/N] ");
         let _ = err.flush();
@@ -259,7 +329,7 @@ async fn status(a: ConfigArg, g: &GlobalArgs) -> anyhow::Result<()> {
             "{:>2}. {:<18} {:<9} {}",
             i + 1,
             s.step.name(),
-            s.event.as_deref().unwrap_or("-"),
+            s.event.map(|e| e.as_str()).unwrap_or("-"),
             s.detail.as_deref().unwrap_or("")
         );
     }

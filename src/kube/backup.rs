@@ -244,6 +244,7 @@ pub async fn backup_kube(
 fn source(c: &Cluster) -> Source {
     Source {
         kind: format!("kubernetes-{}", c.role),
+        name: None,
         location: match &c.context {
             Some(ctx) => format!("{} (context {ctx})", c.server),
             None => c.server.clone(),

@@ -169,6 +169,7 @@ pub async fn backup_mysql(
         databases: dbs,
         source: Source {
             kind: "mysql".into(),
+            name: None,
             location: location.redacted(),
             server_version: Some(version),
             consistency: Some(
@@ -261,6 +262,7 @@ async fn backup_database(
     };
     let dbm = MysqlDatabase {
         name: db.clone(),
+        source: None,
         part: name,
         charset: cat.schema.charset.clone(),
         collation: cat.schema.collation.clone(),

@@ -56,6 +56,10 @@ impl Manifest {
 pub struct Source {
     /// `mysql`, later `kubernetes`, `mlflow-artifacts`.
     pub kind: String,
+    /// The name of a MySQL source (a snapshot may hold several: `aml`, `kfp`, `mlflow`). A
+    /// snapshot of an older version has one unnamed MySQL source, read as `mysql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Where it came from, without credentials (`mysql://root@127.0.0.1:3306`).
     pub location: String,
     #[serde(default)]
@@ -88,6 +92,9 @@ pub struct Entry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MysqlDatabase {
     pub name: String,
+    /// The name of the MySQL source it came from (absent in snapshots of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub part: String,
     pub charset: String,
     pub collation: String,

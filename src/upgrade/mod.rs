@@ -1,159 +1,31 @@
 //! The guided 1.3 → 1.4 upgrade: the knowledge-base article as one ordered, journaled,
 //! resumable plan. Each step checks the live system (not only the journal) to say whether it is
-//! done, shows what it would change, applies, and records the transition. Destructive steps ask
-//! the caller for confirmation and never run before a verified snapshot exists.
+//! done, shows what it would change (secrets as `(hidden)`) and what it assumed, applies, and
+//! records the transition. Steps that write ask the caller first; destructive steps never run
+//! before a verified snapshot exists.
 
 pub mod config;
-mod images;
+pub mod init;
 pub mod journal;
 mod lock;
 pub mod profile;
+mod registry;
 pub mod report;
 mod steps;
+mod wait;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::kube::{Cluster, Role};
-use crate::progress::{Event, ProgressRef};
+use crate::progress::{self, ProgressRef};
 use crate::repo::Repository;
 pub use config::UpgradeConfig;
-use journal::Journal;
-
-/// The steps, in the article's order (profiles are restored before the features are switched
-/// on, so the image-builder settings reach the restored user namespaces).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepId {
-    Preflight,
-    Images,
-    Drain,
-    Snapshot,
-    ProtectPvcs,
-    DeleteNotebooks,
-    UninstallPlugins,
-    WaitOperator,
-    InstallPlugins,
-    MigrateMlflow,
-    RestoreProfiles,
-    EnableFeatures,
-    Verify,
-}
-
-pub const STEPS: [StepId; 13] = [
-    StepId::Preflight,
-    StepId::Images,
-    StepId::Drain,
-    StepId::Snapshot,
-    StepId::ProtectPvcs,
-    StepId::DeleteNotebooks,
-    StepId::UninstallPlugins,
-    StepId::WaitOperator,
-    StepId::InstallPlugins,
-    StepId::MigrateMlflow,
-    // Before the features: the image-builder settings go into namespaces restored here.
-    StepId::RestoreProfiles,
-    StepId::EnableFeatures,
-    StepId::Verify,
-];
-
-/// The step names, in order (for flags and help).
-pub const STEP_NAMES: [&str; 13] = [
-    "preflight",
-    "images",
-    "drain",
-    "snapshot",
-    "protect-pvcs",
-    "delete-notebooks",
-    "uninstall-plugins",
-    "wait-operator",
-    "install-plugins",
-    "migrate-mlflow",
-    "restore-profiles",
-    "enable-features",
-    "verify",
-];
-
-impl StepId {
-    pub fn name(self) -> &'static str {
-        match self {
-            StepId::Preflight => "preflight",
-            StepId::Images => "images",
-            StepId::Drain => "drain",
-            StepId::Snapshot => "snapshot",
-            StepId::ProtectPvcs => "protect-pvcs",
-            StepId::DeleteNotebooks => "delete-notebooks",
-            StepId::UninstallPlugins => "uninstall-plugins",
-            StepId::WaitOperator => "wait-operator",
-            StepId::InstallPlugins => "install-plugins",
-            StepId::MigrateMlflow => "migrate-mlflow",
-            StepId::EnableFeatures => "enable-features",
-            StepId::RestoreProfiles => "restore-profiles",
-            StepId::Verify => "verify",
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            StepId::Preflight => {
-                "Preflight: architecture, Istio, databases, storage class, repository, dex, ServiceMesh"
-            }
-            StepId::Images => "Images of the experimental features are in the platform registry",
-            StepId::Drain => "No training or Volcano job is running",
-            StepId::Snapshot => {
-                "Snapshot (MySQL, MLflow database, Kubernetes, PVC index) and verify it"
-            }
-            StepId::ProtectPvcs => "Protect user volumes (reclaim policy Retain)",
-            StepId::DeleteNotebooks => {
-                "Delete Notebooks and Tensorboards (their specs are in the snapshot)"
-            }
-            StepId::UninstallPlugins => "Uninstall the 1.3 plugins and the kubeflow chart",
-            StepId::WaitOperator => "The AML operator is at 1.4 (upgrade it in OperatorHub)",
-            StepId::InstallPlugins => "Install the 1.4 plugins",
-            StepId::MigrateMlflow => "Migrate MLflow 2.6 (MySQL) to 3.1.1 (PostgreSQL)",
-            StepId::EnableFeatures => "Re-enable the experimental features",
-            StepId::RestoreProfiles => {
-                "Restore Profiles, RoleBindings, AuthorizationPolicies (and notebooks)"
-            }
-            StepId::Verify => "Verify: job records, MLflow, PVCs, features, plugins",
-        }
-    }
-
-    /// Destructive steps: confirmation first, and never before a verified snapshot.
-    pub fn destructive(self) -> bool {
-        matches!(
-            self,
-            StepId::DeleteNotebooks | StepId::UninstallPlugins | StepId::MigrateMlflow
-        )
-    }
-
-    /// Steps that change something outside the repository and so ask first (unless --yes).
-    pub fn asks(self) -> bool {
-        self.destructive()
-            || matches!(
-                self,
-                StepId::Preflight | StepId::Images | StepId::EnableFeatures
-            )
-    }
-
-    pub fn parse(s: &str) -> Result<StepId> {
-        STEPS
-            .iter()
-            .copied()
-            .find(|x| x.name() == s)
-            .ok_or_else(|| {
-                Error::input(format!(
-                    "unknown step {s:?}; the steps are: {}",
-                    STEPS.map(|x| x.name()).join(", ")
-                ))
-            })
-    }
-}
+use journal::{Event, Facts, Journal, RUN};
+pub use steps::{STEP_NAMES, STEPS, StepDef, StepId, TABLE};
 
 /// One thing a step would change or changed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -164,7 +36,20 @@ pub struct Change {
     pub new: Option<String>,
 }
 
+/// How a secret value is shown, everywhere.
+pub const HIDDEN: &str = "(hidden)";
+
 impl Change {
+    /// A change of a secret value: neither side is shown.
+    pub fn hidden(object: impl Into<String>, field: impl Into<String>, had: bool) -> Self {
+        Change::new(
+            object,
+            field,
+            had.then(|| HIDDEN.into()),
+            Some(HIDDEN.into()),
+        )
+    }
+
     pub fn new(
         object: impl Into<String>,
         field: impl Into<String>,
@@ -213,6 +98,20 @@ pub enum State {
     Blocked,
     /// A person must act (instructions in `why`); the run waits for it.
     Manual,
+    /// Not done, on purpose: the configuration leaves it out (`why` says which setting).
+    Skipped,
+}
+
+impl State {
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Done => "done",
+            State::ToDo => "to do",
+            State::Blocked => "BLOCKED",
+            State::Manual => "manual",
+            State::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -227,7 +126,25 @@ pub struct StepCheck {
     pub checked: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
+    /// What the step takes as given where the article names nothing (found by kind and
+    /// labels, a default, an inferred value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
+    /// Something missing that does not stop this step, but a person should know.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Where and why this step deliberately differs from the article.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differs: Option<&'static str>,
+    pub asks: bool,
     pub destructive: bool,
+}
+
+impl StepCheck {
+    /// The `FAIL …` lines of what it checked.
+    pub fn failures(&self) -> impl Iterator<Item = &String> {
+        self.checked.iter().filter(|l| l.starts_with("FAIL"))
+    }
 }
 
 /// What the caller answers when a step asks before changing things.
@@ -275,7 +192,7 @@ impl Env {
     }
 
     pub(crate) fn note(&self, s: impl Into<String>) {
-        self.progress.event(Event::Notice(s.into()));
+        self.progress.event(progress::Event::Notice(s.into()));
     }
 }
 
@@ -283,24 +200,18 @@ impl Env {
 pub async fn plan(env: &Env) -> Result<Vec<StepCheck>> {
     let journal = Journal::latest(&env.repo).await?;
     let mut out = Vec::new();
-    for (i, step) in STEPS.iter().enumerate() {
+    for step in STEPS {
         // A check that cannot read what it needs (a database down) is shown, not fatal: the
         // plan is most useful exactly when something is wrong.
-        out.push(
-            match steps::check(env, journal.as_ref(), *step, i + 1).await {
-                Ok(c) => c,
-                Err(e) => StepCheck {
-                    step: *step,
-                    number: i + 1,
-                    title: step.title(),
-                    state: State::Blocked,
-                    why: format!("cannot check: {e}"),
-                    checked: Vec::new(),
-                    changes: Vec::new(),
-                    destructive: step.destructive(),
-                },
-            },
-        );
+        out.push(match steps::check(env, journal.as_ref(), step).await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut c = steps::new_check(step);
+                c.state = State::Blocked;
+                c.why = format!("cannot check: {e}");
+                c
+            }
+        });
     }
     Ok(out)
 }
@@ -313,6 +224,8 @@ pub struct RunOutcome {
     pub applied: Vec<(StepId, Vec<String>)>,
     /// Steps found done already (by their live check).
     pub already_done: Vec<StepId>,
+    /// Steps the configuration leaves out.
+    pub skipped: Vec<StepId>,
     /// The final report, when the run reached its end.
     pub report: Option<report::Report>,
 }
@@ -332,19 +245,25 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
     // A new run after a finished one inherits its snapshot: on a finished system every step
     // checks as done, and nothing needs a second snapshot.
     let inherited = match (&previous, resumed) {
-        (Some(p), false) => match p.fact("snapshot") {
-            Some(id) => facts(&[
-                ("snapshot", id.clone()),
-                ("previous_run", Value::String(p.run.clone())),
-            ]),
-            None => BTreeMap::new(),
+        (Some(p), false) => match p.fact(|f| f.snapshot.clone()) {
+            Some(id) => Facts {
+                snapshot: Some(id),
+                previous_run: Some(p.run.clone()),
+                installation: p.fact(|f| f.installation.clone()),
+                ..Default::default()
+            },
+            None => Facts::default(),
         },
-        _ => BTreeMap::new(),
+        _ => Facts::default(),
     };
     journal
         .record_full(
-            "run",
-            if resumed { "resumed" } else { "started" },
+            RUN,
+            if resumed {
+                Event::Resumed
+            } else {
+                Event::Started
+            },
             Some(format!("amlmigrate {}", env!("CARGO_PKG_VERSION"))),
             Vec::new(),
             inherited,
@@ -355,6 +274,7 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
         resumed,
         applied: Vec::new(),
         already_done: Vec::new(),
+        skipped: Vec::new(),
         report: None,
     };
     let result = run_steps(env, opts, &mut journal, &mut outcome).await;
@@ -363,7 +283,7 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
             let rep = report::build(env, &journal).await?;
             report::store(&env.repo, &journal.run, &rep).await?;
             journal
-                .record("run", "finished", Some("every step done".into()))
+                .record(RUN, Event::Finished, Some("every step done".into()))
                 .await?;
             outcome.report = Some(rep);
             Ok(outcome)
@@ -371,15 +291,17 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
         Ok(false) => {
             journal
                 .record(
-                    "run",
-                    "stopped",
+                    RUN,
+                    Event::Stopped,
                     Some("stopped where asked (--until/--only)".into()),
                 )
                 .await?;
             Ok(outcome)
         }
         Err(e) => {
-            let _ = journal.record("run", "stopped", Some(e.to_string())).await;
+            let _ = journal
+                .record(RUN, Event::Stopped, Some(e.to_string()))
+                .await;
             Err(e)
         }
     }
@@ -392,7 +314,7 @@ async fn run_steps(
     journal: &mut Journal,
     outcome: &mut RunOutcome,
 ) -> Result<bool> {
-    for (i, step) in STEPS.iter().copied().enumerate() {
+    for step in STEPS {
         if env.cancel.is_cancelled() {
             return Err(Error::Interrupted(format!(
                 "the upgrade stopped before step {}; run the same command to resume",
@@ -404,90 +326,120 @@ async fn run_steps(
         {
             continue;
         }
-        let check = steps::check(env, Some(journal), step, i + 1).await?;
+        let check = steps::check(env, Some(journal), step).await?;
         match check.state {
-            State::Done => {
-                if journal.last(step.name()).map(|e| e.event.as_str()) != Some("done") {
+            State::Done | State::Skipped => {
+                let event = if check.state == State::Done {
+                    Event::Done
+                } else {
+                    Event::Skipped
+                };
+                if journal.last(step.name()).map(|e| e.event) != Some(event) {
                     journal
                         .record_full(
                             step.name(),
-                            "done",
+                            event,
                             Some(check.why.clone()),
                             Vec::new(),
-                            checked_fact(&check),
+                            Facts {
+                                checked: check.checked.clone(),
+                                warnings: check.warnings.clone(),
+                                ..Default::default()
+                            },
                         )
                         .await?;
                 }
-                outcome.already_done.push(step);
+                if check.state == State::Done {
+                    outcome.already_done.push(step);
+                } else {
+                    outcome.skipped.push(step);
+                }
             }
             State::Blocked => {
                 journal
-                    .record(step.name(), "blocked", Some(check.why.clone()))
+                    .record(step.name(), Event::Blocked, Some(check.why.clone()))
                     .await?;
                 let mut msg = format!("step {} is blocked: {}", step.name(), check.why);
-                for c in check.checked.iter().filter(|c| c.starts_with("FAIL")) {
+                for c in check.failures() {
                     msg.push_str(&format!("\n  {c}"));
                 }
                 return Err(Error::Refused(msg));
             }
-            State::ToDo | State::Manual => {
-                if step.destructive() {
-                    steps::require_snapshot(env, journal).await?;
-                }
-                if step.asks()
-                    && check.state == State::ToDo
-                    && let Confirm::No(why) = (opts.confirm)(&check)
-                {
-                    journal
-                        .record(step.name(), "declined", Some(why.clone()))
-                        .await?;
-                    return Err(Error::Refused(format!(
-                        "step {} was not confirmed: {why}",
-                        step.name()
-                    )));
-                }
-                journal
-                    .record_full(
-                        step.name(),
-                        "started",
-                        Some(check.why.clone()),
-                        check.changes.iter().map(|c| c.to_string()).collect(),
-                        BTreeMap::new(),
-                    )
-                    .await?;
-                env.note(format!("step {} {}: {}", i + 1, step.name(), step.title()));
-                match steps::apply(env, journal, step).await {
-                    Ok((changes, mut facts)) => {
-                        if !facts.contains_key("checked") {
-                            facts.extend(checked_fact(&check));
-                        }
-                        journal
-                            .record_full(
-                                step.name(),
-                                "done",
-                                None,
-                                changes.iter().map(|c| c.to_string()).collect(),
-                                facts,
-                            )
-                            .await?;
-                        outcome
-                            .applied
-                            .push((step, changes.iter().map(|c| c.to_string()).collect()));
-                    }
-                    Err(e) => {
-                        journal
-                            .record(step.name(), "failed", Some(e.to_string()))
-                            .await?;
-                        return Err(e);
-                    }
-                }
-            }
+            State::ToDo | State::Manual => apply_step(env, opts, journal, outcome, &check).await?,
         }
         if opts.until == Some(step) {
             return Ok(false);
         }
     }
     Ok(opts.only.is_none() || opts.only == Some(StepId::Verify))
+}
+
+/// Asks when the step asks, journals `started`, applies, journals `done` or `failed`.
+async fn apply_step(
+    env: &Env,
+    opts: &RunOptions,
+    journal: &mut Journal,
+    outcome: &mut RunOutcome,
+    check: &StepCheck,
+) -> Result<()> {
+    let step = check.step;
+    if step.destructive() {
+        steps::require_snapshot(env, journal).await?;
+    }
+    if step.asks()
+        && let Confirm::No(why) = (opts.confirm)(check)
+    {
+        journal
+            .record(step.name(), Event::Declined, Some(why.clone()))
+            .await?;
+        return Err(Error::Refused(format!(
+            "step {} was not confirmed: {why}",
+            step.name()
+        )));
+    }
+    journal
+        .record_full(
+            step.name(),
+            Event::Started,
+            Some(check.why.clone()),
+            check.changes.iter().map(|c| c.to_string()).collect(),
+            Facts::default(),
+        )
+        .await?;
+    env.note(format!(
+        "step {} {}: {}",
+        step.number(),
+        step.name(),
+        step.title()
+    ));
+    match steps::apply(env, journal, step).await {
+        Ok(mut applied) => {
+            if applied.facts.checked.is_empty() {
+                applied.facts.checked = check.checked.clone();
+            }
+            if applied.facts.warnings.is_empty() {
+                applied.facts.warnings = check.warnings.clone();
+            }
+            let changes: Vec<String> = applied.changes.iter().map(|c| c.to_string()).collect();
+            journal
+                .record_full(
+                    step.name(),
+                    Event::Done,
+                    None,
+                    changes.clone(),
+                    applied.facts,
+                )
+                .await?;
+            outcome.applied.push((step, changes));
+            Ok(())
+        }
+        Err(e) => {
+            journal
+                .record(step.name(), Event::Failed, Some(e.to_string()))
+                .await?;
+            Err(e)
+        }
+    }
 }
 
 /// Where the latest run stands.
@@ -502,7 +454,7 @@ pub struct RunStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepStatus {
     pub step: StepId,
-    pub event: Option<String>,
+    pub event: Option<Event>,
     pub time: Option<chrono::DateTime<chrono::Utc>>,
     pub detail: Option<String>,
 }
@@ -517,7 +469,7 @@ pub async fn status(repo: &Repository) -> Result<Option<RunStatus>> {
             let e = j.last(s.name());
             StepStatus {
                 step: *s,
-                event: e.map(|e| e.event.clone()),
+                event: e.map(|e| e.event),
                 time: e.map(|e| e.time),
                 detail: e.and_then(|e| e.detail.clone()),
             }
@@ -529,38 +481,4 @@ pub async fn status(repo: &Repository) -> Result<Option<RunStatus>> {
         steps,
         last: j.entries.last().cloned(),
     }))
-}
-
-fn checked_fact(c: &StepCheck) -> BTreeMap<String, Value> {
-    if c.checked.is_empty() {
-        BTreeMap::new()
-    } else {
-        facts(&[("checked", serde_json::json!(c.checked))])
-    }
-}
-
-pub(crate) fn facts(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_names_are_the_steps_in_order() {
-        assert_eq!(STEPS.map(|s| s.name()), STEP_NAMES);
-        for s in STEPS {
-            assert_eq!(StepId::parse(s.name()).unwrap(), s);
-        }
-        assert!(
-            StepId::parse("nope")
-                .unwrap_err()
-                .to_string()
-                .contains("preflight")
-        );
-    }
 }

@@ -73,7 +73,13 @@ pub struct Applied {
 /// How long the Profile controller may take to create the namespace.
 const NAMESPACE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub async fn create(cluster: &Cluster, o: &ProfileOptions) -> Result<Vec<Applied>> {
+/// Applies the three objects; waits (Ctrl-C stops the wait) for the Profile controller to
+/// create the namespace before the two objects that live in it.
+pub async fn create(
+    cluster: &Cluster,
+    o: &ProfileOptions,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Vec<Applied>> {
     let mut out = Vec::new();
     let objs = objects(o)?;
     let ns_name = crate::kube::name_of(&objs[0]).to_string();
@@ -90,16 +96,23 @@ pub async fn create(cluster: &Cluster, o: &ProfileOptions) -> Result<Vec<Applied
                 continue;
             }
             // Kubeflow's Profile controller creates the namespace; the bindings go in after.
-            let started = std::time::Instant::now();
-            while cluster.get(&ns_r, None, &ns_name).await?.is_none() {
-                if started.elapsed() > NAMESPACE_WAIT {
-                    return Err(Error::Other(format!(
+            super::wait::until(
+                cancel,
+                super::wait::Patience::new(NAMESPACE_WAIT, std::time::Duration::from_millis(200)),
+                async || {
+                    Ok(match cluster.get(&ns_r, None, &ns_name).await? {
+                        Some(_) => super::wait::Poll::Ready(()),
+                        None => super::wait::Poll::Pending(format!("namespace {ns_name}")),
+                    })
+                },
+                |_| {
+                    Error::Other(format!(
                         "the Profile controller did not create namespace {ns_name} within {}s: is the Kubeflow Base plugin installed and Running?",
                         NAMESPACE_WAIT.as_secs()
-                    )));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
+                    ))
+                },
+            )
+            .await?;
         }
         let r = cluster.resolve_object(&obj).ok_or_else(|| {
             Error::input(format!(

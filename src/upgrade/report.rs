@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::Journal;
+use super::config::AML_SOURCE;
+use super::journal::{Event, Journal};
 use super::{Env, STEPS, steps};
 use crate::error::Result;
 use crate::repo::Repository;
@@ -16,6 +17,9 @@ pub struct Report {
     pub finished: chrono::DateTime<chrono::Utc>,
     pub steps: Vec<ReportStep>,
     pub counts: Vec<Count>,
+    /// What only a person can check (the article's functional checks), to tick off.
+    #[serde(default)]
+    pub checklist: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +31,8 @@ pub struct ReportStep {
     pub detail: Option<String>,
     pub changes: Vec<String>,
     pub checked: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,27 +51,35 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         finished: chrono::Utc::now(),
         steps: Vec::new(),
         counts: Vec::new(),
+        checklist: steps::CHECKLIST.iter().map(|s| s.to_string()).collect(),
     };
     for s in STEPS {
         let name = s.name();
         let entries: Vec<_> = journal.entries.iter().filter(|e| e.step == name).collect();
-        let started = entries.iter().any(|e| e.event == "started");
+        let started = entries.iter().any(|e| e.event == Event::Started);
         let changes: Vec<String> = entries
             .iter()
-            .filter(|e| e.event == "done")
+            .filter(|e| e.event == Event::Done)
             .flat_map(|e| e.changes.clone())
             .collect();
         let last = entries.last();
         let checked = entries
             .iter()
             .rev()
-            .find_map(|e| e.facts.get("checked"))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .find(|e| !e.facts.checked.is_empty())
+            .map(|e| e.facts.checked.clone())
             .unwrap_or_default();
+        let mut warnings: Vec<String> = Vec::new();
+        for w in entries.iter().flat_map(|e| &e.facts.warnings) {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
         out.steps.push(ReportStep {
             step: name.into(),
             title: s.title().into(),
             outcome: match (started, last.map(|e| e.event.as_str())) {
+                (_, Some("skipped")) => "skipped".into(),
                 (true, Some("done")) => "applied".into(),
                 (false, Some("done")) => "already done".into(),
                 (_, Some(ev)) => ev.into(),
@@ -74,67 +88,76 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
             detail: entries.iter().rev().find_map(|e| e.detail.clone()),
             changes,
             checked,
+            warnings,
         });
     }
     if let Some(id) = &snapshot {
-        let m = env.repo.manifest(id).await?;
-        for db in &m.mysql {
-            let live = steps::mysql_table_counts(env, &db.name).await.ok();
-            for t in &db.tables {
-                out.counts.push(Count {
-                    what: format!("MySQL {}.{} rows", db.name, t.name),
-                    before: Some(t.rows),
-                    after: live.as_ref().and_then(|l| l.get(&t.name).copied()),
-                });
-            }
-        }
-        if env.cfg.mlflow.migrate
-            && let Some(db) = m
-                .mysql
-                .iter()
-                .find(|d| d.name == env.cfg.mlflow.source_database)
-        {
-            let client = env.cfg.pg_url()?.connect().await?;
-            for (t, label) in [
-                ("experiments", "experiments"),
-                ("runs", "runs"),
-                ("metrics", "metric points"),
-            ] {
-                let after: Option<i64> = client
-                    .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                    .await
-                    .ok()
-                    .map(|r| r.get(0));
-                out.counts.push(Count {
-                    what: format!("MLflow {label} (2.6 MySQL → 3.1.1 PostgreSQL)"),
-                    before: db.tables.iter().find(|x| x.name == t).map(|x| x.rows),
-                    after: after.map(|n| n as u64),
-                });
-            }
-        }
-        if let Some(k) = &m.kubernetes {
-            let index = crate::kube::pvc::snapshot_index(&env.repo, id).await?;
-            let rows = crate::kube::pvc::check(&env.workload, &index, &Default::default()).await?;
-            out.counts.push(Count {
-                what: "PVCs Bound to their volume".into(),
-                before: Some(k.pvcs),
-                after: Some(rows.iter().filter(|r| r.problem.is_none()).count() as u64),
-            });
-            let profiles_before = k
-                .kinds
-                .iter()
-                .find(|x| x.kind == "Profile")
-                .map(|x| x.objects);
-            let profiles_after = match env.workload.resolve("Profile", Some("kubeflow.org")) {
-                Some(r) => Some(env.workload.list(&r, None, None, None).await?.len() as u64),
-                None => None,
-            };
-            out.counts.push(Count {
-                what: "Profiles".into(),
-                before: profiles_before,
-                after: profiles_after,
+        out.counts = counts(env, id).await?;
+    }
+    Ok(out)
+}
+
+/// Data before (the snapshot) and after (live): the job records, MLflow, PVCs, Profiles.
+async fn counts(env: &Env, id: &str) -> Result<Vec<Count>> {
+    let mut out = Vec::new();
+    let m = env.repo.manifest(id).await?;
+    // The job records stay on their server; the other sources' servers go or change.
+    for db in crate::backup::databases_of(&m, AML_SOURCE).unwrap_or_default() {
+        let live = steps::mysql_table_counts(env, AML_SOURCE, &db.name)
+            .await
+            .ok();
+        for t in &db.tables {
+            out.push(Count {
+                what: format!("MySQL {}.{} rows", db.name, t.name),
+                before: Some(t.rows),
+                after: live.as_ref().and_then(|l| l.get(&t.name).copied()),
             });
         }
+    }
+    if env.cfg.mlflow.migrate
+        && let Ok(name) = env.cfg.mlflow_database()
+        && let Some(db) = m.mysql.iter().find(|d| d.name == name)
+    {
+        let client = env.cfg.pg_url()?.connect().await?;
+        for (t, label) in [
+            ("experiments", "experiments"),
+            ("runs", "runs"),
+            ("metrics", "metric points"),
+        ] {
+            let after: Option<i64> = client
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .ok()
+                .map(|r| r.get(0));
+            out.push(Count {
+                what: format!("MLflow {label} (2.6 MySQL → 3.1.1 PostgreSQL)"),
+                before: db.tables.iter().find(|x| x.name == t).map(|x| x.rows),
+                after: after.map(|n| n as u64),
+            });
+        }
+    }
+    if let Some(k) = &m.kubernetes {
+        let index = crate::kube::pvc::snapshot_index(&env.repo, id).await?;
+        let rows = crate::kube::pvc::check(&env.workload, &index, &Default::default()).await?;
+        out.push(Count {
+            what: "PVCs Bound to their volume".into(),
+            before: Some(k.pvcs),
+            after: Some(rows.iter().filter(|r| r.problem.is_none()).count() as u64),
+        });
+        let profiles_before = k
+            .kinds
+            .iter()
+            .find(|x| x.kind == "Profile")
+            .map(|x| x.objects);
+        let profiles_after = match env.workload.resolve("Profile", Some("kubeflow.org")) {
+            Some(r) => Some(env.workload.list(&r, None, None, None).await?.len() as u64),
+            None => None,
+        };
+        out.push(Count {
+            what: "Profiles".into(),
+            before: profiles_before,
+            after: profiles_after,
+        });
     }
     Ok(out)
 }
@@ -168,6 +191,9 @@ pub fn markdown(r: &Report) -> String {
         for c in &st.checked {
             s.push_str(&format!("   - checked: {c}\n"));
         }
+        for w in &st.warnings {
+            s.push_str(&format!("   - WARNING: {w}\n"));
+        }
     }
     s.push_str("\n## Data before and after\n\n| what | before | after | |\n|---|---:|---:|---|\n");
     let show = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
@@ -179,6 +205,12 @@ pub fn markdown(r: &Report) -> String {
             show(c.before),
             show(c.after)
         ));
+    }
+    if !r.checklist.is_empty() {
+        s.push_str("\n## For a person to check (the article's functional checks)\n\n");
+        for c in &r.checklist {
+            s.push_str(&format!("- [ ] {c}\n"));
+        }
     }
     s
 }

@@ -7,6 +7,7 @@ pub mod mlflow;
 pub mod pg;
 pub mod registry;
 pub mod s3;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -267,4 +268,17 @@ pub fn wait_for_statement(pattern: &str) {
 /// Waits until a backup streams `db`.`table` (its snapshot transaction is open).
 pub fn wait_for_backup_reading(db: &str, table: &str) {
     wait_for_statement(&format!("%FROM `{db}`.`{table}`%"));
+}
+
+/// Starts (or finds) the TLS-only MariaDB on 127.0.0.1:3307 (`scripts/mariadb-tls.sh`);
+/// returns its CA file.
+pub fn tls_server() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb-tls.sh");
+    let out = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

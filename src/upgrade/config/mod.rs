@@ -3,15 +3,14 @@
 //! this file: they come from files or environment variables it names.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::mysql::MysqlUrl;
-use crate::postgres::PgUrl;
-use crate::secret::Secret;
+mod load;
+
+pub use load::source_password_env;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +19,10 @@ pub struct UpgradeConfig {
     pub repository: String,
     #[serde(default)]
     pub kubernetes: KubeSettings,
-    pub mysql: MysqlSettings,
+    /// The MySQL servers the snapshot takes, by name: `aml` (the job records, and the user and
+    /// password AmlCluster uses), and as installed `kfp` (Kubeflow Pipelines) and `mlflow`
+    /// (MLflow 2.6).
+    pub mysql: BTreeMap<String, MysqlSource>,
     pub postgres: PgSettings,
     #[serde(default)]
     pub preflight: Preflight,
@@ -40,6 +42,7 @@ pub struct UpgradeConfig {
     pub install: Install,
     #[serde(default)]
     pub mlflow: MlflowSettings,
+    #[serde(default)]
     pub features: Features,
     #[serde(default)]
     pub restore: RestoreSettings,
@@ -56,21 +59,29 @@ pub struct KubeSettings {
     pub cluster_name: String,
 }
 
+/// The source that holds the AML job records; its user and password are the ones AmlCluster
+/// and the image-builder Secrets get (unless `features.credentials` names another).
+pub const AML_SOURCE: &str = "aml";
+/// The source of Kubeflow Pipelines' databases; when `external`, it must be MySQL 5.7.
+pub const KFP_SOURCE: &str = "kfp";
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct MysqlSettings {
-    /// mysql://user@host:port of the AML MySQL (no password here).
+pub struct MysqlSource {
+    /// mysql://user@host:port (no password here).
     pub url: String,
-    /// File holding the password; default: $AMLMIGRATE_MYSQL_PASSWORD.
+    /// File holding the password.
     pub password_file: Option<PathBuf>,
-    /// Databases the snapshot takes (the MLflow 2.6 database among them).
-    #[serde(default = "d_databases")]
+    /// Environment variable holding the password (default: `AMLMIGRATE_MYSQL_PASSWORD_<NAME>`,
+    /// then `AMLMIGRATE_MYSQL_PASSWORD`).
+    pub password_env: Option<String>,
+    /// Databases the snapshot takes from this server; empty: none (the source only provides a
+    /// credential pair).
+    #[serde(default)]
     pub databases: Vec<String>,
-    /// The AML job records database, whose row counts the final check compares.
-    #[serde(default = "d_aml_db")]
-    pub aml_database: String,
-    /// An external Kubeflow Pipelines MySQL (must be 5.7), when not the built-in one.
-    pub kfp_url: Option<String>,
+    /// An external server the article restricts to MySQL 5.7 (Kubeflow Pipelines).
+    #[serde(default)]
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -91,8 +102,6 @@ pub struct Preflight {
     pub istiod_namespace: String,
     pub istiod_deployment: String,
     pub storage_class: String,
-    /// The oauth2 callback (oidcRedirectURL of KubeflowBase); empty: not checked.
-    pub dex_redirect_uri: String,
     pub dex_namespace: String,
     pub dex_configmap: String,
     /// The ServiceMesh of the workload cluster, in the global cluster.
@@ -100,6 +109,12 @@ pub struct Preflight {
     pub servicemesh_name: String,
     pub extension_provider: String,
     pub oauth2_proxy_service: String,
+    /// Istio must not run in CNI mode: a DaemonSet of this name (any namespace of the workload
+    /// cluster) means it does.
+    pub istio_cni_daemonset: String,
+    /// The ServiceMesh API versions the article's overlay applies to; another served version is
+    /// ServiceMesh v2, for which the article says to ask for help.
+    pub servicemesh_v1_versions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -107,10 +122,17 @@ pub struct Preflight {
 pub struct Images {
     /// Registry base URL (https://host:port); empty: the images step is skipped.
     pub registry: String,
-    /// Accept a self-signed registry certificate.
+    /// The CA that signed the registry's certificate (PEM); it replaces the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any registry certificate (not checked at all): only for a lab.
     pub insecure: bool,
-    /// Username; the password comes from $AMLMIGRATE_REGISTRY_PASSWORD.
+    /// Username; the password comes from `password_file` or $AMLMIGRATE_REGISTRY_PASSWORD, and
+    /// is sent only when the registry asks for it (401).
     pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Hosts besides the registry's own that may receive the credentials as a token realm
+    /// (https only).
+    pub token_hosts: Vec<String>,
     /// repository:tag the article lists, relative to the registry.
     pub required: Vec<String>,
     /// The llm-trainer tag that was pushed; the tag aml-image-builder-config references must exist too.
@@ -139,8 +161,9 @@ pub struct Drain {
 pub struct SnapshotSettings {
     /// age recipients for the Secrets of the snapshot; none: Secrets are left out.
     pub encrypt_to: Vec<String>,
-    /// The MLflow 2.6 artifact folder, when it is reachable from here.
-    pub mlflow_artifacts: Option<PathBuf>,
+    /// The MLflow 2.6 artifact store, when it is reachable from here: a folder or
+    /// `s3://bucket/prefix[?profile=NAME]`.
+    pub mlflow_artifacts: Option<crate::mlflow::artifacts::ArtifactLocation>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -159,11 +182,12 @@ pub struct Uninstall {
     pub plugins: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// The 1.3 `kubeflow` chart application.
+    /// The 1.3 `kubeflow` chart application: objects of this kind whose chart (`spec.chart`,
+    /// last path segment) is `chart`, in `chart_namespace` or any namespace.
     pub chart_api_version: String,
     pub chart_kind: String,
-    pub chart_namespace: String,
-    pub chart_name: String,
+    pub chart: String,
+    pub chart_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -197,9 +221,25 @@ pub struct Install {
 pub struct Plugin {
     pub module: String,
     pub version: String,
-    /// spec.config of the ModuleInfo (the form's values).
+    /// spec.config of the ModuleInfo (the form's values), never a password.
     #[serde(default)]
     pub config: toml::Table,
+    /// Form fields filled from a password source, never from this file: field → `postgres` or
+    /// `mysql.<name>`. Default for mlflow: `pgPassword = "postgres"`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Plugin {
+    /// Its secret form fields and their sources, with the article's default for MLflow (its
+    /// PostgreSQL password is the migration's).
+    pub fn secret_sources(&self) -> BTreeMap<String, String> {
+        let mut out = self.secrets.clone();
+        if self.module == "mlflow" && !out.contains_key("pgPassword") {
+            out.insert("pgPassword".into(), "postgres".into());
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -207,58 +247,89 @@ pub struct Plugin {
 pub struct MlflowSettings {
     /// Migrate MLflow 2.6 (MySQL) to 3.1.1 (PostgreSQL).
     pub migrate: bool,
-    /// The MLflow 2.6 database on the AML MySQL.
-    pub source_database: String,
+    /// The MySQL source of MLflow 2.6 (a name of [mysql.*]).
+    pub source: String,
+    /// Its database (default: the source's only database).
+    pub source_database: Option<String>,
     /// The MLflow 3.1.1 server, scaled to 0 during the copy and back afterwards.
     pub deployment_namespace: String,
     pub deployment_name: String,
     /// (old prefix, new prefix) artifact URI rewrites.
     pub rewrite_artifact_uri: BTreeMap<String, String>,
-    /// The MLflow 3.1.1 artifact folder: the snapshot's artifact part (snapshot.mlflow_artifacts)
-    /// is unpacked there, every file checked.
+    /// The MLflow 3.1.1 artifact store (a folder or `s3://bucket/prefix[?profile=NAME]`): the
+    /// snapshot's artifact part (snapshot.mlflow_artifacts) is unpacked there, every file checked.
     pub artifacts_to: Option<String>,
+    /// The 3.1.1 server's Service, which the final check asks (through the API server's
+    /// service proxy) for the migrated experiment and run counts.
+    pub service_namespace: String,
+    pub service_name: String,
+    pub service_port: u16,
+    /// Ask the server at this URL instead of through the service proxy (e.g. an ingress).
+    pub server_url: Option<String>,
+    /// Ask the 3.1.1 server at all in the final check (false: the database counts only).
+    pub check_server: bool,
 }
 
+/// The article's "enable the experimental features". A value left unset keeps what the live
+/// object has; where it has nothing either, the step refuses rather than guesses.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Features {
-    #[serde(default = "d_amlcluster")]
     pub amlcluster: String,
-    #[serde(default = "d_aml")]
     pub aml: String,
-    #[serde(default = "yes")]
     pub datasets: bool,
-    #[serde(default = "yes")]
     pub image_builder: bool,
-    #[serde(default = "yes")]
     pub tune_models: bool,
-    /// global.mysql of the AmlCluster.
-    pub mysql_host: String,
-    #[serde(default = "d_port")]
-    pub mysql_port: u16,
-    #[serde(default = "d_root")]
-    pub mysql_user: String,
-    #[serde(default = "d_aml_db")]
-    pub mysql_database: String,
-    #[serde(default = "d_secret_name")]
-    pub password_secret_name: String,
-    #[serde(default = "d_cpaas_system")]
-    pub password_secret_namespace: String,
-    /// Create the password Secret (from the MySQL password) when it is missing.
-    #[serde(default)]
+    /// global.mysql of the AmlCluster: the address the cluster reaches MySQL at.
+    pub mysql_host: Option<String>,
+    pub mysql_port: Option<u16>,
+    pub mysql_database: Option<String>,
+    /// The MySQL source whose user and password the AML uses: global.mysql.user, the password
+    /// Secret and each aml-image-builder-secret (one credential pair).
+    pub credentials: String,
+    pub password_secret_name: Option<String>,
+    pub password_secret_namespace: Option<String>,
+    /// Create or update the password Secret from the credentials' password.
     pub create_password_secret: bool,
-    pub training_pvc_size: String,
-    pub training_pvc_storage_class: String,
-    pub notebook_storage_class: String,
-    #[serde(default = "d_kubeflow")]
+    pub training_pvc_size: Option<String>,
+    pub training_pvc_storage_class: Option<String>,
+    pub notebook_storage_class: Option<String>,
     pub restart_namespace: String,
-    #[serde(default = "d_restart")]
     pub restart_deployment: String,
+    /// How long the final check waits for that restart to roll out.
+    #[serde(with = "humantime_serde")]
+    pub rollout_timeout: Duration,
     /// Namespaces whose aml-image-builder-config/-secret get the MODEL_REPO_BUILDER_DB_* keys.
-    #[serde(default = "d_builder_namespaces")]
     pub image_builder_namespaces: Vec<String>,
-    /// MODEL_REPO_BUILDER_DB_HOST (default: mysql_host).
+    /// MODEL_REPO_BUILDER_DB_HOST (default: the AmlCluster's global.mysql.host).
     pub image_builder_db_host: Option<String>,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            amlcluster: "default".into(),
+            aml: "default-aml".into(),
+            datasets: true,
+            image_builder: true,
+            tune_models: true,
+            mysql_host: None,
+            mysql_port: None,
+            mysql_database: None,
+            credentials: AML_SOURCE.into(),
+            password_secret_name: None,
+            password_secret_namespace: None,
+            create_password_secret: true,
+            training_pvc_size: None,
+            training_pvc_storage_class: None,
+            notebook_storage_class: None,
+            restart_namespace: "kubeflow".into(),
+            restart_deployment: "aml-api-deploy".into(),
+            rollout_timeout: Duration::from_secs(10 * 60),
+            image_builder_namespaces: vec!["kubeflow".into()],
+            image_builder_db_host: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -270,46 +341,8 @@ pub struct RestoreSettings {
     pub identity: Option<PathBuf>,
 }
 
-fn yes() -> bool {
-    true
-}
 fn d_cluster_name() -> String {
     "business-1".into()
-}
-fn d_databases() -> Vec<String> {
-    ["aml", "mlpipeline", "cachedb", "metadb", "mlflow"]
-        .map(String::from)
-        .to_vec()
-}
-fn d_aml_db() -> String {
-    "aml".into()
-}
-fn d_amlcluster() -> String {
-    "default".into()
-}
-fn d_aml() -> String {
-    "default-aml".into()
-}
-fn d_port() -> u16 {
-    3306
-}
-fn d_root() -> String {
-    "root".into()
-}
-fn d_secret_name() -> String {
-    "aml-mysql-root-token".into()
-}
-fn d_cpaas_system() -> String {
-    "cpaas-system".into()
-}
-fn d_kubeflow() -> String {
-    "kubeflow".into()
-}
-fn d_restart() -> String {
-    "aml-api-deploy".into()
-}
-fn d_builder_namespaces() -> Vec<String> {
-    vec!["kubeflow".into()]
 }
 
 impl Default for Preflight {
@@ -320,13 +353,14 @@ impl Default for Preflight {
             istiod_namespace: "istio-system".into(),
             istiod_deployment: "istiod".into(),
             storage_class: String::new(),
-            dex_redirect_uri: String::new(),
             dex_namespace: "cpaas-system".into(),
             dex_configmap: "dex-configmap".into(),
             servicemesh_namespace: "cpaas-system".into(),
             servicemesh_name: String::new(),
             extension_provider: "oauth2-proxy-kubeflow".into(),
             oauth2_proxy_service: "oauth2-proxy.kubeflow-oauth2-proxy.svc.cluster.local".into(),
+            istio_cni_daemonset: "istio-cni-node".into(),
+            servicemesh_v1_versions: vec!["v1alpha1".into()],
         }
     }
 }
@@ -335,8 +369,11 @@ impl Default for Images {
     fn default() -> Self {
         Images {
             registry: String::new(),
+            ca_file: None,
             insecure: false,
             username: None,
+            password_file: None,
+            token_hosts: Vec::new(),
             required: [
                 "mlops/llm-trainer:v1.4.3",
                 "mlops/buildkit-gitlfs:v0.13-rootless-aml",
@@ -371,8 +408,8 @@ impl Default for Uninstall {
             timeout: Duration::from_secs(15 * 60),
             chart_api_version: "app.alauda.io/v1".into(),
             chart_kind: "HelmRequest".into(),
-            chart_namespace: "kubeflow".into(),
-            chart_name: "kubeflow".into(),
+            chart: "kubeflow".into(),
+            chart_namespace: None,
         }
     }
 }
@@ -406,11 +443,17 @@ impl Default for MlflowSettings {
     fn default() -> Self {
         MlflowSettings {
             migrate: true,
-            source_database: "mlflow".into(),
+            source: "mlflow".into(),
+            source_database: None,
             deployment_namespace: "kubeflow".into(),
             deployment_name: "mlflow".into(),
             rewrite_artifact_uri: BTreeMap::new(),
             artifacts_to: None,
+            service_namespace: "kubeflow".into(),
+            service_name: "mlflow".into(),
+            service_port: 5000,
+            server_url: None,
+            check_server: true,
         }
     }
 }
@@ -434,90 +477,6 @@ impl Default for RestoreSettings {
     }
 }
 
-impl UpgradeConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::input(format!(
-                "cannot read the upgrade configuration {}: {e}; start from examples/upgrade-1.3-to-1.4.toml",
-                path.display()
-            ))
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    pub fn parse(text: &str, name: &str) -> Result<Self> {
-        let cfg: UpgradeConfig = toml::from_str(text)
-            .map_err(|e| Error::input(format!("upgrade configuration {name}: {e}")))?;
-        cfg.check(name)?;
-        Ok(cfg)
-    }
-
-    fn check(&self, name: &str) -> Result<()> {
-        let mut problems = Vec::new();
-        for p in &self.uninstall.plugins {
-            if p.is_empty() {
-                problems.push("uninstall.plugins holds an empty name".to_string());
-            }
-        }
-        for p in &self.install.plugins {
-            if p.version.is_empty() {
-                problems.push(format!("install plugin {} has no version", p.module));
-            }
-        }
-        if self.install.plugins.is_empty() {
-            problems.push(
-                "no [[install.plugins]]: list kfbase, kfp, volcano, kftraining and mlflow with their 1.4 versions"
-                    .into(),
-            );
-        }
-        MysqlUrl::parse(&self.mysql.url)?;
-        PgUrl::parse(&self.postgres.url)?;
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::input(format!(
-                "upgrade configuration {name}: {}",
-                problems.join("; ")
-            )))
-        }
-    }
-
-    pub fn mysql_url(&self) -> Result<MysqlUrl> {
-        let pw = read_password(
-            self.mysql.password_file.as_deref(),
-            "AMLMIGRATE_MYSQL_PASSWORD",
-        )?;
-        Ok(MysqlUrl::parse(&self.mysql.url)?.with_fallback_password(pw))
-    }
-
-    pub fn pg_url(&self) -> Result<PgUrl> {
-        let pw = read_password(self.postgres.password_file.as_deref(), "PGPASSWORD")?;
-        Ok(PgUrl::parse(&self.postgres.url)?.with_fallback_password(pw))
-    }
-
-    pub fn kube_options(&self) -> crate::kube::KubeOptions {
-        crate::kube::KubeOptions {
-            kubeconfig: self.kubernetes.kubeconfig.clone(),
-            context: self.kubernetes.context.clone(),
-            global_context: self.kubernetes.global_context.clone(),
-        }
-    }
-}
-
-fn read_password(file: Option<&Path>, env: &str) -> Result<Option<Secret>> {
-    match file {
-        Some(f) => std::fs::read_to_string(f)
-            .map(|s| Some(Secret::new(s.trim_end_matches(['\n', '\r']))))
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot read the password file {}: {e}",
-                    f.display()
-                ))
-            }),
-        None => Ok(std::env::var(env).ok().map(Secret::new)),
-    }
-}
-
 /// serde for `"90s"`, `"15m"`, `"2h"` durations.
 mod humantime_serde {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -532,44 +491,5 @@ mod humantime_serde {
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("{s:?} is not a duration like 90s, 15m or 2h: {e}"))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_documented_example_parses_with_every_plugin_in_order() {
-        let text = include_str!("../../examples/upgrade-1.3-to-1.4.toml");
-        let cfg = UpgradeConfig::parse(text, "example").unwrap();
-        let modules: Vec<&str> = cfg
-            .install
-            .plugins
-            .iter()
-            .map(|p| p.module.as_str())
-            .collect();
-        assert_eq!(
-            modules,
-            ["kfbase", "kfp", "volcano", "kftraining", "mlflow"]
-        );
-        assert_eq!(
-            cfg.uninstall.plugins,
-            ["mlflow", "kftraining", "kfp", "kfbase"]
-        );
-        assert_eq!(cfg.install.timeout, Duration::from_secs(20 * 60));
-    }
-
-    #[test]
-    fn an_unknown_key_or_a_bad_duration_is_refused_naming_it() {
-        let text = include_str!("../../examples/upgrade-1.3-to-1.4.toml");
-        let e = UpgradeConfig::parse(&text.replace("timeout = \"2h\"", "timeout = \"soon\""), "x")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("soon"), "{e}");
-        let e = UpgradeConfig::parse(&text.replace("[drain]", "[drain]\nwat = 1"), "x")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("wat"), "{e}");
     }
 }

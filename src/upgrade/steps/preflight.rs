@@ -1,0 +1,372 @@
+//! Step preflight: what the article requires before anything changes (x86_64 nodes, Istio at
+//! least 1.22 and not in CNI mode, not ServiceMesh v2, each MySQL source and its databases, an
+//! external Kubeflow Pipelines MySQL at 5.7, PostgreSQL, the storage class, the repository) and
+//! the global cluster's settings it asks for (dex's redirect URI equal to kfbase's
+//! oidcRedirectURL, the ServiceMesh's oauth2 extension provider and dex's CA), which are
+//! offered as changes.
+
+use mysql_async::prelude::Queryable;
+use serde_json::{Value, json};
+
+use super::mesh::{
+    cni_mode, istio_version, mesh_fix, servicemesh, servicemesh_v2, version_at_least,
+};
+use super::{Applied, Change, Env, State, StepCheck, dex};
+use crate::error::{Error, Result};
+use crate::kube::{name_of, str_at};
+
+pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
+    checks(env, c).await?;
+    let fixes = fixes(env, c).await?;
+    if let Some((_, uri)) = &fixes.dex {
+        c.changes.push(Change::new(
+            dex_object(env),
+            format!("config.yaml staticClients[{}].redirectURIs", dex::CLIENT),
+            None,
+            Some(format!("+ {uri} (kfbase oidcRedirectURL)")),
+        ));
+    }
+    if let Some((_, added)) = &fixes.mesh {
+        let p = &env.cfg.preflight;
+        for (path, what) in added {
+            c.changes.push(Change::new(
+                format!(
+                    "ServiceMesh {}/{} (global)",
+                    p.servicemesh_namespace, p.servicemesh_name
+                ),
+                format!("spec.overlays[IstioOperator] {path}"),
+                None,
+                Some(what.clone()),
+            ));
+        }
+    }
+    let fails = c.failures().count();
+    if fails > 0 {
+        c.state = State::Blocked;
+        c.why = format!("{fails} preflight check(s) fail; fix each as its line says");
+    } else if !c.changes.is_empty() {
+        c.state = State::ToDo;
+        c.why = format!(
+            "{} setting(s) of the global cluster to add",
+            c.changes.len()
+        );
+    } else {
+        c.why = format!("{} check(s) passed", c.checked.len());
+    }
+    Ok(())
+}
+
+pub(super) async fn apply(env: &Env) -> Result<Applied> {
+    let mut c = super::new_check(super::StepId::Preflight);
+    check(env, &mut c).await?;
+    if c.state == State::Blocked {
+        return Err(Error::Refused(format!(
+            "preflight: {}",
+            c.failures().cloned().collect::<Vec<_>>().join("; ")
+        )));
+    }
+    let p = &env.cfg.preflight;
+    let fixes = fixes(env, &mut super::new_check(super::StepId::Preflight)).await?;
+    if let Some((text, _)) = fixes.dex {
+        let cm = env.global.need("ConfigMap", "")?;
+        env.global
+            .merge_patch(
+                &cm,
+                Some(&p.dex_namespace),
+                &p.dex_configmap,
+                &json!({"data": {"config.yaml": text}}),
+                false,
+            )
+            .await?;
+    }
+    if let Some((patch, _)) = fixes.mesh {
+        let (r, _) = servicemesh(env).await?.ok_or_else(|| {
+            Error::other("the ServiceMesh disappeared while preflight patched it; run again")
+        })?;
+        env.global
+            .merge_patch(
+                &r,
+                Some(&p.servicemesh_namespace),
+                &p.servicemesh_name,
+                &patch,
+                false,
+            )
+            .await?;
+    }
+    Ok(Applied::changes(c.changes))
+}
+
+fn dex_object(env: &Env) -> String {
+    let p = &env.cfg.preflight;
+    format!("ConfigMap {}/{} (global)", p.dex_namespace, p.dex_configmap)
+}
+
+fn ok(c: &mut StepCheck, s: String) {
+    c.checked.push(format!("ok   {s}"));
+}
+
+fn fail(c: &mut StepCheck, s: String) {
+    c.checked.push(format!("FAIL {s}"));
+}
+
+/// The read-only checks, one line each.
+async fn checks(env: &Env, c: &mut StepCheck) -> Result<()> {
+    let p = &env.cfg.preflight;
+    nodes(env, c).await?;
+    match istio_version(env).await? {
+        Some((v, from)) if version_at_least(&v, &p.istio_min_version) => {
+            ok(c, format!("Istio {v} >= {} ({from})", p.istio_min_version))
+        }
+        Some((v, from)) => fail(
+            c,
+            format!(
+                "Istio {v} ({from}) is older than {}: upgrade the service mesh first",
+                p.istio_min_version
+            ),
+        ),
+        None => fail(
+            c,
+            format!(
+                "no Istio found (ServiceMesh {}/{} or Deployment {}/{}): deploy Istio >= {} (non-CNI), e.g. with Alauda Service Mesh",
+                p.servicemesh_namespace,
+                p.servicemesh_name,
+                p.istiod_namespace,
+                p.istiod_deployment,
+                p.istio_min_version
+            ),
+        ),
+    }
+    c.assumptions.push(format!(
+        "Istio's CNI mode shows as a DaemonSet {} or pods labelled k8s-app=istio-cni-node",
+        p.istio_cni_daemonset
+    ));
+    match cni_mode(env).await? {
+        None => ok(c, "Istio is not in CNI mode".into()),
+        Some(what) => fail(
+            c,
+            format!(
+                "Istio runs in CNI mode ({what}); the article requires non-CNI mode: deploy the mesh without istio-cni"
+            ),
+        ),
+    }
+    if let Some(why) = servicemesh_v2(env).await? {
+        fail(
+            c,
+            format!(
+                "ServiceMesh v2: {why}; the article's oauth2-proxy settings are for ServiceMesh v1 and for v2 it says to ask for help: contact Alauda support before upgrading"
+            ),
+        );
+    }
+    databases(env, c).await?;
+    storage_and_repository(env, c).await?;
+    Ok(())
+}
+
+async fn nodes(env: &Env, c: &mut StepCheck) -> Result<()> {
+    let arch_wanted = &env.cfg.preflight.architecture;
+    let nodes = env.workload.need("Node", "")?;
+    let list = env.workload.list(&nodes, None, None, None).await?;
+    let bad: Vec<String> = list
+        .iter()
+        .filter_map(|n| {
+            let arch = str_at(n, "status.nodeInfo.architecture")
+                .or_else(|| {
+                    n.pointer("/metadata/labels/kubernetes.io~1arch")
+                        .and_then(Value::as_str)
+                })
+                .unwrap_or("unknown");
+            (arch != arch_wanted).then(|| format!("{} is {arch}", name_of(n)))
+        })
+        .collect();
+    if bad.is_empty() {
+        ok(c, format!("{} node(s), all {arch_wanted}", list.len()));
+    } else {
+        fail(
+            c,
+            format!(
+                "nodes: {}; some AML plugins run only on {arch_wanted} (x86_64): remove or cordon those nodes",
+                bad.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Each MySQL source answers and holds its databases; an external KFP MySQL is 5.7; the MLflow
+/// PostgreSQL answers.
+async fn databases(env: &Env, c: &mut StepCheck) -> Result<()> {
+    for (name, src) in &env.cfg.mysql {
+        let url = env.cfg.mysql_url(name)?;
+        let mut conn = match crate::mysql::connect(&url).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                fail(c, format!("MySQL source {name}: {e}"));
+                continue;
+            }
+        };
+        let version: Option<String> = conn.query_first("SELECT VERSION()").await.ok().flatten();
+        let have: Vec<String> = conn
+            .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+            .await
+            .map_err(|e| Error::mysql(format!("listing the databases of source {name}"), e))?;
+        let _ = conn.disconnect().await;
+        let v = version.unwrap_or_default();
+        let missing: Vec<&String> = src.databases.iter().filter(|d| !have.contains(d)).collect();
+        if missing.is_empty() {
+            ok(
+                c,
+                format!(
+                    "MySQL source {name} {} reachable, version {v}, databases: {}",
+                    url.redacted(),
+                    if src.databases.is_empty() {
+                        "(none asked)".to_string()
+                    } else {
+                        src.databases.join(", ")
+                    }
+                ),
+            );
+        } else {
+            fail(
+                c,
+                format!(
+                    "MySQL source {name} {}: database(s) {} not found: fix [mysql.{name}] databases",
+                    url.redacted(),
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        if src.external {
+            if v.starts_with("5.7") {
+                ok(
+                    c,
+                    format!("external Kubeflow Pipelines MySQL ({name}) is {v}"),
+                );
+            } else {
+                fail(
+                    c,
+                    format!(
+                        "MySQL source {name} {} is {v}; Kubeflow Pipelines needs MySQL 5.7: use a 5.7 (PXC) instance or the built-in one",
+                        url.redacted()
+                    ),
+                );
+            }
+        }
+    }
+    let pg = env.cfg.pg_url()?;
+    match pg.connect().await {
+        Ok(client) => {
+            let v: String = client
+                .query_one("SHOW server_version", &[])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or_default();
+            ok(
+                c,
+                format!("MLflow PostgreSQL {} reachable, version {v}", pg.redacted()),
+            );
+        }
+        Err(e) => fail(c, format!("MLflow PostgreSQL: {e}")),
+    }
+    Ok(())
+}
+
+async fn storage_and_repository(env: &Env, c: &mut StepCheck) -> Result<()> {
+    let p = &env.cfg.preflight;
+    if !p.storage_class.is_empty() {
+        let found = match env.workload.resolve("StorageClass", Some("storage.k8s.io")) {
+            Some(r) => env
+                .workload
+                .get(&r, None, &p.storage_class)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        if found {
+            ok(c, format!("storage class {} exists", p.storage_class));
+        } else {
+            fail(
+                c,
+                format!(
+                    "storage class {} does not exist: create it or set preflight.storage_class (and features.*_storage_class) to one that does",
+                    p.storage_class
+                ),
+            );
+        }
+    }
+    match env
+        .repo
+        .put_run_file(".probe", "writable", b"ok".to_vec())
+        .await
+    {
+        Ok(()) => ok(c, format!("repository {} writable", env.repo.location())),
+        Err(e) => fail(c, format!("repository: {e}")),
+    }
+    Ok(())
+}
+
+struct Fixes {
+    /// dex's new config.yaml and the URI it adds.
+    dex: Option<(String, String)>,
+    /// The ServiceMesh merge patch and, per IstioOperator overlay path, what it adds.
+    mesh: Option<(Value, Vec<(String, String)>)>,
+}
+
+/// What the global cluster lacks of the article's settings (checked lines go into `c`).
+async fn fixes(env: &Env, c: &mut StepCheck) -> Result<Fixes> {
+    let p = &env.cfg.preflight;
+    let mut out = Fixes {
+        dex: None,
+        mesh: None,
+    };
+    match env.cfg.oidc_redirect_url() {
+        None => fail(
+            c,
+            "the kfbase plugin's config has no oidcRedirectURL: set it in [[install.plugins]] kfbase (the Kubeflow gateway's …/oauth2/callback); dex gets the same URI".into(),
+        ),
+        Some(uri) => {
+            let cm = env.global.need("ConfigMap", "")?;
+            let Some(obj) = env
+                .global
+                .get(&cm, Some(&p.dex_namespace), &p.dex_configmap)
+                .await?
+            else {
+                return Err(Error::input(format!(
+                    "ConfigMap {}/{} not found in the global cluster: check --global-context (kubernetes.global_context)",
+                    p.dex_namespace, p.dex_configmap
+                )));
+            };
+            let text = obj["data"]["config.yaml"].as_str().unwrap_or_default();
+            match dex::add_redirect_uri(text, uri)? {
+                Some(new_text) => out.dex = Some((new_text, uri.to_string())),
+                None => ok(
+                    c,
+                    format!("dex lists the redirect URI {uri}, which is kfbase's oidcRedirectURL"),
+                ),
+            }
+        }
+    }
+    match servicemesh(env).await? {
+        Some((_, mesh)) => {
+            out.mesh = mesh_fix(env, &mesh, &mut c.warnings).await?;
+            if out.mesh.is_none() {
+                ok(
+                    c,
+                    format!(
+                        "ServiceMesh carries the {} extension provider and a jwks root CA",
+                        p.extension_provider
+                    ),
+                );
+            }
+        }
+        None if !p.servicemesh_name.is_empty() => c.warnings.push(format!(
+            "ServiceMesh {}/{} not found in the global cluster: add the oauth2-proxy-kubeflow extension provider to your mesh by hand, as the article shows",
+            p.servicemesh_namespace, p.servicemesh_name
+        )),
+        None => {}
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! Step restore-profiles: the users' Namespaces, Profiles, volumes and claims, ConfigMaps,
+//! RoleBindings and AuthorizationPolicies (and Notebooks when asked) come back from the
+//! snapshot, never duplicating what exists.
+
+use super::{Applied, Change, Env, Journal, State, StepCheck, snapshot_of};
+use crate::error::{Error, Result};
+
+pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
+    match snapshot_of(env, journal).await? {
+        None => {
+            c.state = State::ToDo;
+            c.why = "waits for the snapshot".into();
+        }
+        Some(id) => {
+            let rep = restore(env, &id, true).await?;
+            for o in rep.objects.iter().filter(|o| o.action == "would create") {
+                c.changes.push(created_from_snapshot(o));
+            }
+            if c.changes.is_empty() {
+                c.why = format!(
+                    "every {} of snapshot {id} exists",
+                    restore_kinds(env).join("/")
+                );
+            } else {
+                c.state = State::ToDo;
+                c.why = format!(
+                    "{} object(s) to restore from snapshot {id}",
+                    c.changes.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
+    let id = snapshot_of(env, Some(journal)).await?.ok_or_else(|| {
+        Error::Refused("no verified snapshot in this run; run step snapshot first".into())
+    })?;
+    let rep = restore(env, &id, false).await?;
+    let failed = rep.failed();
+    if !failed.is_empty() {
+        return Err(Error::Other(format!(
+            "{} object(s) could not be restored: {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|o| format!(
+                    "{} {}: {}",
+                    o.kind,
+                    o.name,
+                    o.error.clone().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    Ok(Applied::changes(
+        rep.objects
+            .iter()
+            .filter(|o| o.action == "created")
+            .map(created_from_snapshot)
+            .collect(),
+    ))
+}
+
+fn restore_kinds(env: &Env) -> Vec<String> {
+    let mut k = env.cfg.restore.kinds.clone();
+    if env.cfg.notebooks.recreate {
+        k.extend(["Notebook".to_string(), "Tensorboard".to_string()]);
+    }
+    k
+}
+
+fn created_from_snapshot(o: &crate::kube::restore::ObjectResult) -> Change {
+    let ns = o
+        .namespace
+        .as_deref()
+        .map(|n| format!("{n}/"))
+        .unwrap_or_default();
+    Change::new(
+        format!("{} {ns}{}", o.kind, o.name),
+        "",
+        None,
+        Some("created from the snapshot".into()),
+    )
+}
+
+async fn restore(
+    env: &Env,
+    id: &str,
+    dry_run: bool,
+) -> Result<crate::kube::restore::KubeRestoreReport> {
+    use crate::kube::restore::{KubeRestoreOptions, restore_kube};
+    let opts = KubeRestoreOptions {
+        access: env.cfg.kube_options(),
+        dry_run,
+        kinds: restore_kinds(env),
+        identity: env.cfg.restore.identity.clone(),
+        ..Default::default()
+    };
+    restore_kube(&env.repo, id, &opts, &env.progress, &env.cancel).await
+}

@@ -1,0 +1,125 @@
+//! One way to wait: poll something until it is ready, sleeping between polls, giving up after
+//! a timeout, and stopping at once on Ctrl-C (the run's cancellation token).
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+
+/// What a probe saw.
+pub enum Poll<T> {
+    Ready(T),
+    /// Not yet; says what is still awaited (used in the timeout message).
+    Pending(String),
+}
+
+/// How long to wait, and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    pub timeout: Duration,
+    pub every: Duration,
+}
+
+impl Patience {
+    pub fn new(timeout: Duration, every: Duration) -> Self {
+        Patience { timeout, every }
+    }
+}
+
+/// Sleeps, or fails with `Interrupted` as soon as the run is cancelled.
+pub async fn sleep(cancel: &CancellationToken, d: Duration) -> Result<()> {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = cancel.cancelled() => Err(interrupted()),
+    }
+}
+
+pub fn interrupted() -> Error {
+    Error::Interrupted(
+        "the upgrade was stopped while waiting; run the same command to resume".into(),
+    )
+}
+
+/// Polls `probe` until it is ready. After `patience.timeout` the error `timed_out` makes from
+/// the last pending description is returned. The probe runs at least once, even with a zero
+/// timeout.
+pub async fn until<T>(
+    cancel: &CancellationToken,
+    patience: Patience,
+    mut probe: impl AsyncFnMut() -> Result<Poll<T>>,
+    timed_out: impl FnOnce(String) -> Error,
+) -> Result<T> {
+    let started = Instant::now();
+    loop {
+        if cancel.is_cancelled() {
+            return Err(interrupted());
+        }
+        match probe().await? {
+            Poll::Ready(t) => return Ok(t),
+            Poll::Pending(what) => {
+                if started.elapsed() >= patience.timeout {
+                    return Err(timed_out(what));
+                }
+            }
+        }
+        sleep(cancel, patience.every).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn until_returns_when_ready_and_times_out_naming_what_was_missing() {
+        let cancel = CancellationToken::new();
+        let mut n = 0;
+        let got = until(
+            &cancel,
+            Patience::new(Duration::from_secs(5), Duration::from_millis(1)),
+            async || {
+                n += 1;
+                Ok(if n == 3 {
+                    Poll::Ready(n)
+                } else {
+                    Poll::Pending("n".into())
+                })
+            },
+            Error::other,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, 3);
+        let e = until(
+            &cancel,
+            Patience::new(Duration::from_millis(5), Duration::from_millis(1)),
+            async || Ok(Poll::<()>::Pending("the thing".into())),
+            |w| Error::other(format!("gave up on {w}")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.to_string(), "gave up on the thing");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_stops_at_once_as_interrupted() {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            c.cancel();
+        });
+        let started = Instant::now();
+        let e = until(
+            &cancel,
+            Patience::new(Duration::from_secs(60), Duration::from_secs(30)),
+            async || Ok(Poll::<()>::Pending("x".into())),
+            Error::other,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
