@@ -528,6 +528,49 @@ fn secrets_without_a_recipient_are_left_out_and_listed() {
 }
 
 #[test]
+fn credentials_in_plugin_records_never_reach_the_snapshot() {
+    // A 1.4 mlflow plugin's form holds its database password in clear (the platform asks for it
+    // there); the snapshot keeps ModuleInfos as records only, so the value is hidden.
+    let env = cluster(true);
+    let mi = env
+        .fk
+        .list("cluster.alauda.io/v1alpha1", "ModuleInfo", None)
+        .into_iter()
+        .next()
+        .expect("the global fixtures hold plugin ModuleInfos");
+    let name = mi["metadata"]["name"].as_str().unwrap().to_string();
+    env.fk.update(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleInfo",
+        None,
+        &name,
+        |o| {
+            o["spec"]["config"]["pgPassword"] = json!("Pl41n-Pg-Passw0rd");
+            o["spec"]["config"]["pgHost"] = json!("pg.example");
+        },
+    );
+    let id = env.backup(&[]);
+    let part = std::fs::read(
+        env.repo
+            .join(format!("snapshots/{id}/parts/kubernetes.tar.zst")),
+    )
+    .unwrap();
+    let plain = String::from_utf8_lossy(&zstd::decode_all(&part[..]).unwrap()).into_owned();
+    assert!(
+        !plain.contains("Pl41n-Pg-Passw0rd"),
+        "a plugin password was stored"
+    );
+    assert!(plain.contains("pg.example"), "the rest of the form is kept");
+    let m = manifest(env.repo(), &id);
+    assert!(
+        m["notices"].to_string().contains(&format!(
+            "ModuleInfo {name}: credential fields stored as (hidden)"
+        )),
+        "{m}"
+    );
+}
+
+#[test]
 fn a_kind_the_cluster_does_not_serve_is_reported_and_skipped() {
     let fk = FakeKube::start();
     // Only some CRDs: no Tensorboard, no Volcano, no AML.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, Entry, Scope};
-use super::objects::{clean, entry_path, to_yaml};
+use super::objects::{HIDDEN, clean, describe, entry_path, redact_credentials, to_yaml};
 use super::pvc::{INDEX_ENTRY, build_index, fetch, user_namespaces};
 use super::secrets::Recipients;
 use super::{Cluster, KubeOptions, Resource, Role, name_of, namespace_of, str_at};
@@ -130,7 +130,17 @@ pub async fn backup_kube(
             let objects = fetch_entry(cluster, &r, entry, &namespaces, &bound).await?;
             let mut count = 0u64;
             for obj in objects {
-                let obj = clean(obj, entry.keep_status);
+                let mut obj = clean(obj, entry.keep_status);
+                if !entry.restore {
+                    let hidden = redact_credentials(&mut obj);
+                    if !hidden.is_empty() {
+                        notices.push(format!(
+                            "{}: credential fields stored as {HIDDEN} (a record, never restored): {}",
+                            describe(&obj),
+                            hidden.join(", ")
+                        ));
+                    }
+                }
                 let ns = namespace_of(&obj).map(str::to_string);
                 let name = name_of(&obj).to_string();
                 let path = entry_path(entry.cluster, &r.ar.group, &r.ar.plural, ns.as_deref(), &name);

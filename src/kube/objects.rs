@@ -215,6 +215,46 @@ pub fn is_secret_key(key: &str) -> bool {
         || k.ends_with("secret")
 }
 
+/// Replaces every string value stored under a credential-looking key (see [`is_secret_key`]) with
+/// [`HIDDEN`] and returns the paths it hid. For objects a snapshot keeps only as records (plugin
+/// ModuleInfos carry a plugin form's `pgPassword` in clear): nothing restores them, so their
+/// credentials have no business in a bucket. References (`passwordSecretRef: {name, …}`) are
+/// objects, not strings, and stay.
+pub fn redact_credentials(obj: &mut Value) -> Vec<String> {
+    fn walk(path: &str, v: &mut Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    if is_secret_key(k) && child.is_string() && child != HIDDEN {
+                        *child = Value::String(HIDDEN.into());
+                        out.push(p);
+                    } else {
+                        walk(&p, child, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter_mut().enumerate() {
+                    walk(&format!("{path}[{i}]"), child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for top in ["spec", "data", "status"] {
+        if let Some(v) = obj.get_mut(top) {
+            walk(top, v, &mut out);
+        }
+    }
+    out
+}
+
 fn hide(v: Option<&Value>, secret: bool) -> Option<Value> {
     v.map(|v| {
         if secret {
@@ -366,6 +406,29 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].path, "spec.containers[0].image");
         assert_eq!(d[0].new, Some(json!("x:2")));
+    }
+
+    #[test]
+    fn record_credentials_are_redacted_and_secret_references_kept() {
+        let mut o = json!({"apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModuleInfo",
+            "metadata": {"name": "mlflow-x", "annotations": {"note": "keep"}},
+            "spec": {"config": {"pgHost": "pg", "pgPassword": "Sup3r", "tokens": [{"apiToken": "t"}],
+                "passwordSecretRef": {"name": "aml-mysql-root-token"}}}});
+        let hidden = redact_credentials(&mut o);
+        assert_eq!(
+            hidden,
+            ["spec.config.pgPassword", "spec.config.tokens[0].apiToken"]
+        );
+        assert_eq!(o["spec"]["config"]["pgPassword"], HIDDEN);
+        assert_eq!(o["spec"]["config"]["pgHost"], "pg");
+        assert_eq!(
+            o["spec"]["config"]["passwordSecretRef"]["name"],
+            "aml-mysql-root-token"
+        );
+        assert!(
+            redact_credentials(&mut o).is_empty(),
+            "hiding twice changes nothing"
+        );
     }
 
     #[test]

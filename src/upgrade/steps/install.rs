@@ -48,9 +48,9 @@ fn wanted(env: &Env, p: &Plugin, mc: &Value, assumptions: &mut Vec<String>) -> W
     {
         assumptions.push(format!(
             "mlflow pgUsername = {} (the [postgres] URL's user, whose password pgPassword gets)",
-            pg.user
+            pg.user()
         ));
-        set_path(&mut config, "pgUsername", json!(pg.user));
+        set_path(&mut config, "pgUsername", json!(pg.user()));
     }
     for field in form.missing(&config) {
         if secret.contains(&field) && !sources.contains_key(&field) {
