@@ -454,7 +454,7 @@ image_builder_namespaces = {namespaces}
             let server = super::mlflow::Server::start(
                 &super::mlflow::venvs().1,
                 &format!("postgresql://postgres@127.0.0.1:5432/{}", lab.pg.name),
-                &lab.dir.path().join("mlartifacts-3"),
+                lab.dir.path().join("mlartifacts-3"),
             );
             lab.edit_config(|s| s.replace("SERVER_URL", &server.url));
             *mlflow_server.lock().unwrap() = Some(server);
