@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 mod copier;
+pub mod experiments;
 pub mod migrate;
 pub mod rows;
 pub mod snapshot;

@@ -157,6 +157,35 @@ impl OpenSnapshot {
         (rx, handle)
     }
 
+    /// Calls `f(table, line)` for every row of `tables`, in archive order, in one pass.
+    pub async fn for_each_line(
+        &self,
+        tables: &[&str],
+        mut f: impl FnMut(&str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let (mut rx, handle) = self.stream(tables);
+        let mut seen = Ok(());
+        while let Some((table, chunk)) = rx.recv().await {
+            if chunk.is_empty() {
+                continue;
+            }
+            // Every row ends with the one unescaped newline, chunks included.
+            let body = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
+            if let Err(e) = body.split(|b| *b == b'\n').try_for_each(|l| f(&table, l)) {
+                seen = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let read = handle
+            .await
+            .map_err(|e| Error::other(format!("snapshot reader failed: {e}")))?;
+        match (seen, read) {
+            (_, Err(e @ Error::Damaged { .. })) | (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
     /// The alembic revision recorded in the snapshot.
     pub async fn revision(&self) -> Result<String> {
         let (mut rx, handle) = self.stream(&["alembic_version"]);

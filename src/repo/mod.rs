@@ -387,6 +387,21 @@ impl Repository {
         Ok(m)
     }
 
+    /// sha256 of a snapshot's `manifest.json` exactly as stored (what `sha256sum` prints).
+    pub async fn manifest_sha256(&self, id: &str) -> Result<String> {
+        use sha2::Digest;
+        let path = Self::snapshot_path(id, "manifest.json");
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?
+            .bytes()
+            .await
+            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?;
+        Ok(hex::encode(sha2::Sha256::digest(&bytes)))
+    }
+
     pub async fn manifests(&self) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
         for id in self.snapshot_ids().await? {

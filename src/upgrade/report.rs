@@ -1,22 +1,57 @@
 //! The final report of a run (JSON and Markdown, stored in `runs/<run-id>/` and printed): every
 //! step, what it checked and changed, and the data counts before (the snapshot) and after (live).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::config::AML_SOURCE;
-use super::journal::{Event, Journal};
+use super::journal::{Entry, Event, Journal};
 use super::{Env, STEPS, steps};
 use crate::error::Result;
 use crate::repo::Repository;
 
+mod counts;
+mod html;
+mod timeline;
+
+pub use html::html;
+
+/// What produced a report: the same model (and so the same Markdown and HTML) serves each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportKind {
+    #[default]
+    Upgrade,
+    Rehearsal,
+    Recovery,
+}
+
+impl ReportKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            ReportKind::Upgrade => "amlmigrate upgrade 1.3 → 1.4",
+            ReportKind::Rehearsal => "amlmigrate upgrade rehearsal",
+            ReportKind::Recovery => "amlmigrate recovery",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    #[serde(default)]
+    pub kind: ReportKind,
     pub run: String,
     pub snapshot: Option<String>,
-    pub started: Option<chrono::DateTime<chrono::Utc>>,
-    pub finished: chrono::DateTime<chrono::Utc>,
+    /// sha256 of the snapshot's `manifest.json` as stored (what `sha256sum` prints): the manifest
+    /// holds every part's and table's sha256, so this one value ties the report to the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: DateTime<Utc>,
     pub steps: Vec<ReportStep>,
     pub counts: Vec<Count>,
+    /// The snapshot's tables with their rows and sha256 (over their chunks, as in the manifest).
+    #[serde(default)]
+    pub tables: Vec<TableSum>,
     /// What only a person can check (the article's functional checks), to tick off.
     #[serde(default)]
     pub checklist: Vec<String>,
@@ -33,139 +68,186 @@ pub struct ReportStep {
     pub checked: Vec<String>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// When this run first started applying it (absent when it was found done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    /// Its last event in this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<DateTime<Utc>>,
+    /// Seconds spent applying it (every attempt that reached an end), waits included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Of those, seconds the run waited for a person, and what it asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_for: Option<String>,
 }
 
+/// One number before (the snapshot) and after (live). `group`, `item` and `measure` place it in
+/// a table (`item` a row, `measure` a column); counts without a group are the totals.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Count {
     pub what: String,
     pub before: Option<u64>,
     pub after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<String>,
+}
+
+impl Count {
+    pub fn total(what: impl Into<String>, before: Option<u64>, after: Option<u64>) -> Count {
+        Count {
+            what: what.into(),
+            before,
+            after,
+            group: None,
+            item: None,
+            measure: None,
+        }
+    }
+
+    /// A count in a table of `group`: row `item`, column `measure`.
+    pub fn cell(
+        group: &str,
+        item: impl Into<String>,
+        measure: &str,
+        before: Option<u64>,
+        after: Option<u64>,
+    ) -> Count {
+        let item = item.into();
+        Count {
+            what: format!("{group}: {item}: {measure}"),
+            before,
+            after,
+            group: Some(group.into()),
+            item: Some(item),
+            measure: Some(measure.into()),
+        }
+    }
+
+    pub fn equal(&self) -> bool {
+        self.before == self.after
+    }
+
+    /// `after - before`, when both are known.
+    pub fn difference(&self) -> Option<i128> {
+        Some(self.after? as i128 - self.before? as i128)
+    }
+}
+
+/// A table of the snapshot, as its manifest records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableSum {
+    pub source: String,
+    pub database: String,
+    pub table: String,
+    pub rows: u64,
+    pub sha256: String,
 }
 
 pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
     let snapshot = steps::snapshot_of(env, Some(journal)).await?;
     let mut out = Report {
+        kind: ReportKind::Upgrade,
         run: journal.run.clone(),
         snapshot: snapshot.clone(),
+        manifest_sha256: None,
         started: journal.entries.first().map(|e| e.time),
-        finished: chrono::Utc::now(),
+        finished: Utc::now(),
         steps: Vec::new(),
         counts: Vec::new(),
+        tables: Vec::new(),
         checklist: steps::CHECKLIST.iter().map(|s| s.to_string()).collect(),
     };
     for s in STEPS {
-        let name = s.name();
-        let entries: Vec<_> = journal.entries.iter().filter(|e| e.step == name).collect();
-        let started = entries.iter().any(|e| e.event == Event::Started);
-        let changes: Vec<String> = entries
+        let entries: Vec<&Entry> = journal
+            .entries
             .iter()
-            .filter(|e| e.event == Event::Done)
-            .flat_map(|e| e.changes.clone())
+            .filter(|e| e.step == s.name())
             .collect();
-        let last = entries.last();
-        let checked = entries
-            .iter()
-            .rev()
-            .find(|e| !e.facts.checked.is_empty())
-            .map(|e| e.facts.checked.clone())
-            .unwrap_or_default();
-        let mut warnings: Vec<String> = Vec::new();
-        for w in entries.iter().flat_map(|e| &e.facts.warnings) {
-            if !warnings.contains(w) {
-                warnings.push(w.clone());
-            }
-        }
-        out.steps.push(ReportStep {
-            step: name.into(),
-            title: s.title().into(),
-            outcome: match (started, last.map(|e| e.event.as_str())) {
-                (_, Some("skipped")) => "skipped".into(),
-                (true, Some("done")) => "applied".into(),
-                (false, Some("done")) => "already done".into(),
-                (_, Some(ev)) => ev.into(),
-                (_, None) => "not reached".into(),
-            },
-            detail: entries.iter().rev().find_map(|e| e.detail.clone()),
-            changes,
-            checked,
-            warnings,
-        });
+        out.steps.push(step_of(s.name(), s.title(), &entries));
     }
     if let Some(id) = &snapshot {
-        out.counts = counts(env, id).await?;
+        out.manifest_sha256 = env.repo.manifest_sha256(id).await.ok();
+        let m = env.repo.manifest(id).await?;
+        out.tables = table_sums(&m);
+        out.counts = counts::counts(env, &m).await?;
     }
     Ok(out)
 }
 
-/// Data before (the snapshot) and after (live): the job records, MLflow, PVCs, Profiles.
-async fn counts(env: &Env, id: &str) -> Result<Vec<Count>> {
-    let mut out = Vec::new();
-    let m = env.repo.manifest(id).await?;
-    // The job records stay on their server; the other sources' servers go or change.
-    for db in crate::backup::databases_of(&m, AML_SOURCE).unwrap_or_default() {
-        let live = steps::mysql_table_counts(env, AML_SOURCE, &db.name)
-            .await
-            .ok();
-        for t in &db.tables {
-            out.push(Count {
-                what: format!("MySQL {}.{} rows", db.name, t.name),
-                before: Some(t.rows),
-                after: live.as_ref().and_then(|l| l.get(&t.name).copied()),
-            });
+/// A step's line of the report, from its journal entries in this run.
+pub fn step_of(name: &str, title: &str, entries: &[&Entry]) -> ReportStep {
+    let started = entries.iter().any(|e| e.event == Event::Started);
+    let changes: Vec<String> = entries
+        .iter()
+        .filter(|e| e.event == Event::Done)
+        .flat_map(|e| e.changes.clone())
+        .collect();
+    let last = entries.last();
+    let checked = entries
+        .iter()
+        .rev()
+        .find(|e| !e.facts.checked.is_empty())
+        .map(|e| e.facts.checked.clone())
+        .unwrap_or_default();
+    let mut warnings: Vec<String> = Vec::new();
+    for w in entries.iter().flat_map(|e| &e.facts.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
         }
     }
-    if env.cfg.mlflow.migrate
-        && let Ok(name) = env.cfg.mlflow_database()
-        && let Some(db) = m.mysql.iter().find(|d| d.name == name)
-    {
-        let client = env.cfg.pg_url()?.connect().await?;
-        for (t, label) in [
-            ("experiments", "experiments"),
-            ("runs", "runs"),
-            ("metrics", "metric points"),
-        ] {
-            let after: Option<i64> = client
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .await
-                .ok()
-                .map(|r| r.get(0));
-            out.push(Count {
-                what: format!("MLflow {label} (2.6 MySQL → 3.1.1 PostgreSQL)"),
-                before: db.tables.iter().find(|x| x.name == t).map(|x| x.rows),
-                after: after.map(|n| n as u64),
-            });
-        }
+    let t = timeline::of(entries);
+    ReportStep {
+        step: name.into(),
+        title: title.into(),
+        outcome: match (started, last.map(|e| e.event.as_str())) {
+            (_, Some("skipped")) => "skipped".into(),
+            (true, Some("done")) => "applied".into(),
+            (false, Some("done")) => "already done".into(),
+            (_, Some(ev)) => ev.into(),
+            (_, None) => "not reached".into(),
+        },
+        detail: entries.iter().rev().find_map(|e| e.detail.clone()),
+        changes,
+        checked,
+        warnings,
+        started: t.started,
+        ended: last.map(|e| e.time),
+        seconds: t.seconds,
+        waited_seconds: t.waited_seconds,
+        waited_for: t.waited_for,
     }
-    if let Some(k) = &m.kubernetes {
-        let index = crate::kube::pvc::snapshot_index(&env.repo, id).await?;
-        let rows = crate::kube::pvc::check(&env.workload, &index, &Default::default()).await?;
-        out.push(Count {
-            what: "PVCs Bound to their volume".into(),
-            before: Some(k.pvcs),
-            after: Some(rows.iter().filter(|r| r.problem.is_none()).count() as u64),
-        });
-        let profiles_before = k
-            .kinds
-            .iter()
-            .find(|x| x.kind == "Profile")
-            .map(|x| x.objects);
-        let profiles_after = match env.workload.resolve("Profile", Some("kubeflow.org")) {
-            Some(r) => Some(env.workload.list(&r, None, None, None).await?.len() as u64),
-            None => None,
-        };
-        out.push(Count {
-            what: "Profiles".into(),
-            before: profiles_before,
-            after: profiles_after,
-        });
-    }
-    Ok(out)
+}
+
+/// Every MySQL table of a snapshot with its rows and checksum.
+pub fn table_sums(m: &crate::repo::manifest::Manifest) -> Vec<TableSum> {
+    m.mysql
+        .iter()
+        .flat_map(|d| {
+            d.tables.iter().map(|t| TableSum {
+                source: d.source.clone().unwrap_or_else(|| "mysql".into()),
+                database: d.name.clone(),
+                table: t.name.clone(),
+                rows: t.rows,
+                sha256: t.sha256.clone(),
+            })
+        })
+        .collect()
 }
 
 pub fn markdown(r: &Report) -> String {
-    let mut s = format!("# amlmigrate upgrade 1.3 → 1.4: run {}\n\n", r.run);
+    let mut s = format!("# {}: run {}\n\n", r.kind.title(), r.run);
     if let Some(id) = &r.snapshot {
         s.push_str(&format!("Snapshot: `{id}`  \n"));
+    }
+    if let Some(sum) = &r.manifest_sha256 {
+        s.push_str(&format!("Manifest sha256: `{sum}`  \n"));
     }
     if let Some(t) = r.started {
         s.push_str(&format!("Started: {}  \n", t.to_rfc3339()));
@@ -175,8 +257,17 @@ pub fn markdown(r: &Report) -> String {
         r.finished.to_rfc3339()
     ));
     for (i, st) in r.steps.iter().enumerate() {
+        let took = match (st.seconds, st.waited_seconds) {
+            (Some(t), Some(w)) => format!(
+                ", {}, of which {} waiting for a person",
+                html::duration(t),
+                html::duration(w)
+            ),
+            (Some(t), None) => format!(", {}", html::duration(t)),
+            _ => String::new(),
+        };
         s.push_str(&format!(
-            "{}. **{}** ({}): {}\n",
+            "{}. **{}** ({}{took}): {}\n",
             i + 1,
             st.step,
             st.outcome,
@@ -212,10 +303,19 @@ pub fn markdown(r: &Report) -> String {
             s.push_str(&format!("- [ ] {c}\n"));
         }
     }
+    if !r.tables.is_empty() {
+        s.push_str("\n## Snapshot tables (rows, sha256 as in the manifest)\n\n| table | rows | sha256 |\n|---|---:|---|\n");
+        for t in &r.tables {
+            s.push_str(&format!(
+                "| {} {}.{} | {} | `{}` |\n",
+                t.source, t.database, t.table, t.rows, t.sha256
+            ));
+        }
+    }
     s
 }
 
-pub(super) async fn store(repo: &Repository, run: &str, r: &Report) -> Result<()> {
+pub async fn store(repo: &Repository, run: &str, r: &Report) -> Result<()> {
     repo.put_run_file(
         run,
         "report.json",
@@ -223,6 +323,8 @@ pub(super) async fn store(repo: &Repository, run: &str, r: &Report) -> Result<()
     )
     .await?;
     repo.put_run_file(run, "report.md", markdown(r).into_bytes())
+        .await?;
+    repo.put_run_file(run, "report.html", html(r).into_bytes())
         .await
 }
 
