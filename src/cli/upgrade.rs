@@ -33,7 +33,8 @@ amlmigrate upgrade init --kubeconfig ~/.kube/config --global-context global --ou
 amlmigrate upgrade plan --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --until snapshot\n  \
 amlmigrate upgrade run  --config upgrade.toml --yes\n  \
-amlmigrate upgrade status --config upgrade.toml\n\n\
+amlmigrate upgrade status --config upgrade.toml\n  \
+amlmigrate upgrade report --config upgrade.toml --html report.html\n\n\
 Start from examples/upgrade-1.3-to-1.4.toml; every setting is documented there.")]
 pub struct UpgradeArgs {
     #[command(subcommand)]
@@ -54,6 +55,25 @@ enum UpgradeCommand {
     Run(RunArgs),
     /// Show where the latest run stands, from its journal.
     Status(ConfigArg),
+    /// Show a finished run's report again (Markdown; --json: the model; --html FILE: the
+    /// self-contained page, for a run made before amlmigrate wrote report.html too).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+#[command(after_long_help = "Examples:\n  \
+amlmigrate upgrade report --config upgrade.toml\n  \
+amlmigrate upgrade report --config upgrade.toml --run 20261130T101500Z-123abc --html report.html\n\n\
+The page needs no network: open it on a phone, print it, or attach it to a change record.")]
+struct ReportArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The run (default: the latest run that has a report).
+    #[arg(long, value_name = "RUN-ID")]
+    run: Option<String>,
+    /// Write the HTML page to FILE (`-` for stdout) instead of printing Markdown.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -110,6 +130,7 @@ pub async fn run(
         UpgradeCommand::Plan(a) => plan(a, g, cancel).await,
         UpgradeCommand::Run(a) => execute(a, g, cancel).await,
         UpgradeCommand::Status(a) => status(a, g).await,
+        UpgradeCommand::Report(a) => show_report(a, g).await,
     }
 }
 
@@ -279,7 +300,7 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
             println!("\n{}", report::markdown(r));
             if !g.quiet {
                 eprintln!(
-                    "report stored as runs/{}/report.md and report.json in {}",
+                    "report stored as runs/{}/report.html, report.md and report.json in {}",
                     outcome.run,
                     env.repo.location()
                 );
@@ -337,6 +358,51 @@ async fn status(a: ConfigArg, g: &GlobalArgs) -> anyhow::Result<()> {
         && let Some(r) = report::load(&repo, &st.run).await?
     {
         println!("\n{}", report::markdown(&r));
+    }
+    Ok(())
+}
+
+async fn show_report(a: ReportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let cfg = load(&a.config)?;
+    let repo = Repository::open(&cfg.repository).await?;
+    let mut found = None;
+    match &a.run {
+        Some(run) => found = report::load(&repo, run).await?.map(|r| (run.clone(), r)),
+        None => {
+            for run in repo.run_ids().await?.into_iter().rev() {
+                if let Some(r) = report::load(&repo, &run).await? {
+                    found = Some((run, r));
+                    break;
+                }
+            }
+        }
+    }
+    let Some((run, r)) = found else {
+        return Err(Error::input(format!(
+            "{} in {}: a report is written when a run finishes; `amlmigrate upgrade status --config {}` shows where the latest run stands",
+            match &a.run {
+                Some(run) => format!("run {run} has no report"),
+                None => "no run has a report yet".into(),
+            },
+            repo.location(),
+            a.config.config.display()
+        ))
+        .into());
+    };
+    if g.json {
+        print_json(&json!({"ok": true, "run": run, "report": r}));
+        return Ok(());
+    }
+    match &a.html {
+        None => print!("{}", report::markdown(&r)),
+        Some(p) if p.as_os_str() == "-" => print!("{}", report::html(&r)),
+        Some(p) => {
+            std::fs::write(p, report::html(&r))
+                .with_context(|| format!("writing the report of run {run} to {}", p.display()))?;
+            if !g.quiet {
+                eprintln!("wrote {} (run {run})", p.display());
+            }
+        }
     }
     Ok(())
 }

@@ -306,9 +306,14 @@ pub fn markdown(r: &Report) -> String {
     if !r.tables.is_empty() {
         s.push_str("\n## Snapshot tables (rows, sha256 as in the manifest)\n\n| table | rows | sha256 |\n|---|---:|---|\n");
         for t in &r.tables {
+            let source = if t.source == t.database {
+                String::new()
+            } else {
+                format!(" (source {})", t.source)
+            };
             s.push_str(&format!(
-                "| {} {}.{} | {} | `{}` |\n",
-                t.source, t.database, t.table, t.rows, t.sha256
+                "| {}.{}{source} | {} | `{}` |\n",
+                t.database, t.table, t.rows, t.sha256
             ));
         }
     }

@@ -2,6 +2,7 @@
 //! 127.0.0.1:3306 (root, empty password), each test in its own uniquely named databases.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod cluster;
 pub mod mlflow;
 pub mod pg;

@@ -263,14 +263,20 @@ fn audit(r: &Report) -> Markup {
                 dd { code.hash { (r.manifest_sha256.as_deref().unwrap_or("not recorded")) } }
             }
             @if !r.tables.is_empty() {
-                p.hint { "Each table's sha256 is over its chunks in the snapshot, in order, as the manifest records it; `amlmigrate verify` re-reads and checks them." }
+                p.hint {
+                    "Each table's sha256 is over its chunks in the snapshot, in order, as the manifest records it; "
+                    code { "amlmigrate verify" } " re-reads and checks them."
+                }
                 div.scroll {
                     table.sums {
                         thead { tr { th { "table" } th.num { "rows" } th { "sha256" } } }
                         tbody {
                             @for t in &r.tables {
                                 tr {
-                                    th scope="row" { (t.source) " " (t.database) "." (t.table) }
+                                    th scope="row" {
+                                        (t.database) "." (t.table)
+                                        @if t.source != t.database { " (source " (t.source) ")" }
+                                    }
                                     td.num { (t.rows) }
                                     td { code.hash { (t.sha256) } }
                                 }
