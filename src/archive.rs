@@ -202,7 +202,9 @@ impl Read for EntryReader<'_> {
                 ))
             } else {
                 let got = sha256_hex(std::mem::take(&mut self.hasher));
-                (got != self.expected.sha256 && !self.expected.sha256.is_empty()).then(|| {
+                // An empty hash in the manifest is a mismatch like any other, never "nothing
+                // to check": whoever can edit the manifest could otherwise blank it out.
+                (got != self.expected.sha256).then(|| {
                     format!(
                         "sha256 mismatch: content is {got}, the manifest says {}",
                         self.expected.sha256
@@ -402,6 +404,19 @@ mod tests {
         match read_all(&bytes, &part) {
             Err(Error::Damaged { entry, detail, .. }) => {
                 assert_eq!(entry, "b.sql");
+                assert!(detail.contains("sha256"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_entry_hash_in_the_manifest_is_a_mismatch_not_a_pass() {
+        let (bytes, mut part) = build(&[("a.sql", b"one"), ("b.sql", b"two")]);
+        part.entries[0].sha256 = String::new();
+        match read_all(&bytes, &part) {
+            Err(Error::Damaged { entry, detail, .. }) => {
+                assert_eq!(entry, "a.sql");
                 assert!(detail.contains("sha256"), "{detail}");
             }
             other => panic!("{other:?}"),

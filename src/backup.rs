@@ -52,6 +52,7 @@ pub async fn backup(
             "nothing to back up: give --mysql, --kube and/or --mlflow-artifacts",
         ));
     }
+    repo.check_signing_ready().await?;
     let started = Utc::now();
     // Every MySQL source answers and holds its databases before anything is written.
     let mysql = resolve_sources(&opts.mysql).await?;

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Interrupted,
     /// The server understood us but the credentials lack a permission (RBAC 403).
     Forbidden,
+    /// A snapshot is unsigned or badly signed where a signature is required.
+    Untrusted,
     /// Anything else.
     Other,
 }
@@ -46,6 +48,9 @@ pub enum Error {
 
     #[error("{0}")]
     Forbidden(String),
+
+    #[error("{0}")]
+    Untrusted(String),
 
     #[error(
         "MySQL error while {context}: {source}{}",
@@ -85,6 +90,7 @@ impl Error {
             Error::Refused(_) => ErrorKind::Refused,
             Error::Interrupted(_) => ErrorKind::Interrupted,
             Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Untrusted(_) => ErrorKind::Untrusted,
             Error::Store { .. } => ErrorKind::Connection,
             // The connection broke under the work (killed, timed out, server restarted).
             Error::Mysql {

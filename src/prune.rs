@@ -237,6 +237,9 @@ pub struct PruneReport {
     pub decisions: Vec<Decision>,
     /// Ids removed (none in a dry run).
     pub removed: Vec<String>,
+    /// Incomplete S3 multipart uploads (none for a folder repository).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<crate::repo::multipart::UploadCleanup>,
 }
 
 /// Applies `policy` to the repository; in a dry run only plans.
@@ -261,6 +264,7 @@ pub async fn prune(
         dry_run,
         decisions,
         removed,
+        multipart: repo.abort_stale_uploads(now, dry_run).await?,
     })
 }
 

@@ -58,6 +58,8 @@ id=$(amlmigrate backup --quiet --repo R --mysql URL)"
 pub struct BackupArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    sign: super::key::SignArgs,
     /// A MySQL server to back up: [NAME=]mysql://user[:password]@host[:port][/database]
     /// [?ssl-mode=required|verify-identity&ssl-ca=FILE]. Repeat it with NAME= for several
     /// servers (e.g. aml=…, kfp=…, mlflow=…); a single URL without NAME is the source "mysql".
@@ -134,7 +136,9 @@ pub async fn run(
         Some(p) => Catalog::load(p)?,
         None => Catalog::default(),
     };
+    let sign_key = args.sign.key(g)?;
     let (repo, created) = Repository::open_or_create(&args.repo.repo).await?;
+    let repo = repo.with_sign_key(sign_key);
     let ui = progress_for(g);
     if created && !g.quiet {
         eprintln!("created repository {}", repo.location());

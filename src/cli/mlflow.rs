@@ -51,6 +51,9 @@ struct Ends {
     /// mlflow); its database is used (the one holding MLflow's tables when it has several).
     #[arg(long, value_name = "NAME", requires = "from_snapshot")]
     from_source: Option<String>,
+    /// With --from-snapshot: check the snapshot's signature with these public keys first.
+    #[command(flatten)]
+    trust: super::key::TrustArgs,
     /// The PostgreSQL database for MLflow 3.1.1:
     /// postgres://user@host[:port]/db[?sslmode=verify-full&sslrootcert=FILE] (password from
     /// --pg-password-file or PGPASSWORD rather than the URL). Empty, or freshly created by
@@ -75,7 +78,7 @@ impl Ends {
         let (Some(source), Some(snap)) = (&self.from_source, &self.from_snapshot) else {
             return Ok(self.from_database.clone());
         };
-        let repo = amlmigrate::repo::Repository::open(&snap[0]).await?;
+        let repo = self.trust.open(&snap[0]).await?;
         let id = repo.resolve(&snap[1]).await?;
         let m = repo.manifest(&id).await?;
         let dbs = amlmigrate::backup::databases_of(&m, source)?;
@@ -127,6 +130,7 @@ impl Ends {
                 repo: snap[0].clone(),
                 snapshot: snap[1].clone(),
                 database,
+                trust: self.trust.trust()?,
             }),
             (None, None) => anyhow::bail!("give --from URL or --from-snapshot REPO SNAPSHOT"),
         };

@@ -3,12 +3,14 @@
 
 mod backup;
 mod generate;
+mod key;
 mod kube;
 mod mlflow;
 mod profile;
 mod progress;
 mod prune;
 mod pvc;
+mod repo;
 mod restore;
 mod schedule;
 mod show;
@@ -38,12 +40,15 @@ Exit codes:
   4    refused to protect data: non-empty target, non-empty folder
   5    could not connect: server unreachable, access denied, expired credentials
   6    forbidden: the credentials lack a permission (Kubernetes RBAC)
+  7    untrusted: a snapshot is unsigned or badly signed where a signature is required
   130  interrupted (Ctrl-C or SIGTERM); nothing half-done is left looking complete
 
 Environment:
   AMLMIGRATE_REPO            default for --repo
   AMLMIGRATE_MYSQL           default for --mysql
   AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
+  AMLMIGRATE_SIGN_KEY        default for --sign-key (the secret key backups sign with)
+  AMLMIGRATE_VERIFY_KEY      default for --verify-key (public keys readers trust, comma-separated)
   AWS_ENDPOINT_URL           S3 endpoint for s3:// repositories (MinIO, Ceph …); http:// allowed
   AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
                              S3 region and credentials (else profile AWS_PROFILE of ~/.aws/credentials
@@ -116,6 +121,8 @@ enum Command {
     Kube(kube::KubeCmdArgs),
     Upgrade(upgrade::UpgradeArgs),
     Profile(profile::ProfileArgs),
+    Key(key::KeyArgs),
+    Repo(repo::RepoCmdArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -262,6 +269,8 @@ pub fn main() -> ExitCode {
             Command::Upgrade(a) => upgrade::run(a, &g, cancel).await,
             Command::Profile(a) => profile::run(a, &g, cancel).await,
             Command::Generate(a) => generate::run(a),
+            Command::Key(a) => key::run(a, &g),
+            Command::Repo(a) => repo::run(a, &g).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -346,6 +355,7 @@ fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         ErrorKind::Refused => 4,
         ErrorKind::Connection => 5,
         ErrorKind::Forbidden => 6,
+        ErrorKind::Untrusted => 7,
         ErrorKind::Interrupted => 130,
     };
     let kind_name = match kind {
@@ -355,6 +365,7 @@ fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         ErrorKind::Refused => "refused",
         ErrorKind::Connection => "connection",
         ErrorKind::Forbidden => "forbidden",
+        ErrorKind::Untrusted => "untrusted",
         ErrorKind::Interrupted => "interrupted",
     };
     let message = amlmigrate::error::chain_text(e.as_ref());

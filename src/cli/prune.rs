@@ -14,7 +14,9 @@ use super::{GlobalArgs, RepoArg, print_json};
 /// "weekly 2026-W48", "within 30d"). The newest snapshot is always kept. A snapshot folder
 /// without a manifest (a failed or killed backup) is removed once it is older than a day;
 /// a younger one may belong to a backup still running. A snapshot is removed manifest first,
-/// so a half-removed snapshot never looks complete.
+/// so a half-removed snapshot never looks complete. In an S3 repository, incomplete multipart
+/// uploads under its snapshots/ (left by a killed backup, and billed by S3) are aborted once
+/// they are older than a day, and counted.
 ///
 /// At least one --keep-* rule is required: a policy that keeps nothing is refused (exit 2).
 #[derive(Args)]
@@ -78,6 +80,18 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     if g.quiet {
         return Ok(());
+    }
+    if let Some(m) = &report.multipart {
+        println!(
+            "incomplete multipart uploads: {} older than a day {}, {} younger left alone",
+            m.aborted,
+            if args.dry_run {
+                "would be aborted"
+            } else {
+                "aborted"
+            },
+            m.kept_young
+        );
     }
     if report.decisions.is_empty() {
         println!("no snapshots in {}", report.repository);

@@ -56,6 +56,8 @@ amlmigrate restore --repo /backups/aml latest --only kubernetes --namespace-map 
 pub struct RestoreArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    trust: super::key::TrustArgs,
     /// Snapshot to restore: an id, a unique id prefix, or `latest`.
     snapshot: String,
     /// What to restore: mysql, kubernetes, or both (comma-separated). Default: mysql.
@@ -127,7 +129,7 @@ pub async fn run(
     if let Some(f) = &args.identity {
         super::warn_if_readable_by_others(f, "--identity");
     }
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.trust.open(&args.repo.repo).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let manifest = repo.manifest(&id).await?;
     let only = if args.only.is_empty() {

@@ -2,8 +2,6 @@
 
 use clap::Args;
 
-use amlmigrate::repo::Repository;
-
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Shows what a snapshot holds.
@@ -14,12 +12,14 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 pub struct ShowArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    trust: super::key::TrustArgs,
     /// An id, a unique id prefix, or `latest`.
     snapshot: String,
 }
 
 pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.trust.open(&args.repo.repo).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let m = repo.manifest(&id).await?;
     if g.json {

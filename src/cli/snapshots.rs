@@ -3,8 +3,6 @@
 use clap::Args;
 use serde_json::json;
 
-use amlmigrate::repo::Repository;
-
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Lists the committed snapshots of a repository, oldest first.
@@ -12,10 +10,12 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 pub struct SnapshotsArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    trust: super::key::TrustArgs,
 }
 
 pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.trust.open(&args.repo.repo).await?;
     let manifests = repo.manifests().await?;
     if g.json {
         let list: Vec<_> = manifests

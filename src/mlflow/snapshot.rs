@@ -19,6 +19,9 @@ use crate::progress::ProgressRef;
 use crate::repo::Repository;
 use crate::repo::manifest::{MysqlDatabase, Part};
 
+/// The most a chunk buffer reserves before reading (backups write 8 MiB chunks by default).
+const MAX_RESERVE: usize = 16 * 1024 * 1024;
+
 /// Where the MLflow 2.6 database of a snapshot is.
 #[derive(Debug, Clone)]
 pub struct SnapshotSource {
@@ -27,6 +30,8 @@ pub struct SnapshotSource {
     pub snapshot: String,
     /// The database inside the snapshot; found by its MLflow tables when not given.
     pub database: Option<String>,
+    /// Public keys the snapshot's signature is checked with (see `repo::sign`).
+    pub trust: crate::repo::sign::Trust,
 }
 
 pub(super) struct OpenSnapshot {
@@ -41,7 +46,9 @@ pub(super) struct OpenSnapshot {
 
 impl OpenSnapshot {
     pub async fn open(src: &SnapshotSource) -> Result<Self> {
-        let repo = Repository::open(&src.repo).await?;
+        let repo = Repository::open(&src.repo)
+            .await?
+            .with_trust(src.trust.clone());
         let id = repo.resolve(&src.snapshot).await?;
         let manifest = repo.manifest(&id).await?;
         let looks_like_mlflow = |d: &&MysqlDatabase| {
@@ -145,7 +152,9 @@ impl OpenSnapshot {
                 else {
                     return Ok(());
                 };
-                let mut data = Vec::with_capacity(entry.entry().size as usize);
+                // The manifest's size is untrusted: reserve at most one chunk's worth up front
+                // and let the buffer grow with what is actually read.
+                let mut data = Vec::with_capacity((entry.entry().size as usize).min(MAX_RESERVE));
                 entry
                     .read_to_end(&mut data)
                     .map_err(|e| Error::io(format!("reading {path}"), e))?;

@@ -11,8 +11,11 @@
 
 pub mod id;
 pub mod manifest;
+pub mod multipart;
+mod private;
 mod runs;
 pub mod s3;
+pub mod sign;
 pub mod sink;
 
 use std::io::{self, Write};
@@ -55,6 +58,7 @@ pub struct Repository {
     loc: Location,
     /// The bucket and endpoint of an S3 repository, for messages.
     s3: Option<s3::S3Target>,
+    signing: sign::Signing,
 }
 
 impl std::fmt::Debug for Repository {
@@ -201,7 +205,7 @@ impl Repository {
         match loc {
             Location::Local(path) => {
                 if create {
-                    std::fs::create_dir_all(path).map_err(|e| {
+                    private::create_dir_private(path).map_err(|e| {
                         Error::io(format!("creating repository folder {}", path.display()), e)
                     })?;
                 } else if !path.is_dir() {
@@ -218,10 +222,11 @@ impl Repository {
                     source: e,
                 })?;
                 Ok(Repository {
-                    store: Arc::new(store),
+                    store: Arc::new(private::PrivateFs::new(store)),
                     location: abs.display().to_string(),
                     loc: Location::Local(abs),
                     s3: None,
+                    signing: Default::default(),
                 })
             }
             Location::S3 { bucket, prefix } => {
@@ -236,6 +241,7 @@ impl Repository {
                     location: loc.display(),
                     loc: loc.clone(),
                     s3: Some(target),
+                    signing: Default::default(),
                 })
             }
         }
@@ -360,16 +366,23 @@ impl Repository {
         })
     }
 
-    pub async fn manifest(&self, id: &str) -> Result<Manifest> {
+    /// The manifest as stored, the bytes its signature covers.
+    async fn manifest_bytes(&self, id: &str) -> Result<bytes::Bytes> {
         let path = Self::snapshot_path(id, "manifest.json");
-        let bytes = self
-            .store
+        self.store
             .get(&path)
             .await
             .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?
             .bytes()
             .await
-            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?;
+            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))
+    }
+
+    /// A snapshot's manifest; its signature is checked first when the handle trusts a key or
+    /// the repository requires signatures ([`sign::check`]).
+    pub async fn manifest(&self, id: &str) -> Result<Manifest> {
+        let bytes = self.manifest_bytes(id).await?;
+        self.check_signature(id, &bytes).await?;
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
             Error::damaged(
                 format!("snapshot {id}"),
@@ -377,6 +390,14 @@ impl Repository {
                 format!("not a valid manifest: {e}"),
             )
         })?;
+        if m.id != id {
+            // A signed manifest copied into another snapshot's folder is still not that snapshot.
+            return Err(Error::damaged(
+                format!("snapshot {id}"),
+                "manifest.json",
+                format!("the manifest is that of snapshot {}", m.id),
+            ));
+        }
         if m.format > manifest::MANIFEST_FORMAT {
             return Err(Error::input(format!(
                 "snapshot {id} has manifest format {}, newer than this amlmigrate understands ({}); upgrade amlmigrate",
@@ -413,6 +434,7 @@ impl Repository {
     /// Writes the manifest create-only; this is the commit point of a snapshot.
     pub async fn commit(&self, m: &Manifest) -> Result<()> {
         let body = serde_json::to_vec_pretty(m).expect("manifest serializes");
+        self.sign_before_commit(&m.id, &body).await?;
         let path = Self::snapshot_path(&m.id, "manifest.json");
         match self
             .store

@@ -27,6 +27,11 @@ use crate::secret::Secret;
 pub struct S3Target {
     pub bucket: String,
     pub endpoint: String,
+    pub region: String,
+    /// `BUCKET.ENDPOINT/KEY` rather than `ENDPOINT/BUCKET/KEY`.
+    pub virtual_hosted: bool,
+    /// Whether an endpoint was configured (else AWS's own for the region).
+    pub custom_endpoint: bool,
     /// The secret access key, only to scrub it from any message that might echo it.
     secret: Option<Secret>,
 }
@@ -190,9 +195,15 @@ fn build_from(
         );
     let region = get(&b, AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
     let endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let virtual_hosted =
+        get(&b, AmazonS3ConfigKey::VirtualHostedStyleRequest).as_deref() == Some("true");
+    let custom_endpoint = get(&b, AmazonS3ConfigKey::Endpoint).is_some();
     let target = S3Target {
         bucket: bucket.to_string(),
         endpoint: endpoint.clone(),
+        region: region.clone(),
+        virtual_hosted,
+        custom_endpoint,
         secret: get(&b, AmazonS3ConfigKey::SecretAccessKey).map(Secret::new),
     };
     let store = b.build().map_err(|e| {
@@ -296,6 +307,9 @@ mod tests {
         let t = S3Target {
             bucket: "b".into(),
             endpoint: "http://e".into(),
+            region: "us-east-1".into(),
+            virtual_hosted: false,
+            custom_endpoint: true,
             secret: Some(Secret::new("s3cr3t")),
         };
         assert_eq!(t.scrub("key s3cr3t here".into()), "key *** here");

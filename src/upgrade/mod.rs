@@ -178,6 +178,7 @@ impl Env {
         cancel: CancellationToken,
     ) -> Result<Env> {
         let (repo, _) = Repository::open_or_create(&cfg.repository).await?;
+        let repo = cfg.snapshot.signing(repo)?;
         let access = cfg.kube_options();
         let workload = Cluster::connect(&access, Role::Workload).await?;
         let global = Cluster::connect(&access, Role::Global).await?;

@@ -164,6 +164,11 @@ pub struct SnapshotSettings {
     /// The MLflow 2.6 artifact store, when it is reachable from here: a folder or
     /// `s3://bucket/prefix[?profile=NAME]`.
     pub mlflow_artifacts: Option<crate::mlflow::artifacts::ArtifactLocation>,
+    /// Sign the snapshot with this Ed25519 secret key (PKCS#8 PEM, `amlmigrate key generate`).
+    pub sign_key: Option<PathBuf>,
+    /// Check every snapshot the upgrade reads against these public keys (PEM) and refuse one
+    /// unsigned or signed otherwise.
+    pub verify_keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -491,5 +496,23 @@ mod humantime_serde {
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("{s:?} is not a duration like 90s, 15m or 2h: {e}"))
         })
+    }
+}
+
+impl SnapshotSettings {
+    /// The repository handle with this config's signing key and trusted keys (read now, so a
+    /// wrong path fails before the run starts).
+    pub fn signing(
+        &self,
+        repo: crate::repo::Repository,
+    ) -> crate::error::Result<crate::repo::Repository> {
+        let key = self
+            .sign_key
+            .as_deref()
+            .map(crate::repo::sign::SignKey::read)
+            .transpose()?
+            .map(std::sync::Arc::new);
+        let trust = crate::repo::sign::Trust::read(&self.verify_keys)?;
+        Ok(repo.with_sign_key(key).with_trust(trust))
     }
 }

@@ -154,6 +154,7 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
             repo: env.cfg.repository.clone(),
             snapshot: id.clone(),
             database: Some(env.cfg.mlflow_database()?),
+            trust: env.repo.trust().clone(),
         }),
         to: env.cfg.pg_url()?,
         rewrite_artifact_uri: cfg
