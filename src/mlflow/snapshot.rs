@@ -1,6 +1,10 @@
 //! The MLflow database inside a snapshot as a migration source: its chunks are read straight
 //! from the part (one pass, checked against the manifest as they stream) and their rows go into
 //! the same table copier as rows read live from MySQL.
+//!
+//! A snapshot is untrusted input, and nothing of it is run as SQL here: table names are MLflow's
+//! own (`SHARED_TABLES`), every column name must be one of the target's columns before it is
+//! used (quoted), and the rows go through COPY as values.
 
 use std::collections::HashMap;
 use std::io::Read;

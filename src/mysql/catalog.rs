@@ -497,10 +497,10 @@ impl DbSchema {
     pub fn create_database_sql(&self, name: &str, charset: &str, collation: &str) -> String {
         let mut s = format!("CREATE DATABASE IF NOT EXISTS {}", ident(name));
         if !charset.is_empty() {
-            s.push_str(&format!(" DEFAULT CHARACTER SET {charset}"));
+            s.push_str(&format!(" DEFAULT CHARACTER SET {}", ident(charset)));
         }
         if !collation.is_empty() {
-            s.push_str(&format!(" COLLATE {collation}"));
+            s.push_str(&format!(" COLLATE {}", ident(collation)));
         }
         s
     }

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::{DbSchema, ObjectKind, SchemaObject, load_data_sql};
 use super::sqltext::{ident, literal, path_segment, qualified, rewrite_db_qualifier};
 use super::{MysqlUrl, collation, connect, server_version, text};
+
+mod validate;
 use crate::error::{Error, MysqlContext, Result};
 use crate::progress::{Event, ProgressRef};
 use crate::repo::Repository;
@@ -120,6 +122,12 @@ pub async fn restore(
     {
         have.extend(full);
     }
+    let charsets: BTreeSet<String> = conn
+        .query::<String, _>("SELECT CHARACTER_SET_NAME FROM information_schema.CHARACTER_SETS")
+        .await
+        .ctx(|| "listing the target's character sets".into())?
+        .into_iter()
+        .collect();
     let mut collation_map = BTreeMap::new();
     for (db, _) in &selected {
         for c in &db.collations {
@@ -215,6 +223,22 @@ pub async fn restore(
         )));
     }
 
+    // Every database's schema is checked before the first write, dry run included.
+    for plan in &plans {
+        let schema = read_schema(repo, &manifest, plan.db).await?;
+        let ctx = DbContext {
+            manifest: &manifest,
+            plan,
+            collation_map: &collation_map,
+            charsets: &charsets,
+            collations: &have,
+            replace: opts.replace,
+            progress: &progress,
+            cancel: &cancel,
+        };
+        DbState::new(&ctx).validate(&schema)?;
+    }
+
     if opts.dry_run {
         let databases = plans
             .iter()
@@ -274,6 +298,8 @@ pub async fn restore(
             manifest: &manifest,
             plan,
             collation_map: &collation_map,
+            charsets: &charsets,
+            collations: &have,
             replace: opts.replace,
             progress: &progress,
             cancel: &cancel,
@@ -375,9 +401,53 @@ struct DbContext<'a> {
     manifest: &'a Manifest,
     plan: &'a Plan<'a>,
     collation_map: &'a BTreeMap<String, String>,
+    /// What the target server knows, to check the snapshot's database options against.
+    charsets: &'a BTreeSet<String>,
+    collations: &'a BTreeSet<String>,
     replace: bool,
     progress: &'a ProgressRef,
     cancel: &'a CancellationToken,
+}
+
+/// Reads only the `schema.json` of a database's part (the part's second entry; its hash is
+/// checked as it is read) and stops.
+async fn read_schema(
+    repo: &Repository,
+    manifest: &Manifest,
+    db: &MysqlDatabase,
+) -> Result<DbSchema> {
+    let part = manifest.part(&db.part).ok_or_else(|| {
+        Error::damaged(
+            &db.part,
+            "(manifest)",
+            "part listed by a database is missing from the manifest",
+        )
+    })?;
+    let want = format!("mysql/{}/schema.json", path_segment(&db.name));
+    let found = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+    let slot = found.clone();
+    let path = want.clone();
+    let read = repo
+        .read_part(&manifest.id, part, (), move |(), entry| {
+            if entry.entry().path != path {
+                return Ok(());
+            }
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(format!("reading {path}"), e))?;
+            *slot.lock().expect("not poisoned") = Some(bytes);
+            Err(Error::Interrupted("schema.json read".into()))
+        })
+        .await;
+    let bytes = found.lock().expect("not poisoned").take();
+    match (bytes, read) {
+        (_, Err(e @ Error::Damaged { .. })) => Err(e),
+        (Some(bytes), _) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::damaged(&db.part, &want, format!("not a valid schema: {e}"))),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(Error::damaged(&db.part, &want, "missing")),
+    }
 }
 
 struct Item {
@@ -574,7 +644,7 @@ impl<'c> DbState<'c> {
                 .await
                 .ctx(|| format!("setting time_zone for {}", o.name))?;
         }
-        let run = conn.query_drop(sql).await.ctx(|| {
+        let run = run_ddl(conn, sql).await.ctx(|| {
             format!(
                 "creating {} {}",
                 o.kind.keyword().to_lowercase(),
@@ -600,7 +670,63 @@ impl<'c> DbState<'c> {
         ))
         .await
         .ctx(|| format!("replacing {}", qualified(self.target(), &o.name)))?;
-        self.exec_object(conn, o, &self.adapt(&o.sql)).await
+        self.exec_object(conn, o, &self.final_sql(o)).await
+    }
+
+    /// The SQL of `o` exactly as it will run on the target.
+    fn final_sql(&self, o: &SchemaObject) -> String {
+        let sql = self.adapt(&o.sql);
+        if o.kind != ObjectKind::View {
+            return sql;
+        }
+        match sql.strip_prefix("CREATE ") {
+            Some(rest) => format!("CREATE OR REPLACE {rest}"),
+            None => sql,
+        }
+    }
+
+    /// Proves, before anything of the database is written, that every object of the snapshot's
+    /// schema creates only itself, and that the database options are names the server knows.
+    fn validate(&self, schema: &DbSchema) -> Result<()> {
+        let target = self.target();
+        let collation = self
+            .ctx
+            .collation_map
+            .get(&schema.collation)
+            .map_or(schema.collation.as_str(), String::as_str);
+        let refuse = |what: String, why: String| {
+            Error::Refused(format!(
+                "snapshot {}: {what} of database {} in part {}: {why}. A snapshot holds only what \
+                 amlmigrate backup wrote, so it was edited after the backup; nothing was run. \
+                 Restore from another snapshot, and check who can write to the repository",
+                self.ctx.manifest.id,
+                ident(&self.ctx.plan.db.name),
+                self.ctx.plan.db.part
+            ))
+        };
+        validate::check_server_name("character set", &schema.charset, self.ctx.charsets)
+            .map_err(|why| refuse("the database's default character set".into(), why))?;
+        validate::check_server_name("collation", collation, self.ctx.collations)
+            .map_err(|why| refuse("the database's default collation".into(), why))?;
+        let tables: BTreeSet<String> = schema
+            .pre_data
+            .iter()
+            .filter(|o| o.kind == ObjectKind::Table)
+            .map(|o| o.name.clone())
+            .collect();
+        for o in schema.pre_data.iter().chain(&schema.post_data) {
+            validate::check_object(o, &self.final_sql(o), target, &tables).map_err(|why| {
+                refuse(
+                    format!(
+                        "{} {}",
+                        o.kind.keyword().to_lowercase(),
+                        qualified(target, &o.name)
+                    ),
+                    why,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     async fn pre_data(&self, conn: &mut Conn, schema: &DbSchema) -> Result<()> {
@@ -611,6 +737,7 @@ impl<'c> DbState<'c> {
             .get(&schema.collation)
             .cloned()
             .unwrap_or_else(|| schema.collation.clone());
+        self.validate(schema)?;
         conn.query_drop(schema.create_database_sql(&target, &schema.charset, &coll))
             .await
             .ctx(|| format!("creating database {}", ident(&target)))?;
@@ -633,17 +760,10 @@ impl<'c> DbState<'c> {
             match o.kind {
                 ObjectKind::Table => {
                     if !self.ctx.plan.existing.contains(&o.name) {
-                        self.exec_object(conn, o, &self.adapt(&o.sql)).await?;
+                        self.exec_object(conn, o, &self.final_sql(o)).await?;
                     }
                 }
-                ObjectKind::View => {
-                    let sql = self.adapt(&o.sql);
-                    let sql = match sql.strip_prefix("CREATE ") {
-                        Some(rest) => format!("CREATE OR REPLACE {rest}"),
-                        None => sql,
-                    };
-                    self.exec_object(conn, o, &sql).await?;
-                }
+                ObjectKind::View => self.exec_object(conn, o, &self.final_sql(o)).await?,
                 ObjectKind::Function
                 | ObjectKind::Procedure
                 | ObjectKind::Trigger
@@ -809,5 +929,17 @@ impl<'c> DbState<'c> {
             rows: tables.iter().map(|t| t.rows).sum(),
             tables,
         })
+    }
+}
+
+/// Runs one statement of a snapshot's schema as a prepared statement: the server then refuses
+/// a second statement whatever the text holds (the driver always asks for multi-statement
+/// support on the text protocol and cannot be told otherwise). MySQL cannot prepare
+/// `CREATE TRIGGER`/`PROCEDURE`/`FUNCTION`/`EVENT` (error 1295); those run as text, which
+/// [`validate::check_object`] has already proven to be one statement.
+async fn run_ddl(conn: &mut Conn, sql: &str) -> std::result::Result<(), mysql_async::Error> {
+    match conn.exec_drop(sql, ()).await {
+        Err(mysql_async::Error::Server(e)) if e.code == 1295 => conn.query_drop(sql).await,
+        other => other,
     }
 }

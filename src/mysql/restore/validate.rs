@@ -1,0 +1,952 @@
+//! A snapshot is untrusted input: whoever can write the bucket can edit `schema.json` and
+//! recompute every hash. Before restore runs an object's SQL, this module proves that the text is
+//! exactly one `CREATE` statement of the object's kind, creating the object it names in the
+//! database being restored, and nothing else.
+//!
+//! The check is a lexer that errs on the side of seeing code: executable comments (`/*! … */`)
+//! are read as code, a `--` comment needs the whitespace the server needs, line comments end at
+//! the first `\r` or `\n`, and strings follow the object's own `sql_mode` (`NO_BACKSLASH_ESCAPES`,
+//! `ANSI_QUOTES`). Statements are split by the server only at `;`, so text without a `;`
+//! outside strings and comments is one statement; compound bodies (`BEGIN … END`) are followed
+//! block by block, and anything ambiguous is refused rather than guessed. The server adds its own
+//! guarantee: restore sends this SQL as a prepared statement, which never holds two.
+
+use std::collections::BTreeSet;
+
+use super::super::catalog::{ObjectKind, SchemaObject};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    /// A bare word: a keyword or an unquoted identifier (`after_dot` when it follows a `.`).
+    Word {
+        upper: String,
+        raw: String,
+    },
+    /// A quoted identifier, unquoted.
+    Ident(String),
+    Str,
+    /// `@name`, `@@name`.
+    Var,
+    Punct(char),
+    /// `:=` and other multi-character operators we never need to tell apart.
+    Op,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    no_backslash_escapes: bool,
+    ansi_quotes: bool,
+}
+
+impl Mode {
+    fn of(sql_mode: Option<&str>) -> Result<Mode, String> {
+        let mut m = Mode::default();
+        for part in sql_mode.unwrap_or("").split(',') {
+            match part.trim().to_ascii_uppercase().as_str() {
+                "NO_BACKSLASH_ESCAPES" => m.no_backslash_escapes = true,
+                "ANSI_QUOTES" | "ANSI" | "DB2" | "MAXDB" | "MSSQL" | "POSTGRESQL" => {
+                    m.ansi_quotes = true
+                }
+                // MariaDB's Oracle mode parses another language.
+                "ORACLE" => return Err("its sql_mode ORACLE is not supported".into()),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+fn lex(sql: &str, mode: Mode) -> Result<Vec<Tok>, String> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut in_exec_comment = false;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        match c {
+            c if c.is_ascii_whitespace() => i += 1,
+            b'#' => i = line_end(b, i),
+            b'-' if next == Some(b'-')
+                && b.get(i + 2)
+                    .is_none_or(|&d| matches!(d, b' ' | b'\t' | b'\n' | b'\r')) =>
+            {
+                i = line_end(b, i)
+            }
+            b'/' if next == Some(b'*') => {
+                let rest = &b[i + 2..];
+                let exec = rest.first() == Some(&b'!')
+                    || rest.first() == Some(&b'+')
+                    || rest.starts_with(b"M!");
+                if exec {
+                    if in_exec_comment {
+                        return Err("it nests executable comments".into());
+                    }
+                    in_exec_comment = true;
+                    i += 2;
+                    while i < b.len() && matches!(b[i], b'!' | b'+' | b'M') {
+                        i += 1;
+                    }
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                } else {
+                    let end = find(b, i + 2, b"*/").ok_or("it has an unterminated comment")?;
+                    i = end + 2;
+                }
+            }
+            b'*' if next == Some(b'/') && in_exec_comment => {
+                in_exec_comment = false;
+                i += 2;
+            }
+            b'`' => {
+                let (s, end) = quoted(b, i, b'`', false)?;
+                out.push(Tok::Ident(s));
+                i = end;
+            }
+            b'"' if mode.ansi_quotes => {
+                let (s, end) = quoted(b, i, b'"', false)?;
+                out.push(Tok::Ident(s));
+                i = end;
+            }
+            b'\'' | b'"' => {
+                let (_, end) = quoted(b, i, c, !mode.no_backslash_escapes)?;
+                out.push(Tok::Str);
+                i = end;
+            }
+            b'@' => {
+                let mut j = i + 1;
+                if b.get(j) == Some(&b'@') {
+                    j += 1;
+                }
+                let start = j;
+                while j < b.len() && (is_word_byte(b[j]) || b[j] == b'.') {
+                    j += 1;
+                }
+                if j > start {
+                    out.push(Tok::Var);
+                    i = j;
+                } else {
+                    out.push(Tok::Punct('@'));
+                    i += 1;
+                }
+            }
+            b':' if next == Some(b'=') => {
+                out.push(Tok::Op);
+                i += 2;
+            }
+            c if is_word_byte(c) => {
+                let start = i;
+                while i < b.len() && is_word_byte(b[i]) {
+                    i += 1;
+                }
+                let raw = sql[start..i].to_string();
+                out.push(Tok::Word {
+                    upper: raw.to_ascii_uppercase(),
+                    raw,
+                });
+            }
+            b';' | b'(' | b')' | b',' | b'.' | b'=' | b':' => {
+                out.push(Tok::Punct(c as char));
+                i += 1;
+            }
+            _ => {
+                out.push(Tok::Op);
+                i += 1;
+            }
+        }
+    }
+    if in_exec_comment {
+        return Err("it has an unterminated executable comment".into());
+    }
+    Ok(out)
+}
+
+fn line_end(b: &[u8], from: usize) -> usize {
+    b[from..]
+        .iter()
+        .position(|&c| c == b'\n' || c == b'\r')
+        .map_or(b.len(), |p| from + p + 1)
+}
+
+fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    b.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// A quoted run starting at `start` (the opening quote); returns its text and the index after it.
+fn quoted(b: &[u8], start: usize, q: u8, backslash: bool) -> Result<(String, usize), String> {
+    let mut out = Vec::new();
+    let mut i = start + 1;
+    while i < b.len() {
+        let c = b[i];
+        if backslash && c == b'\\' {
+            if let Some(&n) = b.get(i + 1) {
+                out.push(n);
+            }
+            i += 2;
+            continue;
+        }
+        if c == q {
+            if b.get(i + 1) == Some(&q) {
+                out.push(q);
+                i += 2;
+                continue;
+            }
+            return Ok((String::from_utf8_lossy(&out).into_owned(), i + 1));
+        }
+        out.push(c);
+        i += 1;
+    }
+    Err("it has an unterminated quoted string or name".into())
+}
+
+struct Cursor<'a> {
+    toks: &'a [Tok],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<&'a Tok> {
+        self.toks.get(self.i)
+    }
+
+    /// The keyword at the cursor: a bare word that does not follow a `.`.
+    fn kw(&self) -> Option<&'a str> {
+        kw_at(self.toks, self.i)
+    }
+
+    fn eat(&mut self, word: &str) -> bool {
+        if self.kw() == Some(word) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, word: &str) -> Result<(), String> {
+        if self.eat(word) {
+            Ok(())
+        } else {
+            Err(format!("expected {word} {}", self.here()))
+        }
+    }
+
+    fn punct(&mut self, c: char) -> bool {
+        if self.peek() == Some(&Tok::Punct(c)) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn here(&self) -> String {
+        match self.peek() {
+            None => "at the end".into(),
+            Some(Tok::Word { raw, .. }) => format!("at {raw}"),
+            Some(Tok::Ident(s)) => format!("at `{s}`"),
+            Some(Tok::Punct(c)) => format!("at {c}"),
+            Some(_) => format!("at token {}", self.i + 1),
+        }
+    }
+
+    /// An identifier (quoted or bare) and advance.
+    fn name(&mut self) -> Option<String> {
+        let n = match self.peek()? {
+            Tok::Ident(s) => s.clone(),
+            Tok::Word { raw, .. } => raw.clone(),
+            _ => return None,
+        };
+        self.i += 1;
+        Some(n)
+    }
+
+    /// `name` or `db`.`name`, returning (db, name).
+    fn qualified_name(&mut self) -> Option<(Option<String>, String)> {
+        let first = self.name()?;
+        if self.punct('.') {
+            let second = self.name()?;
+            Some((Some(first), second))
+        } else {
+            Some((None, first))
+        }
+    }
+
+    /// Skips a balanced `( … )` group starting at the cursor.
+    fn skip_parens(&mut self) -> Result<(), String> {
+        if !self.punct('(') {
+            return Err(format!("expected ( {}", self.here()));
+        }
+        let mut depth = 1;
+        while let Some(t) = self.peek() {
+            self.i += 1;
+            match t {
+                Tok::Punct('(') => depth += 1,
+                Tok::Punct(')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                Tok::Punct(';') => return Err("it holds a ; inside parentheses".into()),
+                _ => {}
+            }
+        }
+        Err("it has unbalanced parentheses".into())
+    }
+}
+
+fn kw_at(toks: &[Tok], i: usize) -> Option<&str> {
+    match toks.get(i)? {
+        Tok::Word { upper, .. } if i == 0 || toks[i - 1] != Tok::Punct('.') => Some(upper),
+        _ => None,
+    }
+}
+
+/// Checks that `sql` (the object's SQL as it will run on the target) is exactly one statement
+/// creating `o` in database `db`; a trigger must be on one of `tables`. The error says why, to
+/// be shown with the object's name.
+pub fn check_object(
+    o: &SchemaObject,
+    sql: &str,
+    db: &str,
+    tables: &BTreeSet<String>,
+) -> Result<(), String> {
+    let toks = lex(sql, Mode::of(o.sql_mode.as_deref())?)?;
+    let mut c = Cursor { toks: &toks, i: 0 };
+    c.expect("CREATE")?;
+    if c.eat("OR") {
+        c.expect("REPLACE")?;
+    }
+    head_options(&mut c)?;
+    if o.kind == ObjectKind::Function {
+        c.eat("AGGREGATE");
+    }
+    if !c.eat(o.kind.keyword()) {
+        return Err(format!(
+            "it does not create a {} ({})",
+            o.kind.keyword().to_lowercase(),
+            c.here()
+        ));
+    }
+    if c.eat("IF") {
+        c.expect("NOT")?;
+        c.expect("EXISTS")?;
+    }
+    let (qual, name) = c
+        .qualified_name()
+        .ok_or_else(|| format!("no object name {}", c.here()))?;
+    if name != o.name {
+        return Err(format!("it creates `{name}` instead"));
+    }
+    if let Some(q) = qual
+        && q != db
+    {
+        return Err(format!("it creates the object in database `{q}`"));
+    }
+    match o.kind {
+        ObjectKind::Table => table_rest(&mut c),
+        ObjectKind::View => {
+            c.expect("AS")?;
+            no_semicolon(&c)
+        }
+        ObjectKind::Trigger => {
+            if !(c.eat("BEFORE") || c.eat("AFTER")) {
+                return Err(format!("expected BEFORE or AFTER {}", c.here()));
+            }
+            if !(c.eat("INSERT") || c.eat("UPDATE") || c.eat("DELETE")) {
+                return Err(format!("expected INSERT, UPDATE or DELETE {}", c.here()));
+            }
+            c.expect("ON")?;
+            let (q, table) = c
+                .qualified_name()
+                .ok_or_else(|| format!("no table name {}", c.here()))?;
+            if q.is_some_and(|q| q != db) || !tables.contains(&table) {
+                return Err(format!(
+                    "it is on `{table}`, which is not a table of this database in the snapshot"
+                ));
+            }
+            c.expect("FOR")?;
+            c.expect("EACH")?;
+            c.expect("ROW")?;
+            if c.eat("FOLLOWS") || c.eat("PRECEDES") {
+                c.name()
+                    .ok_or_else(|| format!("expected a trigger name {}", c.here()))?;
+            }
+            body(&mut c, false)
+        }
+        ObjectKind::Procedure | ObjectKind::Function => {
+            c.skip_parens()?;
+            body(&mut c, true)
+        }
+        ObjectKind::Event => {
+            while c.peek().is_some() && !c.eat("DO") {
+                if c.peek() == Some(&Tok::Punct(';')) {
+                    return Err("it holds more than one statement".into());
+                }
+                c.i += 1;
+            }
+            if c.peek().is_none() {
+                return Err("it has no DO body".into());
+            }
+            body(&mut c, false)
+        }
+    }
+}
+
+/// `ALGORITHM=…`, `DEFINER=…`, `SQL SECURITY …` between `CREATE` and the kind.
+fn head_options(c: &mut Cursor<'_>) -> Result<(), String> {
+    loop {
+        if c.eat("ALGORITHM") {
+            if !c.punct('=') || c.name().is_none() {
+                return Err(format!("malformed ALGORITHM {}", c.here()));
+            }
+        } else if c.eat("DEFINER") {
+            if !c.punct('=') {
+                return Err(format!("malformed DEFINER {}", c.here()));
+            }
+            if c.eat("CURRENT_USER") {
+                if c.punct('(') && !c.punct(')') {
+                    return Err(format!("malformed DEFINER {}", c.here()));
+                }
+                continue;
+            }
+            match c.peek() {
+                Some(Tok::Ident(_) | Tok::Word { .. } | Tok::Str) => c.i += 1,
+                _ => return Err(format!("malformed DEFINER {}", c.here())),
+            }
+            match c.peek() {
+                Some(Tok::Var) => c.i += 1,
+                Some(Tok::Punct('@')) => {
+                    c.i += 1;
+                    match c.peek() {
+                        Some(Tok::Ident(_) | Tok::Word { .. } | Tok::Str) => c.i += 1,
+                        _ => return Err(format!("malformed DEFINER {}", c.here())),
+                    }
+                }
+                _ => {}
+            }
+        } else if c.kw() == Some("SQL") && kw_at(c.toks, c.i + 1) == Some("SECURITY") {
+            c.i += 2;
+            if !(c.eat("DEFINER") || c.eat("INVOKER")) {
+                return Err(format!("malformed SQL SECURITY {}", c.here()));
+            }
+        } else {
+            return Ok(());
+        }
+    }
+}
+
+/// After a table's name: the definition in parentheses and table options, never rows from a
+/// query (`CREATE TABLE t (…) SELECT … FROM mysql.user` would copy another database's rows).
+fn table_rest(c: &mut Cursor<'_>) -> Result<(), String> {
+    c.skip_parens()?;
+    let mut depth = 0i32;
+    while let Some(t) = c.peek() {
+        match t {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth -= 1,
+            Tok::Punct(';') => return Err("it holds more than one statement".into()),
+            _ => {
+                if depth == 0
+                    && let Some(k) = c.kw()
+                    && matches!(
+                        k,
+                        "SELECT"
+                            | "WITH"
+                            | "VALUES"
+                            | "TABLE"
+                            | "LIKE"
+                            | "AS"
+                            | "IGNORE"
+                            | "REPLACE"
+                    )
+                {
+                    return Err(format!("it fills the table from a query ({})", c.here()));
+                }
+            }
+        }
+        c.i += 1;
+    }
+    Ok(())
+}
+
+fn no_semicolon(c: &Cursor<'_>) -> Result<(), String> {
+    if c.toks[c.i..].contains(&Tok::Punct(';')) {
+        Err("it holds more than one statement".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Words that may come between a routine's parameters and its body: `RETURNS` and the type,
+/// and the characteristics.
+const ROUTINE_HEAD_WORDS: &[&str] = &[
+    "RETURNS",
+    "COMMENT",
+    "LANGUAGE",
+    "SQL",
+    "NOT",
+    "DETERMINISTIC",
+    "CONTAINS",
+    "NO",
+    "READS",
+    "MODIFIES",
+    "DATA",
+    "SECURITY",
+    "DEFINER",
+    "INVOKER",
+    "CHARSET",
+    "CHARACTER",
+    "SET",
+    "COLLATE",
+    "UNSIGNED",
+    "SIGNED",
+    "ZEROFILL",
+    "BINARY",
+    "ASCII",
+    "UNICODE",
+    "BYTE",
+    "PRECISION",
+    "VARYING",
+    "NATIONAL",
+];
+
+const OPENERS: &[&str] = &["BEGIN", "LOOP", "WHILE", "REPEAT", "IF", "CASE"];
+
+/// The body of a routine, trigger or event: one statement, simple or compound.
+fn body(c: &mut Cursor<'_>, routine: bool) -> Result<(), String> {
+    if !c.toks[c.i..].contains(&Tok::Punct(';')) {
+        // The server splits statements only at `;`.
+        return Ok(());
+    }
+    if routine {
+        // Skip RETURNS type and characteristics: every word is a known one, or the one word
+        // after RETURNS, CHARSET, COLLATE or SET (a type, character set or collation).
+        let mut free_word = false;
+        loop {
+            if is_label(c.toks, c.i) || c.kw().is_some_and(|k| OPENERS.contains(&k)) {
+                break;
+            }
+            match c.peek() {
+                Some(Tok::Punct('(')) => c.skip_parens()?,
+                Some(Tok::Str | Tok::Punct(',') | Tok::Punct('=')) => c.i += 1,
+                Some(Tok::Word { upper, .. }) => {
+                    let known = ROUTINE_HEAD_WORDS.contains(&upper.as_str());
+                    if !known && !free_word {
+                        return Err(format!(
+                            "its body is more than one statement ({})",
+                            c.here()
+                        ));
+                    }
+                    free_word = matches!(upper.as_str(), "RETURNS" | "CHARSET" | "COLLATE" | "SET");
+                    c.i += 1;
+                    continue;
+                }
+                _ => {
+                    return Err(format!(
+                        "its body is more than one statement ({})",
+                        c.here()
+                    ));
+                }
+            }
+            free_word = false;
+        }
+    }
+    compound(c)
+}
+
+fn is_label(toks: &[Tok], i: usize) -> bool {
+    matches!(toks.get(i), Some(Tok::Word { .. } | Tok::Ident(_)))
+        && toks.get(i + 1) == Some(&Tok::Punct(':'))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Begin,
+    If,
+    CaseStmt,
+    CaseExpr,
+    Loop,
+    While,
+    Repeat,
+}
+
+/// Follows a compound statement block by block; it must start at the cursor and end exactly at
+/// the last token. Whatever the server could read otherwise is refused.
+fn compound(c: &mut Cursor<'_>) -> Result<(), String> {
+    let more = || "its body is more than one statement".to_string();
+    let unclear = |c: &Cursor<'_>| format!("its body cannot be followed safely ({})", c.here());
+    let mut stack: Vec<Block> = Vec::new();
+    let mut parens = 0i32;
+    let mut start = true;
+    let mut first = true;
+    while let Some(t) = c.peek() {
+        if !first && stack.is_empty() {
+            return Err(more());
+        }
+        first = false;
+        let kw = c.kw();
+        if start && parens == 0 {
+            if is_label(c.toks, c.i) {
+                c.i += 2;
+                if !matches!(c.kw(), Some("BEGIN" | "LOOP" | "WHILE" | "REPEAT")) {
+                    return Err(unclear(c));
+                }
+                first = true;
+                continue;
+            }
+            let opened = match kw {
+                Some("BEGIN") => Some((Block::Begin, true)),
+                Some("IF") => Some((Block::If, false)),
+                Some("CASE") => Some((Block::CaseStmt, false)),
+                Some("LOOP") => Some((Block::Loop, true)),
+                Some("REPEAT") => Some((Block::Repeat, true)),
+                Some("WHILE") => Some((Block::While, false)),
+                _ => None,
+            };
+            if let Some((b, starts)) = opened {
+                stack.push(b);
+                start = starts;
+                c.i += 1;
+                continue;
+            }
+            if kw == Some("DECLARE") && handler(c)? {
+                // The handler's own statement follows its conditions.
+                start = true;
+                continue;
+            }
+        }
+        start = false;
+        match (t, kw) {
+            (Tok::Punct(';'), _) => {
+                if parens != 0 || !matches!(stack.last(), Some(b) if *b != Block::CaseExpr) {
+                    return Err(more());
+                }
+                start = true;
+            }
+            (Tok::Punct('('), _) => parens += 1,
+            (Tok::Punct(')'), _) => {
+                parens -= 1;
+                if parens < 0 {
+                    return Err(unclear(c));
+                }
+            }
+            (_, Some("END")) => {
+                let closes = match kw_at(c.toks, c.i + 1) {
+                    Some("IF") => Some(Block::If),
+                    Some("CASE") => Some(Block::CaseStmt),
+                    Some("LOOP") => Some(Block::Loop),
+                    Some("WHILE") => Some(Block::While),
+                    Some("REPEAT") => Some(Block::Repeat),
+                    _ => None,
+                };
+                let top = stack.pop().ok_or_else(more)?;
+                match closes {
+                    Some(b) if b == top => c.i += 1,
+                    None if matches!(top, Block::Begin | Block::CaseExpr) => {}
+                    _ => return Err(unclear(c)),
+                }
+                if top == Block::CaseExpr {
+                    c.i += 1;
+                    continue;
+                }
+                if parens != 0 {
+                    return Err(unclear(c));
+                }
+                // An optional label, then `;` or the end.
+                if matches!(
+                    top,
+                    Block::Begin | Block::Loop | Block::While | Block::Repeat
+                ) && matches!(c.toks.get(c.i + 1), Some(Tok::Word { .. } | Tok::Ident(_)))
+                {
+                    c.i += 1;
+                }
+                match c.toks.get(c.i + 1) {
+                    None | Some(Tok::Punct(';')) => {}
+                    _ => return Err(unclear(c)),
+                }
+            }
+            (_, Some("CASE")) => stack.push(Block::CaseExpr),
+            (_, Some("IF")) => match c.toks.get(c.i + 1) {
+                Some(Tok::Punct('(')) => {}
+                _ if matches!(kw_at(c.toks, c.i + 1), Some("EXISTS" | "NOT")) => {}
+                _ => return Err(unclear(c)),
+            },
+            (_, Some("REPEAT")) if c.toks.get(c.i + 1) == Some(&Tok::Punct('(')) => {}
+            (_, Some("LOOP" | "WHILE" | "REPEAT")) => return Err(unclear(c)),
+            (_, Some("THEN" | "ELSE"))
+                if parens == 0 && matches!(stack.last(), Some(Block::If | Block::CaseStmt)) =>
+            {
+                start = true
+            }
+            (_, Some("DO")) if parens == 0 && stack.last() == Some(&Block::While) => start = true,
+            _ => {}
+        }
+        c.i += 1;
+    }
+    if !stack.is_empty() || parens != 0 {
+        return Err("its body is not a complete statement".into());
+    }
+    Ok(())
+}
+
+/// `DECLARE {CONTINUE|EXIT|UNDO} HANDLER FOR cond[, cond…]`: moves past the conditions and
+/// returns true; anything else returns false with the cursor unmoved.
+fn handler(c: &mut Cursor<'_>) -> Result<bool, String> {
+    let t = c.toks;
+    let i = c.i;
+    if !(matches!(kw_at(t, i + 1), Some("CONTINUE" | "EXIT" | "UNDO"))
+        && kw_at(t, i + 2) == Some("HANDLER")
+        && kw_at(t, i + 3) == Some("FOR"))
+    {
+        return Ok(false);
+    }
+    c.i += 4;
+    loop {
+        match c.kw() {
+            Some("SQLSTATE") => {
+                c.i += 1;
+                c.eat("VALUE");
+                if c.peek() != Some(&Tok::Str) {
+                    return Err(format!("malformed handler condition {}", c.here()));
+                }
+                c.i += 1;
+            }
+            Some("NOT") => {
+                c.i += 1;
+                c.expect("FOUND")?;
+            }
+            _ => match c.peek() {
+                Some(Tok::Word { .. } | Tok::Ident(_)) => c.i += 1,
+                _ => return Err(format!("malformed handler condition {}", c.here())),
+            },
+        }
+        if !c.punct(',') {
+            return Ok(true);
+        }
+    }
+}
+
+/// A character set or collation name from a snapshot, checked against the names the server
+/// itself lists, so it can be placed in `CREATE DATABASE` as a quoted identifier.
+pub fn check_server_name(what: &str, name: &str, known: &BTreeSet<String>) -> Result<(), String> {
+    if name.is_empty() || known.contains(name) {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(64).collect();
+        Err(format!(
+            "{what} {shown:?} is not one the target server knows"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(kind: ObjectKind, name: &str, sql: &str) -> SchemaObject {
+        SchemaObject {
+            kind,
+            name: name.into(),
+            sql: sql.into(),
+            sql_mode: None,
+            time_zone: None,
+        }
+    }
+
+    fn check(kind: ObjectKind, name: &str, sql: &str) -> Result<(), String> {
+        let tables = BTreeSet::from(["orders".to_string(), "t".to_string()]);
+        check_object(&obj(kind, name, sql), sql, "db", &tables)
+    }
+
+    #[test]
+    fn what_show_create_returns_passes() {
+        use ObjectKind::*;
+        let ok = [
+            (
+                Table,
+                "t",
+                "CREATE TABLE `t` (\n  `a` int(11) DEFAULT NULL COMMENT 'x; y',\n  `b` int AS (a + 1) VIRTUAL\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci /*!50100 PARTITION BY HASH (a) */",
+            ),
+            (
+                Table,
+                "weird name; with ` backtick",
+                "CREATE TABLE `weird name; with `` backtick` (`a` int)",
+            ),
+            (
+                View,
+                "v",
+                "CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select `db`.`orders`.`id` AS `id` from `db`.`orders`",
+            ),
+            (
+                Trigger,
+                "orders_ai",
+                "CREATE DEFINER=`root`@`127.0.0.1` TRIGGER orders_ai AFTER INSERT ON orders FOR EACH ROW\n  INSERT INTO audit (what) VALUES (CONCAT('order ', NEW.id))",
+            ),
+            (
+                Trigger,
+                "orders_bi",
+                "CREATE DEFINER=`root`@`%` TRIGGER orders_bi BEFORE INSERT ON orders FOR EACH ROW\n  BEGIN\n    IF NEW.note IS NULL THEN SET NEW.note = 'set by trigger'; END IF;\n  END",
+            ),
+            (
+                Function,
+                "double_it",
+                "CREATE DEFINER=`root`@`localhost` FUNCTION `double_it`(x INT) RETURNS int(11)\n    DETERMINISTIC\nRETURN x * 2",
+            ),
+            (
+                Procedure,
+                "count_orders",
+                "CREATE DEFINER=`root`@`localhost` PROCEDURE `count_orders`(OUT n INT)\nBEGIN SELECT COUNT(*) INTO n FROM orders; END",
+            ),
+            (
+                Function,
+                "f",
+                "CREATE DEFINER='u'@'h' FUNCTION `f`(a varchar(10)) RETURNS varchar(20) CHARSET utf8mb4 COLLATE utf8mb4_bin\n    READS SQL DATA\n    COMMENT 'c;'\nBEGIN\n  DECLARE x INT DEFAULT 0;\n  DECLARE CONTINUE HANDLER FOR SQLSTATE '02000', NOT FOUND BEGIN SET x = 1; END;\n  lbl: LOOP\n    SET x = x + IF(a > 1, 1, 2);\n    IF x > 10 THEN LEAVE lbl; ELSEIF x > 5 THEN SET x = x + 1; ELSE BEGIN END; END IF;\n  END LOOP lbl;\n  WHILE x < 20 DO SET x = CASE WHEN x > 1 THEN x + 1 ELSE x END; END WHILE;\n  REPEAT SET x = x + 1; UNTIL x > 30 END REPEAT;\n  CASE x WHEN 1 THEN SET x = 2; ELSE SET x = REPEAT('a', 2); END CASE;\n  DROP TEMPORARY TABLE IF EXISTS tmp;\n  RETURN CONCAT(a, x);\nEND",
+            ),
+            (
+                Event,
+                "e",
+                "CREATE DEFINER=`root`@`localhost` EVENT `e` ON SCHEDULE EVERY 1 DAY STARTS '2024-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE DO BEGIN DELETE FROM t WHERE a < 0; END",
+            ),
+        ];
+        for (kind, name, sql) in ok {
+            assert_eq!(check(kind, name, sql), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_second_statement_or_another_object_is_refused() {
+        use ObjectKind::*;
+        let bad = [
+            (
+                Table,
+                "t",
+                "CREATE TABLE `t` (a int); CREATE DATABASE evil",
+                "more than one",
+            ),
+            (
+                Table,
+                "t",
+                "CREATE TABLE `t` (a int) /*!; CREATE DATABASE evil */",
+                "more than one",
+            ),
+            (
+                Table,
+                "t",
+                "CREATE TABLE `t` (a int) SELECT * FROM mysql.user",
+                "from a query",
+            ),
+            (
+                Table,
+                "t",
+                "CREATE TABLE `other`.`t` (a int)",
+                "database `other`",
+            ),
+            (Table, "t", "CREATE TABLE `u` (a int)", "creates `u`"),
+            (Table, "t", "CREATE DATABASE t", "does not create a table"),
+            (
+                Table,
+                "t",
+                "CREATE TEMPORARY TABLE t (a int)",
+                "does not create a table",
+            ),
+            (
+                View,
+                "v",
+                "CREATE VIEW v AS SELECT 1; DROP DATABASE mysql",
+                "more than one",
+            ),
+            (
+                View,
+                "v",
+                "CREATE VIEW v AS SELECT 1 --x\n; DROP DATABASE mysql",
+                "more than one",
+            ),
+            (
+                Trigger,
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON mysql.user FOR EACH ROW SET @a = 1",
+                "not a table",
+            ),
+            (
+                Trigger,
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a = 1; CREATE DATABASE evil",
+                "more than one",
+            ),
+            (
+                Trigger,
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET @a = 1; END; CREATE DATABASE evil",
+                "more than one",
+            ),
+            (
+                Trigger,
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW INSERT INTO log (begin) VALUES (1); CREATE DATABASE evil; SELECT 1 AS end",
+                "",
+            ),
+            (
+                Function,
+                "f",
+                "CREATE FUNCTION f() RETURNS int RETURN CASE WHEN 1 THEN begin END; CREATE DATABASE evil; END CASE",
+                "",
+            ),
+            (
+                Procedure,
+                "p",
+                "CREATE PROCEDURE p() BEGIN SELECT CASE WHEN 1 THEN begin ELSE 0 END INTO @v; END; CREATE DATABASE evil; SELECT CASE WHEN 1 THEN 1 END END",
+                "",
+            ),
+            (
+                Procedure,
+                "p",
+                "CREATE PROCEDURE p() BEGIN SELECT 1; END",
+                "creates",
+            ),
+            (
+                Event,
+                "e",
+                "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1; CREATE DATABASE evil",
+                "more than one",
+            ),
+        ];
+        for (kind, name, sql, says) in bad {
+            let name = if says == "creates" { "q" } else { name };
+            let err = check(kind, name, sql).expect_err(sql);
+            assert!(err.contains(says), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_objects_sql_mode_decides_how_strings_end() {
+        let sql = "CREATE TABLE `t` (a int) COMMENT 'x\\'; CREATE DATABASE evil; -- '";
+        let mut o = obj(ObjectKind::Table, "t", sql);
+        let tables = BTreeSet::new();
+        // With backslash escapes the comment is one string: one statement.
+        assert_eq!(check_object(&o, sql, "db", &tables), Ok(()));
+        o.sql_mode = Some("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES".into());
+        assert!(check_object(&o, sql, "db", &tables).is_err());
+        o.sql_mode = Some("ORACLE".into());
+        assert!(check_object(&o, sql, "db", &tables).is_err());
+    }
+
+    #[test]
+    fn server_names_must_be_known() {
+        let known = BTreeSet::from(["utf8mb4".to_string()]);
+        assert!(check_server_name("character set", "utf8mb4", &known).is_ok());
+        assert!(check_server_name("character set", "", &known).is_ok());
+        let e =
+            check_server_name("character set", "utf8mb4; CREATE DATABASE x", &known).unwrap_err();
+        assert!(e.contains("not one the target server knows"), "{e}");
+    }
+}
