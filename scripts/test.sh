@@ -40,6 +40,8 @@ scripts/mlflow-env.sh >/dev/null
 scripts/moto.sh >/dev/null
 # A real OCI registry (Debian's docker-registry, TLS with a private CA, htpasswd auth).
 scripts/registry.sh >/dev/null
+# A real Prometheus Pushgateway (Debian's) for the metrics tests, and promtool for the rules.
+scripts/pushgateway.sh >/dev/null
 # The fake Kubernetes API server's fidelity tests drive the real kubectl.
 command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 

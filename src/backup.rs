@@ -61,6 +61,13 @@ pub async fn backup(
         ..opts.clone()
     };
     let id = new_snapshot_id(started);
+    let progress = crate::progress::logged(progress, "backup");
+    tracing::info!(
+        snapshot = %id,
+        repository = repo.location(),
+        "backup: writing snapshot {id} into {}",
+        repo.location()
+    );
     match write_parts(repo, &id, opts, &progress, &cancel).await {
         Ok(mut manifest) => {
             if cancel.is_cancelled() {
@@ -75,9 +82,20 @@ pub async fn backup(
                 repo.discard_uncommitted(&id).await;
                 return Err(e);
             }
+            tracing::info!(
+                snapshot = %id,
+                parts = manifest.parts.len(),
+                bytes = manifest.total_size(),
+                rows = manifest.total_rows(),
+                "backup: committed snapshot {id}: {} part(s), {} bytes, {} rows",
+                manifest.parts.len(),
+                manifest.total_size(),
+                manifest.total_rows()
+            );
             Ok(manifest)
         }
         Err(e) => {
+            tracing::info!(snapshot = %id, "backup: failed; removing the uncommitted parts of {id}");
             repo.discard_uncommitted(&id).await;
             Err(e)
         }
@@ -106,7 +124,22 @@ async fn write_parts(
         notices: Vec::new(),
     };
     for src in &opts.mysql {
+        tracing::info!(
+            source = src.name,
+            databases = ?src.options.databases,
+            "backup: MySQL source {} ({})",
+            src.name,
+            src.options.mysql
+        );
         let mut b = backup_mysql(repo, id, &src.options, progress, cancel).await?;
+        for p in &b.parts {
+            tracing::info!(
+                part = p.name,
+                bytes = p.size,
+                "backup: wrote part {}",
+                p.path
+            );
+        }
         for db in &mut b.databases {
             db.source = Some(src.name.clone());
         }
@@ -130,12 +163,22 @@ async fn write_parts(
         m.parts.push(part);
     }
     if let Some(ko) = &opts.kube {
+        tracing::info!("backup: Kubernetes objects of the catalog");
         let KubeBackup {
             part,
             summary,
             sources,
             notices,
         } = backup_kube(repo, id, ko, opts.zstd_level, progress, cancel).await?;
+        tracing::info!(
+            part = part.name,
+            bytes = part.size,
+            objects = summary.objects,
+            namespaces = ?summary.namespaces,
+            "backup: wrote part {} ({} objects)",
+            part.path,
+            summary.objects
+        );
         m.parts.push(part);
         m.sources.extend(sources);
         m.notices.extend(notices);

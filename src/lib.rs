@@ -8,6 +8,7 @@ pub mod archive;
 pub mod backup;
 pub mod error;
 pub mod kube;
+pub mod metrics;
 pub mod mlflow;
 pub mod mysql;
 pub mod postgres;

@@ -52,3 +52,70 @@ pub type ProgressRef = Arc<dyn Progress>;
 pub fn none() -> ProgressRef {
     Arc::new(NoProgress)
 }
+
+/// Logs every event with `tracing` (what is read or written, sizes, timings) and passes it on:
+/// `-v` shows each table started and finished, `-vv` its progress too.
+pub fn logged(inner: ProgressRef, job: &'static str) -> ProgressRef {
+    Arc::new(Logged { inner, job })
+}
+
+struct Logged {
+    inner: ProgressRef,
+    job: &'static str,
+}
+
+impl Progress for Logged {
+    fn event(&self, event: Event) {
+        let job = self.job;
+        match &event {
+            Event::Plan {
+                what,
+                tables,
+                est_rows,
+                est_bytes,
+            } => tracing::info!(
+                job,
+                what,
+                tables,
+                est_rows,
+                est_bytes,
+                "{job}: {tables} table(s) of {what} ahead"
+            ),
+            Event::TableStarted {
+                db,
+                table,
+                est_rows,
+            } => tracing::info!(
+                job,
+                db,
+                table,
+                est_rows,
+                "{job}: table {db}.{table} started"
+            ),
+            Event::TableProgress {
+                db,
+                table,
+                rows,
+                bytes,
+            } => tracing::debug!(job, db, table, rows, bytes, "{job}: table {db}.{table}"),
+            Event::TableFinished {
+                db,
+                table,
+                rows,
+                bytes,
+                elapsed,
+            } => tracing::info!(
+                job,
+                db,
+                table,
+                rows,
+                bytes,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "{job}: table {db}.{table} done: {rows} rows, {bytes} bytes in {:.3}s",
+                elapsed.as_secs_f64()
+            ),
+            Event::Notice(n) => tracing::info!(job, "{job}: notice: {n}"),
+        }
+        self.inner.event(event);
+    }
+}

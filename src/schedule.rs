@@ -17,7 +17,9 @@ use crate::kube::catalog::Catalog;
 use crate::kube::{Cluster, Resource, name_of, namespace_of, object_name, str_at};
 use crate::prune::Policy;
 
+mod alerts;
 mod rbac;
+pub use alerts::{cron_period, prometheus_rule};
 pub use rbac::{Rbac, ResolveFn, cluster_rules, rbac_rules};
 
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -47,6 +49,8 @@ pub struct ScheduleSpec {
     pub encrypt_to: Vec<String>,
     pub policy: Policy,
     pub catalog: Catalog,
+    /// A Prometheus Pushgateway every step pushes its metrics to.
+    pub metrics_push: Option<String>,
 }
 
 impl ScheduleSpec {
@@ -215,12 +219,16 @@ pub fn objects(spec: &ScheduleSpec, rbac: &Rbac) -> Result<Vec<Value>> {
 /// The CronJob: `backup` in an init container, then `prune` (the image has no shell).
 fn cronjob(spec: &ScheduleSpec) -> Value {
     let name = spec.object_name();
+    // Logs as JSON lines, one event each, for the cluster's log collection.
     let mut backup: Vec<String> = vec![
         "backup".into(),
         "--repo".into(),
         spec.repo.clone(),
         "--progress".into(),
         "lines".into(),
+        "-v".into(),
+        "--log-format".into(),
+        "json".into(),
         "--tag".into(),
         format!("schedule={}", spec.name),
     ];
@@ -239,7 +247,23 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
     for r in &spec.encrypt_to {
         backup.extend(["--encrypt-to".into(), r.clone()]);
     }
-    let mut prune: Vec<String> = vec!["prune".into(), "--repo".into(), spec.repo.clone()];
+    // The snapshot just taken is read back before anything older is pruned.
+    let verify: Vec<String> = [
+        "verify",
+        "--repo",
+        &spec.repo,
+        "latest",
+        "--progress",
+        "never",
+        "-v",
+        "--log-format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut prune: Vec<String> = ["prune", "--repo", &spec.repo, "-v", "--log-format", "json"]
+        .map(String::from)
+        .to_vec();
     prune.extend(spec.policy.to_args());
 
     let mut env = Vec::new();
@@ -248,6 +272,10 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
             "name": "AMLMIGRATE_MYSQL_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": s, "key": "password"}},
         }));
+    }
+    if let Some(url) = &spec.metrics_push {
+        env.push(json!({"name": "AMLMIGRATE_METRICS_PUSH", "value": url}));
+        env.push(json!({"name": "AMLMIGRATE_METRICS_SCHEDULE", "value": spec.name}));
     }
     let env_from: Vec<Value> = spec
         .s3_secret
@@ -291,7 +319,7 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
         "serviceAccountName": name,
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [container("backup", &backup)],
+        "initContainers": [container("backup", &backup), container("verify", &verify)],
         "containers": [container("prune", &prune)],
     });
     if let Some(claim) = &spec.repo_pvc {

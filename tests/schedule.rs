@@ -181,9 +181,16 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
     );
     assert_eq!(
         args(prune).join(" "),
-        "prune --repo s3://aml-backups/prod --keep-daily 7 --keep-weekly 4"
+        "prune --repo s3://aml-backups/prod -v --log-format json --keep-daily 7 --keep-weekly 4"
     );
-    for c in [backup, prune] {
+    // The snapshot just taken is verified before prune runs; every step logs JSON lines.
+    let verify = &pod["initContainers"][1];
+    assert_eq!(
+        args(verify).join(" "),
+        "verify --repo s3://aml-backups/prod latest --progress never -v --log-format json"
+    );
+    assert!(b.contains("--log-format json"), "{b}");
+    for c in [backup, verify, prune] {
         assert_eq!(
             c["env"],
             json!([{"name": "AMLMIGRATE_MYSQL_PASSWORD",

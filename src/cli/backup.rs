@@ -13,6 +13,7 @@ use amlmigrate::backup::{
 use amlmigrate::kube::backup::KubeBackupOptions;
 use amlmigrate::kube::catalog::Catalog;
 use amlmigrate::kube::secrets::Recipients;
+use amlmigrate::metrics::{Command, Outcome};
 use amlmigrate::mysql::MysqlUrl;
 use amlmigrate::mysql::backup::{DEFAULT_CHUNK_BYTES, MysqlBackupOptions};
 use amlmigrate::repo::Repository;
@@ -118,6 +119,8 @@ pub struct BackupArgs {
     /// zstd compression level (1 fastest … 19 smallest).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     zstd_level: i32,
+    #[command(flatten)]
+    metrics: super::metrics::MetricsArgs,
 }
 
 pub async fn run(
@@ -125,6 +128,20 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let (metrics, repo) = (args.metrics.clone(), args.repo.repo.clone());
+    let started = std::time::Instant::now();
+    let result = take(args, g, cancel).await;
+    metrics
+        .push(&repo, Command::Backup, started, &result, Outcome::backup)
+        .await;
+    result.map(|_| ())
+}
+
+async fn take(
+    args: BackupArgs,
+    g: &GlobalArgs,
+    cancel: CancellationToken,
+) -> anyhow::Result<amlmigrate::repo::manifest::Manifest> {
     let sources = mysql_sources_of(&args)?;
     if sources.is_empty() && !args.kube && args.mlflow_artifacts.is_none() {
         anyhow::bail!(amlmigrate::Error::input(
@@ -181,7 +198,7 @@ pub async fn run(
     ui.finish();
     let m = result.with_context(|| format!("backup of {what} into {}", repo.location()))?;
     print_result(&m, &repo, g);
-    Ok(())
+    Ok(m)
 }
 
 /// The new snapshot's id on stdout (or the JSON result), the summary on stderr.

@@ -20,11 +20,17 @@ enum What {
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let mut cmd = super::Cli::command();
     match args.what {
+        // Rendered into memory first: clap_complete panics when its writer fails, and a
+        // closed pipe (`| head -3`) must end the command quietly.
         What::Completions { shell } => {
-            clap_complete::generate(shell, &mut cmd, "amlmigrate", &mut std::io::stdout());
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "amlmigrate", &mut out);
+            super::stdout::write_bytes(&out);
         }
         What::Man => {
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            super::stdout::write_bytes(&out);
         }
     }
     Ok(())

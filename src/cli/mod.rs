@@ -1,10 +1,31 @@
 //! The command line. Each command is a small file: flags → options struct → library call →
 //! output. Flags shared by several commands are defined once here.
 
+// Every command's `println!`/`print!` goes through `stdout::write_fmt`, which never panics when
+// the reader of stdout went away (std's would): these shadow std's macros in this module and
+// every module declared below it.
+macro_rules! println {
+    () => {
+        $crate::cli::stdout::write_fmt(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write_fmt(format_args!($($arg)*), true)
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write_fmt(format_args!($($arg)*), false)
+    };
+}
+
+pub mod stdout;
+
 mod backup;
 mod generate;
 mod key;
 mod kube;
+mod metrics;
 mod mlflow;
 mod profile;
 mod progress;
@@ -55,6 +76,8 @@ Environment:
                              and ~/.aws/config); the secret key is never printed
   AMLMIGRATE_S3_PATH_STYLE   true (default): ENDPOINT/BUCKET/KEY; false: virtual-hosted addressing
   KUBECONFIG                 kubeconfig file(s) when --kubeconfig is not given
+  AMLMIGRATE_METRICS_PUSH    default for --metrics-push (backup, verify, prune): a Pushgateway URL
+  AMLMIGRATE_METRICS_SCHEDULE  the schedule label of pushed metrics (default: manual)
   RUST_LOG                   log filter, e.g. amlmigrate=debug";
 
 #[derive(Parser)]
@@ -93,9 +116,18 @@ pub struct GlobalArgs {
     /// Progress display: bars on a terminal, plain lines otherwise (auto), or never.
     #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// More log output on stderr (-v info, -vv debug).
+    /// Log what is read, written, waited for and decided on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text, or as JSON objects one per line (for log collection in a cluster).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -236,7 +268,7 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose, cli.global.log_format);
     // One crypto provider for every TLS connection of the process, chosen explicitly so that
     // a second provider pulled in by a dependency can never make rustls panic at runtime.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -280,7 +312,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "amlmigrate=info,warn",
@@ -288,11 +320,19 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => fmt.init(),
+        // One object per line: timestamp, level, message and the event's fields at the top.
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 /// First Ctrl-C (or SIGTERM, as Kubernetes sends) asks the work to stop cleanly; a second

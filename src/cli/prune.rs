@@ -3,7 +3,8 @@
 use clap::Args;
 use serde_json::json;
 
-use amlmigrate::prune::{Policy, parse_span, prune};
+use amlmigrate::metrics::{Command, Outcome};
+use amlmigrate::prune::{Policy, PruneReport, parse_span, prune};
 use amlmigrate::repo::Repository;
 
 use super::{GlobalArgs, RepoArg, print_json};
@@ -32,6 +33,8 @@ pub struct PruneArgs {
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    metrics: super::metrics::MetricsArgs,
 }
 
 /// The retention rules, shared with `schedule install`.
@@ -67,6 +70,24 @@ impl PolicyArgs {
 }
 
 pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let result = apply(&args, g).await;
+    // A dry run changes nothing and says nothing about the schedule's health.
+    if !args.dry_run {
+        args.metrics
+            .push(
+                &args.repo.repo,
+                Command::Prune,
+                started,
+                &result,
+                Outcome::prune,
+            )
+            .await;
+    }
+    result.map(|_| ())
+}
+
+async fn apply(args: &PruneArgs, g: &GlobalArgs) -> anyhow::Result<PruneReport> {
     let policy = args.policy.policy();
     if policy.is_empty() {
         // Refused before the repository is even opened: nothing can be deleted.
@@ -74,18 +95,23 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     let repo = Repository::open(&args.repo.repo).await?;
     let report = prune(&repo, &policy, chrono::Utc::now(), args.dry_run).await?;
+    print_report(&report, args.dry_run, g);
+    Ok(report)
+}
+
+fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
     if g.json {
         print_json(&json!({ "ok": true, "prune": report }));
-        return Ok(());
+        return;
     }
     if g.quiet {
-        return Ok(());
+        return;
     }
     if let Some(m) = &report.multipart {
         println!(
             "incomplete multipart uploads: {} older than a day {}, {} younger left alone",
             m.aborted,
-            if args.dry_run {
+            if dry_run {
                 "would be aborted"
             } else {
                 "aborted"
@@ -95,13 +121,9 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     if report.decisions.is_empty() {
         println!("no snapshots in {}", report.repository);
-        return Ok(());
+        return;
     }
-    let verb = if args.dry_run {
-        "would remove"
-    } else {
-        "remove"
-    };
+    let verb = if dry_run { "would remove" } else { "remove" };
     for d in &report.decisions {
         let what = if d.keep { "keep" } else { verb };
         println!(
@@ -114,7 +136,7 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     let gone = report.decisions.iter().filter(|d| !d.keep).count();
     let kept = report.decisions.len() - gone;
-    if args.dry_run {
+    if dry_run {
         println!(
             "dry run: {kept} kept, {gone} would be removed from {}",
             report.repository
@@ -126,5 +148,4 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             report.repository
         );
     }
-    Ok(())
 }

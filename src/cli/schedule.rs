@@ -106,6 +106,18 @@ struct InstallArgs {
     /// Print the objects as multi-document YAML instead of applying them.
     #[arg(long)]
     print: bool,
+    /// Every step of a run pushes its metrics to this Prometheus Pushgateway
+    /// (http://HOST:9091), labelled with the schedule's name.
+    #[arg(long, value_name = "URL")]
+    metrics_push: Option<String>,
+    /// With --print: also print a PrometheusRule alerting when no backup succeeded for the
+    /// schedule's longest gap between runs plus --alert-margin, and when a backup or verify
+    /// failed (needs --metrics-push, and the Prometheus Operator to apply it).
+    #[arg(long, requires_all = ["print", "metrics_push"])]
+    prometheus_rule: bool,
+    /// How late a backup may be before AmlmigrateBackupMissing fires.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    alert_margin: std::time::Duration,
 }
 
 /// Shows the schedules of a namespace: cron, last run, their Jobs, and the newest snapshot of
@@ -177,6 +189,7 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         encrypt_to: a.encrypt_to.clone(),
         policy,
         catalog: Catalog::default(),
+        metrics_push: a.metrics_push.clone(),
     })
 }
 
@@ -184,6 +197,11 @@ async fn install(a: InstallArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let spec = spec(&a)?;
     if a.print {
         let objects = schedule::objects(&spec, &schedule::rbac_rules(&spec, &|_, _| None))?;
+        let mut objects = objects;
+        if a.prometheus_rule {
+            let period = schedule::cron_period(&spec.cron)?;
+            objects.push(schedule::prometheus_rule(&spec, period, a.alert_margin));
+        }
         for o in &objects {
             let yaml = serde_saphyr::to_string(o)
                 .map_err(|e| Error::other(format!("writing YAML: {e}")))?;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use amlmigrate::error::Error;
 use amlmigrate::repo::Repository;
 use amlmigrate::upgrade::{
-    self, Confirm, Env, RunOptions, State, StepCheck, StepId, UpgradeConfig, report,
+    self, Confirm, Env, RunOptions, State, StepCheck, StepId, UpgradeConfig, journal, report,
 };
 
 use super::{GlobalArgs, print_json, progress_for};
@@ -53,8 +53,9 @@ enum UpgradeCommand {
     Plan(ConfigArg),
     /// Execute the plan from where the system stands (resuming the latest unfinished run).
     Run(RunArgs),
-    /// Show where the latest run stands, from its journal.
-    Status(ConfigArg),
+    /// Show where the latest run stands, from its journal: each step's last event, and the step
+    /// running now with what it waits for, since when, and until when.
+    Status(StatusArgs),
     /// Show a finished run's report again (Markdown; --json: the model; --html FILE: the
     /// self-contained page, for a run made before amlmigrate wrote report.html too).
     Report(ReportArgs),
@@ -105,6 +106,15 @@ struct ConfigArg {
 }
 
 #[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Show the status again every SECONDS (default 5) until the run finishes or stops.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
+    watch: Option<u64>,
+}
+
+#[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     config: ConfigArg,
@@ -129,7 +139,7 @@ pub async fn run(
         UpgradeCommand::Init(a) => init(a, g).await,
         UpgradeCommand::Plan(a) => plan(a, g, cancel).await,
         UpgradeCommand::Run(a) => execute(a, g, cancel).await,
-        UpgradeCommand::Status(a) => status(a, g).await,
+        UpgradeCommand::Status(a) => status(a, g, cancel).await,
         UpgradeCommand::Report(a) => show_report(a, g).await,
     }
 }
@@ -317,33 +327,65 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
     Ok(())
 }
 
-async fn status(a: ConfigArg, g: &GlobalArgs) -> anyhow::Result<()> {
-    let cfg = load(&a)?;
+async fn status(a: StatusArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyhow::Result<()> {
+    let cfg = load(&a.config)?;
     let repo = Repository::open(&cfg.repository).await?;
-    let Some(st) = upgrade::status(&repo).await? else {
+    loop {
+        let Some(st) = upgrade::status(&repo).await? else {
+            if g.json {
+                print_json(&json!({"ok": true, "run": null}));
+                return Ok(());
+            }
+            return Err(Error::input(format!(
+                "no upgrade run in {} yet; `amlmigrate upgrade plan --config {}` shows what a run would do",
+                repo.location(),
+                a.config.config.display()
+            ))
+            .into());
+        };
         if g.json {
-            print_json(&json!({"ok": true, "run": null}));
+            // One JSON document per look (JSON lines while watching).
+            let v = json!({"ok": true, "status": st});
+            if a.watch.is_some() {
+                println!("{v}");
+            } else {
+                print_json(&v);
+            }
+        } else {
+            print_status(&repo, &st).await?;
+        }
+        let Some(every) = a.watch else {
+            return Ok(());
+        };
+        let ended = st.finished
+            || st
+                .last
+                .as_ref()
+                .is_some_and(|e| e.step == journal::RUN && e.event == journal::Event::Stopped);
+        if ended || super::stdout::gone() {
             return Ok(());
         }
-        return Err(Error::input(format!(
-            "no upgrade run in {} yet; `amlmigrate upgrade plan --config {}` shows what a run would do",
-            repo.location(),
-            a.config.display()
-        ))
-        .into());
-    };
-    if g.json {
-        print_json(&json!({"ok": true, "status": st}));
-        return Ok(());
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(every.max(1))) => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+        if !g.json {
+            println!();
+        }
     }
+}
+
+async fn print_status(repo: &Repository, st: &upgrade::RunStatus) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
     println!(
-        "run {}: {}",
+        "run {}: {}   (as of {} UTC)",
         st.run,
         if st.finished {
             "finished"
         } else {
             "not finished"
-        }
+        },
+        now.format("%H:%M:%S")
     );
     for (i, s) in st.steps.iter().enumerate() {
         println!(
@@ -354,8 +396,39 @@ async fn status(a: ConfigArg, g: &GlobalArgs) -> anyhow::Result<()> {
             s.detail.as_deref().unwrap_or("")
         );
     }
+    if let Some(c) = &st.current {
+        println!(
+            "\nrunning: {} since {} UTC ({} ago)",
+            c.step,
+            c.since.format("%H:%M:%S"),
+            ago(now, c.since)
+        );
+        if let Some(w) = &c.waiting {
+            println!(
+                "  waiting for {}: {}",
+                if w.person { "a person" } else { "the system" },
+                w.what
+            );
+            println!(
+                "  since {} UTC ({} ago){}",
+                w.since.format("%H:%M:%S"),
+                ago(now, w.since),
+                w.deadline
+                    .map(|d| format!(
+                        ", deadline {} UTC ({})",
+                        d.format("%H:%M:%S"),
+                        if d > now {
+                            format!("in {}", ago(d, now))
+                        } else {
+                            "passed".to_string()
+                        }
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if st.finished
-        && let Some(r) = report::load(&repo, &st.run).await?
+        && let Some(r) = report::load(repo, &st.run).await?
     {
         println!("\n{}", report::markdown(&r));
     }
@@ -405,4 +478,10 @@ async fn show_report(a: ReportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `later - earlier`, whole seconds, as `3m 20s`.
+fn ago(later: chrono::DateTime<chrono::Utc>, earlier: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (later - earlier).num_seconds().max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }

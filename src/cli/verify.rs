@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use amlmigrate::verify::verify;
+use amlmigrate::metrics::{Command, Outcome};
+use amlmigrate::verify::{VerifyReport, verify};
 
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, progress_for, thousands};
 
@@ -24,9 +25,26 @@ pub struct VerifyArgs {
     trust: super::key::TrustArgs,
     /// An id, a unique id prefix, or `latest`.
     snapshot: String,
+    #[command(flatten)]
+    metrics: super::metrics::MetricsArgs,
 }
 
 pub async fn run(args: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let result = check(&args, g).await;
+    args.metrics
+        .push(
+            &args.repo.repo,
+            Command::Verify,
+            started,
+            &result,
+            Outcome::verify,
+        )
+        .await;
+    result.map(|_| ())
+}
+
+async fn check(args: &VerifyArgs, g: &GlobalArgs) -> anyhow::Result<VerifyReport> {
     let repo = args.trust.open(&args.repo.repo).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let signed_by = repo.signed_by(&id).await?;
@@ -50,5 +68,5 @@ pub async fn run(args: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             report.elapsed_ms as f64 / 1000.0
         );
     }
-    Ok(())
+    Ok(report)
 }

@@ -21,8 +21,9 @@ pub const JOURNAL: &str = "journal.jsonl";
 pub const RUN: &str = "run";
 
 /// What happened. The run itself: `Started`, `Resumed`, `Finished`, `Stopped`. A step:
-/// `Started`, `Waiting` (for a person), `Done`, `Skipped` (by configuration), `Failed`,
-/// `Blocked`, `Declined` (not confirmed).
+/// `Started`, `Waiting` (for a person), `Polling` (waiting for the system: a plugin, a rollout),
+/// `Done`, `Skipped` (by configuration), `Failed`, `Blocked`, `Declined` (not confirmed). The two
+/// waits carry their deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Event {
@@ -31,6 +32,7 @@ pub enum Event {
     Finished,
     Stopped,
     Waiting,
+    Polling,
     Done,
     Skipped,
     Failed,
@@ -46,6 +48,7 @@ impl Event {
             Event::Finished => "finished",
             Event::Stopped => "stopped",
             Event::Waiting => "waiting",
+            Event::Polling => "polling",
             Event::Done => "done",
             Event::Skipped => "skipped",
             Event::Failed => "failed",
@@ -158,6 +161,9 @@ pub struct Entry {
     pub event: Event,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A wait's deadline: when it gives up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
     /// What the step changed (`object: field: old → new`), secrets shown as `(hidden)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
@@ -234,9 +240,38 @@ impl Journal {
             step: step.to_string(),
             event,
             detail,
+            deadline: None,
             changes,
             facts,
         });
+        self.write().await
+    }
+
+    /// Records that a step waits (`Waiting` for a person, `Polling` for the system) for `what`,
+    /// giving up after `timeout`.
+    pub async fn record_wait(
+        &mut self,
+        step: &str,
+        event: Event,
+        what: String,
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let time = Utc::now();
+        self.entries.push(Entry {
+            time,
+            step: step.to_string(),
+            event,
+            detail: Some(what),
+            deadline: chrono::Duration::from_std(timeout)
+                .ok()
+                .and_then(|d| time.checked_add_signed(d)),
+            changes: Vec::new(),
+            facts: Facts::default(),
+        });
+        self.write().await
+    }
+
+    async fn write(&self) -> Result<()> {
         let mut body = Vec::new();
         for e in &self.entries {
             serde_json::to_writer(&mut body, e).expect("journal entries serialize");

@@ -450,6 +450,60 @@ pub struct RunStatus {
     pub finished: bool,
     pub steps: Vec<StepStatus>,
     pub last: Option<journal::Entry>,
+    /// The step the run is in (or was in when its process ended without a word: kill -9).
+    pub current: Option<Current>,
+}
+
+/// The step a run is in, and what it waits for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Current {
+    pub step: String,
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub waiting: Option<Waiting>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Waiting {
+    pub what: String,
+    /// A person must act (else the run polls the system).
+    pub person: bool,
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The step the journal's last entry leaves running, with the wait it started last.
+fn current(j: &Journal) -> Option<Current> {
+    let last = j.entries.last()?;
+    if last.step == journal::RUN
+        || !matches!(last.event, Event::Started | Event::Waiting | Event::Polling)
+    {
+        return None;
+    }
+    let mine = j.entries.iter().rev().take_while(|e| e.step == last.step);
+    let mut since = last.time;
+    let mut waiting = None;
+    for e in mine {
+        match e.event {
+            Event::Started => {
+                since = e.time;
+                break;
+            }
+            Event::Waiting | Event::Polling if waiting.is_none() => {
+                waiting = Some(Waiting {
+                    what: e.detail.clone().unwrap_or_default(),
+                    person: e.event == Event::Waiting,
+                    since: e.time,
+                    deadline: e.deadline,
+                })
+            }
+            _ => {}
+        }
+    }
+    Some(Current {
+        step: last.step.clone(),
+        since,
+        waiting,
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -481,5 +535,6 @@ pub async fn status(repo: &Repository) -> Result<Option<RunStatus>> {
         finished: j.finished(),
         steps,
         last: j.entries.last().cloned(),
+        current: current(&j),
     }))
 }

@@ -27,6 +27,36 @@ impl Patience {
     }
 }
 
+/// How long what a probe saw has stayed the same: a state that stops changing (a plugin
+/// `Failed` with one message) is a verdict, not a moment of an install still going on.
+pub struct Unchanged<T> {
+    seen: Option<(T, Instant)>,
+}
+
+impl<T> Default for Unchanged<T> {
+    fn default() -> Self {
+        Unchanged { seen: None }
+    }
+}
+
+impl<T: PartialEq> Unchanged<T> {
+    /// Records what is seen now (`None`: nothing worth timing); how long the same value has been
+    /// seen, zero when it is new.
+    pub fn observe(&mut self, now: Option<T>) -> Duration {
+        match (now, &self.seen) {
+            (None, _) => {
+                self.seen = None;
+                Duration::ZERO
+            }
+            (Some(v), Some((old, since))) if *old == v => since.elapsed(),
+            (Some(v), _) => {
+                self.seen = Some((v, Instant::now()));
+                Duration::ZERO
+            }
+        }
+    }
+}
+
 /// Sleeps, or fails with `Interrupted` as soon as the run is cancelled.
 pub async fn sleep(cancel: &CancellationToken, d: Duration) -> Result<()> {
     tokio::select! {
@@ -100,6 +130,18 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.to_string(), "gave up on the thing");
+    }
+
+    #[test]
+    fn unchanged_times_one_value_and_starts_again_when_it_changes_or_goes() {
+        let mut u = Unchanged::default();
+        assert_eq!(u.observe(Some("a")), Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(15));
+        assert!(u.observe(Some("a")) >= Duration::from_millis(15));
+        assert_eq!(u.observe(Some("b")), Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(u.observe(None), Duration::ZERO);
+        assert_eq!(u.observe(Some("b")), Duration::ZERO);
     }
 
     #[tokio::test]

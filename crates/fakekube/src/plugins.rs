@@ -9,6 +9,8 @@
 //!   reason `InvalidConfig`, the message naming each field;
 //! - a module of `spec.dependencies` has no Running ModuleInfo on the same cluster
 //!   (`cpaas.io/cluster-name`): `Failed`, reason `DependencyNotReady`;
+//! - the ModuleConfig carries annotation [`FAILS_ANNOTATION`] (a test's broken package): `Failed`,
+//!   reason `InstallFailed`, the annotation's value as the message, for as long as it is there;
 //! - otherwise `Running` with `status.version = V`.
 //!
 //! An installed plugin (Running at its spec.version, `status.observedGeneration` current) is
@@ -28,6 +30,8 @@ pub const GROUP: &str = "cluster.alauda.io";
 const API: &str = "cluster.alauda.io/v1alpha1";
 /// The finalizer an installed plugin carries until its uninstall finished.
 pub const FINALIZER: &str = "moduleinfo";
+/// On a ModuleConfig: its package fails to install, with this message (see the module docs).
+pub const FAILS_ANNOTATION: &str = "fakekube.test/install-fails";
 const CLUSTER_LABEL: &str = "cpaas.io/cluster-name";
 const MODULE_LABEL: &str = "cpaas.io/module-name";
 
@@ -211,6 +215,9 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
             ),
             None,
         );
+    }
+    if let Some(m) = mc["metadata"]["annotations"][FAILS_ANNOTATION].as_str() {
+        return status("Failed", "InstallFailed", format!("{what}: {m}"), None);
     }
     status(
         "Running",

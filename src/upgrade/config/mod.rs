@@ -218,6 +218,10 @@ pub struct Install {
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub poll: Duration,
+    /// A plugin reporting `Failed` with the same message this long fails the step at once
+    /// (a transient failure changes or clears its message sooner).
+    #[serde(with = "humantime_serde")]
+    pub failed_grace: Duration,
     pub plugins: Vec<Plugin>,
 }
 
@@ -439,6 +443,7 @@ impl Default for Install {
         Install {
             timeout: Duration::from_secs(20 * 60),
             poll: Duration::from_secs(5),
+            failed_grace: Duration::from_secs(60),
             plugins: Vec::new(),
         }
     }

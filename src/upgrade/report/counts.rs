@@ -70,6 +70,7 @@ async fn mlflow(env: &Env, m: &Manifest, out: &mut Vec<Count>) -> Result<()> {
         repo: env.cfg.repository.clone(),
         snapshot: m.id.clone(),
         database: Some(name),
+        trust: env.repo.trust().clone(),
     })
     .await?;
     // A database the migration never reached has no tables: every experiment shows as missing.

@@ -69,6 +69,7 @@ mod tests {
             detail: (event == Event::Waiting).then(|| "upgrade the operator".into()),
             changes: Vec::new(),
             facts: Facts::default(),
+            deadline: None,
         }
     }
 

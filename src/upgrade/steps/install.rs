@@ -257,7 +257,7 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal) -> Result<Applied> {
         let found = found(env, &mi, p).await?;
         out.extend(changes(p, &found, &w));
         let name = write(env, &mi, p, &found, &w).await?;
-        wait_running(env, &mi, p, &name).await?;
+        wait_running(env, journal, &mi, p, &name).await?;
     }
     Ok(Applied::changes(out))
 }
@@ -321,12 +321,21 @@ async fn write(env: &Env, mi: &Resource, p: &Plugin, found: &Found, w: &Wanted) 
     }
 }
 
-async fn wait_running(env: &Env, mi: &Resource, p: &Plugin, name: &str) -> Result<()> {
+async fn wait_running(
+    env: &Env,
+    journal: &mut Journal,
+    mi: &Resource,
+    p: &Plugin,
+    name: &str,
+) -> Result<()> {
     let cfg = &env.cfg.install;
-    env.note(format!(
-        "waiting for plugin {} {} (ModuleInfo {name}) to be Running",
+    let what = format!(
+        "plugin {} {} (ModuleInfo {name}) to be Running",
         p.module, p.version
-    ));
+    );
+    env.note(format!("waiting for {what}"));
+    super::record_polling(journal, StepId::InstallPlugins, &what, cfg.timeout).await?;
+    let mut failed = wait::Unchanged::default();
     wait::until(
         &env.cancel,
         Patience::new(cfg.timeout, cfg.poll),
@@ -346,11 +355,26 @@ async fn wait_running(env: &Env, mi: &Resource, p: &Plugin, name: &str) -> Resul
             if phase == "Running" && current {
                 return Ok(Poll::Ready(()));
             }
-            let msg = ["status.message", "status.reason"]
+            let message = ["status.message", "status.reason"]
                 .iter()
                 .find_map(|f| str_at(&o, f))
-                .map(|m| format!(", message: {m}"))
-                .unwrap_or_default();
+                .unwrap_or("");
+            let steady = failed.observe((phase == "Failed").then(|| message.to_string()));
+            if phase == "Failed" && steady >= cfg.failed_grace {
+                return Err(Error::Other(format!(
+                    "plugin {} {} (ModuleInfo {name}) failed: {message} (unchanged for {}); \
+                     fix the plugin or its package (Administrator → Marketplace → Cluster Plugins), \
+                     then run the same command to resume",
+                    p.module,
+                    p.version,
+                    humantime::format_duration(round_secs(steady)),
+                )));
+            }
+            let msg = if message.is_empty() {
+                String::new()
+            } else {
+                format!(", message: {message}")
+            };
             Ok(Poll::Pending(format!(
                 "status.phase is {}{msg}",
                 if phase.is_empty() { "empty" } else { phase }
@@ -367,4 +391,8 @@ async fn wait_running(env: &Env, mi: &Resource, p: &Plugin, name: &str) -> Resul
         },
     )
     .await
+}
+
+fn round_secs(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs())
 }

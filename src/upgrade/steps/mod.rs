@@ -395,10 +395,11 @@ async fn wait_for_person(
                         humantime::format_duration(patience.timeout)
                     ));
                     journal
-                        .record(
+                        .record_wait(
                             step.name(),
                             Event::Waiting,
-                            Some(format!("{instruction}: {what}")),
+                            format!("{instruction}: {what}"),
+                            patience.timeout,
                         )
                         .await?;
                     told = true;
@@ -414,6 +415,19 @@ async fn wait_for_person(
         },
     )
     .await
+}
+
+/// Records in the journal that `step` now waits for the system (`what`, until `timeout`), for
+/// `upgrade status`.
+async fn record_polling(
+    journal: &mut Journal,
+    step: StepId,
+    what: &str,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    journal
+        .record_wait(step.name(), Event::Polling, what.to_string(), timeout)
+        .await
 }
 
 /// Deletes a workload-cluster object and waits until it is gone (finalizers done).
