@@ -9,6 +9,8 @@ mod profile;
 mod progress;
 mod prune;
 mod pvc;
+mod recover;
+mod rehearse;
 mod restore;
 mod schedule;
 mod show;
@@ -66,7 +68,9 @@ amlmigrate verify  --repo /backups/aml latest\n  \
 amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306\n\n\
 The whole 1.3 → 1.4 upgrade, planned, journaled and resumable:\n  \
 amlmigrate upgrade plan --config upgrade.toml\n  \
-amlmigrate upgrade run  --config upgrade.toml",
+amlmigrate upgrade run  --config upgrade.toml\n\n\
+A lost or rebuilt 1.4 cluster, back from one snapshot:\n  \
+amlmigrate recover --config upgrade.toml --dry-run",
     after_long_help = EXIT_CODES,
     propagate_version = true
 )]
@@ -115,6 +119,7 @@ enum Command {
     Pvc(pvc::PvcArgs),
     Kube(kube::KubeCmdArgs),
     Upgrade(upgrade::UpgradeArgs),
+    Recover(recover::RecoverArgs),
     Profile(profile::ProfileArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]
@@ -260,6 +265,7 @@ pub fn main() -> ExitCode {
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),
             Command::Upgrade(a) => upgrade::run(a, &g, cancel).await,
+            Command::Recover(a) => recover::run(a, &g, cancel).await,
             Command::Profile(a) => profile::run(a, &g, cancel).await,
             Command::Generate(a) => generate::run(a),
         }

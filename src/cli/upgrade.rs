@@ -32,6 +32,7 @@ use super::{GlobalArgs, print_json, progress_for};
 amlmigrate upgrade init --kubeconfig ~/.kube/config --global-context global --output upgrade.toml\n  \
 amlmigrate upgrade plan --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --until snapshot\n  \
+amlmigrate upgrade rehearse --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --yes\n  \
 amlmigrate upgrade status --config upgrade.toml\n\n\
 Start from examples/upgrade-1.3-to-1.4.toml; every setting is documented there.")]
@@ -54,6 +55,9 @@ enum UpgradeCommand {
     Run(RunArgs),
     /// Show where the latest run stands, from its journal.
     Status(ConfigArg),
+    /// Rehearse the data steps on scratch copies of the snapshot (MySQL restores, the MLflow
+    /// migration, their checks), measure them and predict the window; every copy is dropped.
+    Rehearse(super::rehearse::RehearseArgs),
 }
 
 #[derive(Args)]
@@ -110,6 +114,7 @@ pub async fn run(
         UpgradeCommand::Plan(a) => plan(a, g, cancel).await,
         UpgradeCommand::Run(a) => execute(a, g, cancel).await,
         UpgradeCommand::Status(a) => status(a, g).await,
+        UpgradeCommand::Rehearse(a) => super::rehearse::run(a, g, cancel).await,
     }
 }
 
