@@ -232,3 +232,65 @@ fn a_rehearsal_that_would_fail_in_the_window_names_the_object_and_the_fix_and_le
         "{plan:?}"
     );
 }
+
+#[test]
+fn ctrl_c_during_a_rehearsal_stops_it_and_drops_the_copies_it_made() {
+    let lab = Lab::new(LabOptions::default());
+    // Enough rows that the copy is still being filled when the operator presses Ctrl-C.
+    sql(
+        Some(&lab.aml.name),
+        "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(64)); \
+         INSERT INTO big SELECT seq, REPEAT('x', 60) FROM seq_1_to_400000",
+    );
+    let r = lab.upgrade(&["run", "--yes", "--until", "snapshot"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["upgrade", "rehearse", "--config", lab.cfg()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in lab.env() {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    // Its first copy exists: interrupt it as Ctrl-C does.
+    common::cluster::wait_until("a scratch copy exists", || {
+        sql(
+            None,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'amlrehearse\\_%' AND TABLE_SCHEMA LIKE '%{}'",
+                lab.aml.name
+            ),
+        )
+        .trim()
+            != "0"
+    });
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("every scratch copy was dropped"),
+        "{stderr}"
+    );
+    let rec: Value = std::fs::read_dir(lab.dir.path().join("repo/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("rehearsal.json"))
+        .find(|p| p.exists())
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .expect("a rehearsal record");
+    assert_eq!(rec["ok"], false);
+    let prefix = repo_prefix(&rec);
+    assert!(
+        scratch_left(&prefix).is_empty(),
+        "{:?}",
+        scratch_left(&prefix)
+    );
+}
