@@ -69,6 +69,27 @@ fn pg_counts(db: &str) -> String {
     )
 }
 
+/// The entries of the latest recovery's journal.
+fn recover_journal(lab: &Lab) -> Vec<Value> {
+    let runs = lab.dir.path().join("repo/runs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("recover.jsonl"))
+        .filter(|p| p.exists())
+        .collect();
+    dirs.sort();
+    dirs.last()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn recover(lab: &Lab, args: &[&str]) -> Run {
     let mut all = vec!["recover", "--config", lab.cfg()];
     all.extend_from_slice(args);
@@ -80,6 +101,12 @@ fn recover(lab: &Lab, args: &[&str]) -> Run {
 #[test]
 fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_user_namespaces() {
     let lab = Lab::new(LabOptions::default());
+    // Enough job records that the recovery is still restoring them when it is killed.
+    sql(
+        Some(&lab.aml.name),
+        "CREATE TABLE job_events (id INT PRIMARY KEY, v VARCHAR(64)); \
+         INSERT INTO job_events SELECT seq, REPEAT('e', 60) FROM seq_1_to_400000",
+    );
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     let snapshot = lab
@@ -122,7 +149,7 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     for want in [
         "restore-databases  to do".to_string(),
         format!(
-            "change: MySQL aml/{}: 2 of 2 table(s) empty or missing → restored from snapshot {snapshot}",
+            "change: MySQL aml/{}: 3 of 3 table(s) empty or missing → restored from snapshot {snapshot}",
             lab.aml.name
         ),
         "migrate-mlflow     to do".to_string(),
@@ -140,9 +167,41 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("--yes"), "{r:?}");
 
+    // Killed (-9) while it restores the job records: the same command resumes it.
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["recover", "--yes", "--quiet", "--config", lab.cfg()])
+        .stderr(std::process::Stdio::null());
+    for (k, v) in lab.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    common::cluster::wait_until("the recovery restores the databases", || {
+        recover_journal(&lab)
+            .iter()
+            .any(|e| e["step"] == "restore-databases" && e["event"] == "started")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = recover_journal(&lab);
+    assert!(
+        !killed
+            .iter()
+            .any(|e| e["step"] == "run" && e["event"] == "finished"),
+        "the recovery finished before it was killed: {killed:?}"
+    );
     let r = recover(&lab, &["--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("(resumed) from snapshot"), "{r:?}");
+    let events: Vec<String> = recover_journal(&lab)
+        .iter()
+        .filter(|e| e["step"] == "run")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    // Declined at the prompt, killed, resumed, finished: one recovery.
+    assert_eq!(
+        events,
+        ["started", "stopped", "resumed", "resumed", "finished"]
+    );
     assert_eq!(checksums(&lab.aml.name), aml_before);
     assert_eq!(pg_counts(&lab.pg.name), pg_before);
     assert!(artifacts_3.join("1/run-0/artifacts/model/MLmodel").exists());
