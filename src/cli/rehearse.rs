@@ -91,7 +91,13 @@ pub async fn run(a: RehearseArgs, g: &GlobalArgs, cancel: CancellationToken) -> 
             human_bytes(s.bytes_per_second as u64)
         );
     }
-    for l in &r.checked {
+    // Every line is in --json and report.md; here the count, and anything not ok.
+    let ok = r.checked.iter().filter(|l| l.starts_with("ok")).count();
+    println!(
+        "  {ok} check(s) passed on the copies (rows per table, MLflow checksums per table; each listed in runs/{}/report.md)",
+        r.id
+    );
+    for l in r.checked.iter().filter(|l| !l.starts_with("ok")) {
         println!("  {l}");
     }
     for w in &r.warnings {

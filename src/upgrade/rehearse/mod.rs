@@ -295,7 +295,7 @@ async fn steps(ctx: &Ctx<'_>, r: &mut Rehearsal, scratch: &mut Scratch) -> Resul
     }
     if !r.swept.is_empty() {
         ctx.note(format!(
-            "dropped {} scratch cop(ies) an earlier rehearsal left behind: {}",
+            "dropped {} scratch copy/copies an earlier rehearsal left behind: {}",
             r.swept.len(),
             r.swept.join(", ")
         ));
