@@ -98,6 +98,13 @@ impl PgUrl {
         self
     }
 
+    /// The same server and credentials, another database.
+    pub fn with_database(&self, db: &str) -> PgUrl {
+        let mut u = self.clone();
+        u.config.dbname(db);
+        u
+    }
+
     pub fn user(&self) -> &str {
         self.config.get_user().unwrap_or("postgres")
     }

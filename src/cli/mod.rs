@@ -31,6 +31,8 @@ mod profile;
 mod progress;
 mod prune;
 mod pvc;
+mod recover;
+mod rehearse;
 mod repo;
 mod restore;
 mod schedule;
@@ -94,7 +96,9 @@ amlmigrate verify  --repo /backups/aml latest\n  \
 amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306\n\n\
 The whole 1.3 → 1.4 upgrade, planned, journaled and resumable:\n  \
 amlmigrate upgrade plan --config upgrade.toml\n  \
-amlmigrate upgrade run  --config upgrade.toml",
+amlmigrate upgrade run  --config upgrade.toml\n\n\
+A lost or rebuilt 1.4 cluster, back from one snapshot:\n  \
+amlmigrate recover --config upgrade.toml --dry-run",
     after_long_help = EXIT_CODES,
     propagate_version = true
 )]
@@ -152,6 +156,7 @@ enum Command {
     Pvc(pvc::PvcArgs),
     Kube(kube::KubeCmdArgs),
     Upgrade(upgrade::UpgradeArgs),
+    Recover(recover::RecoverArgs),
     Profile(profile::ProfileArgs),
     Key(key::KeyArgs),
     Repo(repo::RepoCmdArgs),
@@ -299,6 +304,7 @@ pub fn main() -> ExitCode {
             Command::Pvc(a) => pvc::run(a, &g).await,
             Command::Kube(a) => kube::run(a, &g),
             Command::Upgrade(a) => upgrade::run(a, &g, cancel).await,
+            Command::Recover(a) => recover::run(a, &g, cancel).await,
             Command::Profile(a) => profile::run(a, &g, cancel).await,
             Command::Generate(a) => generate::run(a),
             Command::Key(a) => key::run(a, &g),

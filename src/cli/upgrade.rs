@@ -32,6 +32,7 @@ use super::{GlobalArgs, print_json, progress_for};
 amlmigrate upgrade init --kubeconfig ~/.kube/config --global-context global --output upgrade.toml\n  \
 amlmigrate upgrade plan --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --until snapshot\n  \
+amlmigrate upgrade rehearse --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --yes\n  \
 amlmigrate upgrade status --config upgrade.toml\n  \
 amlmigrate upgrade report --config upgrade.toml --html report.html\n\n\
@@ -59,6 +60,9 @@ enum UpgradeCommand {
     /// Show a finished run's report again (Markdown; --json: the model; --html FILE: the
     /// self-contained page, for a run made before amlmigrate wrote report.html too).
     Report(ReportArgs),
+    /// Rehearse the data steps on scratch copies of the snapshot (MySQL restores, the MLflow
+    /// migration, their checks), measure them and predict the window; every copy is dropped.
+    Rehearse(super::rehearse::RehearseArgs),
 }
 
 #[derive(Args)]
@@ -141,6 +145,7 @@ pub async fn run(
         UpgradeCommand::Run(a) => execute(a, g, cancel).await,
         UpgradeCommand::Status(a) => status(a, g, cancel).await,
         UpgradeCommand::Report(a) => show_report(a, g).await,
+        UpgradeCommand::Rehearse(a) => super::rehearse::run(a, g, cancel).await,
     }
 }
 

@@ -91,4 +91,11 @@ impl Repository {
         self.folders_holding("runs", "journal.jsonl", "listing upgrade runs")
             .await
     }
+
+    /// Runs holding `file` (rehearsals hold `rehearsal.json`, recoveries `recover.jsonl`):
+    /// kept apart from the upgrade runs, which hold `journal.jsonl`.
+    pub async fn runs_holding(&self, file: &str) -> Result<Vec<String>> {
+        self.folders_holding("runs", file, "listing the runs of the repository")
+            .await
+    }
 }

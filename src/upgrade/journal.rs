@@ -175,6 +175,9 @@ pub struct Journal {
     repo: Repository,
     pub run: String,
     pub entries: Vec<Entry>,
+    /// The file in the run's folder: `journal.jsonl` for upgrade runs; other kinds of runs
+    /// (recoveries) keep theirs apart, so they are never taken for an upgrade run.
+    file: &'static str,
 }
 
 impl Journal {
@@ -185,15 +188,17 @@ impl Journal {
         {
             return Ok((j, true));
         }
-        let run = crate::repo::id::new_snapshot_id(Utc::now());
-        Ok((
-            Journal {
-                repo: repo.clone(),
-                run,
-                entries: Vec::new(),
-            },
-            false,
-        ))
+        Ok((Self::start_in(repo, JOURNAL), false))
+    }
+
+    /// A new run whose journal is `file`.
+    pub fn start_in(repo: &Repository, file: &'static str) -> Journal {
+        Journal {
+            repo: repo.clone(),
+            run: crate::repo::id::new_snapshot_id(Utc::now()),
+            entries: Vec::new(),
+            file,
+        }
     }
 
     /// The most recent run, finished or not.
@@ -205,11 +210,17 @@ impl Journal {
     }
 
     pub async fn load(repo: &Repository, run: &str) -> Result<Journal> {
-        let body = repo.run_file(run, JOURNAL).await?.unwrap_or_default();
+        Self::load_from(repo, run, JOURNAL).await
+    }
+
+    /// A run whose journal is `file`.
+    pub async fn load_from(repo: &Repository, run: &str, file: &'static str) -> Result<Journal> {
+        let body = repo.run_file(run, file).await?.unwrap_or_default();
         Ok(Journal {
             repo: repo.clone(),
             run: run.to_string(),
-            entries: parse(run, &body)?,
+            entries: parse(run, file, &body)?,
+            file,
         })
     }
 
@@ -277,7 +288,7 @@ impl Journal {
             serde_json::to_writer(&mut body, e).expect("journal entries serialize");
             body.push(b'\n');
         }
-        self.repo.put_run_file(&self.run, JOURNAL, body).await
+        self.repo.put_run_file(&self.run, self.file, body).await
     }
 
     /// The newest value of a fact, from any step.
@@ -307,7 +318,7 @@ impl Journal {
     }
 }
 
-fn parse(run: &str, body: &[u8]) -> Result<Vec<Entry>> {
+fn parse(run: &str, file: &str, body: &[u8]) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for (i, line) in String::from_utf8_lossy(body).lines().enumerate() {
         if line.trim().is_empty() {
@@ -316,7 +327,7 @@ fn parse(run: &str, body: &[u8]) -> Result<Vec<Entry>> {
         entries.push(serde_json::from_str(line).map_err(|e| {
             Error::damaged(
                 format!("run {run}"),
-                JOURNAL,
+                file,
                 format!(
                     "line {} is not a journal entry this version understands ({e}); \
                      finish or inspect that run with the amlmigrate version that wrote it",
@@ -342,7 +353,7 @@ mod tests {
             r#"{"time":"2026-01-02T03:06:05Z","step":"verify","event":"done","facts":{"checked":["ok   a"],"some_future_fact":{"n":1}}}"#,
             "\n"
         );
-        let e = parse("r", old.as_bytes()).unwrap();
+        let e = parse("r", JOURNAL, old.as_bytes()).unwrap();
         assert_eq!(e.len(), 3);
         assert_eq!(e[1].event, Event::Done);
         assert_eq!(
@@ -362,7 +373,7 @@ mod tests {
     #[test]
     fn an_unknown_event_names_the_line_and_what_to_do() {
         let bad = r#"{"time":"2026-01-02T03:04:05Z","step":"run","event":"teleported"}"#;
-        let e = parse("r1", format!("\n{bad}\n").as_bytes())
+        let e = parse("r1", JOURNAL, format!("\n{bad}\n").as_bytes())
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && e.contains("teleported"), "{e}");

@@ -9,7 +9,9 @@ pub mod init;
 pub mod journal;
 mod lock;
 pub mod profile;
+pub mod recover;
 mod registry;
+pub mod rehearse;
 pub mod report;
 mod steps;
 mod wait;
@@ -315,6 +317,7 @@ async fn run_steps(
     journal: &mut Journal,
     outcome: &mut RunOutcome,
 ) -> Result<bool> {
+    let mut warned = false;
     for step in STEPS {
         if env.cancel.is_cancelled() {
             return Err(Error::Interrupted(format!(
@@ -366,13 +369,29 @@ async fn run_steps(
                 }
                 return Err(Error::Refused(msg));
             }
-            State::ToDo | State::Manual => apply_step(env, opts, journal, outcome, &check).await?,
+            State::ToDo | State::Manual => {
+                if step.destructive() && !warned {
+                    warned = true;
+                    warn_unrehearsed(env, journal).await;
+                }
+                apply_step(env, opts, journal, outcome, &check).await?
+            }
         }
         if opts.until == Some(step) {
             return Ok(false);
         }
     }
     Ok(opts.only.is_none() || opts.only == Some(StepId::Verify))
+}
+
+/// Before the first destructive step: a warning when the snapshot it relies on was never
+/// rehearsed (or its rehearsal failed). Only a warning: the rehearsal is advice, not a gate.
+async fn warn_unrehearsed(env: &Env, journal: &Journal) {
+    if let Ok(Some(id)) = steps::snapshot_of(env, Some(journal)).await
+        && let Ok(Err(w)) = rehearse::note_for(&env.repo, &id).await
+    {
+        env.note(format!("WARNING: {w}"));
+    }
 }
 
 /// Asks when the step asks, journals `started`, applies, journals `done` or `failed`.

@@ -57,7 +57,7 @@ pub struct Report {
     pub checklist: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReportStep {
     pub step: String,
     pub title: String,

@@ -324,6 +324,16 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, step: StepId) ->
         StepId::EnableFeatures => features::check(env, &mut c).await?,
         StepId::Verify => verify::check(env, journal, &mut c).await?,
     }
+    // The first uninstall opens the window: the plan says whether its data path was rehearsed.
+    if step == StepId::UninstallPlugins
+        && c.state != State::Done
+        && let Some(id) = snapshot_of(env, journal).await?
+    {
+        match super::rehearse::note_for(&env.repo, &id).await? {
+            Ok(line) => c.checked.push(line),
+            Err(w) => c.warnings.push(w),
+        }
+    }
     Ok(c)
 }
 

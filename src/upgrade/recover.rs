@@ -1,0 +1,545 @@
+//! `amlmigrate recover`: a lost or rebuilt 1.4 cluster brought back from one snapshot.
+//!
+//! The steps are the upgrade's own where they exist (migrate-mlflow, restore-profiles,
+//! enable-features, verify), preceded by one the upgrade never needs: restoring the job-record
+//! and Kubeflow Pipelines databases, which an upgrade leaves in place. Each step checks the live
+//! system first, asks before it writes, and is journaled in `runs/<id>/recover.jsonl` (apart
+//! from the upgrade runs), so a recovery killed anywhere resumes with the same command and
+//! repeats nothing. A dry run shows every change and writes nothing.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::journal::{Event, Facts, Journal, RUN};
+use super::lock::{self, RunLock};
+use super::report::{self, Report, ReportStep};
+use super::steps::{self, StepId};
+use super::{Change, Confirm, Env, State, StepCheck};
+use crate::error::{Error, Result};
+use crate::repo::manifest::MysqlDatabase;
+
+/// The journal of a recovery, in its run folder.
+pub const JOURNAL_FILE: &str = "recover.jsonl";
+
+const DATABASES: &str = "restore-databases";
+const DATABASES_TITLE: &str = "Restore the job-record and Kubeflow Pipelines databases (every MySQL source of the snapshot but MLflow 2.6's)";
+
+/// The steps of a recovery, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Databases,
+    Upgrade(StepId),
+}
+
+const STEPS: [Step; 5] = [
+    Step::Databases,
+    Step::Upgrade(StepId::MigrateMlflow),
+    Step::Upgrade(StepId::RestoreProfiles),
+    Step::Upgrade(StepId::EnableFeatures),
+    Step::Upgrade(StepId::Verify),
+];
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Databases => DATABASES,
+            Step::Upgrade(s) => s.name(),
+        }
+    }
+}
+
+/// One step of a recovery with its live state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverCheck {
+    pub step: &'static str,
+    pub number: usize,
+    pub title: &'static str,
+    pub state: State,
+    pub why: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checked: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// It writes, so it asks first (unless --yes).
+    pub asks: bool,
+}
+
+impl RecoverCheck {
+    fn from_step(number: usize, c: StepCheck) -> Self {
+        RecoverCheck {
+            step: c.step.name(),
+            number,
+            title: c.title,
+            state: c.state,
+            why: c.why,
+            checked: c.checked,
+            changes: c.changes,
+            warnings: c.warnings,
+            asks: c.asks,
+        }
+    }
+}
+
+pub type RecoverConfirmer = Arc<dyn Fn(&RecoverCheck) -> Confirm + Send + Sync>;
+
+pub struct RecoverOptions {
+    /// Snapshot id, prefix or `latest`; default: the unfinished recovery's, else the upgrade
+    /// run's, else the latest.
+    pub snapshot: Option<String>,
+    /// Check every step and show what it would change; write nothing.
+    pub dry_run: bool,
+    pub confirm: RecoverConfirmer,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverOutcome {
+    pub run: String,
+    pub snapshot: String,
+    pub resumed: bool,
+    pub dry_run: bool,
+    /// Every step as checked (a dry run: what it would do).
+    pub checks: Vec<RecoverCheck>,
+    pub applied: Vec<(String, Vec<String>)>,
+    pub already_done: Vec<String>,
+    pub report: Option<Report>,
+}
+
+/// Recovers from the snapshot, resuming an unfinished recovery of it.
+pub async fn recover(env: &Env, opts: &RecoverOptions) -> Result<RecoverOutcome> {
+    let lock = RunLock::acquire_as(&env.repo, lock::RECOVER).await?;
+    let result = recover_locked(env, opts).await;
+    lock.release().await;
+    result
+}
+
+async fn recover_locked(env: &Env, opts: &RecoverOptions) -> Result<RecoverOutcome> {
+    let unfinished = match env.repo.runs_holding(JOURNAL_FILE).await?.pop() {
+        Some(run) => {
+            let j = Journal::load_from(&env.repo, &run, JOURNAL_FILE).await?;
+            (!j.finished()).then_some(j)
+        }
+        None => None,
+    };
+    let wanted = match &opts.snapshot {
+        Some(s) => Some(env.repo.resolve(s).await?),
+        None => None,
+    };
+    let (mut journal, resumed) = match unfinished {
+        Some(j) if wanted.is_none() || wanted.as_deref() == j.snapshot() => (j, true),
+        _ => (Journal::start_in(&env.repo, JOURNAL_FILE), false),
+    };
+    let snapshot = match (wanted, journal.snapshot()) {
+        (Some(id), _) => id,
+        (None, Some(id)) => id.to_string(),
+        (None, None) => default_snapshot(env).await?,
+    };
+    let mut out = RecoverOutcome {
+        run: journal.run.clone(),
+        snapshot: snapshot.clone(),
+        resumed,
+        dry_run: opts.dry_run,
+        checks: Vec::new(),
+        applied: Vec::new(),
+        already_done: Vec::new(),
+        report: None,
+    };
+    if opts.dry_run {
+        // The journal is written only by a real recovery; a dry run of a new one checks
+        // against a journal that only holds the snapshot, in memory.
+        if !resumed {
+            journal.entries.push(start_entry(&snapshot, resumed));
+        }
+        for (i, step) in STEPS.into_iter().enumerate() {
+            out.checks.push(check(env, &journal, step, i + 1).await?);
+        }
+        return Ok(out);
+    }
+    let start = start_entry(&snapshot, resumed);
+    journal
+        .record_full(RUN, start.event, start.detail, Vec::new(), start.facts)
+        .await?;
+    match run_steps(env, opts, &mut journal, &mut out).await {
+        Ok(()) => {
+            let rep = build_report(env, &journal).await?;
+            report::store(&env.repo, &journal.run, &rep).await?;
+            journal
+                .record(RUN, Event::Finished, Some("recovered".into()))
+                .await?;
+            out.report = Some(rep);
+            Ok(out)
+        }
+        Err(e) => {
+            let _ = journal
+                .record(RUN, Event::Stopped, Some(e.to_string()))
+                .await;
+            Err(e)
+        }
+    }
+}
+
+fn start_entry(snapshot: &str, resumed: bool) -> super::journal::Entry {
+    super::journal::Entry {
+        time: chrono::Utc::now(),
+        step: RUN.into(),
+        event: if resumed {
+            Event::Resumed
+        } else {
+            Event::Started
+        },
+        detail: Some(format!(
+            "amlmigrate {} recover from snapshot {snapshot}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        changes: Vec::new(),
+        facts: Facts {
+            snapshot: Some(snapshot.to_string()),
+            ..Default::default()
+        },
+        deadline: None,
+    }
+}
+
+/// The upgrade run's snapshot, else the latest.
+async fn default_snapshot(env: &Env) -> Result<String> {
+    if let Some(j) = Journal::latest(&env.repo).await?
+        && let Some(id) = j.snapshot()
+        && env.repo.snapshot_ids().await?.iter().any(|x| x == id)
+    {
+        return Ok(id.to_string());
+    }
+    env.repo.resolve("latest").await
+}
+
+async fn run_steps(
+    env: &Env,
+    opts: &RecoverOptions,
+    journal: &mut Journal,
+    out: &mut RecoverOutcome,
+) -> Result<()> {
+    for (i, step) in STEPS.into_iter().enumerate() {
+        if env.cancel.is_cancelled() {
+            return Err(Error::Interrupted(format!(
+                "the recovery stopped before step {}; run the same command to resume",
+                step.name()
+            )));
+        }
+        let c = check(env, journal, step, i + 1).await?;
+        out.checks.push(c.clone());
+        match c.state {
+            State::Done | State::Skipped => {
+                let event = if c.state == State::Done {
+                    Event::Done
+                } else {
+                    Event::Skipped
+                };
+                if journal.last(step.name()).map(|e| e.event) != Some(event) {
+                    journal
+                        .record_full(
+                            step.name(),
+                            event,
+                            Some(c.why.clone()),
+                            Vec::new(),
+                            Facts {
+                                checked: c.checked.clone(),
+                                warnings: c.warnings.clone(),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                }
+                if c.state == State::Done {
+                    out.already_done.push(step.name().into());
+                }
+            }
+            State::Blocked | State::Manual => {
+                journal
+                    .record(step.name(), Event::Blocked, Some(c.why.clone()))
+                    .await?;
+                return Err(Error::Refused(format!(
+                    "recovery step {} cannot run: {}",
+                    step.name(),
+                    c.why
+                )));
+            }
+            State::ToDo => apply(env, opts, journal, out, step, &c).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn apply(
+    env: &Env,
+    opts: &RecoverOptions,
+    journal: &mut Journal,
+    out: &mut RecoverOutcome,
+    step: Step,
+    c: &RecoverCheck,
+) -> Result<()> {
+    if c.asks
+        && let Confirm::No(why) = (opts.confirm)(c)
+    {
+        journal
+            .record(step.name(), Event::Declined, Some(why.clone()))
+            .await?;
+        return Err(Error::Refused(format!(
+            "recovery step {} was not confirmed: {why}",
+            step.name()
+        )));
+    }
+    journal
+        .record_full(
+            step.name(),
+            Event::Started,
+            Some(c.why.clone()),
+            c.changes.iter().map(|x| x.to_string()).collect(),
+            Facts::default(),
+        )
+        .await?;
+    env.note(format!("recover step {} {}: {}", c.number, c.step, c.title));
+    let applied = match step {
+        Step::Databases => databases_apply(env, journal).await.map(|changes| {
+            (
+                changes,
+                Facts {
+                    checked: c.checked.clone(),
+                    ..Default::default()
+                },
+            )
+        }),
+        Step::Upgrade(s) => steps::apply(env, journal, s).await.map(|a| {
+            let mut facts = a.facts;
+            if facts.checked.is_empty() {
+                facts.checked = c.checked.clone();
+            }
+            if facts.warnings.is_empty() {
+                facts.warnings = c.warnings.clone();
+            }
+            (a.changes, facts)
+        }),
+    };
+    match applied {
+        Ok((changes, facts)) => {
+            let changes: Vec<String> = changes.iter().map(|x| x.to_string()).collect();
+            journal
+                .record_full(step.name(), Event::Done, None, changes.clone(), facts)
+                .await?;
+            out.applied.push((step.name().into(), changes));
+            Ok(())
+        }
+        Err(e) => {
+            journal
+                .record(step.name(), Event::Failed, Some(e.to_string()))
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+async fn check(env: &Env, journal: &Journal, step: Step, number: usize) -> Result<RecoverCheck> {
+    match step {
+        Step::Databases => databases_check(env, journal, number).await,
+        Step::Upgrade(s) => Ok(RecoverCheck::from_step(
+            number,
+            steps::check(env, Some(journal), s).await?,
+        )),
+    }
+}
+
+/// The databases a recovery restores: every MySQL database of the snapshot but MLflow 2.6's,
+/// which is migrated instead.
+async fn databases_of_snapshot(env: &Env, id: &str) -> Result<Vec<MysqlDatabase>> {
+    let m = env.repo.manifest(id).await?;
+    let mlflow = if env.cfg.mlflow.migrate {
+        env.cfg.mlflow_database().ok()
+    } else {
+        None
+    };
+    Ok(m.mysql
+        .into_iter()
+        .filter(|d| {
+            !(crate::backup::source_of(d) == env.cfg.mlflow.source
+                && mlflow.as_deref() == Some(d.name.as_str()))
+        })
+        .collect())
+}
+
+async fn databases_check(env: &Env, journal: &Journal, number: usize) -> Result<RecoverCheck> {
+    let id = journal
+        .snapshot()
+        .ok_or_else(|| Error::other("the recovery's journal names no snapshot"))?
+        .to_string();
+    let mut c = RecoverCheck {
+        step: DATABASES,
+        number,
+        title: DATABASES_TITLE,
+        state: State::Done,
+        why: String::new(),
+        checked: Vec::new(),
+        changes: Vec::new(),
+        warnings: Vec::new(),
+        asks: true,
+    };
+    let mut conflicts = Vec::new();
+    for db in databases_of_snapshot(env, &id).await? {
+        let source = crate::backup::source_of(&db).to_string();
+        if !env.cfg.mysql.contains_key(&source) {
+            conflicts.push(format!(
+                "the snapshot's MySQL source {source} (database {}) is not in the configuration: add [mysql.{source}] with the server to restore it to",
+                db.name
+            ));
+            continue;
+        }
+        let live = steps::mysql_table_counts(env, &source, &db.name).await?;
+        let (mut missing, mut rows) = (0, 0);
+        for t in &db.tables {
+            match live.get(&t.name).copied() {
+                Some(n) if n == t.rows => c.checked.push(format!(
+                    "ok   {source}/{}.{}: {n} rows, as in the snapshot",
+                    db.name, t.name
+                )),
+                None | Some(0) => {
+                    missing += 1;
+                    rows += t.rows;
+                }
+                Some(n) => conflicts.push(format!(
+                    "{source}/{}.{} holds {n} rows, the snapshot {}: rows that are not the snapshot's are never overwritten; empty it, or restore it by hand with `amlmigrate restore {id} --source {source} --databases {} --replace`",
+                    db.name, t.name, t.rows, db.name
+                )),
+            }
+        }
+        if missing > 0 {
+            c.changes.push(Change::new(
+                format!("MySQL {source}/{}", db.name),
+                "",
+                Some(format!(
+                    "{missing} of {} table(s) empty or missing",
+                    db.tables.len()
+                )),
+                Some(format!("restored from snapshot {id} ({rows} rows)")),
+            ));
+        }
+    }
+    if !conflicts.is_empty() {
+        c.state = State::Blocked;
+        c.why = conflicts.join("; ");
+    } else if !c.changes.is_empty() {
+        c.state = State::ToDo;
+        c.why = format!(
+            "{} database(s) to restore from snapshot {id}",
+            c.changes.len()
+        );
+    } else {
+        c.why = format!("every database of snapshot {id} holds its rows");
+    }
+    Ok(c)
+}
+
+async fn databases_apply(env: &Env, journal: &Journal) -> Result<Vec<Change>> {
+    use crate::mysql::restore::{RestoreOptions, restore};
+    let id = journal
+        .snapshot()
+        .ok_or_else(|| Error::other("the recovery's journal names no snapshot"))?
+        .to_string();
+    let mut changes = Vec::new();
+    for db in databases_of_snapshot(env, &id).await? {
+        let source = crate::backup::source_of(&db).to_string();
+        let live = steps::mysql_table_counts(env, &source, &db.name).await?;
+        if db
+            .tables
+            .iter()
+            .all(|t| live.get(&t.name).copied() == Some(t.rows))
+        {
+            continue;
+        }
+        // The check allowed only tables that are empty or already the snapshot's (a table is
+        // filled in one transaction, so a killed restore leaves it empty): replacing is safe
+        // and makes the step idempotent.
+        let rep = restore(
+            &env.repo,
+            &id,
+            &RestoreOptions {
+                mysql: env.cfg.mysql_url(&source)?,
+                databases: Some(vec![db.name.clone()]),
+                renames: Vec::new(),
+                replace: true,
+                dry_run: false,
+            },
+            env.progress.clone(),
+            env.cancel.clone(),
+        )
+        .await?;
+        for n in rep.notices {
+            env.note(n);
+        }
+        let rows: u64 = rep.databases.iter().map(|d| d.rows).sum();
+        changes.push(Change::new(
+            format!("MySQL {source}/{}", db.name),
+            "",
+            None,
+            Some(format!("restored from snapshot {id} ({rows} rows)")),
+        ));
+    }
+    Ok(changes)
+}
+
+/// The upgrade's report of the steps a recovery ran, with its own first step.
+async fn build_report(env: &Env, journal: &Journal) -> Result<Report> {
+    let mut rep = report::build(env, journal).await?;
+    rep.kind = report::ReportKind::Recovery;
+    rep.steps.retain(|s| s.outcome != "not reached");
+    let entries: Vec<_> = journal
+        .entries
+        .iter()
+        .filter(|e| e.step == DATABASES)
+        .collect();
+    let started = entries.iter().any(|e| e.event == Event::Started);
+    rep.steps.insert(
+        0,
+        ReportStep {
+            step: DATABASES.into(),
+            title: DATABASES_TITLE.into(),
+            outcome: match (started, entries.last().map(|e| e.event)) {
+                (true, Some(Event::Done)) => "applied".into(),
+                (false, Some(Event::Done)) => "already done".into(),
+                (_, Some(ev)) => ev.as_str().into(),
+                (_, None) => "not reached".into(),
+            },
+            detail: entries.iter().rev().find_map(|e| e.detail.clone()),
+            changes: entries
+                .iter()
+                .filter(|e| e.event == Event::Done)
+                .flat_map(|e| e.changes.clone())
+                .collect(),
+            checked: entries
+                .iter()
+                .rev()
+                .find(|e| !e.facts.checked.is_empty())
+                .map(|e| e.facts.checked.clone())
+                .unwrap_or_default(),
+            warnings: Vec::new(),
+            ..Default::default()
+        },
+    );
+    // A recovery restores every database of the snapshot, not only the job records: their
+    // counts before (the snapshot) and after (live) go into the report too.
+    if let Some(id) = journal.snapshot() {
+        for db in databases_of_snapshot(env, id).await? {
+            let source = crate::backup::source_of(&db).to_string();
+            if source == super::config::AML_SOURCE {
+                continue; // already counted by the upgrade's report
+            }
+            let live = steps::mysql_table_counts(env, &source, &db.name).await.ok();
+            for t in &db.tables {
+                rep.counts.push(report::Count::total(
+                    format!("MySQL {}.{} rows", db.name, t.name),
+                    Some(t.rows),
+                    live.as_ref().and_then(|l| l.get(&t.name).copied()),
+                ));
+            }
+        }
+    }
+    Ok(rep)
+}

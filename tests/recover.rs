@@ -1,0 +1,260 @@
+//! `amlmigrate recover` end to end, the real binary in the upgrade's lab (tests/common/upgrade.rs)
+//! with the real MariaDB, PostgreSQL and MLflow 2.6 database: the 1.3 world is snapshotted and
+//! upgraded, then its data is thrown away (the job-record and MLflow databases, the MLflow 3.1.1
+//! tables and artifacts, every user namespace with its objects), leaving an empty 1.4 world;
+//! the recovery brings back what the snapshot holds, counts and objects compared.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::pg::psql;
+use common::upgrade::*;
+use common::*;
+use fakekube::FakeKube;
+use serde_json::Value;
+
+const USER_KINDS: [(&str, &str); 5] = [
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "ConfigMap"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("kubeflow.org/v1", "Notebook"),
+];
+
+/// `kind ns/name` of every object of the user namespaces (the Profiles' names), with a PVC's volume.
+fn user_objects(fk: &FakeKube) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for p in fk.list("kubeflow.org/v1", "Profile", None) {
+        let ns = p["metadata"]["name"].as_str().unwrap().to_string();
+        out.insert(format!("Profile {ns}"));
+        if fk.get("v1", "Namespace", None, &ns).is_some() {
+            out.insert(format!("Namespace {ns}"));
+        }
+        for (av, kind) in USER_KINDS {
+            for o in fk.list(av, kind, Some(&ns)) {
+                let mut line = format!("{kind} {ns}/{}", o["metadata"]["name"].as_str().unwrap());
+                if kind == "PersistentVolumeClaim" {
+                    line.push_str(&format!(
+                        " → {} {}",
+                        o["spec"]["volumeName"].as_str().unwrap_or("-"),
+                        o["status"]["phase"].as_str().unwrap_or("-")
+                    ));
+                }
+                out.insert(line);
+            }
+        }
+    }
+    out
+}
+
+/// Every user namespace gone with its objects, as on a cluster rebuilt from nothing.
+fn lose_user_namespaces(fk: &FakeKube) {
+    for p in fk.list("kubeflow.org/v1", "Profile", None) {
+        let ns = p["metadata"]["name"].as_str().unwrap().to_string();
+        for (av, kind) in USER_KINDS {
+            for o in fk.list(av, kind, Some(&ns)) {
+                fk.delete(av, kind, Some(&ns), o["metadata"]["name"].as_str().unwrap());
+            }
+        }
+        fk.delete("kubeflow.org/v1", "Profile", None, &ns);
+        fk.delete("v1", "Namespace", None, &ns);
+    }
+}
+
+fn pg_counts(db: &str) -> String {
+    psql(
+        db,
+        "SELECT (SELECT count(*) FROM experiments) || ' ' || (SELECT count(*) FROM runs) || ' ' || (SELECT count(*) FROM metrics)",
+    )
+}
+
+/// The entries of the latest recovery's journal.
+fn recover_journal(lab: &Lab) -> Vec<Value> {
+    let runs = lab.dir.path().join("repo/runs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("recover.jsonl"))
+        .filter(|p| p.exists())
+        .collect();
+    dirs.sort();
+    dirs.last()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn recover(lab: &Lab, args: &[&str]) -> Run {
+    let mut all = vec!["recover", "--config", lab.cfg()];
+    all.extend_from_slice(args);
+    let env = lab.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    amlmigrate_env(&all, &env)
+}
+
+#[test]
+fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_user_namespaces() {
+    let lab = Lab::new(LabOptions::default());
+    // Enough job records that the recovery is still restoring them when it is killed.
+    sql(
+        Some(&lab.aml.name),
+        "CREATE TABLE job_events (id INT PRIMARY KEY, v VARCHAR(64)); \
+         INSERT INTO job_events SELECT seq, REPEAT('e', 60) FROM seq_1_to_400000",
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let snapshot = lab
+        .journal()
+        .iter()
+        .find_map(|e| e["facts"]["snapshot"].as_str().map(str::to_string))
+        .unwrap();
+    // What the upgraded cluster held.
+    let aml_before = checksums(&lab.aml.name);
+    let pg_before = pg_counts(&lab.pg.name);
+    assert_eq!(pg_before.trim(), "3 6 300", "{pg_before}");
+    let objects_before = user_objects(&lab.fk);
+    assert!(
+        objects_before
+            .iter()
+            .any(|o| o.starts_with("PersistentVolumeClaim team-a/") && o.ends_with(" Bound")),
+        "{objects_before:?}"
+    );
+    let artifacts_3 = lab.dir.path().join("mlartifacts-3");
+    assert!(artifacts_3.join("1/run-0/artifacts/model/MLmodel").exists());
+
+    // Everything lost: the databases, MLflow 3.1.1's tables and artifacts, the user namespaces.
+    sql(None, &format!("DROP DATABASE `{}`", lab.aml.name));
+    sql(
+        None,
+        &format!("DROP DATABASE `{}`", lab.mlflow.as_ref().unwrap().name),
+    );
+    psql(
+        &lab.pg.name,
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+    );
+    std::fs::remove_dir_all(&artifacts_3).unwrap();
+    lose_user_namespaces(&lab.fk);
+    assert!(user_objects(&lab.fk).is_empty());
+
+    // A dry run shows every change and writes nothing.
+    let writes = lab.writes();
+    let dry = recover(&lab, &["--dry-run", &snapshot]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    for want in [
+        "restore-databases  to do".to_string(),
+        format!(
+            "change: MySQL aml/{}: 3 of 3 table(s) empty or missing → restored from snapshot {snapshot}",
+            lab.aml.name
+        ),
+        "migrate-mlflow     to do".to_string(),
+        "restore-profiles   to do".to_string(),
+        "change: Profile team-a: (none) → created from the snapshot".to_string(),
+        "PersistentVolumeClaim team-a/".to_string(),
+    ] {
+        assert!(dry.stdout.contains(&want), "{want:?} not in {dry:?}");
+    }
+    assert_eq!(lab.writes(), writes, "the dry run wrote");
+    assert!(tables(&lab.aml.name).is_empty());
+
+    // Without a terminal and without --yes, the first write is refused, naming how to go on.
+    let r = recover(&lab, &[&snapshot]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("--yes"), "{r:?}");
+
+    // Killed (-9) while it restores the job records: the same command resumes it.
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["recover", "--yes", "--quiet", "--config", lab.cfg()])
+        .stderr(std::process::Stdio::null());
+    for (k, v) in lab.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    common::cluster::wait_until("the recovery restores the databases", || {
+        recover_journal(&lab)
+            .iter()
+            .any(|e| e["step"] == "restore-databases" && e["event"] == "started")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = recover_journal(&lab);
+    assert!(
+        !killed
+            .iter()
+            .any(|e| e["step"] == "run" && e["event"] == "finished"),
+        "the recovery finished before it was killed: {killed:?}"
+    );
+    let r = recover(&lab, &["--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("(resumed) from snapshot"), "{r:?}");
+    let events: Vec<String> = recover_journal(&lab)
+        .iter()
+        .filter(|e| e["step"] == "run")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    // Declined at the prompt, killed, resumed, finished: one recovery.
+    assert_eq!(
+        events,
+        ["started", "stopped", "resumed", "resumed", "finished"]
+    );
+    assert_eq!(checksums(&lab.aml.name), aml_before);
+    assert_eq!(pg_counts(&lab.pg.name), pg_before);
+    assert!(artifacts_3.join("1/run-0/artifacts/model/MLmodel").exists());
+    assert_eq!(user_objects(&lab.fk), objects_before);
+    // The report: the verification passed, the counts equal.
+    let rep = lab.report();
+    let steps: Vec<&str> = rep["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "restore-databases",
+            "migrate-mlflow",
+            "restore-profiles",
+            "enable-features",
+            "verify"
+        ]
+    );
+    let verify = &rep["steps"][4];
+    assert!(
+        verify["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l.as_str().unwrap().starts_with("ok")
+                || l.as_str().unwrap().starts_with("skip")),
+        "{verify}"
+    );
+    for c in rep["counts"].as_array().unwrap() {
+        assert_eq!(c["before"], c["after"], "{c}");
+    }
+    let counted: Vec<&str> = rep["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["what"].as_str().unwrap())
+        .collect();
+    assert!(
+        counted.iter().any(|c| c.contains("finetune_jobs"))
+            && counted.iter().any(|c| c.contains("MLflow metric points"))
+            && counted.contains(&"Profiles"),
+        "{counted:?}"
+    );
+
+    // Again: everything is there, nothing is applied twice.
+    let writes = lab.writes();
+    let again = recover(&lab, &["--yes", "--json"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let v: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(v["outcome"]["applied"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(lab.writes(), writes);
+}
