@@ -302,9 +302,9 @@ fn a_new_folder_repository_is_owner_only_folders_0700_files_0600() {
 }
 
 #[test]
-fn a_forged_entry_size_is_damage_not_a_huge_allocation_in_mlflow_verify_from_snapshot() {
+fn mlflow_from_snapshot_refuses_unsigned_snapshots_and_forged_sizes_are_damage_not_huge_allocations() {
     let src = common::mlflow::small_mlflow_26_db("fsize");
-    let (_tmp, repo) = temp_repo();
+    let (tmp, repo) = temp_repo();
     let id = backup(&repo, &src.name);
     let pg = common::pg::PgDb::new("fsize_pg");
     let pg_url = pg.url();
@@ -313,6 +313,27 @@ fn a_forged_entry_size_is_damage_not_a_huge_allocation_in_mlflow_verify_from_sna
     args.extend(from);
     args.extend(["--to", pg_url.as_str()]);
     ok(&args);
+
+    // Unsigned, and the reader trusts a key: the migration refuses before it connects.
+    let (public, empty) = (keypair(tmp.path(), "k").1, common::pg::PgDb::new("fsize_pg2"));
+    let r = amlmigrate(&[
+        "mlflow",
+        "migrate",
+        "--from-snapshot",
+        s(&repo),
+        &id,
+        "--verify-key",
+        s(&public),
+        "--to",
+        &empty.url(),
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("not signed"), "{r:?}");
+    let tables = common::pg::psql(
+        &empty.name,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    );
+    assert_eq!(tables.trim(), "0", "the refused migration wrote");
 
     // The manifest now claims a metrics chunk of a petabyte (the part is untouched).
     let path = repo.join("snapshots").join(&id).join("manifest.json");
