@@ -254,6 +254,20 @@ fn a_repository_that_requires_signatures_refuses_unsigned_snapshots_backups_and_
         s(&public),
     ]);
     assert_eq!(r.code, 7, "{r:?}");
+
+    // The listing shows both, each with its state, and refuses neither.
+    let out = ok(&["snapshots", "--repo", s(&repo), "--verify-key", s(&public)]);
+    let line = |id: &str| out.lines().find(|l| l.starts_with(id)).unwrap().to_string();
+    assert!(line(&unsigned).contains("UNSIGNED"), "{out}");
+    assert!(line(&signed).contains("key "), "{out}");
+    let v: Value = serde_json::from_str(&ok(&["snapshots", "--repo", s(&repo), "--json"])).unwrap();
+    let states: Vec<&str> = v["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["signature"]["refusal"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["no_reader_key", "no_reader_key"], "{v}");
 }
 
 #[test]
@@ -302,7 +316,8 @@ fn a_new_folder_repository_is_owner_only_folders_0700_files_0600() {
 }
 
 #[test]
-fn mlflow_from_snapshot_refuses_unsigned_snapshots_and_forged_sizes_are_damage_not_huge_allocations() {
+fn mlflow_from_snapshot_refuses_unsigned_snapshots_and_forged_sizes_are_damage_not_huge_allocations()
+ {
     let src = common::mlflow::small_mlflow_26_db("fsize");
     let (tmp, repo) = temp_repo();
     let id = backup(&repo, &src.name);
@@ -315,7 +330,10 @@ fn mlflow_from_snapshot_refuses_unsigned_snapshots_and_forged_sizes_are_damage_n
     ok(&args);
 
     // Unsigned, and the reader trusts a key: the migration refuses before it connects.
-    let (public, empty) = (keypair(tmp.path(), "k").1, common::pg::PgDb::new("fsize_pg2"));
+    let (public, empty) = (
+        keypair(tmp.path(), "k").1,
+        common::pg::PgDb::new("fsize_pg2"),
+    );
     let r = amlmigrate(&[
         "mlflow",
         "migrate",

@@ -383,7 +383,11 @@ impl Repository {
     pub async fn manifest(&self, id: &str) -> Result<Manifest> {
         let bytes = self.manifest_bytes(id).await?;
         self.check_signature(id, &bytes).await?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        self.parse_manifest(id, &bytes)
+    }
+
+    fn parse_manifest(&self, id: &str, bytes: &[u8]) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             Error::damaged(
                 format!("snapshot {id}"),
                 "manifest.json",
