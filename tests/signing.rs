@@ -375,3 +375,48 @@ fn mlflow_from_snapshot_refuses_unsigned_snapshots_and_forged_sizes_are_damage_n
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("metrics"), "{r:?}");
 }
+
+#[test]
+fn signatures_work_the_same_in_an_s3_repository() {
+    let moto = common::s3::Moto::start();
+    moto.bucket("signed");
+    let src = TestDb::with_fixture("sign_s3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(tmp.path(), "k");
+    let repo = "s3://signed/aml";
+    moto.ok(&[
+        "repo",
+        "init",
+        "--repo",
+        repo,
+        "--require-signatures",
+        "--trust",
+        s(&public),
+    ]);
+    let id = moto.ok(&[
+        "backup",
+        "--repo",
+        repo,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+        "--sign-key",
+        s(&key),
+        "--quiet",
+    ]);
+    let out = moto.ok(&["verify", "--repo", repo, &id, "--verify-key", s(&public)]);
+    assert!(out.contains("signed by key"), "{out}");
+    let r = moto.run(&["verify", "--repo", repo, &id]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let r = moto.run(&[
+        "backup",
+        "--repo",
+        repo,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+}

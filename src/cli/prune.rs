@@ -74,6 +74,9 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     let repo = Repository::open(&args.repo.repo).await?;
     let report = prune(&repo, &policy, chrono::Utc::now(), args.dry_run).await?;
+    if let Some(e) = report.multipart.as_ref().and_then(|m| m.error.as_ref()) {
+        eprintln!("warning: incomplete multipart uploads were not cleaned up: {e}");
+    }
     if g.json {
         print_json(&json!({ "ok": true, "prune": report }));
         return Ok(());
@@ -81,7 +84,7 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     if g.quiet {
         return Ok(());
     }
-    if let Some(m) = &report.multipart {
+    if let Some(m) = report.multipart.as_ref().filter(|m| m.error.is_none()) {
         println!(
             "incomplete multipart uploads: {} older than a day {}, {} younger left alone",
             m.aborted,
