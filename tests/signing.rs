@@ -420,3 +420,21 @@ fn signatures_work_the_same_in_an_s3_repository() {
     ]);
     assert_eq!(r.code, 7, "{r:?}");
 }
+
+#[test]
+fn a_manifest_of_absurd_size_is_damage_not_an_allocation() {
+    let src = TestDb::with_fixture("huge_manifest");
+    let (_tmp, repo) = temp_repo();
+    let id = backup(&repo, &src.name);
+    let path = repo.join("snapshots").join(&id).join("manifest.json");
+    // Sparse: 300 MiB claimed, nothing written.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let r = amlmigrate(&["verify", "--repo", s(&repo), &id]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("more than any manifest"), "{r:?}");
+}

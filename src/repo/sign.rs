@@ -36,6 +36,8 @@ pub const SIGNATURE: &str = "manifest.json.sig";
 /// The repository's signing settings, beside the format marker.
 pub const SETTINGS: &str = "amlmigrate-signing.json";
 const ALGORITHM: &str = "ed25519";
+/// Signatures and settings are a few hundred bytes; anything far larger is not one.
+const MAX_SMALL_OBJECT: u64 = 1024 * 1024;
 
 /// A short, stable name of a public key: the first 16 hex digits of the sha256 of its 32 bytes.
 fn key_id(vk: &VerifyingKey) -> String {
@@ -390,6 +392,10 @@ impl Repository {
     pub async fn signing_settings(&self) -> Result<Settings> {
         let path = ObjPath::from(SETTINGS);
         match self.store.get(&path).await {
+            Ok(got) if got.meta.size > MAX_SMALL_OBJECT => Err(Error::input(format!(
+                "{}: {SETTINGS} is {} bytes, too large to be settings; rewrite it with `amlmigrate                  repo init`",
+                self.location, got.meta.size
+            ))),
             Ok(got) => {
                 let bytes = got
                     .bytes()
@@ -482,6 +488,9 @@ impl Repository {
             return Ok(None);
         }
         match self.store.get(&Self::snapshot_path(id, SIGNATURE)).await {
+            Ok(got) if got.meta.size > MAX_SMALL_OBJECT => Ok(Some(bytes::Bytes::from_static(
+                b"(too large to be a signature)",
+            ))),
             Ok(got) => got
                 .bytes()
                 .await
