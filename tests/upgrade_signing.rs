@@ -15,7 +15,8 @@ fn keypair(dir: &std::path::Path, name: &str) -> (String, String) {
 }
 
 #[test]
-fn the_upgrade_signs_its_snapshot_and_stops_at_one_its_verify_key_did_not_sign() {
+fn the_upgrade_signs_its_snapshot_keeps_its_journal_owner_only_and_stops_at_a_snapshot_its_key_did_not_sign()
+ {
     let lab = Lab::new(LabOptions::default());
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = keypair(keys.path(), "upgrade.key");
@@ -51,6 +52,15 @@ fn the_upgrade_signs_its_snapshot_and_stops_at_one_its_verify_key_did_not_sign()
         .filter(|p| p.join("manifest.json.sig").exists())
         .collect();
     assert_eq!(signed.len(), 1, "the run's snapshot is not signed");
+    // The journal, like the snapshot, is the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let files = lab.run_files();
+    assert!(!files.is_empty());
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+        assert_eq!(mode(f.parent().unwrap()), 0o700, "{}", f.display());
+    }
 
     // Someone swaps the trusted key (or the snapshot): the run stops before the next step.
     lab.edit_config(with_keys(&other));
