@@ -393,7 +393,8 @@ impl Repository {
         let path = ObjPath::from(SETTINGS);
         match self.store.get(&path).await {
             Ok(got) if got.meta.size > MAX_SMALL_OBJECT => Err(Error::input(format!(
-                "{}: {SETTINGS} is {} bytes, too large to be settings; rewrite it with `amlmigrate                  repo init`",
+                "{}: {SETTINGS} is {} bytes, too large to be settings; rewrite it with `amlmigrate \
+                 repo init`",
                 self.location, got.meta.size
             ))),
             Ok(got) => {
