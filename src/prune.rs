@@ -264,7 +264,7 @@ pub async fn prune(
         dry_run,
         decisions,
         removed,
-        multipart: repo.abort_stale_uploads(now, dry_run).await?,
+        multipart: repo.clean_stale_uploads(now, dry_run).await,
     })
 }
 

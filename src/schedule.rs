@@ -27,6 +27,12 @@ pub const SCHEDULE_LABEL: &str = "amlmigrate.alauda.io/schedule";
 pub const NAMESPACE_LABEL: &str = "amlmigrate.alauda.io/namespace";
 pub const REPO_ANNOTATION: &str = "amlmigrate.alauda.io/repository";
 
+/// Where the backup container finds the signing key of `--sign-key-secret`.
+const SIGN_KEY_DIR: &str = "/var/run/secrets/amlmigrate/sign";
+const VERIFY_KEY_DIR: &str = "/var/run/secrets/amlmigrate/verify";
+/// The group of the image's user (distroless `nonroot`, see the Dockerfile).
+const IMAGE_GID: u32 = 65532;
+
 /// What `schedule install` creates.
 #[derive(Debug, Clone, Default)]
 pub struct ScheduleSpec {
@@ -43,6 +49,9 @@ pub struct ScheduleSpec {
     pub s3_secret: Option<String>,
     /// A claim to mount at a local repository path.
     pub repo_pvc: Option<String>,
+    /// Secret whose key `key` holds the snapshot signing key (PKCS#8 PEM); mounted into the
+    /// backup container only.
+    pub sign_key_secret: Option<String>,
     pub kube: bool,
     pub namespaces: Vec<String>,
     pub databases: Vec<String>,
@@ -247,8 +256,11 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
     for r in &spec.encrypt_to {
         backup.extend(["--encrypt-to".into(), r.clone()]);
     }
+    if spec.sign_key_secret.is_some() {
+        backup.extend(["--sign-key".into(), format!("{SIGN_KEY_DIR}/key")]);
+    }
     // The snapshot just taken is read back before anything older is pruned.
-    let verify: Vec<String> = [
+    let mut verify: Vec<String> = [
         "verify",
         "--repo",
         &spec.repo,
@@ -261,6 +273,11 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
     ]
     .map(String::from)
     .to_vec();
+    if spec.sign_key_secret.is_some() {
+        // Read back under the same trust the restore will use: the public half, from the
+        // Secret's `key.pub`, so the verify container never sees the signing key.
+        verify.extend(["--verify-key".into(), format!("{VERIFY_KEY_DIR}/key.pub")]);
+    }
     let mut prune: Vec<String> = ["prune", "--repo", &spec.repo, "-v", "--log-format", "json"]
         .map(String::from)
         .to_vec();
@@ -315,16 +332,48 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
         }
         c
     };
+    let mut backup_container = container("backup", &backup);
+    let mut verify_container = container("verify", &verify);
+    let mut volumes = Vec::new();
+    if let Some(claim) = &spec.repo_pvc {
+        volumes.push(json!({"name": "repository", "persistentVolumeClaim": {"claimName": claim}}));
+    }
+    let mut security = json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}});
+    if let Some(secret) = &spec.sign_key_secret {
+        // Secret files belong to root; group-readable under the pod's fsGroup is how a
+        // non-root container reads them. Only the backup container sees the key.
+        volumes.push(json!({"name": "sign-key", "secret": {
+            "secretName": secret,
+            "defaultMode": 0o440,
+            "items": [{"key": "key", "path": "key"}],
+        }}));
+        let mount = json!({"name": "sign-key", "mountPath": SIGN_KEY_DIR, "readOnly": true});
+        match backup_container["volumeMounts"].as_array_mut() {
+            Some(m) => m.push(mount),
+            None => backup_container["volumeMounts"] = json!([mount]),
+        }
+        volumes.push(json!({"name": "verify-key", "secret": {
+            "secretName": secret,
+            "defaultMode": 0o440,
+            "items": [{"key": "key.pub", "path": "key.pub"}],
+        }}));
+        let mount = json!({"name": "verify-key", "mountPath": VERIFY_KEY_DIR, "readOnly": true});
+        match verify_container["volumeMounts"].as_array_mut() {
+            Some(m) => m.push(mount),
+            None => verify_container["volumeMounts"] = json!([mount]),
+        }
+        security["fsGroup"] = json!(IMAGE_GID);
+        security["fsGroupChangePolicy"] = json!("OnRootMismatch");
+    }
     let mut pod = json!({
         "serviceAccountName": name,
         "restartPolicy": "Never",
-        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [container("backup", &backup), container("verify", &verify)],
+        "securityContext": security,
+        "initContainers": [backup_container, verify_container],
         "containers": [container("prune", &prune)],
     });
-    if let Some(claim) = &spec.repo_pvc {
-        pod["volumes"] =
-            json!([{"name": "repository", "persistentVolumeClaim": {"claimName": claim}}]);
+    if !volumes.is_empty() {
+        pod["volumes"] = json!(volumes);
     }
     let cronjob = json!({
         "apiVersion": "batch/v1",
@@ -582,5 +631,49 @@ mod tests {
             assert_eq!(e.kind(), crate::ErrorKind::Input);
             assert!(e.to_string().contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_sign_key_secret_is_mounted_readable_into_the_backup_container_only() {
+        let spec = ScheduleSpec {
+            name: "nightly".into(),
+            namespace: "aml-backup".into(),
+            repo: "s3://b/p".into(),
+            cron: "0 2 * * *".into(),
+            image: "img".into(),
+            sign_key_secret: Some("aml-sign".into()),
+            ..Default::default()
+        };
+        let cj = cronjob(&spec);
+        let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        let backup = &pod["initContainers"][0];
+        let args: Vec<&str> = backup["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let at = args.iter().position(|a| *a == "--sign-key").unwrap();
+        assert_eq!(args[at + 1], "/var/run/secrets/amlmigrate/sign/key");
+        assert_eq!(
+            backup["volumeMounts"],
+            json!([{"name": "sign-key", "mountPath": "/var/run/secrets/amlmigrate/sign", "readOnly": true}])
+        );
+        assert!(pod["containers"][0].get("volumeMounts").is_none());
+        // The verify container reads the snapshot back with the public half only.
+        let verify = &pod["initContainers"][1];
+        assert!(verify["args"].as_array().unwrap().contains(&json!("/var/run/secrets/amlmigrate/verify/key.pub")));
+        assert_eq!(verify["volumeMounts"][0]["name"], "verify-key");
+        assert_eq!(pod["volumes"][1]["secret"]["items"], json!([{"key": "key.pub", "path": "key.pub"}]));
+        assert_eq!(pod["volumes"][0]["secret"]["secretName"], "aml-sign");
+        assert_eq!(pod["volumes"][0]["secret"]["defaultMode"], 0o440);
+        assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+        let plain = cronjob(&ScheduleSpec {
+            sign_key_secret: None,
+            ..spec
+        });
+        let pod = &plain["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert!(pod.get("volumes").is_none());
+        assert!(pod["securityContext"].get("fsGroup").is_none());
     }
 }

@@ -254,6 +254,20 @@ fn a_repository_that_requires_signatures_refuses_unsigned_snapshots_backups_and_
         s(&public),
     ]);
     assert_eq!(r.code, 7, "{r:?}");
+
+    // The listing shows both, each with its state, and refuses neither.
+    let out = ok(&["snapshots", "--repo", s(&repo), "--verify-key", s(&public)]);
+    let line = |id: &str| out.lines().find(|l| l.starts_with(id)).unwrap().to_string();
+    assert!(line(&unsigned).contains("UNSIGNED"), "{out}");
+    assert!(line(&signed).contains("key "), "{out}");
+    let v: Value = serde_json::from_str(&ok(&["snapshots", "--repo", s(&repo), "--json"])).unwrap();
+    let states: Vec<&str> = v["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["signature"]["refusal"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["no_reader_key", "no_reader_key"], "{v}");
 }
 
 #[test]
@@ -302,9 +316,10 @@ fn a_new_folder_repository_is_owner_only_folders_0700_files_0600() {
 }
 
 #[test]
-fn a_forged_entry_size_is_damage_not_a_huge_allocation_in_mlflow_verify_from_snapshot() {
+fn mlflow_from_snapshot_refuses_unsigned_snapshots_and_forged_sizes_are_damage_not_huge_allocations()
+ {
     let src = common::mlflow::small_mlflow_26_db("fsize");
-    let (_tmp, repo) = temp_repo();
+    let (tmp, repo) = temp_repo();
     let id = backup(&repo, &src.name);
     let pg = common::pg::PgDb::new("fsize_pg");
     let pg_url = pg.url();
@@ -313,6 +328,30 @@ fn a_forged_entry_size_is_damage_not_a_huge_allocation_in_mlflow_verify_from_sna
     args.extend(from);
     args.extend(["--to", pg_url.as_str()]);
     ok(&args);
+
+    // Unsigned, and the reader trusts a key: the migration refuses before it connects.
+    let (public, empty) = (
+        keypair(tmp.path(), "k").1,
+        common::pg::PgDb::new("fsize_pg2"),
+    );
+    let r = amlmigrate(&[
+        "mlflow",
+        "migrate",
+        "--from-snapshot",
+        s(&repo),
+        &id,
+        "--verify-key",
+        s(&public),
+        "--to",
+        &empty.url(),
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(r.stderr.contains("not signed"), "{r:?}");
+    let tables = common::pg::psql(
+        &empty.name,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    );
+    assert_eq!(tables.trim(), "0", "the refused migration wrote");
 
     // The manifest now claims a metrics chunk of a petabyte (the part is untouched).
     let path = repo.join("snapshots").join(&id).join("manifest.json");
@@ -335,4 +374,67 @@ fn a_forged_entry_size_is_damage_not_a_huge_allocation_in_mlflow_verify_from_sna
     let r = amlmigrate(&args);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("metrics"), "{r:?}");
+}
+
+#[test]
+fn signatures_work_the_same_in_an_s3_repository() {
+    let moto = common::s3::Moto::start();
+    moto.bucket("signed");
+    let src = TestDb::with_fixture("sign_s3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(tmp.path(), "k");
+    let repo = "s3://signed/aml";
+    moto.ok(&[
+        "repo",
+        "init",
+        "--repo",
+        repo,
+        "--require-signatures",
+        "--trust",
+        s(&public),
+    ]);
+    let id = moto.ok(&[
+        "backup",
+        "--repo",
+        repo,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+        "--sign-key",
+        s(&key),
+        "--quiet",
+    ]);
+    let out = moto.ok(&["verify", "--repo", repo, &id, "--verify-key", s(&public)]);
+    assert!(out.contains("signed by key"), "{out}");
+    let r = moto.run(&["verify", "--repo", repo, &id]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let r = moto.run(&[
+        "backup",
+        "--repo",
+        repo,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+    ]);
+    assert_eq!(r.code, 7, "{r:?}");
+}
+
+#[test]
+fn a_manifest_of_absurd_size_is_damage_not_an_allocation() {
+    let src = TestDb::with_fixture("huge_manifest");
+    let (_tmp, repo) = temp_repo();
+    let id = backup(&repo, &src.name);
+    let path = repo.join("snapshots").join(&id).join("manifest.json");
+    // Sparse: 300 MiB claimed, nothing written.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let r = amlmigrate(&["verify", "--repo", s(&repo), &id]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("more than any manifest"), "{r:?}");
 }

@@ -90,8 +90,10 @@ impl TrustArgs {
     }
 }
 
+/// Warns when users outside the key's owner and group can read it (a Kubernetes Secret volume
+/// is group-readable by design).
 fn warn_if_readable(path: &Path, g: &GlobalArgs) {
-    if let Some(mode) = readable_by_others(path)
+    if let Some(mode) = readable_by_others(path).filter(|m| m & 0o004 != 0)
         && !g.quiet
     {
         eprintln!(

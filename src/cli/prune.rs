@@ -95,6 +95,9 @@ async fn apply(args: &PruneArgs, g: &GlobalArgs) -> anyhow::Result<PruneReport> 
     }
     let repo = Repository::open(&args.repo.repo).await?;
     let report = prune(&repo, &policy, chrono::Utc::now(), args.dry_run).await?;
+    if let Some(e) = report.multipart.as_ref().and_then(|m| m.error.as_ref()) {
+        eprintln!("warning: incomplete multipart uploads were not cleaned up: {e}");
+    }
     print_report(&report, args.dry_run, g);
     Ok(report)
 }
@@ -107,7 +110,7 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
     if g.quiet {
         return;
     }
-    if let Some(m) = &report.multipart {
+    if let Some(m) = report.multipart.as_ref().filter(|m| m.error.is_none()) {
         println!(
             "incomplete multipart uploads: {} older than a day {}, {} younger left alone",
             m.aborted,

@@ -90,6 +90,11 @@ struct InstallArgs {
     /// For a local-path --repo: the PersistentVolumeClaim mounted at that path.
     #[arg(long, value_name = "CLAIM")]
     repo_pvc: Option<String>,
+    /// Secret (in --namespace) whose key `key` holds the signing key of `amlmigrate key
+    /// generate`: every snapshot the job takes is signed (mounted into the backup container
+    /// only). `kubectl -n NS create secret generic aml-sign --from-file=key=aml-backup.key`
+    #[arg(long, value_name = "SECRET")]
+    sign_key_secret: Option<String>,
     /// Also back up the Kubernetes objects (in-cluster, with the ServiceAccount's read access).
     #[arg(long)]
     kube: bool,
@@ -183,6 +188,7 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         mysql_secret: a.mysql_secret.clone(),
         s3_secret: a.s3_secret.clone(),
         repo_pvc: a.repo_pvc.clone(),
+        sign_key_secret: a.sign_key_secret.clone(),
         kube: a.kube,
         namespaces: a.namespaces.clone(),
         databases: a.databases.clone(),

@@ -3,9 +3,16 @@
 use clap::Args;
 use serde_json::json;
 
+use amlmigrate::repo::sign::SignatureState;
+
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Lists the committed snapshots of a repository, oldest first.
+///
+/// With --verify-key (or in a repository that requires signatures) each snapshot's signature is
+/// shown: `key <id>`, or why it would be refused (UNSIGNED, OTHER KEY, BAD SIGNATURE). A refused
+/// snapshot is listed from its unchecked manifest, for the record; every command that reads one
+/// refuses it (exit 7).
 #[derive(Args)]
 pub struct SnapshotsArgs {
     #[command(flatten)]
@@ -14,13 +21,21 @@ pub struct SnapshotsArgs {
     trust: super::key::TrustArgs,
 }
 
+fn signature_label(s: &SignatureState) -> String {
+    match s {
+        SignatureState::NotChecked => String::new(),
+        SignatureState::Signed { key } => format!("key {key}"),
+        SignatureState::Refused { refusal, .. } => refusal.label().to_string(),
+    }
+}
+
 pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let repo = args.trust.open(&args.repo.repo).await?;
-    let manifests = repo.manifests().await?;
+    let listed = repo.manifests_for_listing().await?;
     if g.json {
-        let list: Vec<_> = manifests
+        let list: Vec<_> = listed
             .iter()
-            .map(|m| {
+            .map(|(m, sig)| {
                 json!({
                     "id": m.id,
                     "started": m.started,
@@ -29,29 +44,44 @@ pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
                     "databases": m.mysql.iter().map(|d| &d.name).collect::<Vec<_>>(),
                     "rows": m.total_rows(),
                     "size": m.total_size(),
+                    "signature": sig,
                 })
             })
             .collect();
         print_json(&json!({ "ok": true, "repository": repo.location(), "snapshots": list }));
         return Ok(());
     }
-    if manifests.is_empty() {
+    if listed.is_empty() {
         println!("no snapshots in {}", repo.location());
         return Ok(());
     }
+    let checked = listed.iter().any(|(_, s)| *s != SignatureState::NotChecked);
+    let sig_col = |s: &str| {
+        if checked {
+            format!("{s:<22} ")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<24} {:<20} {:>10} {:>14}  {:<30} TAGS",
-        "ID", "TIME (UTC)", "SIZE", "ROWS", "DATABASES"
+        "{:<24} {:<20} {:>10} {:>14}  {}{:<30} TAGS",
+        "ID",
+        "TIME (UTC)",
+        "SIZE",
+        "ROWS",
+        sig_col("SIGNATURE"),
+        "DATABASES"
     );
-    for m in &manifests {
+    for (m, sig) in &listed {
         let dbs: Vec<&str> = m.mysql.iter().map(|d| d.name.as_str()).collect();
         let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
-            "{:<24} {:<20} {:>10} {:>14}  {:<30} {}",
+            "{:<24} {:<20} {:>10} {:>14}  {}{:<30} {}",
             m.id,
             m.started.format("%Y-%m-%d %H:%M:%S"),
             human_bytes(m.total_size()),
             thousands(m.total_rows()),
+            sig_col(&signature_label(sig)),
             dbs.join(","),
             tags.join(",")
         );

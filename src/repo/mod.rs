@@ -43,6 +43,8 @@ const REPO_FORMAT: u32 = 1;
 /// Upload buffer and parallelism: bounds memory at about `capacity * (concurrency + 1)`.
 const UPLOAD_CAPACITY: usize = 6 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
+/// Far above any real manifest (a few KiB per table and entry).
+const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
@@ -369,11 +371,23 @@ impl Repository {
     /// The manifest as stored, the bytes its signature covers.
     async fn manifest_bytes(&self, id: &str) -> Result<bytes::Bytes> {
         let path = Self::snapshot_path(id, "manifest.json");
-        self.store
+        let got = self
+            .store
             .get(&path)
             .await
-            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?
-            .bytes()
+            .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))?;
+        // A manifest is read whole: one of absurd size is damage, not an allocation.
+        if got.meta.size > MAX_MANIFEST_BYTES {
+            return Err(Error::damaged(
+                format!("snapshot {id}"),
+                "manifest.json",
+                format!(
+                    "{} bytes, more than any manifest ({MAX_MANIFEST_BYTES} at most)",
+                    got.meta.size
+                ),
+            ));
+        }
+        got.bytes()
             .await
             .map_err(|e| self.store_err(format!("reading manifest of snapshot {id}"), e))
     }
@@ -383,7 +397,11 @@ impl Repository {
     pub async fn manifest(&self, id: &str) -> Result<Manifest> {
         let bytes = self.manifest_bytes(id).await?;
         self.check_signature(id, &bytes).await?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        self.parse_manifest(id, &bytes)
+    }
+
+    fn parse_manifest(&self, id: &str, bytes: &[u8]) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             Error::damaged(
                 format!("snapshot {id}"),
                 "manifest.json",

@@ -34,6 +34,10 @@ pub struct UploadCleanup {
     pub aborted: usize,
     /// Younger: left to the backup that may still be writing them.
     pub kept_young: usize,
+    /// Why the cleanup stopped (a store without the API, a missing permission); the snapshots
+    /// were pruned all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Splits uploads into those to abort (older than [`MIN_AGE_HOURS`] at `now`) and the rest.
@@ -63,6 +67,22 @@ struct XmlUpload {
 }
 
 impl Repository {
+    /// [`Repository::abort_stale_uploads`] for prune: a failure is recorded in the result
+    /// instead of failing a prune whose snapshots are already removed.
+    pub async fn clean_stale_uploads(
+        &self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Option<UploadCleanup> {
+        match self.abort_stale_uploads(now, dry_run).await {
+            Ok(done) => done,
+            Err(e) => Some(UploadCleanup {
+                error: Some(crate::error::chain_text(&e)),
+                ..Default::default()
+            }),
+        }
+    }
+
     /// Aborts the incomplete multipart uploads under this repository's `snapshots/` that are
     /// older than a day. `None` for a folder repository (no such thing there).
     pub async fn abort_stale_uploads(
@@ -82,8 +102,8 @@ impl Repository {
         let uploads = list_uploads(&store, target, &under).await?;
         let (old, young) = stale(uploads, now);
         let mut out = UploadCleanup {
-            aborted: 0,
             kept_young: young.len(),
+            ..Default::default()
         };
         for u in old {
             if !dry_run {

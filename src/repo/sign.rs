@@ -36,6 +36,8 @@ pub const SIGNATURE: &str = "manifest.json.sig";
 /// The repository's signing settings, beside the format marker.
 pub const SETTINGS: &str = "amlmigrate-signing.json";
 const ALGORITHM: &str = "ed25519";
+/// Signatures and settings are a few hundred bytes; anything far larger is not one.
+const MAX_SMALL_OBJECT: u64 = 1024 * 1024;
 
 /// A short, stable name of a public key: the first 16 hex digits of the sha256 of its 32 bytes.
 fn key_id(vk: &VerifyingKey) -> String {
@@ -241,8 +243,48 @@ pub(super) struct Signing {
     trust: Trust,
 }
 
+/// Why a snapshot's signature was not accepted (a label for listings; the error says more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The repository requires signatures and the reader gave no key.
+    NoReaderKey,
+    Unsigned,
+    Malformed,
+    OtherKey,
+    BadSignature,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::NoReaderKey => "no verify key",
+            Refusal::Unsigned => "UNSIGNED",
+            Refusal::Malformed => "MALFORMED",
+            Refusal::OtherKey => "OTHER KEY",
+            Refusal::BadSignature => "BAD SIGNATURE",
+        }
+    }
+}
+
+/// What a listing says about one snapshot's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SignatureState {
+    /// No key given and none required.
+    NotChecked,
+    Signed {
+        key: String,
+    },
+    Refused {
+        refusal: Refusal,
+        reason: String,
+    },
+}
+
 /// Checks a manifest's signature against the reader's keys. `Ok(None)`: nothing asked for a
-/// check (no key given, not required); `Ok(Some(key id))`: signed by that trusted key.
+/// check (no key given, not required); `Ok(Some(key id))`: signed by that trusted key; any
+/// refusal is an [`Error::Untrusted`] naming the snapshot, why, and what to do.
 pub fn check(
     snapshot: &str,
     manifest: &[u8],
@@ -250,7 +292,16 @@ pub fn check(
     trust: &Trust,
     settings: &Settings,
 ) -> Result<Option<String>> {
-    let untrusted = |why: String| Error::Untrusted(format!("snapshot {snapshot}: {why}"));
+    verdict(manifest, signature, trust, settings)
+        .map_err(|(_, why)| Error::Untrusted(format!("snapshot {snapshot}: {why}")))
+}
+
+fn verdict(
+    manifest: &[u8],
+    signature: Option<&[u8]>,
+    trust: &Trust,
+    settings: &Settings,
+) -> std::result::Result<Option<String>, (Refusal, String)> {
     if trust.keys.is_empty() {
         if !settings.require_signatures {
             return Ok(None);
@@ -260,49 +311,62 @@ pub fn check(
         } else {
             format!(" (key {})", settings.key_ids())
         };
-        return Err(untrusted(format!(
-            "the repository requires signed snapshots, and no key to check them with was given; \
-             pass --verify-key FILE (or AMLMIGRATE_VERIFY_KEY) with the public key of the \
-             backups' signing key{expected}"
-        )));
+        return Err((
+            Refusal::NoReaderKey,
+            format!(
+                "the repository requires signed snapshots, and no key to check them with was \
+                 given; pass --verify-key FILE (or AMLMIGRATE_VERIFY_KEY) with the public key of \
+                 the backups' signing key{expected}"
+            ),
+        ));
     }
     let Some(raw) = signature else {
-        return Err(untrusted(format!(
-            "not signed ({SIGNATURE} is missing), and a verify key was given ({}); refusing to \
-             read it. Take a new backup with --sign-key, or check who wrote this snapshot",
-            trust.ids()
-        )));
+        return Err((
+            Refusal::Unsigned,
+            format!(
+                "not signed ({SIGNATURE} is missing), and a verify key was given ({}); refusing \
+                 to read it. Take a new backup with --sign-key, or check who wrote this snapshot",
+                trust.ids()
+            ),
+        ));
     };
+    let malformed = |why: String| (Refusal::Malformed, why);
     let sig: SignatureFile = serde_json::from_slice(raw)
-        .map_err(|e| untrusted(format!("{SIGNATURE} is not a signature file ({e})")))?;
+        .map_err(|e| malformed(format!("{SIGNATURE} is not a signature file ({e})")))?;
     if sig.algorithm != ALGORITHM {
-        return Err(untrusted(format!(
+        return Err(malformed(format!(
             "{SIGNATURE} uses algorithm {:?}; only {ALGORITHM} is accepted",
             sig.algorithm
         )));
     }
     let Some(key) = trust.keys.iter().find(|k| k.id == sig.key_id) else {
-        return Err(untrusted(format!(
-            "signed with key {}, which is not a trusted key (trusted: {}); pass that key's \
-             public file with --verify-key if you trust it",
-            sig.key_id,
-            trust.ids()
-        )));
+        return Err((
+            Refusal::OtherKey,
+            format!(
+                "signed with key {}, which is not a trusted key (trusted: {}); pass that key's \
+                 public file with --verify-key if you trust it",
+                sig.key_id,
+                trust.ids()
+            ),
+        ));
     };
     let bytes: [u8; 64] = B64
         .decode(sig.signature.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| untrusted(format!("{SIGNATURE} holds no 64-byte signature")))?;
+        .ok_or_else(|| malformed(format!("{SIGNATURE} holds no 64-byte signature")))?;
     key.key
         .verify_strict(manifest, &Signature::from_bytes(&bytes))
         .map_err(|_| {
-            untrusted(format!(
-                "BAD SIGNATURE: manifest.json does not match the signature of key {}; the \
-                 manifest was changed after the backup signed it. Do not restore it; restore \
-                 an earlier snapshot and find out who can write the repository",
-                key.id
-            ))
+            (
+                Refusal::BadSignature,
+                format!(
+                    "BAD SIGNATURE: manifest.json does not match the signature of key {}; the \
+                     manifest was changed after the backup signed it. Do not restore it; restore \
+                     an earlier snapshot and find out who can write the repository",
+                    key.id
+                ),
+            )
         })?;
     Ok(Some(key.id.clone()))
 }
@@ -328,6 +392,11 @@ impl Repository {
     pub async fn signing_settings(&self) -> Result<Settings> {
         let path = ObjPath::from(SETTINGS);
         match self.store.get(&path).await {
+            Ok(got) if got.meta.size > MAX_SMALL_OBJECT => Err(Error::input(format!(
+                "{}: {SETTINGS} is {} bytes, too large to be settings; rewrite it with `amlmigrate \
+                 repo init`",
+                self.location, got.meta.size
+            ))),
             Ok(got) => {
                 let bytes = got
                     .bytes()
@@ -410,19 +479,46 @@ impl Repository {
         manifest: &[u8],
     ) -> Result<Option<String>> {
         let settings = self.signing_settings().await?;
+        let sig = self.signature_bytes(id, &settings).await?;
+        check(id, manifest, sig.as_deref(), &self.signing.trust, &settings)
+    }
+
+    /// The signature object of `id`, when a check will need it.
+    async fn signature_bytes(&self, id: &str, settings: &Settings) -> Result<Option<bytes::Bytes>> {
         if self.signing.trust.keys.is_empty() && !settings.require_signatures {
             return Ok(None);
         }
-        let sig = match self.store.get(&Self::snapshot_path(id, SIGNATURE)).await {
-            Ok(got) => Some(
-                got.bytes()
-                    .await
-                    .map_err(|e| self.store_err(format!("reading the signature of {id}"), e))?,
-            ),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => return Err(self.store_err(format!("reading the signature of {id}"), e)),
-        };
-        check(id, manifest, sig.as_deref(), &self.signing.trust, &settings)
+        match self.store.get(&Self::snapshot_path(id, SIGNATURE)).await {
+            Ok(got) if got.meta.size > MAX_SMALL_OBJECT => Ok(Some(bytes::Bytes::from_static(
+                b"(too large to be a signature)",
+            ))),
+            Ok(got) => got
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| self.store_err(format!("reading the signature of {id}"), e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_err(format!("reading the signature of {id}"), e)),
+        }
+    }
+
+    /// Every committed snapshot's manifest with its signature state, oldest first, for
+    /// listings: a snapshot that fails the check is listed and marked, never handed to a
+    /// reader (that is [`Repository::manifest`]).
+    pub async fn manifests_for_listing(&self) -> Result<Vec<(super::Manifest, SignatureState)>> {
+        let settings = self.signing_settings().await?;
+        let mut out = Vec::new();
+        for id in self.snapshot_ids().await? {
+            let bytes = self.manifest_bytes(&id).await?;
+            let sig = self.signature_bytes(&id, &settings).await?;
+            let state = match verdict(&bytes, sig.as_deref(), &self.signing.trust, &settings) {
+                Ok(None) => SignatureState::NotChecked,
+                Ok(Some(key)) => SignatureState::Signed { key },
+                Err((refusal, reason)) => SignatureState::Refused { refusal, reason },
+            };
+            out.push((self.parse_manifest(&id, &bytes)?, state));
+        }
+        Ok(out)
     }
 
     /// Which trusted key signed snapshot `id` (`None` when no key was given and none is

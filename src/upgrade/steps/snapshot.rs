@@ -63,6 +63,9 @@ pub(in crate::upgrade) async fn snapshot_of(
         return Ok(None);
     };
     if env.repo.snapshot_ids().await?.contains(&id) {
+        // With verify keys, a snapshot rewritten since it was taken stops the run here, before
+        // any later step relies on it.
+        env.repo.signed_by(&id).await?;
         Ok(Some(id))
     } else {
         Ok(None)
