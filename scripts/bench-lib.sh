@@ -106,10 +106,10 @@ fill_mlflow() {
 }
 
 # A Kubeflow-Pipelines-shaped database in $1 (which must exist): mlpipeline's tables and the ML
-# Metadata store's (which KFP keeps in `metadb`), 24 tables in all, scaled by $2 (runs).
+# Metadata store's (which KFP keeps in `metadb`), 25 tables in all, scaled by $2 (runs).
 fill_kfp() {
   local db=$1 n=$2
-  echo "bench: seeding Kubeflow Pipelines: $n runs over 24 tables…" >&2
+  echo "bench: seeding Kubeflow Pipelines: $n runs over 25 tables…" >&2
   my "$db" -e "
     CREATE TABLE experiments (UUID varchar(64) NOT NULL PRIMARY KEY, Name varchar(128) NOT NULL, Description varchar(255) NOT NULL,
       CreatedAtInSec bigint NOT NULL, Namespace varchar(63) NOT NULL DEFAULT '', StorageState varchar(255) NOT NULL,

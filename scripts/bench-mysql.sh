@@ -13,7 +13,7 @@
 #   mlflow   a whole MLflow 2.6 database, schema created by the real MLflow 2.6.0 server
 #            (scripts/mlflow-env.sh), ROWS metric points over ROWS/1000 runs plus params, tags,
 #            latest_metrics;
-#   kfp      a many-table database like Kubeflow Pipelines' (mlpipeline + ML Metadata, 24
+#   kfp      a many-table database like Kubeflow Pipelines' (mlpipeline + ML Metadata, 25
 #            tables, large JSON/YAML manifests), BENCH_KFP_RUNS runs (default 10,000).
 # Restore uses amlmigrate's default --jobs (override with BENCH_JOBS). For kfp it also measures
 # whether reading on two connections at once would speed up a backup (the question of a

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use super::{DbContext, DbState, RestoredDatabase};
 use crate::error::{Error, MysqlContext, Result};
@@ -100,14 +101,19 @@ pub(super) async fn restore_database(
     let job_rx = Mutex::new(job_rx);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, u64)>();
 
-    let dispatch = dispatch(&mut state, control, irx, job_tx, reader_task);
+    // Set by a loader that failed, so the dispatcher stops handing out the remaining tables.
+    let failed = CancellationToken::new();
+    let dispatch = dispatch(&mut state, control, irx, job_tx, reader_task, &failed);
     let workers = futures::future::join_all(loaders.iter_mut().map(|conn| {
-        let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+        let (job_rx, done_tx, failed) = (&job_rx, done_tx.clone(), &failed);
         async move {
             loop {
                 let job = job_rx.lock().await.recv().await;
                 let Some(job) = job else { return Ok(()) };
-                load_table(conn, ctx, job, &done_tx).await?;
+                if let Err(e) = load_table(conn, ctx, job, &done_tx).await {
+                    failed.cancel();
+                    return Err(e);
+                }
             }
         }
     }));
@@ -132,12 +138,16 @@ async fn dispatch(
     mut irx: mpsc::Receiver<Item>,
     job_tx: mpsc::Sender<Job>,
     reader_task: tokio::task::JoinHandle<Result<()>>,
+    failed: &CancellationToken,
 ) -> Result<()> {
     let ctx = state.ctx;
     let stopped = || Error::other("a loader connection stopped (its error follows)");
     let mut current: Option<(usize, mpsc::Sender<Msg>)> = None;
     let consumed = async {
         while let Some(item) = irx.recv().await {
+            if failed.is_cancelled() {
+                return Err(stopped());
+            }
             if ctx.cancel.is_cancelled() {
                 return Err(Error::Interrupted(format!(
                     "restore of {} stopped: tables finished before the stop are restored, those in progress were rolled back; run the same restore with --replace to finish it",
