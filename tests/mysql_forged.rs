@@ -5,62 +5,20 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
-use common::{TestDb, amlmigrate, backup, ok, part_file, sql};
+use common::{TestDb, amlmigrate, backup, ok, sql};
 use serde_json::Value;
 
-/// Rewrites the `schema.json` of database `db` in snapshot `id` through `f`, recomputing the
-/// part's and every entry's sha256 and size in the manifest.
+/// Rewrites the `schema.json` of database `db` in snapshot `id` through `f`, recomputing every
+/// hash in the manifest.
 fn forge(repo: &Path, id: &str, db: &str, f: impl FnOnce(&mut Value)) {
-    let part_path = part_file(repo, id);
-    let raw = zstd::decode_all(&std::fs::read(&part_path).unwrap()[..]).unwrap();
-    let mut order = Vec::new();
-    let mut files = BTreeMap::new();
-    for e in tar::Archive::new(&raw[..]).entries().unwrap() {
-        let mut e = e.unwrap();
-        let path = e.path().unwrap().to_string_lossy().into_owned();
-        let mut buf = Vec::new();
-        e.read_to_end(&mut buf).unwrap();
-        order.push(path.clone());
-        files.insert(path, buf);
-    }
-    let key = format!("mysql/{db}/schema.json");
-    let mut schema: Value = serde_json::from_slice(&files[&key]).unwrap();
-    f(&mut schema);
-    files.insert(key, serde_json::to_vec(&schema).unwrap());
-    let out = std::fs::File::create(&part_path).unwrap();
-    let mut w = amlmigrate::archive::PartWriter::new(out, 3, 0).unwrap();
-    for p in &order {
-        w.append(p, &files[p]).unwrap();
-    }
-    let (_, info) = w.finish().unwrap();
-    let manifest_path = repo.join("snapshots").join(id).join("manifest.json");
-    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let part = m["parts"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|p| {
-            p["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["path"] == format!("mysql/{db}/schema.json"))
-        })
-        .unwrap();
-    part["size"] = info.size.into();
-    part["sha256"] = info.sha256.into();
-    part["entries"] = serde_json::to_value(
-        info.entries
-            .iter()
-            .map(|e| serde_json::json!({"path": e.path, "size": e.size, "sha256": e.sha256}))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    common::forge_part(repo, id, |files| {
+        let key = format!("mysql/{db}/schema.json");
+        let mut schema: Value = serde_json::from_slice(&files[&key]).unwrap();
+        f(&mut schema);
+        files.insert(key, serde_json::to_vec(&schema).unwrap());
+    });
 }
 
 fn exists(db: &str) -> bool {

@@ -105,6 +105,10 @@ pub struct RestoreArgs {
     /// dry run of every write) and print what would be restored, without writing anything.
     #[arg(long)]
     dry_run: bool,
+    /// MySQL: load this many tables at once, each on its own connection and still in its own
+    /// transaction [default: two per core, at most 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -353,6 +357,9 @@ async fn run_mysql(
         renames: args.renames.clone(),
         replace: args.replace,
         dry_run: args.dry_run,
+        jobs: args
+            .jobs
+            .map_or_else(amlmigrate::mysql::restore::default_jobs, usize::from),
     };
     let ui = progress_for(g);
     let result = restore(repo, id, &opts, ui.clone(), cancel).await;

@@ -233,6 +233,48 @@ pub fn part_file(repo: &Path, id: &str) -> PathBuf {
     files.pop().unwrap()
 }
 
+/// Rewrites the only part of snapshot `id` through `f` (entry path → bytes, in archive order),
+/// recomputing the part's and every entry's sha256 and size in the manifest, as someone who can
+/// write the bucket can: `verify` still calls the snapshot sound.
+pub fn forge_part(repo: &Path, id: &str, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) {
+    use std::io::Read;
+    let part_path = part_file(repo, id);
+    let raw = zstd::decode_all(&std::fs::read(&part_path).unwrap()[..]).unwrap();
+    let mut order = Vec::new();
+    let mut files = BTreeMap::new();
+    for e in tar::Archive::new(&raw[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut buf = Vec::new();
+        e.read_to_end(&mut buf).unwrap();
+        order.push(path.clone());
+        files.insert(path, buf);
+    }
+    f(&mut files);
+    let out = std::fs::File::create(&part_path).unwrap();
+    let mut w = amlmigrate::archive::PartWriter::new(out, 3, 0).unwrap();
+    for p in &order {
+        w.append(p, &files[p]).unwrap();
+    }
+    let (_, info) = w.finish().unwrap();
+    let manifest_path = repo.join("snapshots").join(id).join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let parts = m["parts"].as_array_mut().unwrap();
+    assert_eq!(parts.len(), 1, "forge_part works on one-part snapshots");
+    let part = &mut parts[0];
+    part["size"] = info.size.into();
+    part["sha256"] = info.sha256.into();
+    part["entries"] = serde_json::to_value(
+        info.entries
+            .iter()
+            .map(|e| serde_json::json!({"path": e.path, "size": e.size, "sha256": e.sha256}))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
 /// Fills `db.big` with `rows` rows of about 220 bytes, fast (MariaDB's sequence engine).
 pub fn big_table(db: &str, rows: u64) {
     sql(

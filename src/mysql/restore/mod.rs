@@ -8,25 +8,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::time::Instant;
 
-use bytes::Bytes;
-use futures::StreamExt;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::catalog::{DbSchema, ObjectKind, SchemaObject, load_data_sql};
+use super::catalog::{DbSchema, ObjectKind, SchemaObject};
 use super::sqltext::{ident, literal, path_segment, qualified, rewrite_db_qualifier};
-use super::{MysqlUrl, collation, connect, server_version, text};
+use super::{MysqlUrl, collation, connect, server_version};
 
+mod parallel;
 mod validate;
+
 use crate::error::{Error, MysqlContext, Result};
 use crate::progress::{Event, ProgressRef};
 use crate::repo::Repository;
 use crate::repo::manifest::{Manifest, MysqlDatabase};
+use parallel::Item;
 
 const BASE_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
 
@@ -41,6 +40,8 @@ pub struct RestoreOptions {
     pub replace: bool,
     /// Run every check and report what would be restored, without writing anything.
     pub dry_run: bool,
+    /// Connections loading tables at the same time (each table is still one transaction).
+    pub jobs: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,12 +271,13 @@ pub async fn restore(
         });
     }
 
-    conn.query_drop(format!(
-        "SET SESSION foreign_key_checks = 0, unique_checks = 0, sql_mode = '{BASE_SQL_MODE}', \
-         time_zone = '+00:00', net_read_timeout = 86400, net_write_timeout = 86400, wait_timeout = 86400"
-    ))
-    .await
-    .ctx(|| "preparing the restore session".into())?;
+    prepare_session(&mut conn).await?;
+    let mut loaders = Vec::with_capacity(opts.jobs.max(1));
+    for _ in 0..opts.jobs.max(1) {
+        let mut c = connect(&opts.mysql).await?;
+        prepare_session(&mut c).await?;
+        loaders.push(c);
+    }
 
     progress.event(Event::Plan {
         what: "restore",
@@ -304,7 +306,10 @@ pub async fn restore(
             progress: &progress,
             cancel: &cancel,
         };
-        restored.push(restore_database(repo, &mut conn, &ctx).await?);
+        restored.push(parallel::restore_database(repo, &mut conn, &mut loaders, &ctx).await?);
+    }
+    for c in loaders {
+        let _ = c.disconnect().await;
     }
     let _ = conn.disconnect().await;
     Ok(RestoreReport {
@@ -317,6 +322,25 @@ pub async fn restore(
         dry_run: false,
         notices,
     })
+}
+
+/// Session settings of every restore connection: no foreign-key or unique checks (the rows come
+/// from a consistent snapshot, and InnoDB bulk-loads an empty table without them), the snapshot's
+/// SQL mode and time zone, and timeouts long enough for any table.
+async fn prepare_session(conn: &mut Conn) -> Result<()> {
+    conn.query_drop(format!(
+        "SET NAMES utf8mb4, SESSION foreign_key_checks = 0, unique_checks = 0, sql_mode = '{BASE_SQL_MODE}', \
+         time_zone = '+00:00', net_read_timeout = 86400, net_write_timeout = 86400, wait_timeout = 86400"
+    ))
+    .await
+    .ctx(|| "preparing the restore session".into())
+}
+
+/// Loader connections when `--jobs` is not given: two per core, at most four (each is a server
+/// thread loading one table; more only queue on the server's I/O).
+pub fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 2).min(4)
 }
 
 fn select<'a>(
@@ -450,97 +474,11 @@ async fn read_schema(
     }
 }
 
-struct Item {
-    path: String,
-    data: mpsc::Receiver<std::io::Result<Bytes>>,
-}
-
-async fn restore_database(
-    repo: &Repository,
-    conn: &mut Conn,
-    ctx: &DbContext<'_>,
-) -> Result<RestoredDatabase> {
-    let db = ctx.plan.db;
-    let part = ctx
-        .manifest
-        .part(&db.part)
-        .ok_or_else(|| {
-            Error::damaged(
-                &db.part,
-                "(manifest)",
-                "part listed by a database is missing from the manifest",
-            )
-        })?
-        .clone();
-    let (itx, mut irx) = mpsc::channel::<Item>(1);
-    let (repo2, id) = (repo.clone(), ctx.manifest.id.clone());
-    let reader_task = tokio::spawn(async move {
-        repo2
-            .read_part(&id, &part, (), move |(), entry| {
-                let (dtx, drx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-                let stopped = || Error::Interrupted("restore stopped reading the part".into());
-                itx.blocking_send(Item {
-                    path: entry.entry().path.clone(),
-                    data: drx,
-                })
-                .map_err(|_| stopped())?;
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    match entry.read(&mut buf) {
-                        Ok(0) => return Ok(()),
-                        Ok(n) => dtx
-                            .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                            .map_err(|_| stopped())?,
-                        Err(e) => {
-                            let _ = dtx
-                                .blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
-                            return Err(Error::io("reading the part", e));
-                        }
-                    }
-                }
-            })
-            .await
-    });
-
-    let mut state = DbState::new(ctx);
-    let consumed = async {
-        while let Some(item) = irx.recv().await {
-            if ctx.cancel.is_cancelled() {
-                return Err(Error::Interrupted(format!(
-                    "restore of {} stopped: tables finished before the stop are restored, the one in progress was rolled back; run the same restore with --replace to finish it",
-                    ident(&ctx.plan.target)
-                )));
-            }
-            state.entry(conn, item).await?;
-        }
-        Ok(())
-    }
-    .await;
-    drop(irx);
-    let read = reader_task
-        .await
-        .map_err(|e| Error::other(format!("part reader failed: {e}")))?;
-    match (consumed, read) {
-        (_, Err(e @ Error::Damaged { .. })) | (Err(e), _) | (Ok(()), Err(e)) => {
-            let _ = conn.query_drop("ROLLBACK").await;
-            Err(e)
-        }
-        (Ok(()), Ok(())) => state.finish(conn).await,
-    }
-}
-
-struct Current {
-    index: usize,
-    rows: u64,
-    bytes: u64,
-    started: Instant,
-}
-
 struct DbState<'c> {
     ctx: &'c DbContext<'c>,
     dbdir: String,
     schema: Option<DbSchema>,
-    current: Option<Current>,
+    /// Rows committed per table of the database, by manifest index.
     done: Vec<Option<u64>>,
 }
 
@@ -550,7 +488,6 @@ impl<'c> DbState<'c> {
             ctx,
             dbdir: format!("mysql/{}", path_segment(&ctx.plan.db.name)),
             schema: None,
-            current: None,
             done: vec![None; ctx.plan.db.tables.len()],
         }
     }
@@ -572,65 +509,60 @@ impl<'c> DbState<'c> {
         s
     }
 
-    async fn entry(&mut self, conn: &mut Conn, item: Item) -> Result<()> {
-        let Item { path, mut data } = item;
+    /// The manifest index of the table a `.tsv` entry belongs to; `None` for other entries.
+    fn table_of(&self, path: &str) -> Result<Option<usize>> {
         let rel = path
             .strip_prefix(&format!("{}/", self.dbdir))
-            .unwrap_or(&path)
-            .to_string();
-        match rel.as_str() {
-            "schema.json" => {
-                let mut bytes = Vec::new();
-                while let Some(chunk) = data.recv().await {
-                    bytes.extend_from_slice(
-                        &chunk.map_err(|e| Error::io("reading schema.json", e))?,
-                    );
-                }
-                let schema: DbSchema = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::damaged(
-                        &self.ctx.plan.db.part,
-                        &path,
-                        format!("not a valid schema: {e}"),
-                    )
-                })?;
-                self.pre_data(conn, &schema).await?;
-                self.schema = Some(schema);
-                Ok(())
-            }
-            r if r.ends_with(".tsv") => {
-                let dir = r.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                let index = self
-                    .ctx
-                    .plan
-                    .db
-                    .tables
-                    .iter()
-                    .position(|t| t.dir == dir)
-                    .ok_or_else(|| {
-                        Error::damaged(
-                            &self.ctx.plan.db.part,
-                            &path,
-                            "chunk of a table the manifest does not list",
-                        )
-                    })?;
-                if self.schema.is_none() {
-                    return Err(Error::damaged(
-                        &self.ctx.plan.db.part,
-                        &path,
-                        "data before schema.json",
-                    ));
-                }
-                if self.current.as_ref().map(|c| c.index) != Some(index) {
-                    self.end_table(conn).await?;
-                    self.begin_table(conn, index).await?;
-                }
-                self.load_chunk(conn, &path, data).await
-            }
-            _ => {
-                while data.recv().await.is_some() {}
-                Ok(())
-            }
+            .unwrap_or(path);
+        if !rel.ends_with(".tsv") {
+            return Ok(None);
         }
+        let dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let index = self
+            .ctx
+            .plan
+            .db
+            .tables
+            .iter()
+            .position(|t| t.dir == dir)
+            .ok_or_else(|| {
+                Error::damaged(
+                    &self.ctx.plan.db.part,
+                    path,
+                    "chunk of a table the manifest does not list",
+                )
+            })?;
+        if self.schema.is_none() {
+            return Err(Error::damaged(
+                &self.ctx.plan.db.part,
+                path,
+                "data before schema.json",
+            ));
+        }
+        Ok(Some(index))
+    }
+
+    /// An entry other than a chunk: `schema.json` runs the schema, the rest is skipped.
+    async fn entry(&mut self, conn: &mut Conn, item: Item) -> Result<()> {
+        let Item { path, mut data } = item;
+        if path != format!("{}/schema.json", self.dbdir) {
+            while data.recv().await.is_some() {}
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = data.recv().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| Error::io("reading schema.json", e))?);
+        }
+        let schema: DbSchema = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::damaged(
+                &self.ctx.plan.db.part,
+                &path,
+                format!("not a valid schema: {e}"),
+            )
+        })?;
+        self.pre_data(conn, &schema).await?;
+        self.schema = Some(schema);
+        Ok(())
     }
 
     async fn exec_object(&self, conn: &mut Conn, o: &SchemaObject, sql: &str) -> Result<()> {
@@ -773,111 +705,7 @@ impl<'c> DbState<'c> {
         Ok(())
     }
 
-    async fn begin_table(&mut self, conn: &mut Conn, index: usize) -> Result<()> {
-        let t = &self.ctx.plan.db.tables[index];
-        let target = self.target().to_string();
-        conn.query_drop("START TRANSACTION")
-            .await
-            .ctx(|| "starting a transaction".into())?;
-        if self.ctx.replace && self.ctx.plan.existing.contains(&t.name) {
-            conn.query_drop(format!("DELETE FROM {}", qualified(&target, &t.name)))
-                .await
-                .ctx(|| format!("emptying {} for --replace", qualified(&target, &t.name)))?;
-        }
-        self.ctx.progress.event(Event::TableStarted {
-            db: target,
-            table: t.name.clone(),
-            est_rows: t.rows,
-        });
-        self.current = Some(Current {
-            index,
-            rows: 0,
-            bytes: 0,
-            started: Instant::now(),
-        });
-        Ok(())
-    }
-
-    async fn load_chunk(
-        &mut self,
-        conn: &mut Conn,
-        path: &str,
-        mut data: mpsc::Receiver<std::io::Result<Bytes>>,
-    ) -> Result<()> {
-        let target = self.target().to_string();
-        let cur = self.current.as_mut().expect("table begun");
-        let t = &self.ctx.plan.db.tables[cur.index];
-        let (counter_tx, mut counter_rx) = mpsc::unbounded_channel::<u64>();
-        let stream = futures::stream::poll_fn(move |cx| {
-            let polled = data.poll_recv(cx);
-            if let std::task::Poll::Ready(Some(Ok(b))) = &polled {
-                let _ = counter_tx.send(b.len() as u64);
-            }
-            polled
-        });
-        conn.set_infile_handler(async move { Ok(stream.boxed()) });
-        let sql = load_data_sql(&format!("amlmigrate:{path}"), &target, &t.name, &t.columns);
-        conn.query_drop(sql)
-            .await
-            .ctx(|| format!("loading {path} into {}", qualified(&target, &t.name)))?;
-        let loaded = conn.affected_rows();
-        let warnings = conn.get_warnings();
-        while let Ok(n) = counter_rx.try_recv() {
-            cur.bytes += n;
-        }
-        cur.rows += loaded;
-        if warnings > 0 {
-            let rows: Vec<mysql_async::Row> = conn
-                .query("SHOW WARNINGS LIMIT 5")
-                .await
-                .unwrap_or_default();
-            let msgs: Vec<String> = rows.iter().filter_map(|r| text(r, 2)).collect();
-            return Err(Error::other(format!(
-                "loading {path} into {} raised {warnings} warning(s), so the values would not be exact: {}; the table was rolled back",
-                qualified(&target, &t.name),
-                msgs.join("; ")
-            )));
-        }
-        self.ctx.progress.event(Event::TableProgress {
-            db: target,
-            table: t.name.clone(),
-            rows: cur.rows,
-            bytes: cur.bytes,
-        });
-        Ok(())
-    }
-
-    async fn end_table(&mut self, conn: &mut Conn) -> Result<()> {
-        let Some(cur) = self.current.take() else {
-            return Ok(());
-        };
-        let t = &self.ctx.plan.db.tables[cur.index];
-        let target = self.target().to_string();
-        if cur.rows != t.rows {
-            let _ = conn.query_drop("ROLLBACK").await;
-            return Err(Error::other(format!(
-                "{} received {} rows but the snapshot holds {}; the table was rolled back",
-                qualified(&target, &t.name),
-                cur.rows,
-                t.rows
-            )));
-        }
-        conn.query_drop("COMMIT")
-            .await
-            .ctx(|| format!("committing {}", qualified(&target, &t.name)))?;
-        self.ctx.progress.event(Event::TableFinished {
-            db: target,
-            table: t.name.clone(),
-            rows: cur.rows,
-            bytes: cur.bytes,
-            elapsed: cur.started.elapsed(),
-        });
-        self.done[cur.index] = Some(cur.rows);
-        Ok(())
-    }
-
     async fn finish(mut self, conn: &mut Conn) -> Result<RestoredDatabase> {
-        self.end_table(conn).await?;
         let target = self.target().to_string();
         let db = self.ctx.plan.db;
         for (i, t) in db.tables.iter().enumerate() {
