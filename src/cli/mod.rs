@@ -314,6 +314,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match format {
         LogFormat::Text => fmt.init(),
