@@ -207,6 +207,21 @@ fn backup_verify_and_prune_push_their_results_and_a_failure_keeps_the_last_succe
     let damaged = samples(&url, &schedule);
     assert_eq!(damaged["amlmigrate_verify_success"], 0.0, "{damaged:?}");
     assert!(damaged.contains_key("amlmigrate_verify_last_failure_timestamp_seconds"));
+
+    // The test's group goes, so the shared Pushgateway does not fill up.
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "DELETE"])
+        .arg(format!(
+            "{url}/metrics/job/amlmigrate/repository@base64/{}/schedule@base64/{}",
+            b64(repo_s),
+            b64(&schedule)
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(samples(&url, &schedule).is_empty());
 }
 
 #[test]

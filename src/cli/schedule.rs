@@ -20,8 +20,9 @@ use super::{GlobalArgs, KubeArgs, print_json};
 /// (Secrets only with --encrypt-to); with --namespaces, namespaced kinds through a Role and
 /// RoleBinding in each of those namespaces (and kubeflow), otherwise through the ClusterRole
 /// (user namespaces are then found at each run); and a CronJob (concurrencyPolicy Forbid)
-/// whose pod runs `amlmigrate backup` as an init container and then `amlmigrate prune` with
-/// the --keep-* rules, only when the backup succeeded. Grants an earlier install made that this
+/// whose pod runs `amlmigrate backup` and `amlmigrate verify latest` as init containers and
+/// then `amlmigrate prune` with the --keep-* rules, only when both succeeded. Each step logs
+/// JSON lines; with --metrics-push each pushes its metrics. Grants an earlier install made that this
 /// one does not are deleted.
 /// Credentials come only from Secrets: the MySQL password from key `password` of
 /// --mysql-secret, the S3 settings from every key of --s3-secret (AWS_ACCESS_KEY_ID,
