@@ -238,15 +238,17 @@ fn an_unreachable_pushgateway_is_a_warning_and_the_backup_still_succeeds() {
         &db.name,
         "--quiet",
         "--metrics-push",
-        "http://127.0.0.1:1",
+        "http://amlpush:Push-S3cret-x9@127.0.0.1:1",
+        "-v",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stderr
-            .contains("warning: pushing the backup metrics to the Pushgateway http://127.0.0.1:1")
-            && r.stderr.contains("--metrics-push"),
+        r.stderr.contains(
+            "warning: pushing the backup metrics to the Pushgateway http://amlpush:(hidden)@127.0.0.1:1"
+        ) && r.stderr.contains("--metrics-push"),
         "{r:?}"
     );
+    assert!(!r.all().contains("Push-S3cret-x9"), "{r:?}");
 }
 
 #[test]

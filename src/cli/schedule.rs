@@ -174,6 +174,23 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         }
     }
     amlmigrate::kube::secrets::Recipients::parse(&a.encrypt_to)?;
+    if let Some(m) = &a.metrics_push {
+        let ok = url::Url::parse(m)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.password().is_none());
+        if !ok {
+            return Err(Error::input(format!(
+                "--metrics-push: expected the Pushgateway as http://HOST:9091 (or https://), \
+                 without a password, which would be stored in the CronJob in clear; got {:?}",
+                url::Url::parse(m)
+                    .map(|mut u| {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    })
+                    .unwrap_or_else(|_| "an unparsable value".into())
+            ))
+            .into());
+        }
+    }
     Ok(ScheduleSpec {
         name: a.target.name.clone(),
         namespace: a.target.namespace.clone(),
