@@ -19,6 +19,22 @@ macro_rules! print {
     };
 }
 
+// Likewise for stderr (`… 2>&1 | head -1`): a summary nobody reads is no reason to panic.
+macro_rules! eprintln {
+    () => {
+        $crate::cli::stdout::write_err(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write_err(format_args!($($arg)*), true)
+    };
+}
+
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write_err(format_args!($($arg)*), false)
+    };
+}
+
 pub mod stdout;
 
 mod backup;
