@@ -29,6 +29,8 @@ macro_rules! eprintln {
     };
 }
 
+// Unused today; here so that a future eprint! cannot panic either.
+#[allow(unused_macros)]
 macro_rules! eprint {
     ($($arg:tt)*) => {
         $crate::cli::stdout::write_err(format_args!($($arg)*), false)
