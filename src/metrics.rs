@@ -229,11 +229,16 @@ pub async fn push(url: &str, repository: &str, schedule: &str, outcome: &Outcome
         base.as_str().trim_end_matches('/'),
         group_path(repository, schedule)
     );
+    // A password in the URL (basic auth in front of the Pushgateway) is never shown.
+    let mut shown = base.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("(hidden)"));
+    }
+    let shown = shown.as_str().trim_end_matches('/').to_string();
     let fail = |what: String| {
         Error::Connection(format!(
-            "pushing the {} metrics to the Pushgateway {}: {what}; check --metrics-push (or AMLMIGRATE_METRICS_PUSH) and that the Pushgateway runs",
+            "pushing the {} metrics to the Pushgateway {shown}: {what}; check --metrics-push (or AMLMIGRATE_METRICS_PUSH) and that the Pushgateway runs",
             outcome.command.as_str(),
-            base.as_str().trim_end_matches('/'),
         ))
     };
     let client = reqwest::Client::builder()
@@ -246,7 +251,7 @@ pub async fn push(url: &str, repository: &str, schedule: &str, outcome: &Outcome
         .body(outcome.encode())
         .send()
         .await
-        .map_err(|e| fail(crate::error::chain_text(&e)))?;
+        .map_err(|e| fail(crate::error::chain_text(&e.without_url())))?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
@@ -255,8 +260,7 @@ pub async fn push(url: &str, repository: &str, schedule: &str, outcome: &Outcome
     tracing::info!(
         command = outcome.command.as_str(),
         success = outcome.success,
-        "pushed metrics to {}",
-        base.as_str().trim_end_matches('/')
+        "pushed metrics to {shown}"
     );
     Ok(())
 }

@@ -69,17 +69,16 @@ impl Progress for Logged {
         let job = self.job;
         match &event {
             Event::Plan {
-                what,
                 tables,
                 est_rows,
                 est_bytes,
+                ..
             } => tracing::info!(
                 job,
-                what,
                 tables,
                 est_rows,
                 est_bytes,
-                "{job}: {tables} table(s) of {what} ahead"
+                "{job}: {tables} table(s) ahead, about {est_rows} rows"
             ),
             Event::TableStarted {
                 db,

@@ -252,10 +252,22 @@ pub async fn prune(
     let folders = repo.snapshot_folders().await?;
     let mut decisions = plan(&folders, policy, now)?;
     pin(&mut decisions, &upgrade_pins(repo).await?);
+    for d in &decisions {
+        tracing::debug!(
+            snapshot = d.id,
+            keep = d.keep,
+            reasons = ?d.reasons,
+            "prune: {} {} ({})",
+            if d.keep { "keeps" } else { "removes" },
+            d.id,
+            d.reasons.join(", ")
+        );
+    }
     let mut removed = Vec::new();
     if !dry_run {
         for d in decisions.iter().filter(|d| !d.keep) {
             repo.delete_snapshot(&d.id).await?;
+            tracing::info!(snapshot = d.id, "prune: removed snapshot {}", d.id);
             removed.push(d.id.clone());
         }
     }

@@ -1,6 +1,7 @@
-//! Scheduled snapshots that run in the cluster: a CronJob whose pod runs `amlmigrate backup`
-//! (an init container) and then `amlmigrate prune` (the main container, which starts only when
-//! the backup succeeded), under a ServiceAccount with least-privilege, read-only RBAC.
+//! Scheduled snapshots that run in the cluster: a CronJob whose pod runs `amlmigrate backup` and
+//! `amlmigrate verify latest` (init containers) and then `amlmigrate prune` (the main container,
+//! which starts only when both succeeded), under a ServiceAccount with least-privilege,
+//! read-only RBAC.
 //!
 //! Every object carries `app.kubernetes.io/managed-by: amlmigrate` and
 //! `amlmigrate.alauda.io/schedule: <name>` (cluster-scoped ones also
@@ -225,7 +226,7 @@ pub fn objects(spec: &ScheduleSpec, rbac: &Rbac) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// The CronJob: `backup` in an init container, then `prune` (the image has no shell).
+/// The CronJob: `backup` and `verify` in init containers, then `prune` (the image has no shell).
 fn cronjob(spec: &ScheduleSpec) -> Value {
     let name = spec.object_name();
     // Logs as JSON lines, one event each, for the cluster's log collection.

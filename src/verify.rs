@@ -52,7 +52,24 @@ pub async fn verify(
     snapshot: &str,
     progress: ProgressRef,
 ) -> Result<VerifyReport> {
+    let progress = crate::progress::logged(progress, "verify");
+    tracing::info!(
+        snapshot,
+        repository = repo.location(),
+        "verify: re-reading snapshot {snapshot}"
+    );
     let result = verify_all(repo, snapshot, progress.clone()).await;
+    match &result {
+        Ok(r) => tracing::info!(
+            snapshot,
+            parts = r.parts.len(),
+            bytes = r.bytes_read,
+            rows = r.rows,
+            elapsed_ms = r.elapsed_ms as u64,
+            "verify: snapshot {snapshot} is sound"
+        ),
+        Err(e) => tracing::info!(snapshot, "verify: snapshot {snapshot} failed: {e}"),
+    }
     let recorded = match &result {
         Ok(r) => repo.mark_verified(&r.snapshot, r.bytes_read).await,
         Err(Error::Damaged { .. }) => repo.unmark_verified(snapshot).await,

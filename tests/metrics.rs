@@ -207,6 +207,21 @@ fn backup_verify_and_prune_push_their_results_and_a_failure_keeps_the_last_succe
     let damaged = samples(&url, &schedule);
     assert_eq!(damaged["amlmigrate_verify_success"], 0.0, "{damaged:?}");
     assert!(damaged.contains_key("amlmigrate_verify_last_failure_timestamp_seconds"));
+
+    // The test's group goes, so the shared Pushgateway does not fill up.
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "DELETE"])
+        .arg(format!(
+            "{url}/metrics/job/amlmigrate/repository@base64/{}/schedule@base64/{}",
+            b64(repo_s),
+            b64(&schedule)
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(samples(&url, &schedule).is_empty());
 }
 
 #[test]
@@ -223,15 +238,17 @@ fn an_unreachable_pushgateway_is_a_warning_and_the_backup_still_succeeds() {
         &db.name,
         "--quiet",
         "--metrics-push",
-        "http://127.0.0.1:1",
+        "http://amlpush:Push-S3cret-x9@127.0.0.1:1",
+        "-v",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stderr
-            .contains("warning: pushing the backup metrics to the Pushgateway http://127.0.0.1:1")
-            && r.stderr.contains("--metrics-push"),
+        r.stderr.contains(
+            "warning: pushing the backup metrics to the Pushgateway http://amlpush:(hidden)@127.0.0.1:1"
+        ) && r.stderr.contains("--metrics-push"),
         "{r:?}"
     );
+    assert!(!r.all().contains("Push-S3cret-x9"), "{r:?}");
 }
 
 #[test]

@@ -58,6 +58,36 @@ fn snapshots_and_show_end_quietly_into_a_closed_pipe() {
 }
 
 #[test]
+fn a_backup_whose_stdout_and_stderr_readers_went_away_still_commits_its_snapshot() {
+    let db = TestDb::with_fixture("pipes_both");
+    let (_dir, repo) = temp_repo();
+    let mut child = Command::new(bin())
+        .args([
+            "backup",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--mysql",
+            MYSQL,
+            "--databases",
+            &db.name,
+            "--progress",
+            "lines",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let list = ok(&["snapshots", "--repo", repo.to_str().unwrap(), "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[test]
 fn upgrade_plan_ends_quietly_into_a_closed_pipe() {
     let lab = Lab::new(LabOptions {
         world: World::Plugins,

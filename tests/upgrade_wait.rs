@@ -112,6 +112,16 @@ fn a_plugin_failed_with_one_message_fails_the_step_at_once_and_status_shows_the_
         "failed after {waited}"
     );
 
+    // Watching a run that has stopped shows it once and ends.
+    let watched = lab.upgrade(&["status", "--watch", "1"]);
+    assert_eq!(watched.code, 0, "{watched:?}");
+    assert_eq!(
+        watched.stdout.matches("\nrun ").count() + usize::from(watched.stdout.starts_with("run ")),
+        1,
+        "{watched:?}"
+    );
+    assert!(!watched.stdout.contains("running:"), "{watched:?}");
+
     let status = seen
         .lock()
         .unwrap()

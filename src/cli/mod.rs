@@ -19,6 +19,24 @@ macro_rules! print {
     };
 }
 
+// Likewise for stderr (`… 2>&1 | head -1`): a summary nobody reads is no reason to panic.
+macro_rules! eprintln {
+    () => {
+        $crate::cli::stdout::write_err(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write_err(format_args!($($arg)*), true)
+    };
+}
+
+// Unused today; here so that a future eprint! cannot panic either.
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout::write_err(format_args!($($arg)*), false)
+    };
+}
+
 pub mod stdout;
 
 mod backup;
@@ -329,6 +347,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match format {
         LogFormat::Text => fmt.init(),

@@ -20,8 +20,9 @@ use super::{GlobalArgs, KubeArgs, print_json};
 /// (Secrets only with --encrypt-to); with --namespaces, namespaced kinds through a Role and
 /// RoleBinding in each of those namespaces (and kubeflow), otherwise through the ClusterRole
 /// (user namespaces are then found at each run); and a CronJob (concurrencyPolicy Forbid)
-/// whose pod runs `amlmigrate backup` as an init container and then `amlmigrate prune` with
-/// the --keep-* rules, only when the backup succeeded. Grants an earlier install made that this
+/// whose pod runs `amlmigrate backup` and `amlmigrate verify latest` as init containers and
+/// then `amlmigrate prune` with the --keep-* rules, only when both succeeded. Each step logs
+/// JSON lines; with --metrics-push each pushes its metrics. Grants an earlier install made that this
 /// one does not are deleted.
 /// Credentials come only from Secrets: the MySQL password from key `password` of
 /// --mysql-secret, the S3 settings from every key of --s3-secret (AWS_ACCESS_KEY_ID,
@@ -178,6 +179,23 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         }
     }
     amlmigrate::kube::secrets::Recipients::parse(&a.encrypt_to)?;
+    if let Some(m) = &a.metrics_push {
+        let ok = url::Url::parse(m)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.password().is_none());
+        if !ok {
+            return Err(Error::input(format!(
+                "--metrics-push: expected the Pushgateway as http://HOST:9091 (or https://), \
+                 without a password, which would be stored in the CronJob in clear; got {:?}",
+                url::Url::parse(m)
+                    .map(|mut u| {
+                        let _ = u.set_password(None);
+                        u.to_string()
+                    })
+                    .unwrap_or_else(|_| "an unparsable value".into())
+            ))
+            .into());
+        }
+    }
     Ok(ScheduleSpec {
         name: a.target.name.clone(),
         namespace: a.target.namespace.clone(),

@@ -35,6 +35,17 @@ pub fn write_fmt(args: std::fmt::Arguments<'_>, newline: bool) {
     }
 }
 
+/// Writes formatted text to stderr, ignoring a failure (nobody is left to tell).
+pub fn write_err(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| {
+        if newline {
+            err.write_all(b"\n")?;
+        }
+        Ok(())
+    });
+}
+
 /// Writes bytes to stdout (generated completions, the man page).
 pub fn write_bytes(bytes: &[u8]) {
     if gone() {

@@ -235,6 +235,15 @@ impl Cluster {
                 _ => break,
             }
         }
+        tracing::debug!(
+            kind = r.ar.kind,
+            namespace,
+            labels,
+            count = out.len(),
+            "kube: listed {} {}",
+            out.len(),
+            where_(r, namespace)
+        );
         Ok(out)
     }
 
@@ -268,6 +277,14 @@ impl Cluster {
         if dry_run {
             pp = pp.dry_run();
         }
+        tracing::debug!(
+            kind = r.ar.kind,
+            namespace,
+            name,
+            dry_run,
+            "kube: apply {}",
+            object_name(r, namespace, name)
+        );
         self.api(r, namespace)
             .patch(name, &pp, &Patch::Apply(obj))
             .await
@@ -291,6 +308,14 @@ impl Cluster {
         if dry_run {
             pp = pp.dry_run();
         }
+        tracing::debug!(
+            kind = r.ar.kind,
+            namespace,
+            name,
+            dry_run,
+            "kube: merge patch {}",
+            object_name(r, namespace, name)
+        );
         self.api(r, namespace)
             .patch(name, &pp, &Patch::Merge(patch))
             .await
@@ -319,6 +344,7 @@ impl Cluster {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         };
+        tracing::debug!(kind = r.ar.kind, namespace, "kube: create {what}");
         match self.api(r, namespace).create(&pp, &dynobj).await {
             Ok(o) => Ok(Some(to_value(o, r))),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
@@ -329,6 +355,13 @@ impl Cluster {
     /// Deletes an object (dependents in the background, as kubectl does); `false` when it did
     /// not exist. The object may live on while finalizers run: wait for it to be gone.
     pub async fn delete(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<bool> {
+        tracing::debug!(
+            kind = r.ar.kind,
+            namespace,
+            name,
+            "kube: delete {}",
+            object_name(r, namespace, name)
+        );
         match self
             .api(r, namespace)
             .delete(name, &kube::api::DeleteParams::background())

@@ -172,6 +172,7 @@ pub async fn restore_kube(
     progress: &ProgressRef,
     cancel: &CancellationToken,
 ) -> Result<KubeRestoreReport> {
+    let progress = &crate::progress::logged(progress.clone(), "kube restore");
     let identities = opts.identity.as_deref().map(Identities::load).transpose()?;
     let (stored, files, user_namespaces) = read_objects(repo, id).await?;
     let req = Request {

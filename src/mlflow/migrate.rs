@@ -507,9 +507,22 @@ pub async fn migrate(
     cancel: CancellationToken,
 ) -> Result<MigrateReport> {
     let started = Instant::now();
+    let progress = crate::progress::logged(progress, "mlflow migrate");
     let (mut src, revision, source_name) = open(&opts.from).await?;
     let pg = opts.to.connect().await?;
     let target = classify(&pg, &opts.to).await?;
+    tracing::info!(
+        source = source_name,
+        source_revision = revision,
+        target = opts.to.redacted(),
+        "mlflow migrate: {source_name} (revision {revision}) into {}: target {}",
+        opts.to.redacted(),
+        match target {
+            Target::Empty => "empty",
+            Target::Populated => "already holds MLflow data",
+            Target::FreshMlflow => "has MLflow 3.1.1's empty schema",
+        }
+    );
     // Artifacts first: the copy is idempotent, and the database is only touched once it is done.
     let location = |s: &Option<String>| s.as_deref().map(ArtifactLocation::parse).transpose();
     let (artifacts_from, artifacts_to) = (
@@ -622,6 +635,12 @@ pub async fn migrate(
                 .await
                 .map_err(pg_err("committing the migration"))?;
             src.end().await;
+            tracing::info!(
+                tables = tables.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "mlflow migrate: committed {} table(s), every count and checksum equal",
+                tables.len()
+            );
             Ok(report("migrated", schema_created, tables))
         }
         Err(e) => {

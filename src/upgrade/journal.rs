@@ -283,6 +283,20 @@ impl Journal {
     }
 
     async fn write(&self) -> Result<()> {
+        if let Some(e) = self.entries.last() {
+            tracing::debug!(
+                run = self.run,
+                step = e.step,
+                event = e.event.as_str(),
+                "journal: {} {}{}",
+                e.step,
+                e.event,
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
         let mut body = Vec::new();
         for e in &self.entries {
             serde_json::to_writer(&mut body, e).expect("journal entries serialize");

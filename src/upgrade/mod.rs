@@ -195,7 +195,9 @@ impl Env {
     }
 
     pub(crate) fn note(&self, s: impl Into<String>) {
-        self.progress.event(progress::Event::Notice(s.into()));
+        let s = s.into();
+        tracing::info!("upgrade: {s}");
+        self.progress.event(progress::Event::Notice(s));
     }
 }
 
@@ -441,6 +443,19 @@ async fn apply_step(
                 applied.facts.warnings = check.warnings.clone();
             }
             let changes: Vec<String> = applied.changes.iter().map(|c| c.to_string()).collect();
+            tracing::info!(
+                step = step.name(),
+                changes = changes.len(),
+                "upgrade: step {} done",
+                step.name()
+            );
+            for c in &changes {
+                tracing::debug!(
+                    step = step.name(),
+                    "upgrade: step {} changed {c}",
+                    step.name()
+                );
+            }
             journal
                 .record_full(
                     step.name(),
@@ -454,6 +469,11 @@ async fn apply_step(
             Ok(())
         }
         Err(e) => {
+            tracing::info!(
+                step = step.name(),
+                "upgrade: step {} failed: {e}",
+                step.name()
+            );
             journal
                 .record(step.name(), Event::Failed, Some(e.to_string()))
                 .await?;

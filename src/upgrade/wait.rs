@@ -86,8 +86,16 @@ pub async fn until<T>(
             return Err(interrupted());
         }
         match probe().await? {
-            Poll::Ready(t) => return Ok(t),
+            Poll::Ready(t) => {
+                tracing::debug!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "wait: ready after {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(t);
+            }
             Poll::Pending(what) => {
+                tracing::debug!("wait: still waiting for {what}");
                 if started.elapsed() >= patience.timeout {
                     return Err(timed_out(what));
                 }

@@ -87,6 +87,7 @@ pub async fn restore(
     progress: ProgressRef,
     cancel: CancellationToken,
 ) -> Result<RestoreReport> {
+    let progress = crate::progress::logged(progress, "restore");
     let manifest = repo.manifest(snapshot).await?;
     let selected = select(&manifest, opts)?;
 
