@@ -38,7 +38,7 @@ fn sample() -> Report {
         step("preflight", "applied", Some(1.2), None),
         step("snapshot", "applied", Some(84.0), None),
         step("wait-operator", "applied", Some(1260.0), Some(1200.0)),
-        step("verify", "applied", Some(12.0), None),
+        step("verify", "failed", Some(12.0), None),
         step("images", "already done", None, None),
     ];
     steps[3].checked = vec![
