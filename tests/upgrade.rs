@@ -760,6 +760,7 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
         "/journal.jsonl",
         "/report.json",
         "/report.md",
+        "/report.html",
         "/manifest.json",
         "/parts/kubernetes.tar.zst",
     ] {

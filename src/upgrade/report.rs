@@ -55,6 +55,9 @@ pub struct Report {
     /// What only a person can check (the article's functional checks), to tick off.
     #[serde(default)]
     pub checklist: Vec<String>,
+    /// What the report could not find out, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +166,7 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         counts: Vec::new(),
         tables: Vec::new(),
         checklist: steps::CHECKLIST.iter().map(|s| s.to_string()).collect(),
+        notes: Vec::new(),
     };
     for s in STEPS {
         let entries: Vec<&Entry> = journal
@@ -176,7 +180,7 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         out.manifest_sha256 = env.repo.manifest_sha256(id).await.ok();
         let m = env.repo.manifest(id).await?;
         out.tables = table_sums(&m);
-        out.counts = counts::counts(env, &m).await?;
+        out.counts = counts::counts(env, &m, &mut out.notes).await?;
     }
     Ok(out)
 }
@@ -296,6 +300,9 @@ pub fn markdown(r: &Report) -> String {
             show(c.before),
             show(c.after)
         ));
+    }
+    for n in &r.notes {
+        s.push_str(&format!("\nNote: {n}\n"));
     }
     if !r.checklist.is_empty() {
         s.push_str("\n## For a person to check (the article's functional checks)\n\n");
