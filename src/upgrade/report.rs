@@ -13,6 +13,7 @@ mod counts;
 mod html;
 mod timeline;
 
+pub use counts::{EXPERIMENTS, NAMESPACES, TABLES};
 pub use html::html;
 
 /// What produced a report: the same model (and so the same Markdown and HTML) serves each.
@@ -35,7 +36,8 @@ impl ReportKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Default` lets a report built elsewhere (a rehearsal, a recovery) name only what it has.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     #[serde(default)]
     pub kind: ReportKind,
@@ -60,7 +62,7 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReportStep {
     pub step: String,
     pub title: String,
@@ -89,7 +91,7 @@ pub struct ReportStep {
 
 /// One number before (the snapshot) and after (live). `group`, `item` and `measure` place it in
 /// a table (`item` a row, `measure` a column); counts without a group are the totals.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Count {
     pub what: String,
     pub before: Option<u64>,
