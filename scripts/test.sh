@@ -40,14 +40,14 @@ scripts/mlflow-env.sh >/dev/null
 scripts/moto.sh >/dev/null
 # A real OCI registry (Debian's docker-registry, TLS with a private CA, htpasswd auth).
 scripts/registry.sh >/dev/null
+# The fake Kubernetes API server's fidelity tests drive the real kubectl.
+command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 # The HTML report is rendered in a real headless Chromium (tests/report_html.rs).
 if ! command -v chromium >/dev/null; then
   echo "test.sh: installing chromium"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
     || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
-# The fake Kubernetes API server's fidelity tests drive the real kubectl.
-command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
 
 # Formatting and lints are part of the suite, so CI keeps them passing.
 cargo fmt --all --check
