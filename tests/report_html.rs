@@ -103,7 +103,6 @@ fn sample() -> Report {
             sha256: "f".repeat(64),
         }],
         checklist: vec!["A simple fine-tune job runs to the end".into()],
-        notes: Vec::new(),
     }
 }
 

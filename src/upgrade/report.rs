@@ -57,9 +57,6 @@ pub struct Report {
     /// What only a person can check (the article's functional checks), to tick off.
     #[serde(default)]
     pub checklist: Vec<String>,
-    /// What the report could not find out, and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -168,7 +165,6 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         counts: Vec::new(),
         tables: Vec::new(),
         checklist: steps::CHECKLIST.iter().map(|s| s.to_string()).collect(),
-        notes: Vec::new(),
     };
     for s in STEPS {
         let entries: Vec<&Entry> = journal
@@ -182,7 +178,12 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         out.manifest_sha256 = env.repo.manifest_sha256(id).await.ok();
         let m = env.repo.manifest(id).await?;
         out.tables = table_sums(&m);
-        out.counts = counts::counts(env, &m, &mut out.notes).await?;
+        let mut missing = Vec::new();
+        out.counts = counts::counts(env, &m, &mut missing).await?;
+        // What could not be counted is said where the checks are.
+        if let Some(verify) = out.steps.last_mut() {
+            verify.warnings.extend(missing);
+        }
     }
     Ok(out)
 }
@@ -302,9 +303,6 @@ pub fn markdown(r: &Report) -> String {
             show(c.before),
             show(c.after)
         ));
-    }
-    for n in &r.notes {
-        s.push_str(&format!("\nNote: {n}\n"));
     }
     if !r.checklist.is_empty() {
         s.push_str("\n## For a person to check (the article's functional checks)\n\n");

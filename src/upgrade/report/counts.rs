@@ -15,8 +15,12 @@ pub const TABLES: &str = "Database tables";
 pub const EXPERIMENTS: &str = "MLflow experiments";
 pub const NAMESPACES: &str = "User namespaces";
 
-/// The counts, and notes on what could not be counted (never fatal: the run's work is done).
-pub(super) async fn counts(env: &Env, m: &Manifest, notes: &mut Vec<String>) -> Result<Vec<Count>> {
+/// The counts; what could not be counted goes to `missing` (never fatal: the run's work is done).
+pub(super) async fn counts(
+    env: &Env,
+    m: &Manifest,
+    missing: &mut Vec<String>,
+) -> Result<Vec<Count>> {
     let mut out = Vec::new();
     // The job records stay on their server; the other sources' servers go or change.
     for db in crate::backup::databases_of(m, AML_SOURCE).unwrap_or_default() {
@@ -34,7 +38,7 @@ pub(super) async fn counts(env: &Env, m: &Manifest, notes: &mut Vec<String>) -> 
         }
     }
     if env.cfg.mlflow.migrate {
-        mlflow(env, m, &mut out, notes).await?;
+        mlflow(env, m, &mut out, missing).await?;
     }
     if let Some(k) = &m.kubernetes {
         namespaces(env, m, k, &mut out).await?;
@@ -46,7 +50,7 @@ async fn mlflow(
     env: &Env,
     m: &Manifest,
     out: &mut Vec<Count>,
-    notes: &mut Vec<String>,
+    missing: &mut Vec<String>,
 ) -> Result<()> {
     let Ok(name) = env.cfg.mlflow_database() else {
         return Ok(());
@@ -81,7 +85,7 @@ async fn mlflow(
     {
         Ok(b) => b,
         Err(e) => {
-            notes.push(format!(
+            missing.push(format!(
                 "MLflow counts per experiment are left out: reading snapshot {}: {e}",
                 m.id
             ));

@@ -47,7 +47,6 @@ pub fn html(r: &Report) -> String {
                     }
                 }
                 (counts(&r.counts))
-                @for n in &r.notes { p.note { "Note: " (n) } }
                 (checklist(&r.checklist))
                 (timeline(&r.steps))
                 (audit(r))
@@ -390,7 +389,6 @@ mod tests {
                 sha256: "00".into(),
             }],
             checklist: vec!["a & b".into()],
-            notes: Vec::new(),
         }
     }
 
