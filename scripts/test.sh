@@ -44,6 +44,12 @@ scripts/registry.sh >/dev/null
 scripts/pushgateway.sh >/dev/null
 # The fake Kubernetes API server's fidelity tests drive the real kubectl.
 command -v kubectl >/dev/null || echo "test.sh: kubectl not found; its fidelity tests will fail" >&2
+# The HTML report is rendered in a real headless Chromium (tests/report_html.rs).
+if ! command -v chromium >/dev/null; then
+  echo "test.sh: installing chromium"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
 
 # Formatting and lints are part of the suite, so CI keeps them passing.
 cargo fmt --all --check

@@ -38,7 +38,7 @@ fn sample() -> Report {
         step("preflight", "applied", Some(1.2), None),
         step("snapshot", "applied", Some(84.0), None),
         step("wait-operator", "applied", Some(1260.0), Some(1200.0)),
-        step("verify", "applied", Some(12.0), None),
+        step("verify", "failed", Some(12.0), None),
         step("images", "already done", None, None),
     ];
     steps[3].checked = vec![
@@ -173,7 +173,7 @@ fn chromium_shows_equal_counts_green_and_differences_red_and_runs_nothing_from_a
 }
 
 #[test]
-fn the_report_fits_a_phone_390_pixels_wide_and_a_screenshot_is_that_wide() {
+fn the_report_fits_a_phone_390_pixels_wide_prints_and_a_screenshot_is_that_wide() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, report::html(&sample())).unwrap();
@@ -191,6 +191,14 @@ fn the_report_fits_a_phone_390_pixels_wide_and_a_screenshot_is_that_wide() {
     // Wide enough to read on a desktop too, and nothing cut off there either.
     let wide = chromium::layout(&page, 1280);
     assert!(wide.document_width <= 1280);
+    // Printable: Chromium prints it to PDF pages.
+    let pdf = chromium::print_pdf(&page, &dir.path().join("report.pdf"));
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    assert!(
+        pdf.windows(10)
+            .any(|w| w == b"/Type /Pag" || w == b"/Type/Page"),
+        "a PDF without pages"
+    );
     let png = dir.path().join("report.png");
     let (w, h) = chromium::screenshot(&page, &png, 390, l.document_height);
     assert_eq!((w, h), (390, l.document_height));

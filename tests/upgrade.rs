@@ -29,6 +29,105 @@ fn a_full_run_follows_the_articles_order_and_its_report_proves_the_result() {
         ..Default::default()
     });
     full_run(&lab, true);
+    html_report_shows_what_the_json_holds(&lab);
+}
+
+/// report.html, opened in a real headless Chromium, shows every number of report.json, each
+/// per-experiment and per-namespace count, the waits for a person and the audit figures.
+fn html_report_shows_what_the_json_holds(lab: &Lab) {
+    use sha2::Digest;
+    // The run that did the work (a second run, finding everything done, came after it).
+    let mut runs: Vec<_> = std::fs::read_dir(lab.dir.path().join("repo/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("report.json").exists())
+        .collect();
+    runs.sort();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(runs[0].join("report.json")).unwrap()).unwrap();
+    let run = report["run"].as_str().unwrap();
+    let page = lab.dir.path().join(format!("repo/runs/{run}/report.html"));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for never in ["src=", "href=", "url(", "@import", "<link", "<script"] {
+        assert!(!html.contains(never), "report.html holds {never:?}");
+    }
+    let counts = report["counts"].as_array().unwrap();
+    let group = |g: &str| -> Vec<&Value> { counts.iter().filter(|c| c["group"] == g).collect() };
+    // Per experiment: the lab's 3 experiments, their 6 runs and 300 metric points.
+    let exp = group("MLflow experiments");
+    let sum = |cells: &[&Value], m: &str| -> u64 {
+        cells
+            .iter()
+            .filter(|c| c["measure"] == m)
+            .map(|c| c["after"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(exp.len(), 6, "{exp:?}");
+    assert_eq!((sum(&exp, "runs"), sum(&exp, "metric points")), (6, 300));
+    // Per namespace: a Profile each, the 8 PVCs Bound.
+    let ns = group("User namespaces");
+    assert_eq!(sum(&ns, "Profile"), 3, "{ns:?}");
+    assert_eq!(sum(&ns, "PVCs Bound"), 8, "{ns:?}");
+    assert!(group("Database tables").len() >= 2);
+    // The operator upgrade is a wait for a person, timed.
+    let op = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "wait-operator")
+        .unwrap();
+    assert!(op["waited_seconds"].as_f64().unwrap() > 0.0, "{op}");
+    assert!(op["seconds"].as_f64().unwrap() >= op["waited_seconds"].as_f64().unwrap());
+    // The auditor's figures tie the report to the snapshot's manifest.
+    let snapshot = report["snapshot"].as_str().unwrap();
+    let manifest = std::fs::read(
+        lab.dir
+            .path()
+            .join(format!("repo/snapshots/{snapshot}/manifest.json")),
+    )
+    .unwrap();
+    assert_eq!(
+        report["manifest_sha256"].as_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&manifest))
+    );
+
+    let dom = common::chromium::dump_dom(&page, 390);
+    for c in counts {
+        let show = |v: &Value| v.as_u64().map(|n| n.to_string()).unwrap_or("–".into());
+        let want = format!(
+            r#"<td class="num eq" title="before {}, after {}">"#,
+            show(&c["before"]),
+            show(&c["after"])
+        );
+        assert!(dom.contains(&want), "no green {want} for {c} in {dom}");
+    }
+    assert!(!dom.contains(r#"class="num ne""#), "{dom}");
+    assert!(dom.contains(snapshot) && dom.contains(report["manifest_sha256"].as_str().unwrap()));
+    for t in report["tables"].as_array().unwrap() {
+        assert!(dom.contains(t["sha256"].as_str().unwrap()), "{t}");
+    }
+    assert!(dom.contains("for a person: "), "{dom}");
+    assert!(dom.contains(r#"type="checkbox""#));
+    if let Ok(out) = std::env::var("AMLMIGRATE_REPORT_SAMPLE") {
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::copy(
+            &page,
+            std::path::Path::new(&out).join("upgrade-report.html"),
+        )
+        .unwrap();
+    }
+
+    // `upgrade report --html` renders the same page again from the stored report.
+    let again = lab.dir.path().join("again.html");
+    let r = lab.upgrade(&["report", "--run", run, "--html", again.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
+    let md = lab.upgrade(&["report"]);
+    // Without --run: the latest run that has a report.
+    let latest = lab.report()["run"].as_str().unwrap().to_string();
+    assert!(md.stdout.contains(&format!("run {latest}")), "{md:?}");
+    assert!(md.stdout.contains("Manifest sha256"), "{md:?}");
 }
 
 #[test]
@@ -661,6 +760,7 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
         "/journal.jsonl",
         "/report.json",
         "/report.md",
+        "/report.html",
         "/manifest.json",
         "/parts/kubernetes.tar.zst",
     ] {

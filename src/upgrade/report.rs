@@ -13,6 +13,7 @@ mod counts;
 mod html;
 mod timeline;
 
+pub use counts::{EXPERIMENTS, NAMESPACES, TABLES};
 pub use html::html;
 
 /// What produced a report: the same model (and so the same Markdown and HTML) serves each.
@@ -35,7 +36,8 @@ impl ReportKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Default` lets a report built elsewhere (a rehearsal, a recovery) name only what it has.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     #[serde(default)]
     pub kind: ReportKind,
@@ -86,7 +88,7 @@ pub struct ReportStep {
 
 /// One number before (the snapshot) and after (live). `group`, `item` and `measure` place it in
 /// a table (`item` a row, `measure` a column); counts without a group are the totals.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Count {
     pub what: String,
     pub before: Option<u64>,
@@ -176,7 +178,12 @@ pub(super) async fn build(env: &Env, journal: &Journal) -> Result<Report> {
         out.manifest_sha256 = env.repo.manifest_sha256(id).await.ok();
         let m = env.repo.manifest(id).await?;
         out.tables = table_sums(&m);
-        out.counts = counts::counts(env, &m).await?;
+        let mut missing = Vec::new();
+        out.counts = counts::counts(env, &m, &mut missing).await?;
+        // What could not be counted is said where the checks are.
+        if let Some(verify) = out.steps.last_mut() {
+            verify.warnings.extend(missing);
+        }
     }
     Ok(out)
 }

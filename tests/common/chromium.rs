@@ -124,3 +124,17 @@ pub fn screenshot(page: &Path, png: &Path, width: u32, height: u32) -> (u32, u32
     let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
     (be(16), be(20))
 }
+
+/// The page printed to PDF (A4/Letter as Chromium's default), as `@media print` lays it out.
+pub fn print_pdf(page: &Path, pdf: &Path) -> Vec<u8> {
+    run(
+        page,
+        900,
+        900,
+        &[
+            "--no-pdf-header-footer".into(),
+            format!("--print-to-pdf={}", pdf.display()),
+        ],
+    );
+    std::fs::read(pdf).unwrap()
+}

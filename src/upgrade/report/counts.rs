@@ -15,7 +15,12 @@ pub const TABLES: &str = "Database tables";
 pub const EXPERIMENTS: &str = "MLflow experiments";
 pub const NAMESPACES: &str = "User namespaces";
 
-pub(super) async fn counts(env: &Env, m: &Manifest) -> Result<Vec<Count>> {
+/// The counts; what could not be counted goes to `missing` (never fatal: the run's work is done).
+pub(super) async fn counts(
+    env: &Env,
+    m: &Manifest,
+    missing: &mut Vec<String>,
+) -> Result<Vec<Count>> {
     let mut out = Vec::new();
     // The job records stay on their server; the other sources' servers go or change.
     for db in crate::backup::databases_of(m, AML_SOURCE).unwrap_or_default() {
@@ -33,7 +38,7 @@ pub(super) async fn counts(env: &Env, m: &Manifest) -> Result<Vec<Count>> {
         }
     }
     if env.cfg.mlflow.migrate {
-        mlflow(env, m, &mut out).await?;
+        mlflow(env, m, &mut out, missing).await?;
     }
     if let Some(k) = &m.kubernetes {
         namespaces(env, m, k, &mut out).await?;
@@ -41,7 +46,12 @@ pub(super) async fn counts(env: &Env, m: &Manifest) -> Result<Vec<Count>> {
     Ok(out)
 }
 
-async fn mlflow(env: &Env, m: &Manifest, out: &mut Vec<Count>) -> Result<()> {
+async fn mlflow(
+    env: &Env,
+    m: &Manifest,
+    out: &mut Vec<Count>,
+    missing: &mut Vec<String>,
+) -> Result<()> {
     let Ok(name) = env.cfg.mlflow_database() else {
         return Ok(());
     };
@@ -66,13 +76,23 @@ async fn mlflow(env: &Env, m: &Manifest, out: &mut Vec<Count>) -> Result<()> {
         ));
     }
     use crate::mlflow::experiments::{in_postgres, in_snapshot};
-    let before = in_snapshot(&crate::mlflow::snapshot::SnapshotSource {
+    let before = match in_snapshot(&crate::mlflow::snapshot::SnapshotSource {
         repo: env.cfg.repository.clone(),
         snapshot: m.id.clone(),
         database: Some(name),
         trust: env.repo.trust().clone(),
     })
-    .await?;
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            missing.push(format!(
+                "MLflow counts per experiment are left out: reading snapshot {}: {e}",
+                m.id
+            ));
+            return Ok(());
+        }
+    };
     // A database the migration never reached has no tables: every experiment shows as missing.
     let after = in_postgres(&client).await.unwrap_or_default();
     let ids: BTreeSet<i64> = before.keys().chain(after.keys()).copied().collect();

@@ -31,8 +31,8 @@ pub fn html(r: &Report) -> String {
                     h1 { (r.kind.title()) }
                     dl.meta {
                         dt { "Run" } dd { code { (r.run) } }
-                        @if let Some(t) = r.started { dt { "Started" } dd { (t.to_rfc3339()) } }
-                        dt { "Finished" } dd { (r.finished.to_rfc3339()) }
+                        @if let Some(t) = r.started { dt { "Started" } dd { (time(t)) } }
+                        dt { "Finished" } dd { (time(r.finished)) }
                         @if let Some(t) = r.started {
                             dt { "Took" } dd { (duration((r.finished - t).num_milliseconds() as f64 / 1000.0)) }
                         }
@@ -46,10 +46,11 @@ pub fn html(r: &Report) -> String {
                         }
                     }
                 }
-                (timeline(&r.steps))
                 (counts(&r.counts))
                 (checklist(&r.checklist))
+                (timeline(&r.steps))
                 (audit(r))
+                (lines(&r.steps))
                 footer { "Written by amlmigrate. Counts: before = the snapshot, after = the live system when the run ended." }
             }
         }
@@ -101,14 +102,58 @@ fn timeline(steps: &[ReportStep]) -> Markup {
                                 @if let Some(what) = &s.waited_for { ": " (what) }
                             }
                         }
-                        @if let Some(d) = &s.detail { p.detail { (d) } }
-                        @if !s.changes.is_empty() || !s.checked.is_empty() || !s.warnings.is_empty() {
+                        @if let Some(d) = s.detail.as_ref().filter(|d| Some(*d) != s.waited_for.as_ref()) {
+                            p.detail { (d) }
+                        }
+                        // A step that ended well failed its first check on purpose (what it then
+                        // did or waited for); only an unfinished one shows its failures here.
+                        @let fails: Vec<&String> = if outcome_class(&s.outcome) == "bad" {
+                            s.checked.iter().filter(|c| c.starts_with("FAIL")).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        @if !fails.is_empty() || !s.warnings.is_empty() {
                             ul.lines {
                                 @for w in &s.warnings { li.warning { "Warning: " (w) } }
-                                @for c in &s.changes { li.change { "changed: " (c) } }
-                                @for c in &s.checked {
-                                    li.(if c.starts_with("FAIL") { "fail" } else { "check" }) { (c) }
-                                }
+                                @for c in &fails { li.fail { (c) } }
+                            }
+                        }
+                        @if !s.changes.is_empty() || !s.checked.is_empty() {
+                            p.more { (lines_note(s)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "3 changes, 10 checks (listed at the end)".
+fn lines_note(s: &ReportStep) -> String {
+    let mut parts = Vec::new();
+    if !s.changes.is_empty() {
+        parts.push(format!("{} change(s)", s.changes.len()));
+    }
+    if !s.checked.is_empty() {
+        parts.push(format!("{} check(s)", s.checked.len()));
+    }
+    format!("{} listed under Every change and check", parts.join(", "))
+}
+
+/// Every step's changes and checks in full, after the summary, so the page reads at a glance
+/// and still prints everything.
+fn lines(steps: &[ReportStep]) -> Markup {
+    page! {
+        @if steps.iter().any(|s| !s.changes.is_empty() || !s.checked.is_empty()) {
+            section #lines {
+                h2 { "Every change and check" }
+                @for (i, s) in steps.iter().enumerate() {
+                    @if !s.changes.is_empty() || !s.checked.is_empty() {
+                        h3 { (i + 1) ". " (s.step) }
+                        ul.lines {
+                            @for c in &s.changes { li.change { "changed: " (c) } }
+                            @for c in &s.checked {
+                                li.(if c.starts_with("FAIL") { "fail" } else { "check" }) { (c) }
                             }
                         }
                     }
@@ -287,6 +332,10 @@ fn audit(r: &Report) -> Markup {
             }
         }
     }
+}
+
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn show(v: Option<u64>) -> String {
