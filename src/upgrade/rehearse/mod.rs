@@ -160,16 +160,22 @@ pub async fn rehearse(
             r.dropped.len()
         ));
     }
-    let result = result.and_then(|()| {
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Other(format!(
-                "scratch copies left behind: {}; drop them by hand (they are named {PREFIX}…), or run the rehearsal again, which drops them first",
-                left.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")
-            )))
-        }
-    });
+    // The error says whether anything is left, so the operator knows what to clean.
+    let leftovers = || {
+        format!(
+            "scratch copies left behind: {}; drop them by hand (they are named {PREFIX}…), or run the rehearsal again, which drops them first",
+            left.iter()
+                .map(|(w, e)| format!("{w} ({e})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let result = match (result, left.is_empty()) {
+        (Ok(()), true) => Ok(()),
+        (Ok(()), false) => Err(Error::Other(leftovers())),
+        (Err(e), true) => Err(same_kind(e, |t| format!("{t}; no scratch copy is left"))),
+        (Err(e), false) => Err(same_kind(e, |t| format!("{t}; {}", leftovers()))),
+    };
     r.finished = Utc::now();
     r.ok = result.is_ok();
     if let Err(e) = &result {
@@ -313,9 +319,7 @@ async fn steps(ctx: &Ctx<'_>, r: &mut Rehearsal, scratch: &mut Scratch) -> Resul
 
 fn cancelled(cancel: &CancellationToken) -> Result<()> {
     if cancel.is_cancelled() {
-        Err(Error::Interrupted(
-            "the rehearsal stopped; its scratch copies were dropped".into(),
-        ))
+        Err(Error::Interrupted("the rehearsal stopped (Ctrl-C)".into()))
     } else {
         Ok(())
     }
@@ -565,7 +569,13 @@ fn in_window(e: Error, what: &str) -> Error {
         "; this would fail the same way in the maintenance window: fix it before the upgrade"
             .to_string()
     };
-    let msg = format!("rehearsal: {what}: {text}{fix}");
+    same_kind(e, |_| format!("rehearsal: {what}: {text}{fix}"))
+}
+
+/// An error of the same kind (exit code) with its text rewritten.
+fn same_kind(e: Error, text: impl FnOnce(String) -> String) -> Error {
+    // A damaged snapshot keeps its structured error (part, entry) as it is.
+    let msg = text(e.to_string());
     match e.kind() {
         ErrorKind::Input => Error::Input(msg),
         ErrorKind::Connection => Error::Connection(msg),
