@@ -723,4 +723,35 @@ mod tests {
             "{t}"
         );
     }
+
+    #[test]
+    fn the_window_holds_the_migration_and_its_bound_the_platforms_timeouts() {
+        let text = include_str!("../../../examples/upgrade-1.3-to-1.4.toml");
+        let cfg = UpgradeConfig::parse(text, "example").unwrap();
+        let steps = [
+            measured(
+                "restore aml/aml".into(),
+                "s1".into(),
+                1000,
+                4096,
+                2.0,
+                false,
+            ),
+            measured("migrate-mlflow".into(), "s2".into(), 600, 2048, 3.0, true),
+        ];
+        assert_eq!(steps[0].rows_per_second, 500.0);
+        assert_eq!(steps[1].bytes_per_second, 2048.0 / 3.0);
+        let w = window(&cfg, &steps);
+        assert_eq!(w.data_seconds, 3.0);
+        assert_eq!(w.recovery_data_seconds, 5.0);
+        let platform = (cfg.uninstall.timeout + cfg.install.timeout).as_secs_f64();
+        assert_eq!(w.at_most_seconds, 3.0 + platform);
+        assert!(
+            w.lines
+                .iter()
+                .any(|l| l.starts_with("migrate-mlflow: 3.0s") && l.ends_with("inside the window")),
+            "{:?}",
+            w.lines
+        );
+    }
 }
