@@ -293,4 +293,24 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     let v: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(v["outcome"]["applied"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(lab.writes(), writes);
+
+    // Rows that are not the snapshot's are never overwritten: the step is BLOCKED, naming the
+    // table and the command that would replace them.
+    sql(
+        Some(&lab.aml.name),
+        "INSERT INTO datasets VALUES (3, 's3://d/3')",
+    );
+    let r = recover(&lab, &["--yes", &snapshot]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "recovery step restore-databases cannot run: aml/{}.datasets holds 3 rows, the snapshot 2",
+            lab.aml.name
+        )) && r.stderr.contains("--replace"),
+        "{r:?}"
+    );
+    assert_eq!(
+        sql(Some(&lab.aml.name), "SELECT COUNT(*) FROM datasets").trim(),
+        "3"
+    );
 }
