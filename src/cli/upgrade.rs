@@ -55,8 +55,7 @@ enum UpgradeCommand {
     Run(RunArgs),
     /// Show where the latest run stands, from its journal.
     Status(ConfigArg),
-    /// Rehearse the data steps on scratch copies of the snapshot (MySQL restores, the MLflow
-    /// migration, their checks), measure them and predict the window; every copy is dropped.
+    // Its help is the doc of RehearseArgs (a doc comment here would replace it).
     Rehearse(super::rehearse::RehearseArgs),
 }
 
