@@ -14,9 +14,10 @@ use common::*;
 use fakekube::FakeKube;
 use serde_json::Value;
 
-const USER_KINDS: [(&str, &str); 5] = [
+const USER_KINDS: [(&str, &str); 6] = [
     ("v1", "PersistentVolumeClaim"),
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("security.istio.io/v1", "AuthorizationPolicy"),
     ("kubeflow.org/v1", "Notebook"),
@@ -101,6 +102,23 @@ fn recover(lab: &Lab, args: &[&str]) -> Run {
 #[test]
 fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_user_namespaces() {
     let lab = Lab::new(LabOptions::default());
+    // The snapshot carries the Secrets, encrypted to this key.
+    let identity = lab.dir.path().join("age-key.txt");
+    let recipient = {
+        use age::secrecy::ExposeSecret;
+        let id = age::x25519::Identity::generate();
+        std::fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o600)).unwrap();
+        id.to_public().to_string()
+    };
+    lab.edit_config(|c| {
+        c.replacen(
+            "[snapshot]\n",
+            &format!("[snapshot]\nencrypt_to = [\"{recipient}\"]\n"),
+            1,
+        )
+    });
     // Enough job records that the recovery is still restoring them when it is killed.
     sql(
         Some(&lab.aml.name),
@@ -119,6 +137,15 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     let pg_before = pg_counts(&lab.pg.name);
     assert_eq!(pg_before.trim(), "3 6 300", "{pg_before}");
     let objects_before = user_objects(&lab.fk);
+    let secret = |fk: &FakeKube| {
+        fk.get("v1", "Secret", Some("team-a"), "aml-image-builder-secret")
+            .map(|s| s["data"].clone())
+    };
+    let secret_before = secret(&lab.fk);
+    assert!(
+        objects_before.contains("Secret team-a/aml-image-builder-secret"),
+        "{objects_before:?}"
+    );
     assert!(
         objects_before
             .iter()
@@ -144,7 +171,8 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
 
     // A dry run shows every change and writes nothing.
     let writes = lab.writes();
-    let dry = recover(&lab, &["--dry-run", &snapshot]);
+    let id = identity.to_str().unwrap();
+    let dry = recover(&lab, &["--dry-run", &snapshot, "--identity", id]);
     assert_eq!(dry.code, 0, "{dry:?}");
     for want in [
         "restore-databases  to do".to_string(),
@@ -156,6 +184,8 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
         "restore-profiles   to do".to_string(),
         "change: Profile team-a: (none) → created from the snapshot".to_string(),
         "PersistentVolumeClaim team-a/".to_string(),
+        "change: Secret team-a/aml-image-builder-secret: (none) → created from the snapshot"
+            .to_string(),
     ] {
         assert!(dry.stdout.contains(&want), "{want:?} not in {dry:?}");
     }
@@ -170,6 +200,7 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     // Killed (-9) while it restores the job records: the same command resumes it.
     let mut cmd = std::process::Command::new(bin());
     cmd.args(["recover", "--yes", "--quiet", "--config", lab.cfg()])
+        .args(["--identity", identity.to_str().unwrap(), "--notebooks"])
         .stderr(std::process::Stdio::null());
     for (k, v) in lab.env() {
         cmd.env(k, v);
@@ -189,7 +220,7 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
             .any(|e| e["step"] == "run" && e["event"] == "finished"),
         "the recovery finished before it was killed: {killed:?}"
     );
-    let r = recover(&lab, &["--yes"]);
+    let r = recover(&lab, &["--yes", "--identity", id, "--notebooks"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("(resumed) from snapshot"), "{r:?}");
     let events: Vec<String> = recover_journal(&lab)
@@ -205,7 +236,12 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     assert_eq!(checksums(&lab.aml.name), aml_before);
     assert_eq!(pg_counts(&lab.pg.name), pg_before);
     assert!(artifacts_3.join("1/run-0/artifacts/model/MLmodel").exists());
-    assert_eq!(user_objects(&lab.fk), objects_before);
+    // Everything the upgraded cluster had, and the one Secret its snapshot (1.3) held that the
+    // 1.4 cluster had no longer.
+    let mut expected = objects_before.clone();
+    expected.insert("Secret team-b/aml-image-builder-secret".into());
+    assert_eq!(user_objects(&lab.fk), expected);
+    assert_eq!(secret(&lab.fk), secret_before);
     // The report: the verification passed, the counts equal.
     let rep = lab.report();
     let steps: Vec<&str> = rep["steps"]
@@ -252,9 +288,29 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
 
     // Again: everything is there, nothing is applied twice.
     let writes = lab.writes();
-    let again = recover(&lab, &["--yes", "--json"]);
+    let again = recover(&lab, &["--yes", "--json", "--identity", id, "--notebooks"]);
     assert_eq!(again.code, 0, "{again:?}");
     let v: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(v["outcome"]["applied"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(lab.writes(), writes);
+
+    // Rows that are not the snapshot's are never overwritten: the step is BLOCKED, naming the
+    // table and the command that would replace them.
+    sql(
+        Some(&lab.aml.name),
+        "INSERT INTO datasets VALUES (3, 's3://d/3')",
+    );
+    let r = recover(&lab, &["--yes", &snapshot]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "recovery step restore-databases cannot run: aml/{}.datasets holds 3 rows, the snapshot 2",
+            lab.aml.name
+        )) && r.stderr.contains("--replace"),
+        "{r:?}"
+    );
+    assert_eq!(
+        sql(Some(&lab.aml.name), "SELECT COUNT(*) FROM datasets").trim(),
+        "3"
+    );
 }

@@ -195,24 +195,65 @@ fn a_rehearsal_that_would_fail_in_the_window_names_the_object_and_the_fix_and_le
     );
     let r = lab.upgrade(&["run", "--yes", "--until", "snapshot"]);
     assert_eq!(r.code, 0, "{r:?}");
+
+    // A scratch server where the user may not create databases: the grant is named.
+    sql(
+        None,
+        "CREATE OR REPLACE USER 'amlrehearse_ro'@'%' IDENTIFIED BY 'Ro-S3cret-pw'; \
+         GRANT SELECT ON *.* TO 'amlrehearse_ro'@'%'",
+    );
+    let pw = lab.dir.path().join("scratch-password");
+    std::fs::write(&pw, "Ro-S3cret-pw\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = rehearse(
+        &lab,
+        &[
+            "--scratch-mysql",
+            "mysql://amlrehearse_ro@127.0.0.1:3306",
+            "--scratch-mysql-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "rehearsal: restoring database {} of MySQL source aml (as amlrehearse_",
+            lab.aml.name
+        )) && r
+            .stderr
+            .contains("on mysql://amlrehearse_ro@127.0.0.1:3306")
+            && r.stderr.contains("denied")
+            && r.stderr
+                .contains("GRANT ALL ON `amlrehearse\\_%`.* TO the user"),
+        "{r:?}"
+    );
+    assert!(
+        !r.all().contains("Ro-S3cret") && r.stderr.contains("no scratch copy is left"),
+        "{r:?}"
+    );
+
     let r = rehearse(&lab, &["--json"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(
         r.stderr.contains("rehearsal: migrating MLflow database")
             && r.stderr.contains("params row ")
             && r.stderr.contains("column value holds a NUL byte")
-            && r.stderr.contains("every scratch copy was dropped"),
+            && r.stderr.contains("no scratch copy is left"),
         "{r:?}"
     );
     // The record says it failed and what it dropped; nothing named like a copy is left.
     let runs = lab.dir.path().join("repo/runs");
-    let rec: Value = std::fs::read_dir(&runs)
+    let mut records: Vec<_> = std::fs::read_dir(&runs)
         .unwrap()
         .flatten()
         .map(|e| e.path().join("rehearsal.json"))
-        .find(|p| p.exists())
-        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-        .expect("a rehearsal record");
+        .filter(|p| p.exists())
+        .collect();
+    records.sort();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(records.last().unwrap()).unwrap()).unwrap();
     assert_eq!(rec["ok"], false);
     assert!(rec["error"].as_str().unwrap().contains("NUL byte"));
     assert_eq!(rec["dropped"].as_array().unwrap().len(), 3, "{rec}");
@@ -276,7 +317,7 @@ fn ctrl_c_during_a_rehearsal_stops_it_and_drops_the_copies_it_made() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
-        stderr.contains("interrupted") && stderr.contains("every scratch copy was dropped"),
+        stderr.contains("interrupted") && stderr.contains("no scratch copy is left"),
         "{stderr}"
     );
     let rec: Value = std::fs::read_dir(lab.dir.path().join("repo/runs"))

@@ -74,7 +74,7 @@ pub async fn run(a: RehearseArgs, g: &GlobalArgs, cancel: CancellationToken) -> 
     )
     .await;
     ui.finish();
-    let r = r.context("rehearsing the upgrade's data steps (every scratch copy was dropped)")?;
+    let r = r.context("rehearsing the upgrade's data steps")?;
     if g.json {
         print_json(&json!({"ok": true, "rehearsal": r}));
         return Ok(());

@@ -60,8 +60,7 @@ enum UpgradeCommand {
     /// Show a finished run's report again (Markdown; --json: the model; --html FILE: the
     /// self-contained page, for a run made before amlmigrate wrote report.html too).
     Report(ReportArgs),
-    /// Rehearse the data steps on scratch copies of the snapshot (MySQL restores, the MLflow
-    /// migration, their checks), measure them and predict the window; every copy is dropped.
+    // Its help is the doc of RehearseArgs (a doc comment here would replace it).
     Rehearse(super::rehearse::RehearseArgs),
 }
 

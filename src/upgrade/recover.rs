@@ -466,6 +466,7 @@ async fn databases_apply(env: &Env, journal: &Journal) -> Result<Vec<Change>> {
                 renames: Vec::new(),
                 replace: true,
                 dry_run: false,
+                jobs: crate::mysql::restore::default_jobs(),
             },
             env.progress.clone(),
             env.cancel.clone(),

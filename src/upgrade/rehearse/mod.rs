@@ -160,16 +160,22 @@ pub async fn rehearse(
             r.dropped.len()
         ));
     }
-    let result = result.and_then(|()| {
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Other(format!(
-                "scratch copies left behind: {}; drop them by hand (they are named {PREFIX}…), or run the rehearsal again, which drops them first",
-                left.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")
-            )))
-        }
-    });
+    // The error says whether anything is left, so the operator knows what to clean.
+    let leftovers = || {
+        format!(
+            "scratch copies left behind: {}; drop them by hand (they are named {PREFIX}…), or run the rehearsal again, which drops them first",
+            left.iter()
+                .map(|(w, e)| format!("{w} ({e})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let result = match (result, left.is_empty()) {
+        (Ok(()), true) => Ok(()),
+        (Ok(()), false) => Err(Error::Other(leftovers())),
+        (Err(e), true) => Err(same_kind(e, |t| format!("{t}; no scratch copy is left"))),
+        (Err(e), false) => Err(same_kind(e, |t| format!("{t}; {}", leftovers()))),
+    };
     r.finished = Utc::now();
     r.ok = result.is_ok();
     if let Err(e) = &result {
@@ -313,9 +319,7 @@ async fn steps(ctx: &Ctx<'_>, r: &mut Rehearsal, scratch: &mut Scratch) -> Resul
 
 fn cancelled(cancel: &CancellationToken) -> Result<()> {
     if cancel.is_cancelled() {
-        Err(Error::Interrupted(
-            "the rehearsal stopped; its scratch copies were dropped".into(),
-        ))
+        Err(Error::Interrupted("the rehearsal stopped (Ctrl-C)".into()))
     } else {
         Ok(())
     }
@@ -348,6 +352,7 @@ async fn restore_copy(
             renames: vec![(db.name.clone(), name.clone())],
             replace: false,
             dry_run: false,
+            jobs: crate::mysql::restore::default_jobs(),
         },
         ctx.progress.clone(),
         ctx.cancel.clone(),
@@ -566,7 +571,13 @@ fn in_window(e: Error, what: &str) -> Error {
         "; this would fail the same way in the maintenance window: fix it before the upgrade"
             .to_string()
     };
-    let msg = format!("rehearsal: {what}: {text}{fix}");
+    same_kind(e, |_| format!("rehearsal: {what}: {text}{fix}"))
+}
+
+/// An error of the same kind (exit code) with its text rewritten.
+fn same_kind(e: Error, text: impl FnOnce(String) -> String) -> Error {
+    // A damaged snapshot keeps its structured error (part, entry) as it is.
+    let msg = text(e.to_string());
     match e.kind() {
         ErrorKind::Input => Error::Input(msg),
         ErrorKind::Connection => Error::Connection(msg),
@@ -719,6 +730,37 @@ mod tests {
         assert!(
             t.contains("restoring database aml") && t.contains("GRANT ALL"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn the_window_holds_the_migration_and_its_bound_the_platforms_timeouts() {
+        let text = include_str!("../../../examples/upgrade-1.3-to-1.4.toml");
+        let cfg = UpgradeConfig::parse(text, "example").unwrap();
+        let steps = [
+            measured(
+                "restore aml/aml".into(),
+                "s1".into(),
+                1000,
+                4096,
+                2.0,
+                false,
+            ),
+            measured("migrate-mlflow".into(), "s2".into(), 600, 2048, 3.0, true),
+        ];
+        assert_eq!(steps[0].rows_per_second, 500.0);
+        assert_eq!(steps[1].bytes_per_second, 2048.0 / 3.0);
+        let w = window(&cfg, &steps);
+        assert_eq!(w.data_seconds, 3.0);
+        assert_eq!(w.recovery_data_seconds, 5.0);
+        let platform = (cfg.uninstall.timeout + cfg.install.timeout).as_secs_f64();
+        assert_eq!(w.at_most_seconds, 3.0 + platform);
+        assert!(
+            w.lines
+                .iter()
+                .any(|l| l.starts_with("migrate-mlflow: 3.0s") && l.ends_with("inside the window")),
+            "{:?}",
+            w.lines
         );
     }
 }

@@ -29,14 +29,16 @@ impl Scratch {
         for (url, name) in self.mysql.drain(..) {
             let what = format!("MySQL {name} on {}", url.redacted());
             match drop_mysql(&url, &[name]).await {
-                Ok(()) => dropped.push(what),
+                Ok(n) if n.is_empty() => {} // never created
+                Ok(_) => dropped.push(what),
                 Err(e) => left.push((what, e.to_string())),
             }
         }
         for (url, name) in self.pg.drain(..) {
             let what = format!("PostgreSQL {name} on {}", url.redacted());
             match drop_pg(&url, &[name]).await {
-                Ok(()) => dropped.push(what),
+                Ok(n) if n.is_empty() => {}
+                Ok(_) => dropped.push(what),
                 Err(e) => left.push((what, e.to_string())),
             }
         }
@@ -44,23 +46,50 @@ impl Scratch {
     }
 }
 
-async fn drop_mysql(url: &MysqlUrl, names: &[String]) -> Result<()> {
+/// Drops those of `names` that exist (a user that may not create a database may not drop a
+/// missing one either); returns the ones it dropped.
+async fn drop_mysql(url: &MysqlUrl, names: &[String]) -> Result<Vec<String>> {
     let mut conn = crate::mysql::connect(url).await?;
+    let mut dropped = Vec::new();
     for n in names {
+        let exists: Option<String> = conn
+            .exec_first(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (n,),
+            )
+            .await
+            .map_err(|e| Error::mysql(format!("looking for scratch copy {n}"), e))?;
+        if exists.is_none() {
+            continue;
+        }
         conn.query_drop(format!(
             "DROP DATABASE IF EXISTS {}",
             crate::mysql::sqltext::ident(n)
         ))
         .await
         .map_err(|e| Error::mysql(format!("dropping scratch copy {n}"), e))?;
+        dropped.push(n.clone());
     }
     let _ = conn.disconnect().await;
-    Ok(())
+    Ok(dropped)
 }
 
-async fn drop_pg(url: &PgUrl, names: &[String]) -> Result<()> {
+async fn drop_pg(url: &PgUrl, names: &[String]) -> Result<Vec<String>> {
     let client = url.connect().await?;
+    let mut dropped = Vec::new();
     for n in names {
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[n])
+            .await
+            .map_err(|e| {
+                Error::Other(format!(
+                    "looking for scratch database {n}: {}",
+                    crate::postgres::describe(&e)
+                ))
+            })?;
+        if exists.is_none() {
+            continue;
+        }
         // FORCE: a connection of the interrupted migration may not have closed yet.
         client
             .batch_execute(&format!(
@@ -74,8 +103,9 @@ async fn drop_pg(url: &PgUrl, names: &[String]) -> Result<()> {
                     crate::postgres::describe(&e)
                 ))
             })?;
+        dropped.push(n.clone());
     }
-    Ok(())
+    Ok(dropped)
 }
 
 /// Drops the copies named `prefix…` on a MySQL server; returns what it dropped.
@@ -89,7 +119,7 @@ pub(super) async fn sweep_mysql(url: &MysqlUrl, prefix: &str) -> Result<Vec<Stri
         .await
         .map_err(|e| Error::mysql("listing scratch copies of earlier rehearsals", e))?;
     let _ = conn.disconnect().await;
-    drop_mysql(url, &found).await?;
+    let found = drop_mysql(url, &found).await?;
     Ok(found
         .into_iter()
         .map(|n| format!("MySQL {n} on {}", url.redacted()))
@@ -115,7 +145,7 @@ pub(super) async fn sweep_pg(url: &PgUrl, prefix: &str) -> Result<Vec<String>> {
         .map(|r| r.get(0))
         .collect();
     drop(client);
-    drop_pg(url, &found).await?;
+    let found = drop_pg(url, &found).await?;
     Ok(found
         .into_iter()
         .map(|n| format!("PostgreSQL {n} on {}", url.redacted()))
