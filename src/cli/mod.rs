@@ -2,6 +2,7 @@
 //! output. Flags shared by several commands are defined once here.
 
 mod backup;
+mod export;
 mod generate;
 mod kube;
 mod mlflow;
@@ -42,6 +43,7 @@ Exit codes:
 
 Environment:
   AMLMIGRATE_REPO            default for --repo
+  AMLMIGRATE_IDENTITY        default for --identity (age identity of an encrypted repository)
   AMLMIGRATE_MYSQL           default for --mysql
   AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
   AWS_ENDPOINT_URL           S3 endpoint for s3:// repositories (MinIO, Ceph …); http:// allowed
@@ -109,6 +111,7 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Export(export::ExportArgs),
     Prune(prune::PruneArgs),
     Schedule(schedule::ScheduleArgs),
     Mlflow(mlflow::MlflowArgs),
@@ -128,6 +131,28 @@ pub struct RepoArg {
     /// S3-compatible; endpoint, region and keys from the AWS_* variables or ~/.aws files).
     #[arg(long, env = "AMLMIGRATE_REPO", value_name = "PATH|URL")]
     pub repo: String,
+}
+
+/// `--identity`, for the commands that read an encrypted repository.
+#[derive(Args, Clone)]
+pub struct IdentityArg {
+    /// Age identity file (from age-keygen) of a recipient of an encrypted repository; not
+    /// needed for an unencrypted one.
+    #[arg(long, env = "AMLMIGRATE_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+/// Opens an existing repository, with the identity an encrypted one needs for reading.
+pub async fn open_repo(
+    location: &str,
+    identity: Option<&Path>,
+) -> amlmigrate::error::Result<amlmigrate::repo::Repository> {
+    let mut repo = amlmigrate::repo::Repository::open(location).await?;
+    if let Some(f) = identity {
+        warn_if_readable_by_others(f, "--identity");
+    }
+    repo.unlock(&[], identity)?;
+    Ok(repo)
 }
 
 /// The MySQL connection flags, shared by backup and restore.
@@ -254,6 +279,7 @@ pub fn main() -> ExitCode {
             Command::Snapshots(a) => snapshots::run(a, &g).await,
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
+            Command::Export(a) => export::run(a, &g).await,
             Command::Prune(a) => prune::run(a, &g).await,
             Command::Schedule(a) => schedule::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,

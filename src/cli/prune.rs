@@ -6,7 +6,7 @@ use serde_json::json;
 use amlmigrate::prune::{Policy, parse_span, prune};
 use amlmigrate::repo::Repository;
 
-use super::{GlobalArgs, RepoArg, print_json};
+use super::{GlobalArgs, RepoArg, human_bytes, print_json};
 
 /// Removes snapshots that no retention rule keeps, and leftovers of failed backups.
 ///
@@ -15,6 +15,11 @@ use super::{GlobalArgs, RepoArg, print_json};
 /// without a manifest (a failed or killed backup) is removed once it is older than a day;
 /// a younger one may belong to a backup still running. A snapshot is removed manifest first,
 /// so a half-removed snapshot never looks complete.
+///
+/// In a deduplicated repository prune then sweeps: packs holding no chunk of a kept snapshot
+/// are removed and packs mostly unused are repacked. It holds the repository's exclusive lock
+/// meanwhile, waiting (up to --lock-wait) for running backups, which hold shared locks, and
+/// making new backups wait for it; so a backup never loses a chunk it reuses.
 ///
 /// At least one --keep-* rule is required: a policy that keeps nothing is refused (exit 2).
 #[derive(Args)]
@@ -30,6 +35,14 @@ pub struct PruneArgs {
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// How long to wait for running backups (their locks) before giving up (exit 4).
+    #[arg(long, value_name = "SPAN", default_value = "10m", value_parser = parse_wait)]
+    lock_wait: std::time::Duration,
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration (e.g. 30s, 10m): {e}"))
 }
 
 /// The retention rules, shared with `schedule install`.
@@ -71,7 +84,14 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         amlmigrate::prune::plan(&[], &policy, chrono::Utc::now())?;
     }
     let repo = Repository::open(&args.repo.repo).await?;
-    let report = prune(&repo, &policy, chrono::Utc::now(), args.dry_run).await?;
+    let report = prune(
+        &repo,
+        &policy,
+        chrono::Utc::now(),
+        args.dry_run,
+        args.lock_wait,
+    )
+    .await?;
     if g.json {
         print_json(&json!({ "ok": true, "prune": report }));
         return Ok(());
@@ -100,6 +120,26 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     let gone = report.decisions.iter().filter(|d| !d.keep).count();
     let kept = report.decisions.len() - gone;
+    if let Some(s) = &report.sweep {
+        println!(
+            "chunks: {} packs ({}) {} {} unused and {} repacked, {} orphaned; {} after{}",
+            s.packs_before,
+            human_bytes(s.bytes_before),
+            if args.dry_run { "would have" } else { "had" },
+            s.packs_removed,
+            s.packs_repacked,
+            s.orphan_packs,
+            human_bytes(s.bytes_after),
+            if s.repack_skipped > 0 {
+                format!(
+                    "; {} mostly unused encrypted packs kept (repacking them needs every recipient)",
+                    s.repack_skipped
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     if args.dry_run {
         println!(
             "dry run: {kept} kept, {gone} would be removed from {}",
