@@ -134,7 +134,9 @@ pub async fn run(
         Some(p) => Catalog::load(p)?,
         None => Catalog::default(),
     };
-    let (repo, created) = Repository::open_or_create(&args.repo.repo).await?;
+    let (mut repo, created) = Repository::open_or_create(&args.repo.repo).await?;
+    // An encrypted repository takes the same recipients as the Secrets.
+    repo.unlock(&args.encrypt_to, None)?;
     let ui = progress_for(g);
     if created && !g.quiet {
         eprintln!("created repository {}", repo.location());

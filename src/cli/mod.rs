@@ -10,6 +10,7 @@ mod profile;
 mod progress;
 mod prune;
 mod pvc;
+mod repo;
 mod restore;
 mod schedule;
 mod show;
@@ -112,6 +113,7 @@ enum Command {
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
     Export(export::ExportArgs),
+    Repo(repo::RepoCmdArgs),
     Prune(prune::PruneArgs),
     Schedule(schedule::ScheduleArgs),
     Mlflow(mlflow::MlflowArgs),
@@ -280,6 +282,7 @@ pub fn main() -> ExitCode {
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
             Command::Export(a) => export::run(a, &g).await,
+            Command::Repo(a) => repo::run(a, &g).await,
             Command::Prune(a) => prune::run(a, &g).await,
             Command::Schedule(a) => schedule::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,

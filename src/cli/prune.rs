@@ -4,7 +4,6 @@ use clap::Args;
 use serde_json::json;
 
 use amlmigrate::prune::{Policy, parse_span, prune};
-use amlmigrate::repo::Repository;
 
 use super::{GlobalArgs, RepoArg, human_bytes, print_json};
 
@@ -30,6 +29,8 @@ amlmigrate prune --repo s3://aml-backups/prod --keep-within 30d --json"
 pub struct PruneArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Show what would be removed; remove nothing.
@@ -83,7 +84,7 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         // Refused before the repository is even opened: nothing can be deleted.
         amlmigrate::prune::plan(&[], &policy, chrono::Utc::now())?;
     }
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = super::open_repo(&args.repo.repo, args.identity.identity.as_deref()).await?;
     let report = prune(
         &repo,
         &policy,

@@ -7,7 +7,6 @@ use serde_json::json;
 use amlmigrate::kube::objects::NamespaceMap;
 use amlmigrate::kube::pvc::{self, VolumeChange};
 use amlmigrate::kube::{Cluster, Role};
-use amlmigrate::repo::Repository;
 
 use super::{GlobalArgs, JsonPrinted, KubeArgs, RepoArg, parse_pair, print_json};
 
@@ -75,6 +74,8 @@ struct UnprotectArgs {
 struct CheckArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// Snapshot whose PVC index to check: an id, a unique prefix, or `latest`.
     snapshot: String,
     #[command(flatten)]
@@ -224,7 +225,7 @@ fn print_changes(changes: &[VolumeChange], g: &GlobalArgs, dry_run: bool) {
 }
 
 async fn check(a: CheckArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = Repository::open(&a.repo.repo).await?;
+    let repo = super::open_repo(&a.repo.repo, a.identity.identity.as_deref()).await?;
     let id = repo.resolve(&a.snapshot).await?;
     let index = pvc::snapshot_index(&repo, &id).await?;
     let c = Cluster::connect(&a.kube.options(), Role::Workload).await?;

@@ -2,8 +2,6 @@
 
 use clap::Args;
 
-use amlmigrate::repo::Repository;
-
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Shows what a snapshot holds.
@@ -14,12 +12,14 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 pub struct ShowArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// An id, a unique id prefix, or `latest`.
     snapshot: String,
 }
 
 pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = super::open_repo(&args.repo.repo, args.identity.identity.as_deref()).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let m = repo.manifest(&id).await?;
     if g.json {

@@ -3,8 +3,6 @@
 use clap::Args;
 use serde_json::json;
 
-use amlmigrate::repo::Repository;
-
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Lists the committed snapshots of a repository, oldest first.
@@ -12,10 +10,12 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 pub struct SnapshotsArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    identity: super::IdentityArg,
 }
 
 pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = super::open_repo(&args.repo.repo, args.identity.identity.as_deref()).await?;
     let manifests = repo.manifests().await?;
     if g.json {
         let list: Vec<_> = manifests

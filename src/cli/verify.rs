@@ -2,7 +2,6 @@
 
 use clap::Args;
 
-use amlmigrate::repo::Repository;
 use amlmigrate::verify::verify;
 
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, progress_for, thousands};
@@ -17,12 +16,14 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, progress_for, thousand
 pub struct VerifyArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// An id, a unique id prefix, or `latest`.
     snapshot: String,
 }
 
 pub async fn run(args: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = super::open_repo(&args.repo.repo, args.identity.identity.as_deref()).await?;
     let id = repo.resolve(&args.snapshot).await?;
     let ui = progress_for(g);
     let result = verify(&repo, &id, ui.clone()).await;
