@@ -230,3 +230,122 @@ fn backups_and_prunes_running_at_once_lose_no_chunk() {
         "locks were left behind"
     );
 }
+
+/// An age key pair: (recipient, identity file).
+fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let file = dir.join(name);
+    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (id.to_public().to_string(), file)
+}
+
+#[test]
+fn an_encrypted_repository_stores_nothing_in_clear_and_backups_need_only_the_recipient() {
+    let src = TestDb::create("enc");
+    big_table(&src.name, 5_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let (recipient, identity) = age_key(tmp.path(), "key.txt");
+    let (other, other_identity) = age_key(tmp.path(), "other.txt");
+    let identity_s = identity.to_str().unwrap();
+    ok(&["repo", "init", "--repo", repo_s, "--encrypt-to", &recipient]);
+
+    // A backup without the recipient, or with another one, is refused before it writes.
+    let base = [
+        "backup",
+        "--repo",
+        repo_s,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+    ];
+    let r = amlmigrate(&base);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--encrypt-to"), "{r:?}");
+    let r = amlmigrate(&[&base[..], &["--encrypt-to", &other]].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    let id = {
+        let out = ok(&[&base[..], &["--encrypt-to", &recipient, "--json"]].concat());
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        j["snapshot"].as_str().unwrap().to_string()
+    };
+    // A second backup deduplicates as well as an unencrypted one.
+    let out = ok(&[&base[..], &["--encrypt-to", &recipient, "--json"]].concat());
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(j["bytes_stored"].as_u64().unwrap() < 20_000, "{j}");
+
+    // Nothing in the repository is readable: not the rows, not a table name, not the
+    // recipient, not a plain chunk id.
+    let plain_id = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"schema"))
+    };
+    for f in files_under(&repo) {
+        let bytes = std::fs::read(&f).unwrap();
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Ok(plain) = zstd::decode_all(&bytes[..]) {
+            text.push_str(&String::from_utf8_lossy(&plain));
+        }
+        for secret in ["row-1", "big", &src.name, &recipient, &plain_id] {
+            assert!(
+                !text.contains(secret),
+                "{secret} in clear in {}",
+                f.display()
+            );
+        }
+    }
+
+    // Readers need the identity; with it everything works, and prune needs none.
+    let r = amlmigrate(&["verify", "--repo", repo_s, &id]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--identity"), "{r:?}");
+    let r = amlmigrate(&[
+        "verify",
+        "--repo",
+        repo_s,
+        &id,
+        "--identity",
+        other_identity.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    ok(&["verify", "--repo", repo_s, &id, "--identity", identity_s]);
+    let dst = TestDb::new("enc_dst");
+    ok(&[
+        "restore",
+        "--repo",
+        repo_s,
+        &id,
+        "--mysql",
+        MYSQL,
+        "--rename",
+        &format!("{}={}", src.name, dst.name),
+        "--identity",
+        identity_s,
+    ]);
+    assert_eq!(checksums(&dst.name), checksums(&src.name));
+    let out = tmp.path().join("export");
+    ok(&[
+        "export",
+        "--repo",
+        repo_s,
+        &id,
+        "--to",
+        out.to_str().unwrap(),
+        "--identity",
+        identity_s,
+    ]);
+    assert!(out.join("manifest.json").exists());
+    ok(&["prune", "--repo", repo_s, "--keep-last", "1"]);
+    let r = amlmigrate(&[
+        "snapshots",
+        "--repo",
+        repo_s,
+        "--identity",
+        identity_s,
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
