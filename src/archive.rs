@@ -61,6 +61,8 @@ pub struct PartInfo {
     pub size: u64,
     pub sha256: String,
     pub entries: Vec<Entry>,
+    /// Stored as chunks in packs (format 2), not as one object.
+    pub chunked: bool,
 }
 
 /// Writes one part: entries go into a tar stream, compressed with zstd, hashed on the way out.
@@ -98,6 +100,7 @@ impl<W: Write> PartWriter<W> {
             path: path.to_string(),
             size: data.len() as u64,
             sha256: sha256_hex(h),
+            chunks: Vec::new(),
         };
         self.entries.push(entry.clone());
         Ok(entry)
@@ -127,6 +130,7 @@ impl<W: Write> PartWriter<W> {
             path: path.to_string(),
             size,
             sha256: sha256_hex(reader.hasher),
+            chunks: Vec::new(),
         };
         self.entries.push(entry.clone());
         Ok(entry)
@@ -148,16 +152,31 @@ impl<W: Write> PartWriter<W> {
                 size,
                 sha256,
                 entries,
+                chunked: false,
             },
         ))
     }
 }
 
 /// Hashes and counts what is read through it.
-struct HashingReader<R> {
+pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    pub fn into_parts(self) -> (u64, String) {
+        (self.count, sha256_hex(self.hasher))
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -230,6 +249,33 @@ impl EntryReader<'_> {
     }
 }
 
+/// Hands one entry's bytes (`inner`) to `visit` through an [`EntryReader`] that checks them
+/// against `want`, drains what the visitor leaves, and reports damage naming part and entry.
+pub fn visit_entry<F>(part: &str, inner: &mut dyn Read, want: &Entry, visit: &mut F) -> Result<()>
+where
+    F: FnMut(&mut EntryReader<'_>) -> Result<()>,
+{
+    let damage = Rc::new(RefCell::new(None));
+    let mut reader = EntryReader {
+        inner,
+        expected: want,
+        hasher: Sha256::new(),
+        count: 0,
+        checked: false,
+        damage: damage.clone(),
+    };
+    let visited = visit(&mut reader);
+    let drained = visited.and_then(|_| {
+        io::copy(&mut reader, &mut io::sink())
+            .map(|_| ())
+            .map_err(|e| Error::io("reading", e))
+    });
+    if let Some(msg) = damage.borrow_mut().take() {
+        return Err(Error::damaged(part, &want.path, msg));
+    }
+    drained
+}
+
 /// Reads a part from `raw`, checking every entry and the whole part against the manifest, and
 /// hands each entry to `visit` in archive order. The visitor should read the entry to its end
 /// (that is when its checksum is checked); whatever it leaves is read and checked afterwards.
@@ -274,25 +320,7 @@ where
                     format!("expected entry {} at this position", want.path),
                 ));
             }
-            let damage = Rc::new(RefCell::new(None));
-            let mut reader = EntryReader {
-                inner: &mut entry,
-                expected: want,
-                hasher: Sha256::new(),
-                count: 0,
-                checked: false,
-                damage: damage.clone(),
-            };
-            let visited = visit(&mut reader);
-            let drained = visited.and_then(|_| {
-                io::copy(&mut reader, &mut io::sink())
-                    .map(|_| ())
-                    .map_err(|e| Error::io("reading", e))
-            });
-            if let Some(msg) = damage.borrow_mut().take() {
-                return Err(Error::damaged(name, &path, msg));
-            }
-            drained?;
+            visit_entry(name, &mut entry, want, &mut visit)?;
             last = path;
         }
     }
@@ -346,6 +374,7 @@ mod tests {
             size: info.size,
             sha256: info.sha256,
             entries: info.entries,
+            chunked: false,
         };
         (bytes, part)
     }

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::kube::backup::{KubeBackup, KubeBackupOptions, backup_kube};
 use crate::mysql::backup::{MysqlBackupOptions, backup_mysql};
 use crate::progress::ProgressRef;
+use crate::repo::lock::{LockKind, RepoLock};
 use crate::repo::manifest::{Manifest, MysqlDatabase, Source};
 use crate::repo::{Repository, id::new_snapshot_id, tool_version};
 
@@ -60,6 +61,13 @@ pub async fn backup(
         mysql,
         ..opts.clone()
     };
+    repo.check_writable()?;
+    // Prune must not sweep the packs of this backup before it commits, nor chunks it reuses.
+    let lock = if repo.format() >= 2 {
+        Some(repo.lock(LockKind::Shared, "backup", LOCK_WAIT).await?)
+    } else {
+        None
+    };
     let id = new_snapshot_id(started);
     let progress = crate::progress::logged(progress, "backup");
     tracing::info!(
@@ -68,7 +76,28 @@ pub async fn backup(
         "backup: writing snapshot {id} into {}",
         repo.location()
     );
-    match write_parts(repo, &id, opts, &progress, &cancel).await {
+    let result =
+        write_and_commit(repo, &id, started, opts, &progress, &cancel, lock.as_ref()).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
+
+/// How long a backup waits for a running prune.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+async fn write_and_commit(
+    repo: &Repository,
+    id: &str,
+    started: chrono::DateTime<Utc>,
+    opts: &BackupOptions,
+    progress: &ProgressRef,
+    cancel: &CancellationToken,
+    lock: Option<&RepoLock>,
+) -> Result<Manifest> {
+    let id = id.to_string();
+    match write_parts(repo, &id, opts, progress, cancel).await {
         Ok(mut manifest) => {
             if cancel.is_cancelled() {
                 repo.discard_uncommitted(&id).await;
@@ -78,6 +107,10 @@ pub async fn backup(
             }
             manifest.started = started;
             manifest.finished = Utc::now();
+            if let Err(e) = lock.map_or(Ok(()), RepoLock::check) {
+                repo.discard_uncommitted(&id).await;
+                return Err(e);
+            }
             if let Err(e) = repo.commit(&manifest).await {
                 repo.discard_uncommitted(&id).await;
                 return Err(e);
@@ -110,7 +143,7 @@ async fn write_parts(
     cancel: &CancellationToken,
 ) -> Result<Manifest> {
     let mut m = Manifest {
-        format: crate::repo::manifest::MANIFEST_FORMAT,
+        format: repo.format().min(crate::repo::manifest::MANIFEST_FORMAT),
         id: id.to_string(),
         started: Utc::now(),
         finished: Utc::now(),

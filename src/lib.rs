@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod backup;
 pub mod error;
+pub mod export;
 pub mod kube;
 pub mod metrics;
 pub mod mlflow;

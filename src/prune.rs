@@ -7,30 +7,20 @@
 //! younger ones may belong to a backup that is still running. A snapshot is removed manifest
 //! first, so a half-removed snapshot never looks complete.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::repo::Repository;
+use crate::repo::lock::LockKind;
+use crate::repo::sweep::SweepReport;
 
 /// How old an uncommitted snapshot folder must be before prune removes it.
 pub const LEFTOVER_AGE_HOURS: i64 = 24;
 
-/// One snapshot folder of a repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    pub id: String,
-    /// When the snapshot was taken (from its id).
-    pub time: DateTime<Utc>,
-    /// Has a manifest (a leftover of a failed or running backup has not).
-    pub committed: bool,
-    /// A `verify` re-read it and found it whole.
-    pub verified: bool,
-    /// The newest object of the folder, to age uncommitted leftovers.
-    pub last_modified: DateTime<Utc>,
-}
+pub use crate::repo::SnapshotInfo;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
@@ -98,13 +88,7 @@ pub fn parse_span(s: &str) -> std::result::Result<Duration, String> {
     Ok(total)
 }
 
-/// The time a snapshot id was taken at (`20261128T120000Z-…`).
-pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
-    let stamp = id.get(..16)?;
-    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
+pub use crate::repo::id::id_time;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -200,31 +184,16 @@ pub fn plan(
     Ok(out)
 }
 
-/// Snapshots an unfinished guided upgrade still depends on (its pre-upgrade snapshot): id →
-/// run id.
-async fn upgrade_pins(repo: &Repository) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for run in repo.run_ids().await? {
-        let j = crate::upgrade::journal::Journal::load(repo, &run).await?;
-        if !j.finished()
-            && let Some(id) = j.snapshot()
-        {
-            out.insert(id.to_string(), run);
-        }
-    }
-    Ok(out)
-}
-
-/// Keeps what an unfinished upgrade run depends on, whatever the policy says.
-fn pin(decisions: &mut [Decision], pins: &BTreeMap<String, String>) {
+/// Keeps what is pinned in the repository (an unfinished upgrade run pins its snapshot),
+/// whatever the policy says; the pin's reason becomes the decision's.
+fn pin(decisions: &mut [Decision], pins: &BTreeMap<String, Vec<String>>) {
     for d in decisions.iter_mut() {
-        if let Some(run) = pins.get(&d.id) {
+        if let Some(reasons) = pins.get(&d.id) {
             if !d.keep {
                 d.reasons.clear();
             }
             d.keep = true;
-            d.reasons
-                .push(format!("snapshot of upgrade run {run}, not finished"));
+            d.reasons.extend(reasons.iter().cloned());
         }
     }
 }
@@ -240,10 +209,37 @@ pub struct PruneReport {
     /// Incomplete S3 multipart uploads (none for a folder repository).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multipart: Option<crate::repo::multipart::UploadCleanup>,
+    /// What the sweep of unused chunks did (or, in a dry run, would do); format 2 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
 }
 
-/// Applies `policy` to the repository; in a dry run only plans.
+/// How long prune waits for running backups to finish.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Applies `policy` to the repository; in a dry run only plans. In a deduplicated repository
+/// it holds the exclusive lock (waiting up to `lock_wait` for running backups), removes the
+/// snapshots the policy lets go, then sweeps the chunks no kept snapshot uses.
 pub async fn prune(
+    repo: &Repository,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    lock_wait: std::time::Duration,
+) -> Result<PruneReport> {
+    let lock = if repo.format() >= 2 {
+        Some(repo.lock(LockKind::Exclusive, "prune", lock_wait).await?)
+    } else {
+        None
+    };
+    let result = prune_locked(repo, policy, now, dry_run).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
+
+async fn prune_locked(
     repo: &Repository,
     policy: &Policy,
     now: DateTime<Utc>,
@@ -251,7 +247,7 @@ pub async fn prune(
 ) -> Result<PruneReport> {
     let folders = repo.snapshot_folders().await?;
     let mut decisions = plan(&folders, policy, now)?;
-    pin(&mut decisions, &upgrade_pins(repo).await?);
+    pin(&mut decisions, &repo.pins().await?);
     for d in &decisions {
         tracing::debug!(
             snapshot = d.id,
@@ -271,13 +267,50 @@ pub async fn prune(
             removed.push(d.id.clone());
         }
     }
+    let sweep = if repo.format() >= 2 {
+        let kept: Vec<&SnapshotInfo> = folders
+            .iter()
+            .filter(|f| f.committed && decisions.iter().any(|d| d.keep && d.id == f.id))
+            .collect();
+        let live = mark(repo, &kept).await?;
+        Some(repo.sweep(&live, dry_run).await?)
+    } else {
+        None
+    };
     Ok(PruneReport {
         repository: repo.location().to_string(),
         dry_run,
         decisions,
         removed,
         multipart: repo.clean_stale_uploads(now, dry_run).await,
+        sweep,
     })
+}
+
+/// Every chunk id a kept snapshot uses: from its chunk list, or, for a snapshot without one,
+/// from its manifest (a plain snapshot has no chunks).
+async fn mark(repo: &Repository, kept: &[&SnapshotInfo]) -> Result<HashSet<String>> {
+    let mut live = HashSet::new();
+    for s in kept {
+        if s.chunked {
+            live.extend(repo.snapshot_refs(&s.id).await?);
+            continue;
+        }
+        let m = repo.manifest(&s.id).await.map_err(|e| {
+            Error::other(format!(
+                "prune cannot tell which chunks snapshot {} uses (it has no chunk list and its \
+                 manifest is unreadable: {e}); nothing was swept",
+                s.id
+            ))
+        })?;
+        live.extend(
+            m.parts
+                .iter()
+                .flat_map(|p| &p.entries)
+                .flat_map(|e| e.chunks.iter().cloned()),
+        );
+    }
+    Ok(live)
 }
 
 #[cfg(test)]
@@ -297,6 +330,7 @@ mod tests {
             committed: true,
             verified: false,
             last_modified: at,
+            chunked: false,
         }
     }
 
@@ -333,7 +367,10 @@ mod tests {
         )
         .unwrap();
         assert!(!d[1].keep);
-        let pins = BTreeMap::from([(d[1].id.clone(), "20261101T100500Z-000001".to_string())]);
+        let pins = BTreeMap::from([(
+            d[1].id.clone(),
+            vec!["snapshot of upgrade run 20261101T100500Z-000001, not finished".to_string()],
+        )]);
         pin(&mut d, &pins);
         assert!(d[1].keep);
         assert_eq!(

@@ -663,9 +663,17 @@ mod tests {
         assert!(pod["containers"][0].get("volumeMounts").is_none());
         // The verify container reads the snapshot back with the public half only.
         let verify = &pod["initContainers"][1];
-        assert!(verify["args"].as_array().unwrap().contains(&json!("/var/run/secrets/amlmigrate/verify/key.pub")));
+        assert!(
+            verify["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("/var/run/secrets/amlmigrate/verify/key.pub"))
+        );
         assert_eq!(verify["volumeMounts"][0]["name"], "verify-key");
-        assert_eq!(pod["volumes"][1]["secret"]["items"], json!([{"key": "key.pub", "path": "key.pub"}]));
+        assert_eq!(
+            pod["volumes"][1]["secret"]["items"],
+            json!([{"key": "key.pub", "path": "key.pub"}])
+        );
         assert_eq!(pod["volumes"][0]["secret"]["secretName"], "aml-sign");
         assert_eq!(pod["volumes"][0]["secret"]["defaultMode"], 0o440);
         assert_eq!(pod["securityContext"]["fsGroup"], 65532);

@@ -123,7 +123,11 @@ async fn verify_all(
                 );
             }
         }
-        let size = repo.object_size(&manifest.id, &part.path).await?;
+        let size = if part.chunked {
+            part.size
+        } else {
+            repo.object_size(&manifest.id, &part.path).await?
+        };
         if size != part.size {
             return Err(Error::damaged(
                 &part.name,

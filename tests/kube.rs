@@ -185,6 +185,7 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
     assert_eq!(kinds["ModuleInfo"], 5);
     assert_eq!(kinds["PyTorchJob"], 1);
     // The Secret values never appear in clear in the snapshot.
+    plain_snapshot(&env.repo, &id);
     let part = std::fs::read(
         env.repo
             .join(format!("snapshots/{id}/parts/kubernetes.tar.zst")),
@@ -514,6 +515,7 @@ fn secrets_without_a_recipient_are_left_out_and_listed() {
             "Secret team-b/aml-image-builder-secret"
         ]
     );
+    plain_snapshot(&env.repo, &id);
     let part = std::fs::read(
         env.repo
             .join(format!("snapshots/{id}/parts/kubernetes.tar.zst")),
@@ -550,6 +552,7 @@ fn credentials_in_plugin_records_never_reach_the_snapshot() {
         },
     );
     let id = env.backup(&[]);
+    plain_snapshot(&env.repo, &id);
     let part = std::fs::read(
         env.repo
             .join(format!("snapshots/{id}/parts/kubernetes.tar.zst")),

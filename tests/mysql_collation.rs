@@ -22,10 +22,10 @@ fn a_mysql8_collation_missing_on_the_target_is_mapped_and_reported() {
     let (_tmp, repo) = temp_repo();
     let id = backup(&repo, &src.name);
 
+    let part_path = part_file(&repo, &id);
     let manifest_path = repo.join("snapshots").join(&id).join("manifest.json");
     let mut manifest: Manifest =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let part_path = part_file(&repo, &id);
     let part = manifest.parts[0].clone();
     let mut entries = Vec::new();
     read_part(std::fs::File::open(&part_path).unwrap(), &part, |e| {

@@ -120,11 +120,10 @@ fn show_and_snapshots_describe_the_snapshot_and_json_is_parseable() {
         text.contains("no_pk") && text.contains("pre-upgrade"),
         "{text}"
     );
-    // The part's sha256 in the manifest is what sha256sum prints.
-    let part = part_file(&repo, &id);
-    let out = Command::new("sha256sum").arg(&part).output().unwrap();
-    let sum = String::from_utf8_lossy(&out.stdout);
-    assert!(sum.starts_with(manifest["parts"][0]["sha256"].as_str().unwrap()));
+    // A deduplicated snapshot lists chunks per entry, and its part size is what it added.
+    let part = &manifest["parts"][0];
+    assert_eq!(part["chunked"], true, "{part}");
+    assert!(part["entries"][0]["chunks"].as_array().is_some(), "{part}");
 }
 
 #[test]
@@ -135,10 +134,28 @@ fn readme_recipe_restores_with_tar_zstd_and_the_mysql_client_alone() {
     let before = checksums(&src.name);
     sql(None, &format!("DROP DATABASE `{}`", src.name));
 
-    // The recipe of the README, step by step.
+    // The recipe of the README, step by step: export the snapshot as plain files, check the
+    // part with sha256sum against the exported manifest, unpack it and feed it to mysql.
+    let export = tmp.path().join("export");
+    ok(&[
+        "export",
+        "--repo",
+        repo.to_str().unwrap(),
+        &id,
+        "--to",
+        export.to_str().unwrap(),
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.join("manifest.json")).unwrap()).unwrap();
+    let part = export.join(manifest["parts"][0]["path"].as_str().unwrap());
+    let out = Command::new("sha256sum").arg(&part).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with(manifest["parts"][0]["sha256"].as_str().unwrap()),
+        "sha256sum disagrees with the exported manifest"
+    );
     let work = tmp.path().join("unpacked");
     std::fs::create_dir_all(&work).unwrap();
-    let part = part_file(&repo, &id);
     let sh = format!(
         "set -e; cd '{}'; tar -I zstd -xf '{}'; \
          mysql -uroot -h127.0.0.1 < mysql/{db}/schema.sql; \

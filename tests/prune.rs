@@ -186,6 +186,7 @@ fn the_newest_verified_snapshot_is_kept_and_damage_takes_the_mark_away() {
 
     // A verified snapshot found damaged later loses its mark.
     ok(&["verify", "--repo", repo_s, OLD2]);
+    plain_snapshot(&repo, OLD2);
     let part = std::fs::read_dir(repo.join("snapshots").join(OLD2).join("parts"))
         .unwrap()
         .next()

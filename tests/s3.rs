@@ -73,11 +73,25 @@ fn backup_verify_restore_round_trip_through_s3_with_multipart_parts() {
         "the part should be well over the 6 MiB upload buffer: {stored}"
     );
 
-    // The part went up as a multipart upload (its ETag is `<md5>-<parts>`), under the prefix.
-    let etag = moto.etag(
-        "roundtrip",
-        &format!("team/aml/snapshots/{id}/parts/mysql-{}.tar.zst", src.name),
-    );
+    // The pack went up as a multipart upload (its ETag is `<md5>-<parts>`), under the prefix.
+    let listing = Command::new("curl")
+        .args([
+            "-sf",
+            &format!(
+                "{}/roundtrip?list-type=2&prefix=team/aml/data/",
+                moto.endpoint()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let pack = listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split_once("</Key>").map(|(k, _)| k.to_string()))
+        .next()
+        .unwrap_or_else(|| panic!("no pack under team/aml/data/: {listing}"));
+    let etag = moto.etag("roundtrip", &pack);
     let parts: u32 = etag
         .rsplit_once('-')
         .map(|(_, n)| n.parse().unwrap())

@@ -154,7 +154,9 @@ async fn take(
         None => Catalog::default(),
     };
     let sign_key = args.sign.key(g)?;
-    let (repo, created) = Repository::open_or_create(&args.repo.repo).await?;
+    let (mut repo, created) = Repository::open_or_create(&args.repo.repo).await?;
+    // An encrypted repository takes the same recipients as the Secrets.
+    repo.unlock(&args.encrypt_to, None)?;
     let repo = repo.with_sign_key(sign_key);
     let ui = progress_for(g);
     if created && !g.quiet {

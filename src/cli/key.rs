@@ -88,6 +88,18 @@ impl TrustArgs {
         let trust = self.trust()?;
         Ok(Repository::open(location).await?.with_trust(trust))
     }
+
+    /// Opens the repository with these keys trusted and, for an encrypted one, `identity`.
+    pub async fn open_with(
+        &self,
+        location: &str,
+        identity: Option<&Path>,
+    ) -> anyhow::Result<Repository> {
+        let trust = self.trust()?;
+        Ok(super::open_repo(location, identity)
+            .await?
+            .with_trust(trust))
+    }
 }
 
 /// Warns when users outside the key's owner and group can read it (a Kubernetes Secret volume

@@ -40,6 +40,7 @@ macro_rules! eprint {
 pub mod stdout;
 
 mod backup;
+mod export;
 mod generate;
 mod key;
 mod kube;
@@ -86,6 +87,7 @@ Exit codes:
 
 Environment:
   AMLMIGRATE_REPO            default for --repo
+  AMLMIGRATE_IDENTITY        default for --identity (age identity of an encrypted repository)
   AMLMIGRATE_MYSQL           default for --mysql
   AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
   AMLMIGRATE_SIGN_KEY        default for --sign-key (the secret key backups sign with)
@@ -168,6 +170,8 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Export(export::ExportArgs),
+    Repo(repo::RepoCmdArgs),
     Prune(prune::PruneArgs),
     Schedule(schedule::ScheduleArgs),
     Mlflow(mlflow::MlflowArgs),
@@ -177,7 +181,6 @@ enum Command {
     Recover(recover::RecoverArgs),
     Profile(profile::ProfileArgs),
     Key(key::KeyArgs),
-    Repo(repo::RepoCmdArgs),
     /// Print shell completions or the man page.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -190,6 +193,28 @@ pub struct RepoArg {
     /// S3-compatible; endpoint, region and keys from the AWS_* variables or ~/.aws files).
     #[arg(long, env = "AMLMIGRATE_REPO", value_name = "PATH|URL")]
     pub repo: String,
+}
+
+/// `--identity`, for the commands that read an encrypted repository.
+#[derive(Args, Clone)]
+pub struct IdentityArg {
+    /// Age identity file (from age-keygen) of a recipient of an encrypted repository; not
+    /// needed for an unencrypted one.
+    #[arg(long, env = "AMLMIGRATE_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+/// Opens an existing repository, with the identity an encrypted one needs for reading.
+pub async fn open_repo(
+    location: &str,
+    identity: Option<&Path>,
+) -> amlmigrate::error::Result<amlmigrate::repo::Repository> {
+    let mut repo = amlmigrate::repo::Repository::open(location).await?;
+    if let Some(f) = identity {
+        warn_if_readable_by_others(f, "--identity");
+    }
+    repo.unlock(&[], identity)?;
+    Ok(repo)
 }
 
 /// The MySQL connection flags, shared by backup and restore.
@@ -316,6 +341,8 @@ pub fn main() -> ExitCode {
             Command::Snapshots(a) => snapshots::run(a, &g).await,
             Command::Show(a) => show::run(a, &g).await,
             Command::Verify(a) => verify::run(a, &g).await,
+            Command::Export(a) => export::run(a, &g).await,
+            Command::Repo(a) => repo::run(a, &g).await,
             Command::Prune(a) => prune::run(a, &g).await,
             Command::Schedule(a) => schedule::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
@@ -326,7 +353,6 @@ pub fn main() -> ExitCode {
             Command::Profile(a) => profile::run(a, &g, cancel).await,
             Command::Generate(a) => generate::run(a),
             Command::Key(a) => key::run(a, &g),
-            Command::Repo(a) => repo::run(a, &g).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -5,9 +5,8 @@ use serde_json::json;
 
 use amlmigrate::metrics::{Command, Outcome};
 use amlmigrate::prune::{Policy, PruneReport, parse_span, prune};
-use amlmigrate::repo::Repository;
 
-use super::{GlobalArgs, RepoArg, print_json};
+use super::{GlobalArgs, RepoArg, human_bytes, print_json};
 
 /// Removes snapshots that no retention rule keeps, and leftovers of failed backups.
 ///
@@ -19,6 +18,11 @@ use super::{GlobalArgs, RepoArg, print_json};
 /// uploads under its snapshots/ (left by a killed backup, and billed by S3) are aborted once
 /// they are older than a day, and counted.
 ///
+/// In a deduplicated repository prune then sweeps: packs holding no chunk of a kept snapshot
+/// are removed and packs mostly unused are repacked. It holds the repository's exclusive lock
+/// meanwhile, waiting (up to --lock-wait) for running backups, which hold shared locks, and
+/// making new backups wait for it; so a backup never loses a chunk it reuses.
+///
 /// At least one --keep-* rule is required: a policy that keeps nothing is refused (exit 2).
 #[derive(Args)]
 #[command(
@@ -29,12 +33,22 @@ pub struct PruneArgs {
     #[command(flatten)]
     repo: RepoArg,
     #[command(flatten)]
+    identity: super::IdentityArg,
+    #[command(flatten)]
     pub policy: PolicyArgs,
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
     #[command(flatten)]
     metrics: super::metrics::MetricsArgs,
+    /// How long to wait for running backups (their locks) before giving up (exit 4).
+    #[arg(long, value_name = "SPAN", default_value = "10m", value_parser = parse_wait)]
+    lock_wait: std::time::Duration,
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration (e.g. 30s, 10m): {e}"))
 }
 
 /// The retention rules, shared with `schedule install`.
@@ -93,8 +107,15 @@ async fn apply(args: &PruneArgs, g: &GlobalArgs) -> anyhow::Result<PruneReport> 
         // Refused before the repository is even opened: nothing can be deleted.
         amlmigrate::prune::plan(&[], &policy, chrono::Utc::now())?;
     }
-    let repo = Repository::open(&args.repo.repo).await?;
-    let report = prune(&repo, &policy, chrono::Utc::now(), args.dry_run).await?;
+    let repo = super::open_repo(&args.repo.repo, args.identity.identity.as_deref()).await?;
+    let report = prune(
+        &repo,
+        &policy,
+        chrono::Utc::now(),
+        args.dry_run,
+        args.lock_wait,
+    )
+    .await?;
     if let Some(e) = report.multipart.as_ref().and_then(|m| m.error.as_ref()) {
         eprintln!("warning: incomplete multipart uploads were not cleaned up: {e}");
     }
@@ -139,6 +160,26 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
     }
     let gone = report.decisions.iter().filter(|d| !d.keep).count();
     let kept = report.decisions.len() - gone;
+    if let Some(s) = &report.sweep {
+        println!(
+            "chunks: {} packs ({}) {} {} unused and {} repacked, {} orphaned; {} after{}",
+            s.packs_before,
+            human_bytes(s.bytes_before),
+            if dry_run { "would have" } else { "had" },
+            s.packs_removed,
+            s.packs_repacked,
+            s.orphan_packs,
+            human_bytes(s.bytes_after),
+            if s.repack_skipped > 0 {
+                format!(
+                    "; {} mostly unused encrypted packs kept (repacking them needs every recipient)",
+                    s.repack_skipped
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     if dry_run {
         println!(
             "dry run: {kept} kept, {gone} would be removed from {}",

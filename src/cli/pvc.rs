@@ -76,6 +76,8 @@ struct CheckArgs {
     repo: RepoArg,
     #[command(flatten)]
     trust: super::key::TrustArgs,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// Snapshot whose PVC index to check: an id, a unique prefix, or `latest`.
     snapshot: String,
     #[command(flatten)]
@@ -225,7 +227,10 @@ fn print_changes(changes: &[VolumeChange], g: &GlobalArgs, dry_run: bool) {
 }
 
 async fn check(a: CheckArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = a.trust.open(&a.repo.repo).await?;
+    let repo = a
+        .trust
+        .open_with(&a.repo.repo, a.identity.identity.as_deref())
+        .await?;
     let id = repo.resolve(&a.snapshot).await?;
     let index = pvc::snapshot_index(&repo, &id).await?;
     let c = Cluster::connect(&a.kube.options(), Role::Workload).await?;

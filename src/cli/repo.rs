@@ -3,24 +3,35 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use amlmigrate::repo::Repository;
 use amlmigrate::repo::sign::{Settings, TrustedKey, VerifyKey};
+use amlmigrate::repo::{InitOptions, Repository};
 
 use super::{GlobalArgs, RepoArg, print_json};
 
-/// The repository itself: its settings.
+/// Repository administration.
 #[derive(Args)]
 pub struct RepoCmdArgs {
     #[command(subcommand)]
-    command: RepoCommand,
+    cmd: RepoCmd,
 }
 
 #[derive(Subcommand)]
-enum RepoCommand {
+enum RepoCmd {
     Init(InitArgs),
 }
 
-/// Creates a repository (or updates an existing one's settings).
+/// Creates a repository (a backup creates an unencrypted one by itself), or changes an existing
+/// one's signature settings.
+///
+/// New repositories deduplicate (format 2): every entry is cut into content-defined chunks
+/// (about 64 KiB), each distinct chunk is stored once, zstd-compressed, in packs of about
+/// 32 MiB; a month of nightly snapshots takes little more than one.
+///
+/// With --encrypt-to the repository is encrypted to age recipients: chunks, pack keys and
+/// manifests are encrypted, and chunk ids are keyed hashes. A backup (and the in-cluster
+/// CronJob) needs only the recipients (the same --encrypt-to); restore, verify, show, export
+/// need --identity. Prune needs neither, except to repack (it removes unused packs anyway).
+/// Encryption and format are chosen once, at creation.
 ///
 /// With --require-signatures every backup must sign (`--sign-key`) and every reader must give
 /// a public key (`--verify-key`) or is refused (exit 7). The setting is an object in the
@@ -29,15 +40,23 @@ enum RepoCommand {
 /// keys backups are expected to sign with, so a backup with the wrong key stops before it
 /// writes anything.
 #[derive(Args)]
-#[command(
-    after_long_help = "Example:\n  amlmigrate key generate --out aml-backup.key\n  \
-amlmigrate repo init --repo s3://aml-backups/prod --require-signatures --trust aml-backup.key.pub\n  \
-amlmigrate backup --repo s3://aml-backups/prod --sign-key aml-backup.key --mysql …\n  \
-amlmigrate verify --repo s3://aml-backups/prod --verify-key aml-backup.key.pub latest"
-)]
+#[command(after_long_help = "Examples:\n  \
+age-keygen -o key.txt    # prints the public key age1…\n  \
+amlmigrate key generate --out aml-backup.key\n  \
+amlmigrate repo init --repo s3://aml-backups/prod --encrypt-to age1… \\\n      \
+--require-signatures --trust aml-backup.key.pub\n  \
+amlmigrate backup --repo s3://aml-backups/prod --encrypt-to age1… --sign-key aml-backup.key --mysql …\n  \
+amlmigrate verify --repo s3://aml-backups/prod --identity key.txt --verify-key aml-backup.key.pub latest")]
 struct InitArgs {
     #[command(flatten)]
     repo: RepoArg,
+    /// Encrypt the repository to this age recipient (age1…); repeat or separate with commas.
+    #[arg(long, value_name = "AGE_RECIPIENT", value_delimiter = ',')]
+    encrypt_to: Vec<String>,
+    /// 2 (default): deduplicated chunks in packs. 1: one plain .tar.zst object per part, for
+    /// tools that read only those (`amlmigrate export` gives them from a format 2 repository).
+    #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u32).range(1..=2))]
+    format: Option<u32>,
     /// Require every snapshot to be signed (backups without --sign-key are refused, readers
     /// without --verify-key too).
     #[arg(long)]
@@ -48,18 +67,41 @@ struct InitArgs {
 }
 
 pub async fn run(args: RepoCmdArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    match args.command {
-        RepoCommand::Init(a) => init(a, g).await,
-    }
+    let RepoCmd::Init(a) = args.cmd;
+    init(a, g).await
 }
 
 async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    // Keys are read before anything is created, so a wrong path leaves nothing behind.
     let keys = a
         .trust
         .iter()
         .map(|p| VerifyKey::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let (repo, created) = Repository::open_or_create(&a.repo.repo).await?;
+    let signing = a.require_signatures || !keys.is_empty();
+    let init = InitOptions {
+        recipients: a.encrypt_to.clone(),
+        format: a.format,
+    };
+    let (repo, created) = Repository::open_or_init(&a.repo.repo, &init).await?;
+    if !created && (!signing || !a.encrypt_to.is_empty() || a.format.is_some()) {
+        anyhow::bail!(amlmigrate::Error::Refused(format!(
+            "{} is already a repository (format {}{}); its format and encryption are chosen at \
+             creation and nothing was changed{}",
+            repo.location(),
+            repo.format(),
+            if repo.is_encrypted() {
+                ", encrypted"
+            } else {
+                ""
+            },
+            if signing {
+                "; to change only its signature settings, give --require-signatures/--trust alone"
+            } else {
+                ""
+            }
+        )));
+    }
     let settings = Settings {
         require_signatures: a.require_signatures,
         keys: keys
@@ -70,21 +112,31 @@ async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             })
             .collect(),
     };
-    repo.set_signing_settings(&settings).await?;
+    if signing {
+        repo.set_signing_settings(&settings).await?;
+    }
     let ids: Vec<&str> = keys.iter().map(|k| k.id()).collect();
     if g.json {
         print_json(&json!({
             "ok": true,
             "repository": repo.location(),
             "created": created,
+            "format": repo.format(),
+            "encrypted": repo.is_encrypted(),
             "require_signatures": settings.require_signatures,
             "keys": ids,
         }));
     } else if !g.quiet {
         println!(
-            "{} repository {}: signatures {}{}",
+            "{} repository {} (format {}{}): signatures {}{}",
             if created { "created" } else { "updated" },
             repo.location(),
+            repo.format(),
+            if repo.is_encrypted() {
+                format!(", encrypted to {} recipient(s)", a.encrypt_to.len())
+            } else {
+                String::new()
+            },
             if settings.require_signatures {
                 "required"
             } else {

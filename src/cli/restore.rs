@@ -84,7 +84,7 @@ pub struct RestoreArgs {
     /// Kubernetes: only objects of these snapshot namespaces (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NS,...")]
     namespaces: Vec<String>,
-    /// Kubernetes: age identity file to decrypt the snapshot's Secrets.
+    /// Age identity file: decrypts the snapshot's Secrets, and an encrypted repository.
     #[arg(long, value_name = "FILE")]
     identity: Option<std::path::PathBuf>,
     /// Databases of the snapshot to restore, comma-separated. Default: all of them (of --source).
@@ -130,10 +130,10 @@ pub async fn run(
     g: &GlobalArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    if let Some(f) = &args.identity {
-        super::warn_if_readable_by_others(f, "--identity");
-    }
-    let repo = args.trust.open(&args.repo.repo).await?;
+    let repo = args
+        .trust
+        .open_with(&args.repo.repo, args.identity.as_deref())
+        .await?;
     let id = repo.resolve(&args.snapshot).await?;
     let manifest = repo.manifest(&id).await?;
     let only = if args.only.is_empty() {

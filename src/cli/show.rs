@@ -14,12 +14,17 @@ pub struct ShowArgs {
     repo: RepoArg,
     #[command(flatten)]
     trust: super::key::TrustArgs,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// An id, a unique id prefix, or `latest`.
     snapshot: String,
 }
 
 pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = args.trust.open(&args.repo.repo).await?;
+    let repo = args
+        .trust
+        .open_with(&args.repo.repo, args.identity.identity.as_deref())
+        .await?;
     let id = repo.resolve(&args.snapshot).await?;
     let m = repo.manifest(&id).await?;
     if g.json {

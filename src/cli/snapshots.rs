@@ -19,6 +19,8 @@ pub struct SnapshotsArgs {
     repo: RepoArg,
     #[command(flatten)]
     trust: super::key::TrustArgs,
+    #[command(flatten)]
+    identity: super::IdentityArg,
 }
 
 fn signature_label(s: &SignatureState) -> String {
@@ -30,7 +32,10 @@ fn signature_label(s: &SignatureState) -> String {
 }
 
 pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = args.trust.open(&args.repo.repo).await?;
+    let repo = args
+        .trust
+        .open_with(&args.repo.repo, args.identity.identity.as_deref())
+        .await?;
     let listed = repo.manifests_for_listing().await?;
     if g.json {
         let list: Vec<_> = listed

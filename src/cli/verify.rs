@@ -23,6 +23,8 @@ pub struct VerifyArgs {
     repo: RepoArg,
     #[command(flatten)]
     trust: super::key::TrustArgs,
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// An id, a unique id prefix, or `latest`.
     snapshot: String,
     #[command(flatten)]
@@ -45,7 +47,10 @@ pub async fn run(args: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
 }
 
 async fn check(args: &VerifyArgs, g: &GlobalArgs) -> anyhow::Result<VerifyReport> {
-    let repo = args.trust.open(&args.repo.repo).await?;
+    let repo = args
+        .trust
+        .open_with(&args.repo.repo, args.identity.identity.as_deref())
+        .await?;
     let id = repo.resolve(&args.snapshot).await?;
     let signed_by = repo.signed_by(&id).await?;
     let ui = progress_for(g);

@@ -235,6 +235,7 @@ pub async fn backup_kube(
             size: info.size,
             sha256: info.sha256,
             entries: info.entries,
+            chunked: info.chunked,
         },
         summary: KubeSummary {
             part: PART.into(),

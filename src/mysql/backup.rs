@@ -259,6 +259,7 @@ async fn backup_database(
         size: info.size,
         sha256: info.sha256,
         entries: info.entries,
+        chunked: info.chunked,
     };
     let dbm = MysqlDatabase {
         name: db.clone(),

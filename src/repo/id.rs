@@ -23,6 +23,14 @@ pub fn is_snapshot_id(s: &str) -> bool {
         && b[17..].iter().all(|c| c.is_ascii_hexdigit())
 }
 
+/// The time a snapshot id was taken at (`20261128T120000Z-…`).
+pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
+    let stamp = id.get(..16)?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 /// Resolves `latest`, a full id or a unique prefix against the committed ids (sorted ascending).
 pub fn resolve<'a>(ids: &'a [String], wanted: &str) -> Result<&'a str, ResolveError> {
     if wanted == "latest" {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub const MANIFEST_FORMAT: u32 = 1;
+/// 2: parts may be chunked (format 2 repositories).
+pub const MANIFEST_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -80,6 +81,10 @@ pub struct Part {
     pub sha256: String,
     /// Tar entries in archive order, with their uncompressed size and sha256.
     pub entries: Vec<Entry>,
+    /// Format 2: the entries are chunks in packs (`size` is what the part added to the
+    /// repository, `sha256` is empty); `path` is the file name `export` writes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chunked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +92,9 @@ pub struct Entry {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// Format 2: the ids of its chunks, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,44 +2,60 @@
 //! `object_store` abstraction, one code path for all of them, laid out as
 //!
 //! ```text
-//! <repo>/amlmigrate-repo.json                 format marker
-//! <repo>/snapshots/<id>/parts/<part>.tar.zst   data, written first
+//! <repo>/amlmigrate-repo.json                  format marker (and encryption settings)
+//! <repo>/data/<xx>/<pack>                      format 2: packs of compressed chunks, first
+//! <repo>/index/<name>.json                     format 2: chunk → pack, offset; after its packs
+//! <repo>/snapshots/<id>/refs                   format 2: the chunk ids it uses, for prune
+//! <repo>/snapshots/<id>/parts/<part>.tar.zst   format 1: one object per part
 //! <repo>/snapshots/<id>/manifest.json          written last, create-only: it commits the snapshot
+//! <repo>/locks/<id>.json                       who uses the repository (backup, prune)
+//! <repo>/pins/<snapshot>/<holder>              snapshots prune keeps whatever the policy
 //! ```
 //!
-//! A snapshot folder without a manifest does not exist for any reader.
+//! A snapshot folder without a manifest does not exist for any reader. The marker's format
+//! says what a backup writes (1: one object per part, 2: deduplicated chunks); readers decide
+//! per part, so a repository of either format reads snapshots of both.
 
+mod chunked;
+pub mod chunker;
+pub mod crypt;
+mod format1;
 pub mod id;
+pub mod index;
+pub mod lock;
 pub mod manifest;
 pub mod multipart;
+pub mod pack;
+pub mod pins;
 mod private;
+mod refs;
 mod runs;
 pub mod s3;
 pub mod sign;
 pub mod sink;
+pub mod sweep;
+pub mod upload;
 
-use std::io::{self, Write};
-use std::pin::Pin;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio::runtime::Handle;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::archive::{self, EntryReader};
+use crate::archive::EntryReader;
 use crate::error::{Error, Result};
+use crypt::{Encryption, EncryptionConfig};
 pub use manifest::Manifest;
 use manifest::Part;
 
 const MARKER: &str = "amlmigrate-repo.json";
-const REPO_FORMAT: u32 = 1;
+/// What new repositories are: 2, deduplicated chunks in packs.
+const REPO_FORMAT: u32 = 2;
+const AGE_MAGIC: &[u8] = b"age-encryption.org/v1";
 /// Upload buffer and parallelism: bounds memory at about `capacity * (concurrency + 1)`.
 const UPLOAD_CAPACITY: usize = 6 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
@@ -51,6 +67,20 @@ struct Marker {
     format: u32,
     created: chrono::DateTime<chrono::Utc>,
     tool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption: Option<EncryptionConfig>,
+}
+
+/// The index as last loaded, with the names of the index objects it came from.
+type IndexCache = (Vec<String>, Arc<index::Index>);
+
+/// How a repository is created.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Encrypt to these age recipients (empty: not encrypted).
+    pub recipients: Vec<String>,
+    /// 1 writes today's plain parts (for tools that read only those); default 2.
+    pub format: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -61,6 +91,13 @@ pub struct Repository {
     /// The bucket and endpoint of an S3 repository, for messages.
     s3: Option<s3::S3Target>,
     signing: sign::Signing,
+    format: u32,
+    encryption_config: Option<EncryptionConfig>,
+    encryption: Option<Arc<Encryption>>,
+    keys: Arc<crypt::Keys>,
+    /// The backups of this process that have not committed yet, by snapshot id.
+    sessions: Arc<Mutex<HashMap<String, Arc<pack::Session>>>>,
+    index_cache: Arc<tokio::sync::Mutex<Option<IndexCache>>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -137,7 +174,7 @@ impl Repository {
     /// Opens an existing repository; a missing location or one without the marker is an error.
     pub async fn open(location: &str) -> Result<Self> {
         let loc = Location::parse(location)?;
-        let repo = Self::connect(&loc, false)?;
+        let mut repo = Self::connect(&loc, false)?;
         repo.probe().await?;
         match repo.store.head(&Path::from(MARKER)).await {
             Ok(_) => {
@@ -155,8 +192,14 @@ impl Repository {
     /// Opens a repository, creating it when the location does not exist or is empty.
     /// Returns whether it was created.
     pub async fn open_or_create(location: &str) -> Result<(Self, bool)> {
+        Self::open_or_init(location, &InitOptions::default()).await
+    }
+
+    /// Opens a repository, creating it as `init` says when the location does not exist or is
+    /// empty. Returns whether it was created.
+    pub async fn open_or_init(location: &str, init: &InitOptions) -> Result<(Self, bool)> {
         let loc = Location::parse(location)?;
-        let repo = Self::connect(&loc, true)?;
+        let mut repo = Self::connect(&loc, true)?;
         repo.probe().await?;
         match repo.store.head(&Path::from(MARKER)).await {
             Ok(_) => {
@@ -183,10 +226,27 @@ impl Repository {
                 repo.location
             )));
         }
+        let recipients = crypt::parse_recipients(&init.recipients)?;
+        let format = init.format.unwrap_or(REPO_FORMAT);
+        if !(1..=REPO_FORMAT).contains(&format) {
+            return Err(Error::input(format!(
+                "repository format {format} does not exist: use 1 (plain parts) or 2 (deduplicated)"
+            )));
+        }
+        if format < 2 && !recipients.is_empty() {
+            return Err(Error::input(
+                "an encrypted repository is format 2: leave out --format 1 or --encrypt-to",
+            ));
+        }
         let marker = Marker {
-            format: REPO_FORMAT,
+            format,
             created: chrono::Utc::now(),
             tool: tool_version(),
+            encryption: if recipients.is_empty() {
+                None
+            } else {
+                Some(EncryptionConfig::new(&recipients)?)
+            },
         };
         let body = serde_json::to_vec_pretty(&marker).expect("marker serializes");
         match repo
@@ -198,7 +258,14 @@ impl Repository {
             )
             .await
         {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok((repo, true)),
+            Ok(_) => {
+                repo.check_marker().await?;
+                Ok((repo, true))
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                repo.check_marker().await?;
+                Ok((repo, false))
+            }
             Err(e) => Err(repo.store_err("creating the repository marker", e)),
         }
     }
@@ -229,6 +296,12 @@ impl Repository {
                     loc: Location::Local(abs),
                     s3: None,
                     signing: Default::default(),
+                    format: 1,
+                    encryption_config: None,
+                    encryption: None,
+                    keys: Arc::new(crypt::Keys::default()),
+                    sessions: Arc::default(),
+                    index_cache: Arc::default(),
                 })
             }
             Location::S3 { bucket, prefix } => {
@@ -244,6 +317,12 @@ impl Repository {
                     loc: loc.clone(),
                     s3: Some(target),
                     signing: Default::default(),
+                    format: 1,
+                    encryption_config: None,
+                    encryption: None,
+                    keys: Arc::new(crypt::Keys::default()),
+                    sessions: Arc::default(),
+                    index_cache: Arc::default(),
                 })
             }
         }
@@ -264,7 +343,7 @@ impl Repository {
         }
     }
 
-    async fn check_marker(&self) -> Result<()> {
+    async fn check_marker(&mut self) -> Result<()> {
         let bytes = self
             .store
             .get(&Path::from(MARKER))
@@ -285,11 +364,71 @@ impl Repository {
                 self.location, marker.format
             )));
         }
+        self.format = marker.format;
+        self.encryption_config = marker.encryption;
         Ok(())
     }
 
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// 1: one object per part; 2: deduplicated chunks in packs.
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption_config.is_some()
+    }
+
+    pub(crate) fn encryption(&self) -> Option<&Encryption> {
+        self.encryption.as_deref()
+    }
+
+    /// Gives an encrypted repository its keys: the recipients (a backup) and/or identities (a
+    /// reader). An unencrypted repository ignores them.
+    pub fn unlock(
+        &mut self,
+        recipients: &[String],
+        identity: Option<&std::path::Path>,
+    ) -> Result<()> {
+        let Some(cfg) = &self.encryption_config else {
+            return Ok(());
+        };
+        if recipients.is_empty() && identity.is_none() {
+            // Prune and listings by id need no key; readers of content say what is missing.
+            return Ok(());
+        }
+        let recipients = crypt::parse_recipients(recipients)?;
+        let identities = match identity {
+            Some(p) => crypt::load_identities(p)?,
+            None => Vec::new(),
+        };
+        let enc = Arc::new(cfg.open(&self.location, recipients, identities)?);
+        self.keys = Arc::new(crypt::Keys::new(Some(enc.clone())));
+        self.encryption = Some(enc);
+        Ok(())
+    }
+
+    /// A backup of an encrypted repository needs its recipients.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.is_encrypted() && self.encryption().is_none_or(|e| e.recipients.is_empty()) {
+            return Err(Error::input(format!(
+                "{} is an encrypted repository: give the recipients it was created with (--encrypt-to age1…)",
+                self.location
+            )));
+        }
+        Ok(())
+    }
+
+    fn session(&self, snapshot: &str) -> Arc<pack::Session> {
+        self.sessions
+            .lock()
+            .expect("sessions")
+            .entry(snapshot.to_string())
+            .or_insert_with(pack::Session::new)
+            .clone()
     }
 
     fn store_err(&self, context: impl Into<String>, e: object_store::Error) -> Error {
@@ -401,6 +540,21 @@ impl Repository {
     }
 
     fn parse_manifest(&self, id: &str, bytes: &[u8]) -> Result<Manifest> {
+        // Encrypted repositories store the manifest age-encrypted; its signature covers the
+        // stored (encrypted) bytes and was checked before this.
+        let plain;
+        let bytes: &[u8] = if bytes.starts_with(AGE_MAGIC) {
+            let Some(enc) = self.encryption().filter(|e| e.can_read()) else {
+                return Err(Error::input(format!(
+                    "snapshot {id} in {} is encrypted: give --identity FILE (the age identity of a recipient of the repository)",
+                    self.location
+                )));
+            };
+            plain = enc.age_decrypt(bytes, &format!("the manifest of snapshot {id}"))?;
+            &plain[..]
+        } else {
+            bytes
+        };
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             Error::damaged(
                 format!("snapshot {id}"),
@@ -449,12 +603,34 @@ impl Repository {
         Ok(out)
     }
 
-    /// Writes the manifest create-only; this is the commit point of a snapshot.
+    /// Commits a snapshot. Format 2: the index of the packs this backup wrote (its packs are
+    /// complete by now), then the chunk ids it uses (`refs`, for prune), then the manifest,
+    /// encrypted in an encrypted repository. The manifest is written create-only and last: it
+    /// is the commit point.
     pub async fn commit(&self, m: &Manifest) -> Result<()> {
-        let body = serde_json::to_vec_pretty(m).expect("manifest serializes");
+        let session = self.sessions.lock().expect("sessions").get(&m.id).cloned();
+        if let Some(session) = &session {
+            let packs = session.take_packs();
+            if !packs.is_empty() {
+                self.write_index_file(&format!("{}.json", m.id), &index::IndexFile { packs })
+                    .await?;
+            }
+        }
+        if m.parts.iter().any(|p| p.chunked) {
+            self.put_create(
+                &Self::snapshot_path(&m.id, REFS),
+                refs::encode(m),
+                &format!("writing the chunk list of snapshot {}", m.id),
+            )
+            .await?;
+        }
+        let mut body = serde_json::to_vec_pretty(m).expect("manifest serializes");
+        if let Some(enc) = self.encryption() {
+            body = enc.age_encrypt(&body)?;
+        }
         self.sign_before_commit(&m.id, &body).await?;
         let path = Self::snapshot_path(&m.id, "manifest.json");
-        match self
+        let done = match self
             .store
             .put_opts(
                 &path,
@@ -469,82 +645,45 @@ impl Repository {
                 m.id
             ))),
             Err(e) => Err(self.store_err(format!("committing snapshot {}", m.id), e)),
+        };
+        if done.is_ok() {
+            self.sessions.lock().expect("sessions").remove(&m.id);
         }
+        done
     }
 
-    /// A blocking writer that streams one object into the repository (multipart where the store
-    /// supports it). Call from a blocking thread; `finish` completes the upload.
-    pub fn object_writer(&self, id: &str, rel: &str, rt: Handle) -> UploadWriter {
-        let path = Self::snapshot_path(id, rel);
-        let inner = BufWriter::with_capacity(self.store.clone(), path, UPLOAD_CAPACITY)
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
-        UploadWriter {
-            rt,
-            inner: Some(inner),
-        }
+    async fn put_create(&self, path: &Path, body: Vec<u8>, what: &str) -> Result<()> {
+        self.store
+            .put_opts(
+                path,
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.store_err(what, e))
     }
 
-    /// Size and a byte stream of one object of a snapshot.
-    pub async fn object_reader(
-        &self,
-        id: &str,
-        rel: &str,
-    ) -> Result<(u64, Pin<Box<dyn AsyncRead + Send>>)> {
-        let path = Self::snapshot_path(id, rel);
-        let got = self.store.get(&path).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => Error::damaged(
-                rel,
-                "(whole part)",
-                format!("missing from snapshot {id} in {}", self.location),
-            ),
-            e => self.store_err(format!("reading {rel} of snapshot {id}"), e),
-        })?;
-        let size = got.meta.size;
-        let stream = got.into_stream().map_err(io::Error::other);
-        Ok((size, Box::pin(StreamReader::new(stream))))
-    }
-
-    /// The stored size of one object of a snapshot.
-    pub async fn object_size(&self, id: &str, rel: &str) -> Result<u64> {
-        let path = Self::snapshot_path(id, rel);
-        match self.store.head(&path).await {
-            Ok(meta) => Ok(meta.size),
-            Err(object_store::Error::NotFound { .. }) => Err(Error::damaged(
-                rel,
-                "(whole part)",
-                format!("missing from snapshot {id} in {}", self.location),
-            )),
-            Err(e) => Err(self.store_err(format!("reading {rel} of snapshot {id}"), e)),
-        }
-    }
-
-    /// Reads one part of a snapshot on a blocking thread (tar and zstd are synchronous),
-    /// checking it against the manifest as [`archive::read_part`] does; `visit` sees every entry
-    /// with `state`, which is handed back at the end.
-    pub async fn read_part<S, F>(&self, id: &str, part: &Part, state: S, mut visit: F) -> Result<S>
+    /// Reads one part of a snapshot on a blocking thread, checking every entry against the
+    /// manifest as [`crate::archive::read_part`] does; `visit` sees every entry with `state`,
+    /// which is handed back at the end.
+    pub async fn read_part<S, F>(&self, id: &str, part: &Part, state: S, visit: F) -> Result<S>
     where
         S: Send + 'static,
         F: FnMut(&mut S, &mut EntryReader<'_>) -> Result<()> + Send + 'static,
     {
-        let (_, reader) = self.object_reader(id, &part.path).await?;
-        let (part, name) = (part.clone(), part.name.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut state = state;
-            archive::read_part(SyncIoBridge::new(reader), &part, |entry| {
-                visit(&mut state, entry)
-            })?;
-            Ok(state)
-        })
-        .await
-        .map_err(|e| Error::other(format!("the reader of part {name} failed: {e}")))?
+        if part.chunked {
+            self.read_part_v2(part, state, visit).await
+        } else {
+            self.read_part_v1(id, part, state, visit).await
+        }
     }
 
     /// Every snapshot folder, committed or not, with the time of its newest object (for prune).
-    pub async fn snapshot_folders(&self) -> Result<Vec<crate::prune::SnapshotInfo>> {
+    pub async fn snapshot_folders(&self) -> Result<Vec<SnapshotInfo>> {
         use std::collections::BTreeMap;
         let prefix = Path::from("snapshots");
-        let mut by_id: BTreeMap<String, (bool, bool, chrono::DateTime<chrono::Utc>)> =
-            BTreeMap::new();
+        let mut by_id: BTreeMap<String, SnapshotInfo> = BTreeMap::new();
         let mut listing = self.store.list(Some(&prefix));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| self.store_err("listing snapshots", e))?;
@@ -552,33 +691,34 @@ impl Repository {
             let Some(id) = parts.get(1).map(|p| p.as_ref().to_string()) else {
                 continue;
             };
-            if !id::is_snapshot_id(&id) {
+            let Some(time) = id::id_time(&id).filter(|_| id::is_snapshot_id(&id)) else {
                 continue;
-            }
+            };
             let file = (parts.len() == 3).then(|| parts[2].as_ref().to_string());
-            let e = by_id
-                .entry(id)
-                .or_insert((false, false, meta.last_modified));
-            e.0 |= file.as_deref() == Some("manifest.json");
-            e.1 |= file.as_deref() == Some(runs::VERIFIED);
-            e.2 = e.2.max(meta.last_modified);
+            let e = by_id.entry(id.clone()).or_insert(SnapshotInfo {
+                id,
+                time,
+                committed: false,
+                verified: false,
+                last_modified: meta.last_modified,
+                chunked: false,
+            });
+            e.committed |= file.as_deref() == Some("manifest.json");
+            e.verified |= file.as_deref() == Some(runs::VERIFIED);
+            e.chunked |= file.as_deref() == Some(REFS);
+            e.last_modified = e.last_modified.max(meta.last_modified);
         }
         Ok(by_id
-            .into_iter()
-            .filter_map(|(id, (committed, verified, last_modified))| {
-                Some(crate::prune::SnapshotInfo {
-                    time: crate::prune::id_time(&id)?,
-                    id,
-                    committed,
-                    verified: committed && verified,
-                    last_modified,
-                })
+            .into_values()
+            .map(|mut s| {
+                s.verified &= s.committed;
+                s
             })
             .collect())
     }
 
     /// Removes a snapshot: the manifest first, so that a half-removed snapshot never looks
-    /// complete, then its parts.
+    /// complete, then its parts. Chunks it alone used go with the next sweep of prune.
     pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
         let manifest = Self::snapshot_path(id, "manifest.json");
         match self.store.delete(&manifest).await {
@@ -588,14 +728,7 @@ impl Repository {
             }
         }
         let prefix = Path::from("snapshots").join(id);
-        let locations = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .boxed();
-        self.store
-            .delete_stream(locations)
-            .try_for_each(|_| async { Ok(()) })
+        self.delete_prefix(&prefix)
             .await
             .map_err(|e| self.store_err(format!("removing the parts of snapshot {id}"), e))?;
         if let Location::Local(root) = &self.loc {
@@ -608,24 +741,30 @@ impl Repository {
         Ok(())
     }
 
-    /// Best-effort removal of an uncommitted snapshot's objects after a failed or interrupted
-    /// backup. Never called on a committed snapshot.
+    async fn delete_prefix(&self, prefix: &Path) -> std::result::Result<(), object_store::Error> {
+        let locations = self.store.list(Some(prefix)).map_ok(|m| m.location).boxed();
+        self.store
+            .delete_stream(locations)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+
+    /// Best-effort removal of an uncommitted snapshot's objects (and the packs its backup
+    /// wrote) after a failed or interrupted backup. Never called on a committed snapshot.
     pub async fn discard_uncommitted(&self, id: &str) {
-        let prefix = Path::from("snapshots").join(id);
         let manifest = Self::snapshot_path(id, "manifest.json");
         if self.store.head(&manifest).await.is_ok() {
             return;
         }
-        let locations = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .boxed();
-        let _ = self
-            .store
-            .delete_stream(locations)
-            .try_collect::<Vec<_>>()
-            .await;
+        let session = self.sessions.lock().expect("sessions").remove(id);
+        if let Some(session) = session {
+            // Packs an index already lists stay (another backup may reuse their chunks from
+            // now on); prune removes them when no snapshot does. The others nobody knows.
+            for pack in session.pack_ids() {
+                let _ = self.store.delete(&index::pack_path(&pack)).await;
+            }
+        }
+        let _ = self.delete_prefix(&Path::from("snapshots").join(id)).await;
         if let Location::Local(root) = &self.loc {
             // The local store leaves empty folders behind; remove them so nothing looks half there.
             let _ = std::fs::remove_dir_all(root.join("snapshots").join(id));
@@ -633,53 +772,27 @@ impl Repository {
     }
 }
 
+/// Beside a format 2 snapshot's manifest: the chunk ids it uses.
+const REFS: &str = "refs";
+
+/// One snapshot folder of a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub id: String,
+    /// When the snapshot was taken (from its id).
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Has a manifest (a leftover of a failed or running backup has not).
+    pub committed: bool,
+    /// A `verify` re-read it and found it whole.
+    pub verified: bool,
+    /// The newest object of the folder, to age uncommitted leftovers.
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// Has a chunk list (format 2).
+    pub chunked: bool,
+}
+
 pub fn tool_version() -> String {
     format!("amlmigrate {}", env!("CARGO_PKG_VERSION"))
-}
-
-/// `std::io::Write` over an object-store upload, for the blocking archive thread.
-pub struct UploadWriter {
-    rt: Handle,
-    inner: Option<BufWriter>,
-}
-
-impl UploadWriter {
-    pub fn finish(&mut self) -> io::Result<()> {
-        let mut inner = self
-            .inner
-            .take()
-            .ok_or_else(|| io::Error::other("upload already closed"))?;
-        self.rt.block_on(inner.shutdown())
-    }
-
-    pub fn abort(&mut self) {
-        if let Some(mut inner) = self.inner.take() {
-            let _ = self.rt.block_on(inner.abort());
-        }
-    }
-}
-
-impl Write for UploadWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("upload closed"))?;
-        self.rt.block_on(inner.write_all(buf))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for UploadWriter {
-    fn drop(&mut self) {
-        // An upload that was neither finished nor aborted is abandoned: abort it so no staging
-        // object is left behind.
-        self.abort();
-    }
 }
 
 #[cfg(test)]

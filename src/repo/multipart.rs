@@ -1,5 +1,5 @@
-//! Incomplete S3 multipart uploads under the repository's `snapshots/`: a backup killed while
-//! uploading a part leaves one, which S3 keeps (and bills) until someone aborts it. `prune`
+//! Incomplete S3 multipart uploads under the repository's `snapshots/` and `data/`: a backup
+//! killed while uploading a part or a pack leaves one, which S3 keeps (and bills) until someone aborts it. `prune`
 //! aborts those older than a day; a younger one may belong to a backup that is still running.
 //!
 //! object_store can abort an upload but not list them, so the listing is one SigV4-signed
@@ -83,7 +83,7 @@ impl Repository {
         }
     }
 
-    /// Aborts the incomplete multipart uploads under this repository's `snapshots/` that are
+    /// Aborts the incomplete multipart uploads under this repository's `snapshots/` and `data/` that are
     /// older than a day. `None` for a folder repository (no such thing there).
     pub async fn abort_stale_uploads(
         &self,
@@ -94,12 +94,17 @@ impl Repository {
             return Ok(None);
         };
         let (store, _) = s3::build(bucket)?;
-        let under = if prefix.is_empty() {
-            "snapshots/".to_string()
-        } else {
-            format!("{prefix}/snapshots/")
-        };
-        let uploads = list_uploads(&store, target, &under).await?;
+        // Parts of format 1 stream into snapshots/, packs of format 2 into data/: the two places
+        // a backup uploads in several pieces. Nothing else under the bucket is touched.
+        let mut uploads = Vec::new();
+        for folder in ["snapshots/", "data/"] {
+            let under = if prefix.is_empty() {
+                folder.to_string()
+            } else {
+                format!("{prefix}/{folder}")
+            };
+            uploads.extend(list_uploads(&store, target, &under).await?);
+        }
         let (old, young) = stale(uploads, now);
         let mut out = UploadCleanup {
             kept_young: young.len(),

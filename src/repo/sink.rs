@@ -2,11 +2,18 @@
 //! hashes and uploads them. The channel is bounded, so a slow repository slows the producer
 //! instead of filling memory.
 
+use std::io::Read;
+use std::sync::Arc;
+
 use chrono::Utc;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::Repository;
-use crate::archive::{PartInfo, PartWriter};
+use super::chunker;
+use super::manifest::Entry;
+use super::pack::{PackWriter, Session};
+use crate::archive::{HashingReader, PartInfo, PartWriter};
 use crate::error::{Error, Result};
 
 const ARCHIVE_GONE: &str = "the archive writer stopped early";
@@ -38,12 +45,19 @@ pub struct PartSink {
 }
 
 impl PartSink {
+    /// A part of snapshot `id`: one object at `rel` in a format 1 repository, chunks in packs
+    /// in a format 2 one.
     pub fn open(repo: &Repository, id: &str, rel: &str, level: i32) -> Self {
         let (tx, rx) = mpsc::channel::<Msg>(2);
-        let writer = repo.object_writer(id, rel, tokio::runtime::Handle::current());
-        let mtime = Utc::now().timestamp().max(0) as u64;
-        let archiver =
-            tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime));
+        let rt = tokio::runtime::Handle::current();
+        let archiver = if repo.format() >= 2 {
+            let (repo, session) = (repo.clone(), repo.session(id));
+            tokio::task::spawn_blocking(move || chunk_thread(rx, repo, session, level, rt))
+        } else {
+            let writer = repo.object_writer(id, rel, rt);
+            let mtime = Utc::now().timestamp().max(0) as u64;
+            tokio::task::spawn_blocking(move || archive_thread(rx, writer, level, mtime))
+        };
         PartSink { tx, archiver }
     }
 
@@ -74,9 +88,76 @@ impl PartSink {
         }
     }
 }
+fn chunk_thread(
+    mut rx: mpsc::Receiver<Msg>,
+    repo: Repository,
+    session: Arc<Session>,
+    level: i32,
+    rt: tokio::runtime::Handle,
+) -> Result<PartInfo> {
+    let io_err = |e| Error::io("writing the part to the repository", e);
+    let mut packs = PackWriter::new(repo, rt, session, level)?;
+    let mut entries = Vec::new();
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Entry { path, data }) => {
+                let mut chunks = Vec::new();
+                chunker::for_each_slice(&data, |c| {
+                    chunks.push(packs.add(c)?);
+                    Ok(())
+                })
+                .map_err(io_err)?;
+                entries.push(Entry {
+                    path,
+                    size: data.len() as u64,
+                    sha256: hex::encode(Sha256::digest(&data)),
+                    chunks,
+                });
+            }
+            Some(Msg::Reader { path, size, reader }) => {
+                let mut hashing = HashingReader::new(reader.take(size));
+                let mut chunks = Vec::new();
+                chunker::for_each_chunk(&mut hashing, |c| {
+                    chunks.push(packs.add(c)?);
+                    Ok(())
+                })
+                .map_err(|e| Error::io(format!("archiving {path}"), e))?;
+                let (count, sha256) = hashing.into_parts();
+                if count != size {
+                    return Err(Error::io(
+                        format!("archiving {path}"),
+                        std::io::Error::other(format!(
+                            "{path} changed while it was read ({count} of {size} bytes)"
+                        )),
+                    ));
+                }
+                entries.push(Entry {
+                    path,
+                    size,
+                    sha256,
+                    chunks,
+                });
+            }
+            Some(Msg::Finish) => {
+                let size = packs.finish().map_err(io_err)?;
+                return Ok(PartInfo {
+                    size,
+                    sha256: String::new(),
+                    entries,
+                    chunked: true,
+                });
+            }
+            None => {
+                packs.abort();
+                return Err(Error::Interrupted("part not completed".into()));
+            }
+        }
+    }
+}
+
 fn archive_thread(
     mut rx: mpsc::Receiver<Msg>,
-    writer: super::UploadWriter,
+    writer: super::upload::UploadWriter,
     level: i32,
     mtime: u64,
 ) -> Result<PartInfo> {

@@ -246,6 +246,22 @@ impl Journal {
         changes: Vec<String>,
         facts: Facts,
     ) -> Result<()> {
+        // The run's snapshot is pinned in the repository while the run is unfinished, so that
+        // prune keeps it without knowing about upgrade runs; pinned before the journal names it.
+        let pin = match (&event, facts.snapshot.as_deref().or(self.snapshot())) {
+            (Event::Finished, _) | (_, None) => None,
+            (_, Some(s)) if facts.snapshot.is_some() || step == RUN => Some(s.to_string()),
+            _ => None,
+        };
+        if let Some(s) = &pin {
+            self.repo
+                .pin(
+                    s,
+                    &self.run,
+                    &format!("snapshot of upgrade run {}, not finished", self.run),
+                )
+                .await?;
+        }
         self.entries.push(Entry {
             time: Utc::now(),
             step: step.to_string(),
@@ -302,7 +318,15 @@ impl Journal {
             serde_json::to_writer(&mut body, e).expect("journal entries serialize");
             body.push(b'\n');
         }
-        self.repo.put_run_file(&self.run, self.file, body).await
+        self.repo.put_run_file(&self.run, self.file, body).await?;
+        let finished = self
+            .entries
+            .last()
+            .is_some_and(|e| e.event == Event::Finished);
+        if finished && let Some(s) = self.snapshot() {
+            self.repo.unpin(s, &self.run).await?;
+        }
+        Ok(())
     }
 
     /// The newest value of a fact, from any step.

@@ -179,7 +179,9 @@ impl Env {
         progress: ProgressRef,
         cancel: CancellationToken,
     ) -> Result<Env> {
-        let (repo, _) = Repository::open_or_create(&cfg.repository).await?;
+        let (mut repo, _) = Repository::open_or_create(&cfg.repository).await?;
+        // An encrypted repository: the snapshot's recipients write, the restore identity reads.
+        repo.unlock(&cfg.snapshot.encrypt_to, cfg.restore.identity.as_deref())?;
         let repo = cfg.snapshot.signing(repo)?;
         let access = cfg.kube_options();
         let workload = Cluster::connect(&access, Role::Workload).await?;

@@ -222,8 +222,33 @@ pub fn restore_renamed(repo: &Path, snapshot: &str, from: &str, to: &str) -> Run
     ])
 }
 
-/// The only part file of a one-database snapshot.
+/// Rewrites a deduplicated (format 2) snapshot in place as a plain one (format 1: one
+/// `parts/<part>.tar.zst` object per part), through `amlmigrate export`, so that a test can
+/// damage or forge a part file the way an attacker with write access to the bucket can.
+/// Readers decide per part, so the repository reads it as before.
+pub fn plain_snapshot(repo: &Path, id: &str) {
+    let dir = repo.join("snapshots").join(id);
+    if dir.join("parts").exists() {
+        return;
+    }
+    let out = repo.with_file_name(format!("export-{id}"));
+    ok(&[
+        "export",
+        "--repo",
+        repo.to_str().unwrap(),
+        id,
+        "--to",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::rename(out.join("parts"), dir.join("parts")).unwrap();
+    std::fs::rename(out.join("manifest.json"), dir.join("manifest.json")).unwrap();
+    let _ = std::fs::remove_file(dir.join("refs"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The only part file of a one-database snapshot (made plain first, see [`plain_snapshot`]).
 pub fn part_file(repo: &Path, id: &str) -> PathBuf {
+    plain_snapshot(repo, id);
     let dir = repo.join("snapshots").join(id).join("parts");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

@@ -152,6 +152,7 @@ impl Forgery {
 /// Rewrites snapshot `id`'s Kubernetes part through `f`, recomputing every entry's and the
 /// part's sha256 and size in the manifest, as an attacker with write access to the bucket can.
 pub fn forge(repo: &Path, id: &str, f: impl FnOnce(&mut Forgery)) {
+    crate::common::plain_snapshot(repo, id);
     let dir = repo.join("snapshots").join(id);
     let part_file = dir.join("parts/kubernetes.tar.zst");
     let raw = zstd::decode_all(&std::fs::read(&part_file).unwrap()[..]).unwrap();

@@ -452,6 +452,7 @@ pub async fn backup_part(
         size: info.size,
         sha256: info.sha256,
         entries: info.entries,
+        chunked: info.chunked,
     })
 }
 

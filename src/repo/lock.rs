@@ -1,0 +1,265 @@
+//! Repository locks, as restic does them, on any object store: create-only lock objects
+//! `locks/<time>-<random>.json` with an expiry that their holder refreshes.
+//!
+//! Backups and readers take shared locks, prune an exclusive one: prune removes packs that no
+//! committed snapshot references, and a running backup's packs are such packs until it commits
+//! (the classic race: a backup reusing a chunk that prune deletes). A taker creates its lock
+//! first and lists second, so of two takers the later one always sees the earlier:
+//! - shared: another live exclusive lock → remove ours, wait, try again;
+//! - exclusive: another live exclusive lock → remove ours, wait, try again; live shared locks →
+//!   keep ours (new shared takers now back off) and wait until they are gone.
+//!
+//! A lock not refreshed for [`LOCK_TTL`] is stale (its process died) and ignored; prune removes
+//! it. A holder whose refreshes failed for that long stops before it commits anything.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::Repository;
+use crate::error::{Error, Result};
+
+/// How long a lock lives without a refresh.
+pub const LOCK_TTL: Duration = Duration::from_secs(5 * 60);
+const REFRESH: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockFile {
+    kind: LockKind,
+    /// `backup`, `prune`, `restore` …
+    what: String,
+    hostname: String,
+    pid: u32,
+    created: chrono::DateTime<Utc>,
+    expires: chrono::DateTime<Utc>,
+}
+
+/// A held lock. Release it with [`RepoLock::release`]; dropping it removes it in the background.
+pub struct RepoLock {
+    repo: Repository,
+    path: Path,
+    refresher: tokio::task::JoinHandle<()>,
+    /// Unix seconds until which the lock is known to be valid.
+    valid_until: Arc<AtomicI64>,
+    released: bool,
+}
+
+impl RepoLock {
+    /// Fails when the lock may have expired (its refreshes failed): prune may have run.
+    pub fn check(&self) -> Result<()> {
+        let margin = REFRESH.as_secs() as i64;
+        if Utc::now().timestamp() + margin > self.valid_until.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted(format!(
+                "the lock on {} could not be refreshed for {} s; stopping before anything is committed",
+                self.repo.location,
+                LOCK_TTL.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn release(mut self) {
+        self.released = true;
+        self.refresher.abort();
+        let _ = self.repo.store.delete(&self.path).await;
+    }
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.refresher.abort();
+        let (store, path) = (self.repo.store.clone(), self.path.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = store.delete(&path).await;
+            });
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+fn body(kind: LockKind, what: &str, created: chrono::DateTime<Utc>) -> (Vec<u8>, i64) {
+    let expires = Utc::now() + chrono::Duration::from_std(LOCK_TTL).expect("ttl");
+    let f = LockFile {
+        kind,
+        what: what.to_string(),
+        hostname: hostname(),
+        pid: std::process::id(),
+        created,
+        expires,
+    };
+    (
+        serde_json::to_vec_pretty(&f).expect("lock serializes"),
+        expires.timestamp(),
+    )
+}
+
+impl Repository {
+    /// Takes a lock, waiting up to `wait` for a conflicting one to go.
+    pub async fn lock(&self, kind: LockKind, what: &str, wait: Duration) -> Result<RepoLock> {
+        let started = std::time::Instant::now();
+        loop {
+            let created = Utc::now();
+            let mut rnd = [0u8; 6];
+            rand::fill(&mut rnd);
+            let name = format!(
+                "{}-{}.json",
+                created.format("%Y%m%dT%H%M%S%.3fZ"),
+                hex::encode(rnd)
+            );
+            let path = Path::from("locks").join(name.as_str());
+            let (bytes, until) = body(kind, what, created);
+            self.store
+                .put_opts(
+                    &path,
+                    PutPayload::from(bytes),
+                    PutOptions::from(PutMode::Create),
+                )
+                .await
+                .map_err(|e| self.store_err(format!("creating lock locks/{name}"), e))?;
+            loop {
+                let others = self.live_locks(&name).await?;
+                let exclusive = others.iter().find(|(_, l)| l.kind == LockKind::Exclusive);
+                let shared = others.iter().find(|(_, l)| l.kind == LockKind::Shared);
+                let blocker = match kind {
+                    LockKind::Shared => exclusive,
+                    LockKind::Exclusive => exclusive.or(shared),
+                };
+                let Some((other_name, other)) = blocker else {
+                    let valid_until = Arc::new(AtomicI64::new(until));
+                    let refresher = tokio::spawn(refresh(
+                        self.clone(),
+                        path.clone(),
+                        kind,
+                        what.to_string(),
+                        created,
+                        valid_until.clone(),
+                    ));
+                    return Ok(RepoLock {
+                        repo: self.clone(),
+                        path,
+                        refresher,
+                        valid_until,
+                        released: false,
+                    });
+                };
+                let timed_out = started.elapsed() >= wait;
+                // An exclusive taker keeps its lock while shared holders finish, so that new
+                // shared takers back off and it is not starved.
+                let keep = kind == LockKind::Exclusive && exclusive.is_none() && !timed_out;
+                if !keep {
+                    let _ = self.store.delete(&path).await;
+                }
+                if timed_out {
+                    return Err(Error::Refused(format!(
+                        "{} is in use: {} on {} (pid {}) holds lock locks/{other_name} since {}, \
+                         valid until {}; try again later, or delete that lock object if its \
+                         process is gone (it expires by itself {} s after its last refresh)",
+                        self.location,
+                        other.what,
+                        other.hostname,
+                        other.pid,
+                        other.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                        other.expires.format("%Y-%m-%d %H:%M:%S UTC"),
+                        LOCK_TTL.as_secs()
+                    )));
+                }
+                let jitter = u64::from(rand::random::<u16>() % 400);
+                tokio::time::sleep(Duration::from_millis(200 + jitter)).await;
+                if !keep {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Locks other than `own` that have not expired; expired ones are removed on the way.
+    async fn live_locks(&self, own: &str) -> Result<Vec<(String, LockFile)>> {
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&Path::from("locks")))
+            .try_collect()
+            .await
+            .map_err(|e| self.store_err("listing locks", e))?;
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for meta in metas {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            if name == own {
+                continue;
+            }
+            let got = match self.store.get(&meta.location).await {
+                Ok(g) => g.bytes().await,
+                Err(e) => Err(e),
+            };
+            let bytes = match got {
+                Ok(b) => b,
+                // Released between the listing and the read.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(self.store_err(format!("reading lock locks/{name}"), e)),
+            };
+            let Ok(lock) = serde_json::from_slice::<LockFile>(&bytes) else {
+                // Half-written by a store without atomic puts: young ones count as shared.
+                if now - meta.last_modified < chrono::Duration::seconds(60) {
+                    out.push((
+                        name,
+                        LockFile {
+                            kind: LockKind::Shared,
+                            what: "(unreadable lock)".into(),
+                            hostname: String::new(),
+                            pid: 0,
+                            created: meta.last_modified,
+                            expires: meta.last_modified,
+                        },
+                    ));
+                }
+                continue;
+            };
+            if lock.expires < now {
+                let _ = self.store.delete(&meta.location).await;
+                continue;
+            }
+            out.push((name, lock));
+        }
+        Ok(out)
+    }
+}
+
+async fn refresh(
+    repo: Repository,
+    path: Path,
+    kind: LockKind,
+    what: String,
+    created: chrono::DateTime<Utc>,
+    valid_until: Arc<AtomicI64>,
+) {
+    loop {
+        tokio::time::sleep(REFRESH).await;
+        let (bytes, until) = body(kind, &what, created);
+        if repo.store.put(&path, PutPayload::from(bytes)).await.is_ok() {
+            valid_until.store(until, Ordering::SeqCst);
+        }
+    }
+}

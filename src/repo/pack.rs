@@ -1,0 +1,335 @@
+//! Pack files: `data/<2 hex>/<32 hex>`, distinct chunks zstd-compressed (and encrypted in an
+//! encrypted repository) one after another, tens of MiB each so that S3 sees few requests.
+//! A pack has no header: the index says where each chunk is. Packs are streamed through the
+//! bounded upload writer and completed before the index that references them is written.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use tokio::runtime::Handle;
+
+use super::chunker::{Hasher, MAX_SIZE};
+use super::crypt::PackKey;
+use super::index::{Blob, Index, Loc, MAX_STORED, PackIndex, pack_path};
+use super::upload::UploadWriter;
+use super::{Encryption, Repository};
+use crate::error::{Error, Result};
+
+/// A pack is closed once it holds this much.
+pub const PACK_TARGET: u64 = 32 * 1024 * 1024;
+/// The most one ranged read fetches (consecutive chunks of one pack).
+const READ_RUN: u64 = 8 * 1024 * 1024;
+
+/// What one backup shares between its parts: the chunks the repository (and this backup)
+/// already holds, and the packs it wrote.
+pub struct Session {
+    known: Mutex<Option<HashSet<String>>>,
+    packs: Mutex<Vec<PackIndex>>,
+}
+
+impl Session {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Session {
+            known: Mutex::new(None),
+            packs: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn take_packs(&self) -> Vec<PackIndex> {
+        std::mem::take(&mut *self.packs.lock().expect("session lock"))
+    }
+
+    /// Pack ids written so far (to remove them when the backup fails).
+    pub fn pack_ids(&self) -> Vec<String> {
+        let packs = self.packs.lock().expect("session lock");
+        packs.iter().map(|p| p.id.clone()).collect()
+    }
+}
+
+fn new_pack_id() -> String {
+    let mut b = [0u8; 16];
+    rand::fill(&mut b);
+    hex::encode(b)
+}
+
+struct OpenPack {
+    id: String,
+    w: UploadWriter,
+    offset: u64,
+    blobs: Vec<Blob>,
+    key: Option<PackKey>,
+}
+
+/// Writes the new chunks of one part into packs. Blocking: runs on the part's thread.
+pub struct PackWriter {
+    repo: Repository,
+    rt: Handle,
+    session: Arc<Session>,
+    hasher: Hasher,
+    level: i32,
+    open: Option<OpenPack>,
+    /// Every pack started, to remove them when the part fails.
+    started: Vec<String>,
+    /// Compressed bytes this part added.
+    pub stored: u64,
+}
+
+impl PackWriter {
+    pub fn new(repo: Repository, rt: Handle, session: Arc<Session>, level: i32) -> Result<Self> {
+        {
+            let mut known = session.known.lock().expect("session lock");
+            if known.is_none() {
+                let index = rt.block_on(repo.load_index())?;
+                *known = Some(index.chunks.into_keys().collect());
+            }
+        }
+        let hasher = repo.chunk_hasher();
+        Ok(PackWriter {
+            repo,
+            rt,
+            session,
+            hasher,
+            level,
+            open: None,
+            started: Vec::new(),
+            stored: 0,
+        })
+    }
+
+    /// Stores `data` unless the repository holds it already; returns its id.
+    pub fn add(&mut self, data: &[u8]) -> io::Result<String> {
+        let id = self.hasher.id(data);
+        {
+            let mut known = self.session.known.lock().expect("session lock");
+            if !known.as_mut().expect("loaded").insert(id.clone()) {
+                return Ok(id);
+            }
+        }
+        let compressed = zstd::bulk::compress(data, self.level)?;
+        if self.open.is_none() {
+            let id = new_pack_id();
+            let w = self.repo.upload_writer(pack_path(&id), self.rt.clone());
+            let key = self.repo.encryption().map(PackKey::generate);
+            self.started.push(id.clone());
+            self.open = Some(OpenPack {
+                id,
+                w,
+                offset: 0,
+                blobs: Vec::new(),
+                key,
+            });
+        }
+        let pack = self.open.as_mut().expect("open pack");
+        let stored = match &pack.key {
+            Some(k) => k.seal(pack.offset, &compressed)?,
+            None => compressed,
+        };
+        pack.w.write_all(&stored)?;
+        pack.blobs.push(Blob(
+            id.clone(),
+            pack.offset,
+            stored.len() as u32,
+            data.len() as u32,
+        ));
+        pack.offset += stored.len() as u64;
+        self.stored += stored.len() as u64;
+        if pack.offset >= PACK_TARGET {
+            self.close_pack()?;
+        }
+        Ok(id)
+    }
+
+    fn close_pack(&mut self) -> io::Result<()> {
+        let Some(mut p) = self.open.take() else {
+            return Ok(());
+        };
+        p.w.finish()?;
+        let key = p.key.as_ref().map(PackKey::wrapped);
+        self.session
+            .packs
+            .lock()
+            .expect("session lock")
+            .push(PackIndex {
+                id: p.id,
+                size: p.offset,
+                key,
+                blobs: p.blobs,
+            });
+        Ok(())
+    }
+
+    /// Completes the open pack.
+    pub fn finish(mut self) -> io::Result<u64> {
+        self.close_pack()?;
+        self.started.clear();
+        Ok(self.stored)
+    }
+
+    /// Aborts the open pack's upload; completed packs are removed with the failed backup.
+    pub fn abort(&mut self) {
+        if let Some(mut p) = self.open.take() {
+            p.w.abort();
+        }
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Decodes one stored chunk, checking its length and id; nothing is allocated beyond the
+/// limits whatever the index says.
+pub fn decode(
+    stored: &[u8],
+    loc: &Loc,
+    id: &str,
+    hasher: &Hasher,
+    key: Option<&PackKey>,
+) -> std::result::Result<Vec<u8>, String> {
+    if stored.len() > MAX_STORED {
+        return Err(format!("chunk {id} is {} bytes stored", stored.len()));
+    }
+    let plain_stored;
+    let compressed = match key {
+        Some(k) => {
+            plain_stored = k
+                .open(loc.offset, stored)
+                .ok_or_else(|| format!("chunk {id} does not decrypt (damaged or forged)"))?;
+            &plain_stored[..]
+        }
+        None => stored,
+    };
+    let data = zstd::bulk::decompress(compressed, MAX_SIZE)
+        .map_err(|e| format!("chunk {id} does not decompress: {e}"))?;
+    if data.len() != loc.raw as usize {
+        return Err(format!(
+            "chunk {id} holds {} bytes, the index says {}",
+            data.len(),
+            loc.raw
+        ));
+    }
+    let got = hasher.id(&data);
+    if got != id {
+        return Err(format!("chunk {id} has the content of {got}"));
+    }
+    Ok(data)
+}
+
+/// Reads chunks in a known order, fetching runs of consecutive chunks of one pack with one
+/// ranged read each (at most [`READ_RUN`] bytes). Blocking.
+pub struct Fetcher<'a> {
+    repo: &'a Repository,
+    rt: Handle,
+    index: &'a Index,
+    keys: &'a super::crypt::Keys,
+    plan: Vec<(String, Loc)>,
+    pos: usize,
+    run: Bytes,
+    run_base: u64,
+    run_end: usize,
+}
+
+impl<'a> Fetcher<'a> {
+    /// `ids` are every chunk the reader will ask for, in order.
+    pub fn new(
+        repo: &'a Repository,
+        rt: Handle,
+        index: &'a Index,
+        keys: &'a super::crypt::Keys,
+        ids: impl Iterator<Item = &'a String>,
+        part: &str,
+    ) -> Result<Self> {
+        let mut plan = Vec::new();
+        for id in ids {
+            let loc = index.chunks.get(id).ok_or_else(|| {
+                Error::damaged(
+                    part,
+                    format!("chunk {id}"),
+                    "missing: no index lists it (the repository lost a pack or its index)",
+                )
+            })?;
+            plan.push((id.clone(), loc.clone()));
+        }
+        Ok(Fetcher {
+            repo,
+            rt,
+            index,
+            keys,
+            plan,
+            pos: 0,
+            run: Bytes::new(),
+            run_base: 0,
+            run_end: 0,
+        })
+    }
+
+    /// The next chunk of the plan; `id` must be the one planned.
+    pub fn next(&mut self, id: &str) -> std::result::Result<Vec<u8>, String> {
+        let Some((want, loc)) = self.plan.get(self.pos).cloned() else {
+            return Err(format!("chunk {id} was not planned"));
+        };
+        if want != id {
+            return Err(format!("chunk {id} read out of order"));
+        }
+        if self.pos >= self.run_end {
+            self.fetch_run()?;
+        }
+        self.pos += 1;
+        let start = (loc.offset - self.run_base) as usize;
+        let stored = &self.run[start..start + loc.len as usize];
+        let key = self
+            .index
+            .packs
+            .get(&loc.pack)
+            .and_then(|p| p.key.as_deref());
+        let key = match key {
+            Some(wrapped) => Some(self.keys.pack_key(wrapped)?),
+            None => None,
+        };
+        decode(stored, &loc, id, &self.repo.chunk_hasher(), key.as_ref())
+    }
+
+    fn fetch_run(&mut self) -> std::result::Result<(), String> {
+        let first = &self.plan[self.pos].1;
+        let mut end = self.pos + 1;
+        let mut stop = first.offset + u64::from(first.len);
+        while let Some((_, l)) = self.plan.get(end) {
+            if l.pack != first.pack || l.offset != stop || stop - first.offset >= READ_RUN {
+                break;
+            }
+            stop += u64::from(l.len);
+            end += 1;
+        }
+        let path = pack_path(&first.pack);
+        let bytes = self
+            .rt
+            .block_on(self.repo.store.get_range(&path, first.offset..stop))
+            .map_err(|e| format!("reading pack {}: {e}", first.pack))?;
+        if bytes.len() as u64 != stop - first.offset {
+            return Err(format!(
+                "pack {} is shorter than its index says ({} bytes at {})",
+                first.pack,
+                bytes.len(),
+                first.offset
+            ));
+        }
+        self.run = bytes;
+        self.run_base = first.offset;
+        self.run_end = end;
+        Ok(())
+    }
+}
+
+impl Repository {
+    pub(crate) fn chunk_hasher(&self) -> Hasher {
+        match self.encryption() {
+            Some(Encryption { id_key, .. }) => Hasher::Keyed(*id_key),
+            None => Hasher::Plain,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The deduplicated repository (format 2) end to end: what a second snapshot stores, damage in
+//! a pack, prune's sweep, and backups and prunes running at the same moment.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// `backup --json` of one database: (snapshot id, bytes it added to the repository).
+fn backup_stored(repo: &Path, db: &str) -> (String, u64) {
+    let out = ok(&[
+        "backup",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--mysql",
+        MYSQL,
+        "--databases",
+        db,
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        j["snapshot"].as_str().unwrap().to_string(),
+        j["bytes_stored"].as_u64().unwrap(),
+    )
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn packs(repo: &Path) -> Vec<PathBuf> {
+    files_under(&repo.join("data"))
+}
+
+fn stored_bytes(repo: &Path) -> u64 {
+    packs(repo)
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn a_second_snapshot_stores_almost_nothing_and_a_small_change_little() {
+    let src = TestDb::create("dedup");
+    big_table(&src.name, 60_000);
+    let (_tmp, repo) = temp_repo();
+    let (_, first) = backup_stored(&repo, &src.name);
+    let (_, second) = backup_stored(&repo, &src.name);
+    assert!(first > 500_000, "first snapshot stored {first} bytes");
+    assert!(
+        second * 100 < first,
+        "an unchanged database added {second} bytes after {first}"
+    );
+    // 1 % of the rows appended, 0.1 % updated: recent ones, as job records and runs are (a
+    // scattered update costs one chunk, about 64 KiB before compression, each).
+    sql(
+        Some(&src.name),
+        "INSERT INTO big SELECT seq, REPEAT(CONCAT('new-', seq), 20), seq / 3 FROM seq_60001_to_60600; \
+         UPDATE big SET v = CONCAT(v, '!') WHERE id BETWEEN 59000 AND 59059",
+    );
+    let (id, third) = backup_stored(&repo, &src.name);
+    assert!(
+        third * 100 < first * 10,
+        "a 1 % change added {third} bytes after {first}"
+    );
+    ok(&["verify", "--repo", repo.to_str().unwrap(), &id]);
+    let dst = TestDb::new("dedup_dst");
+    let r = restore_renamed(&repo, &id, &src.name, &dst.name);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(checksums(&dst.name), checksums(&src.name));
+}
+
+#[test]
+fn a_flipped_byte_in_a_pack_names_the_part_and_entry() {
+    let src = TestDb::create("packflip");
+    big_table(&src.name, 20_000);
+    let (_tmp, repo) = temp_repo();
+    let id = backup(&repo, &src.name);
+    let pack = packs(&repo).pop().expect("a pack");
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&pack, bytes).unwrap();
+    let r = amlmigrate(&["verify", "--repo", repo.to_str().unwrap(), &id, "--json"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["error"]["kind"], "damaged");
+    assert_eq!(j["error"]["part"], format!("mysql-{}", src.name), "{j}");
+    let entry = j["error"]["entry"].as_str().unwrap();
+    assert!(
+        entry.starts_with(&format!("mysql/{}/big/", src.name)),
+        "{entry}"
+    );
+    // A missing pack is damage too, named the same way.
+    std::fs::remove_file(packs(&repo).pop().unwrap()).unwrap();
+    let r = amlmigrate(&["verify", "--repo", repo.to_str().unwrap(), &id]);
+    assert_eq!(r.code, 3, "{r:?}");
+}
+
+#[test]
+fn prune_sweeps_the_chunks_only_removed_snapshots_used() {
+    let a = TestDb::create("sweep_a");
+    big_table(&a.name, 30_000);
+    let b = TestDb::create("sweep_b");
+    big_table(&b.name, 30_000);
+    sql(Some(&b.name), "UPDATE big SET v = CONCAT('b', v)");
+    let (_tmp, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap();
+    backup(&repo, &a.name);
+    let with_a = stored_bytes(&repo);
+    let keep = backup(&repo, &b.name);
+    assert!(stored_bytes(&repo) > with_a * 3 / 2);
+    let out = ok(&["prune", "--repo", repo_s, "--keep-last", "1", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        j["prune"]["sweep"]["packs_removed"].as_u64().unwrap() >= 1,
+        "{j}"
+    );
+    let after = stored_bytes(&repo);
+    assert!(
+        after < with_a * 6 / 5,
+        "{after} bytes left; database b alone took about {with_a}"
+    );
+    ok(&["verify", "--repo", repo_s, &keep]);
+    // Nothing more to sweep the second time.
+    let out = ok(&["prune", "--repo", repo_s, "--keep-last", "1", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["prune"]["sweep"]["packs_removed"], 0, "{j}");
+}
+
+/// Backups of two databases alternate while prune keeps only the newest snapshot: each prune
+/// makes the other database's chunks unused while a backup of that database may be reusing
+/// them. The locks must keep every committed snapshot whole.
+#[test]
+fn backups_and_prunes_running_at_once_lose_no_chunk() {
+    let a = TestDb::create("race_a");
+    big_table(&a.name, 15_000);
+    let b = TestDb::create("race_b");
+    big_table(&b.name, 15_000);
+    sql(Some(&b.name), "UPDATE big SET v = CONCAT('b', v)");
+    let (_tmp, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap().to_string();
+    backup(&repo, &a.name);
+    let rounds = 6;
+    let backuper = |first: String, second: String| {
+        let repo_s = repo_s.clone();
+        std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            for i in 0..rounds {
+                let db = if i % 2 == 0 { &first } else { &second };
+                let r = amlmigrate(&[
+                    "backup",
+                    "--repo",
+                    &repo_s,
+                    "--mysql",
+                    MYSQL,
+                    "--databases",
+                    db,
+                    "--json",
+                ]);
+                assert_eq!(r.code, 0, "backup {i}: {r:?}");
+                let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+                ids.push(j["snapshot"].as_str().unwrap().to_string());
+            }
+            ids
+        })
+    };
+    let t1 = backuper(a.name.clone(), b.name.clone());
+    let t2 = backuper(b.name.clone(), a.name.clone());
+    // Prunes run back to back for as long as the backups do.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let (repo_s, done) = (repo_s.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut swept = 0;
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = amlmigrate(&["prune", "--repo", &repo_s, "--keep-last", "1", "--json"]);
+                assert_eq!(r.code, 0, "prune {i}: {r:?}");
+                let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+                let sweep = &j["prune"]["sweep"];
+                swept += sweep["packs_removed"].as_u64().unwrap()
+                    + sweep["orphan_packs"].as_u64().unwrap();
+                i += 1;
+            }
+            swept
+        })
+    };
+    let ids: Vec<String> = [t1, t2]
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let swept = pruner.join().unwrap();
+    assert!(
+        swept > 0,
+        "the prunes never removed a pack: the race was not run"
+    );
+    assert_eq!(ids.len(), rounds * 2);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["snapshots", "--repo", &repo_s, "--json"])).unwrap();
+    let left: Vec<String> = list["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!left.is_empty());
+    for id in &left {
+        let r = amlmigrate(&["verify", "--repo", &repo_s, id]);
+        assert_eq!(r.code, 0, "snapshot {id} lost chunks: {r:?}");
+    }
+    assert!(
+        files_under(&repo.join("locks")).is_empty(),
+        "locks were left behind"
+    );
+}
+
+/// An age key pair: (recipient, identity file).
+fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let file = dir.join(name);
+    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (id.to_public().to_string(), file)
+}
+
+#[test]
+fn an_encrypted_repository_stores_nothing_in_clear_and_backups_need_only_the_recipient() {
+    let src = TestDb::create("enc");
+    big_table(&src.name, 5_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let (recipient, identity) = age_key(tmp.path(), "key.txt");
+    let (other, other_identity) = age_key(tmp.path(), "other.txt");
+    let identity_s = identity.to_str().unwrap();
+    ok(&["repo", "init", "--repo", repo_s, "--encrypt-to", &recipient]);
+
+    // A backup without the recipient, or with another one, is refused before it writes.
+    let base = [
+        "backup",
+        "--repo",
+        repo_s,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &src.name,
+    ];
+    let r = amlmigrate(&base);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--encrypt-to"), "{r:?}");
+    let r = amlmigrate(&[&base[..], &["--encrypt-to", &other]].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    let id = {
+        let out = ok(&[&base[..], &["--encrypt-to", &recipient, "--json"]].concat());
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        j["snapshot"].as_str().unwrap().to_string()
+    };
+    // A second backup deduplicates as well as an unencrypted one.
+    let out = ok(&[&base[..], &["--encrypt-to", &recipient, "--json"]].concat());
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(j["bytes_stored"].as_u64().unwrap() < 20_000, "{j}");
+
+    // Nothing in the repository is readable: not the rows, not a table name, not the
+    // recipient, not a plain chunk id.
+    let plain_id = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"schema"))
+    };
+    for f in files_under(&repo) {
+        let bytes = std::fs::read(&f).unwrap();
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Ok(plain) = zstd::decode_all(&bytes[..]) {
+            text.push_str(&String::from_utf8_lossy(&plain));
+        }
+        for secret in ["row-1", "big", &src.name, &recipient, &plain_id] {
+            assert!(
+                !text.contains(secret),
+                "{secret} in clear in {}",
+                f.display()
+            );
+        }
+    }
+
+    // Readers need the identity; with it everything works, and prune needs none.
+    let r = amlmigrate(&["verify", "--repo", repo_s, &id]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--identity"), "{r:?}");
+    let r = amlmigrate(&[
+        "verify",
+        "--repo",
+        repo_s,
+        &id,
+        "--identity",
+        other_identity.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    ok(&["verify", "--repo", repo_s, &id, "--identity", identity_s]);
+    let dst = TestDb::new("enc_dst");
+    ok(&[
+        "restore",
+        "--repo",
+        repo_s,
+        &id,
+        "--mysql",
+        MYSQL,
+        "--rename",
+        &format!("{}={}", src.name, dst.name),
+        "--identity",
+        identity_s,
+    ]);
+    assert_eq!(checksums(&dst.name), checksums(&src.name));
+    let out = tmp.path().join("export");
+    ok(&[
+        "export",
+        "--repo",
+        repo_s,
+        &id,
+        "--to",
+        out.to_str().unwrap(),
+        "--identity",
+        identity_s,
+    ]);
+    assert!(out.join("manifest.json").exists());
+    ok(&["prune", "--repo", repo_s, "--keep-last", "1"]);
+    let r = amlmigrate(&[
+        "snapshots",
+        "--repo",
+        repo_s,
+        "--identity",
+        identity_s,
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
