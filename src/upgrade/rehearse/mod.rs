@@ -108,7 +108,9 @@ pub async fn rehearse(
     progress: ProgressRef,
     cancel: CancellationToken,
 ) -> Result<Rehearsal> {
-    let repo = cfg.snapshot.signing(Repository::open(&cfg.repository).await?)?;
+    let repo = cfg
+        .snapshot
+        .signing(Repository::open(&cfg.repository).await?)?;
     let snapshot = choose_snapshot(&repo, opts).await?;
     let manifest = repo.manifest(&snapshot).await?;
     if manifest.mysql.is_empty() {
