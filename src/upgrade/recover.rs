@@ -534,8 +534,10 @@ async fn build_report(env: &Env, journal: &Journal) -> Result<Report> {
             }
             let live = steps::mysql_table_counts(env, &source, &db.name).await.ok();
             for t in &db.tables {
-                rep.counts.push(report::Count::total(
-                    format!("MySQL {}.{} rows", db.name, t.name),
+                rep.counts.push(report::Count::cell(
+                    report::TABLES,
+                    format!("{}.{}", db.name, t.name),
+                    "rows",
                     Some(t.rows),
                     live.as_ref().and_then(|l| l.get(&t.name).copied()),
                 ));

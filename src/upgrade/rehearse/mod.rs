@@ -673,6 +673,8 @@ fn as_report(r: &Rehearsal) -> Report {
             changes: Vec::new(),
             checked: Vec::new(),
             warnings: Vec::new(),
+            // The timeline draws each rehearsed step by its measured duration.
+            seconds: Some(s.seconds),
             ..Default::default()
         })
         .collect();
