@@ -397,3 +397,33 @@ fn random_rows(db: &str, rows: u64) {
         ),
     );
 }
+
+#[test]
+fn prune_repacks_a_mostly_unused_pack_and_the_kept_snapshot_stays_whole() {
+    let src = TestDb::create("repack");
+    big_table(&src.name, 30_000);
+    let (_tmp, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap();
+    backup(&repo, &src.name);
+    // Most rows change: the first snapshot's pack keeps only the chunks of the first rows.
+    sql(
+        Some(&src.name),
+        "UPDATE big SET v = CONCAT('changed-', v) WHERE id > 8000",
+    );
+    let keep = backup(&repo, &src.name);
+    let before = packs(&repo);
+    let out = ok(&["prune", "--repo", repo_s, "--keep-last", "1", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sweep = &j["prune"]["sweep"];
+    assert!(sweep["packs_repacked"].as_u64().unwrap() >= 1, "{j}");
+    let after = packs(&repo);
+    assert!(
+        before.iter().any(|p| !after.contains(p)),
+        "the repacked pack is still there"
+    );
+    ok(&["verify", "--repo", repo_s, &keep]);
+    let dst = TestDb::new("repack_dst");
+    let r = restore_renamed(&repo, &keep, &src.name, &dst.name);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(checksums(&dst.name), checksums(&src.name));
+}

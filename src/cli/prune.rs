@@ -122,11 +122,15 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let gone = report.decisions.iter().filter(|d| !d.keep).count();
     let kept = report.decisions.len() - gone;
     if let Some(s) = &report.sweep {
+        let (unused, repacked, orphans) = if args.dry_run {
+            ("would be removed", "would be repacked", "would go")
+        } else {
+            ("removed", "repacked", "removed")
+        };
         println!(
-            "chunks: {} packs ({}) {} {} unused and {} repacked, {} orphaned; {} after{}",
+            "packs: {} ({}): {} unused {unused}, {} mostly unused {repacked}, {} of failed backups {orphans}; {} after{}",
             s.packs_before,
             human_bytes(s.bytes_before),
-            if args.dry_run { "would have" } else { "had" },
             s.packs_removed,
             s.packs_repacked,
             s.orphan_packs,
