@@ -66,7 +66,7 @@ bench_db() {
   rm -rf "$WORK/repo"   # a new repository each run: the snapshot size must not be deduplicated
   measure "$BIN backup --quiet --repo $WORK/repo --mysql $MYSQL_URL --databases $DB"
   local bk_s=$SECS bk_rss=$RSS bk_cpu=$CPU bk_srv=$SRV snap_size
-  snap_size=$(du -sb "$WORK/repo/snapshots" | cut -f1)
+  snap_size=$(du -sb --exclude=locks "$WORK/repo" | cut -f1)
 
   measure "$BIN verify --quiet --repo $WORK/repo latest"
   local vf_s=$SECS vf_rss=$RSS

@@ -349,3 +349,81 @@ fn an_encrypted_repository_stores_nothing_in_clear_and_backups_need_only_the_rec
     ]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+#[test]
+fn a_sampled_verify_reads_a_share_of_the_packs_and_finds_damage_in_them() {
+    let src = TestDb::create("sample");
+    random_rows(&src.name, 60_000);
+    let (_tmp, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap();
+    let id = backup(&repo, &src.name);
+    let all = packs(&repo);
+    assert!(all.len() >= 2, "{all:?}");
+    let out = ok(&["verify", "--repo", repo_s, &id, "--sample", "50%", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &j["sample"];
+    assert_eq!(s["packs_used"], all.len() as u64, "{j}");
+    assert_eq!(
+        s["packs_read"].as_u64().unwrap(),
+        (all.len() as u64).div_ceil(2),
+        "{j}"
+    );
+    // Damage in every pack: any sample finds it.
+    for p in &all {
+        let mut bytes = std::fs::read(p).unwrap();
+        let at = bytes.len() / 3;
+        bytes[at] ^= 1;
+        std::fs::write(p, bytes).unwrap();
+    }
+    let r = amlmigrate(&["verify", "--repo", repo_s, &id, "--sample", "1%"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        !repo
+            .join("snapshots")
+            .join(&id)
+            .join("verified.json")
+            .exists(),
+        "a sample counted as a verification"
+    );
+}
+
+/// `rows` rows of 1 KiB of random base64 (compresses little: several packs).
+fn random_rows(db: &str, rows: u64) {
+    sql(
+        Some(db),
+        &format!(
+            "CREATE TABLE noise (id BIGINT PRIMARY KEY, v TEXT) ENGINE=InnoDB; \
+             INSERT INTO noise SELECT seq, TO_BASE64(RANDOM_BYTES(768)) FROM seq_1_to_{rows}"
+        ),
+    );
+}
+
+#[test]
+fn prune_repacks_a_mostly_unused_pack_and_the_kept_snapshot_stays_whole() {
+    let src = TestDb::create("repack");
+    big_table(&src.name, 30_000);
+    let (_tmp, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap();
+    backup(&repo, &src.name);
+    // Most rows change: the first snapshot's pack keeps only the chunks of the first rows.
+    sql(
+        Some(&src.name),
+        "UPDATE big SET v = CONCAT('changed-', v) WHERE id > 8000",
+    );
+    let keep = backup(&repo, &src.name);
+    let before = packs(&repo);
+    let out = ok(&["prune", "--repo", repo_s, "--keep-last", "1", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sweep = &j["prune"]["sweep"];
+    assert!(sweep["packs_repacked"].as_u64().unwrap() >= 1, "{j}");
+    let after = packs(&repo);
+    assert!(
+        before.iter().any(|p| !after.contains(p)),
+        "the repacked pack is still there"
+    );
+    ok(&["verify", "--repo", repo_s, &keep]);
+    let dst = TestDb::new("repack_dst");
+    let r = restore_renamed(&repo, &keep, &src.name, &dst.name);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(checksums(&dst.name), checksums(&src.name));
+}

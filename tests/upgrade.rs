@@ -679,6 +679,28 @@ fn until_stops_after_a_step_and_only_runs_one() {
         st.stdout.contains("not finished") && st.stdout.contains("snapshot           done"),
         "{st:?}"
     );
+    // The unfinished run pins its snapshot; prune names the pin among the reasons to keep it.
+    let repo = lab.dir.path().join("repo");
+    let pinned: Vec<String> = std::fs::read_dir(repo.join("pins"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(pinned.len(), 1, "pins: {pinned:?}");
+    let dry = ok(&[
+        "prune",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--keep-within",
+        "1h",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains(&pinned[0]) && dry.contains("snapshot of upgrade run"),
+        "{dry}"
+    );
     // --only: that step, nothing after it; the same run goes on.
     let r = lab.upgrade(&["run", "--yes", "--only", "protect-pvcs"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -706,6 +728,12 @@ fn until_stops_after_a_step_and_only_runs_one() {
         .collect();
     assert_eq!(runs.first().unwrap()["event"], "started");
     assert_eq!(runs.last().unwrap()["event"], "finished");
+    assert!(
+        std::fs::read_dir(repo.join("pins").join(&pinned[0]))
+            .map(|mut rd| rd.next().is_none())
+            .unwrap_or(true),
+        "the finished run still pins its snapshot"
+    );
     assert_eq!(
         lab.events("snapshot")
             .iter()
@@ -762,13 +790,18 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
         "/report.md",
         "/report.html",
         "/manifest.json",
-        "/parts/kubernetes.tar.zst",
+        "/refs",
+        "<Key>aml/data/",
     ] {
         assert!(
             listing.contains(want),
             "{want} not in the bucket: {listing}"
         );
     }
+    assert!(
+        !listing.contains("aml/pins/"),
+        "the finished run still pins its snapshot: {listing}"
+    );
     assert!(
         !listing.contains("upgrade.json"),
         "the run lock was left: {listing}"

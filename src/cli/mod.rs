@@ -209,10 +209,10 @@ pub async fn open_repo(
     location: &str,
     identity: Option<&Path>,
 ) -> amlmigrate::error::Result<amlmigrate::repo::Repository> {
-    let mut repo = amlmigrate::repo::Repository::open(location).await?;
     if let Some(f) = identity {
         warn_if_readable_by_others(f, "--identity");
     }
+    let mut repo = amlmigrate::repo::Repository::open(location).await?;
     repo.unlock(&[], identity)?;
     Ok(repo)
 }

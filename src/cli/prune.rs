@@ -161,11 +161,15 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
     let gone = report.decisions.iter().filter(|d| !d.keep).count();
     let kept = report.decisions.len() - gone;
     if let Some(s) = &report.sweep {
+        let (unused, repacked, orphans) = if dry_run {
+            ("would be removed", "would be repacked", "would go")
+        } else {
+            ("removed", "repacked", "removed")
+        };
         println!(
-            "chunks: {} packs ({}) {} {} unused and {} repacked, {} orphaned; {} after{}",
+            "packs: {} ({}): {} unused {unused}, {} mostly unused {repacked}, {} of failed backups {orphans}; {} after{}",
             s.packs_before,
             human_bytes(s.bytes_before),
-            if dry_run { "would have" } else { "had" },
             s.packs_removed,
             s.packs_repacked,
             s.orphan_packs,

@@ -16,6 +16,7 @@
 //! says what a backup writes (1: one object per part, 2: deduplicated chunks); readers decide
 //! per part, so a repository of either format reads snapshots of both.
 
+pub mod check;
 mod chunked;
 pub mod chunker;
 pub mod crypt;

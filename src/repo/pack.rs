@@ -63,18 +63,22 @@ struct OpenPack {
     key: Option<PackKey>,
 }
 
-/// Writes the new chunks of one part into packs. Blocking: runs on the part's thread.
+enum ToPacker {
+    Chunk(String, Vec<u8>),
+    Finish,
+}
+
+/// How many new chunks may wait for compression (at most 256 KiB each).
+const PACKER_QUEUE: usize = 8;
+
+/// Writes the new chunks of one part into packs. Blocking: runs on the part's thread, which
+/// cuts and hashes; compression, encryption and the upload run on a second thread, as zstd's
+/// worker does for a plain part, so that the two halves overlap.
 pub struct PackWriter {
-    repo: Repository,
-    rt: Handle,
     session: Arc<Session>,
     hasher: Hasher,
-    level: i32,
-    open: Option<OpenPack>,
-    /// Every pack started, to remove them when the part fails.
-    started: Vec<String>,
-    /// Compressed bytes this part added.
-    pub stored: u64,
+    tx: Option<std::sync::mpsc::SyncSender<ToPacker>>,
+    worker: Option<std::thread::JoinHandle<io::Result<u64>>>,
 }
 
 impl PackWriter {
@@ -87,15 +91,24 @@ impl PackWriter {
             }
         }
         let hasher = repo.chunk_hasher();
-        Ok(PackWriter {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PACKER_QUEUE);
+        let packer = Packer {
             repo,
             rt,
-            session,
-            hasher,
+            session: session.clone(),
             level,
             open: None,
-            started: Vec::new(),
             stored: 0,
+        };
+        let worker = std::thread::Builder::new()
+            .name("amlmigrate-packer".into())
+            .spawn(move || packer.run(rx))
+            .map_err(|e| Error::io("starting the pack writer", e))?;
+        Ok(PackWriter {
+            session,
+            hasher,
+            tx: Some(tx),
+            worker: Some(worker),
         })
     }
 
@@ -108,12 +121,95 @@ impl PackWriter {
                 return Ok(id);
             }
         }
-        let compressed = zstd::bulk::compress(data, self.level)?;
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.send(ToPacker::Chunk(id.clone(), data.to_vec())));
+        match sent {
+            Some(Ok(())) => Ok(id),
+            // The packer stopped: its error is the cause.
+            _ => Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the pack writer stopped"))),
+        }
+    }
+
+    fn join(&mut self) -> io::Result<u64> {
+        self.tx = None;
+        match self.worker.take() {
+            Some(w) => w
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the pack writer panicked"))),
+            None => Err(io::Error::other("the pack writer stopped")),
+        }
+    }
+
+    /// Completes the open pack; returns the compressed bytes this part added.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(ToPacker::Finish);
+        }
+        self.join()
+    }
+
+    /// Aborts the open pack's upload; completed packs are removed with the failed backup.
+    pub fn abort(&mut self) {
+        if self.worker.is_some() {
+            let _ = self.join();
+        }
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// The second half of a [`PackWriter`]: compresses, seals and uploads.
+struct Packer {
+    repo: Repository,
+    rt: Handle,
+    session: Arc<Session>,
+    level: i32,
+    open: Option<OpenPack>,
+    stored: u64,
+}
+
+impl Packer {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<ToPacker>) -> io::Result<u64> {
+        let mut comp = zstd::bulk::Compressor::new(self.level)?;
+        for msg in rx {
+            let done = match msg {
+                ToPacker::Chunk(id, data) => self.put(&mut comp, &id, &data).map(|()| false),
+                ToPacker::Finish => self.close_pack().map(|()| true),
+            };
+            match done {
+                Ok(true) => return Ok(self.stored),
+                Ok(false) => {}
+                Err(e) => {
+                    self.abort();
+                    return Err(e);
+                }
+            }
+        }
+        // The part ended without finishing: nothing of the open pack may stay.
+        self.abort();
+        Err(io::Error::other("part not completed"))
+    }
+
+    fn put(
+        &mut self,
+        comp: &mut zstd::bulk::Compressor<'_>,
+        id: &str,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let compressed = comp.compress(data)?;
         if self.open.is_none() {
             let id = new_pack_id();
             let w = self.repo.upload_writer(pack_path(&id), self.rt.clone());
             let key = self.repo.encryption().map(PackKey::generate);
-            self.started.push(id.clone());
             self.open = Some(OpenPack {
                 id,
                 w,
@@ -129,7 +225,7 @@ impl PackWriter {
         };
         pack.w.write_all(&stored)?;
         pack.blobs.push(Blob(
-            id.clone(),
+            id.to_string(),
             pack.offset,
             stored.len() as u32,
             data.len() as u32,
@@ -139,7 +235,7 @@ impl PackWriter {
         if pack.offset >= PACK_TARGET {
             self.close_pack()?;
         }
-        Ok(id)
+        Ok(())
     }
 
     fn close_pack(&mut self) -> io::Result<()> {
@@ -161,24 +257,10 @@ impl PackWriter {
         Ok(())
     }
 
-    /// Completes the open pack.
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.close_pack()?;
-        self.started.clear();
-        Ok(self.stored)
-    }
-
-    /// Aborts the open pack's upload; completed packs are removed with the failed backup.
-    pub fn abort(&mut self) {
+    fn abort(&mut self) {
         if let Some(mut p) = self.open.take() {
             p.w.abort();
         }
-    }
-}
-
-impl Drop for PackWriter {
-    fn drop(&mut self) {
-        self.abort();
     }
 }
 
