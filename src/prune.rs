@@ -17,8 +17,7 @@ use crate::repo::Repository;
 use crate::repo::lock::LockKind;
 use crate::repo::sweep::SweepReport;
 
-/// How old an uncommitted snapshot folder must be before prune removes it.
-pub const LEFTOVER_AGE_HOURS: i64 = 24;
+pub use crate::repo::LEFTOVER_AGE_HOURS;
 
 pub use crate::repo::SnapshotInfo;
 

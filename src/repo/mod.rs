@@ -53,6 +53,10 @@ use crypt::{Encryption, EncryptionConfig};
 pub use manifest::Manifest;
 use manifest::Part;
 
+/// How old a leftover of a failed backup (an uncommitted snapshot folder, an incomplete S3
+/// upload) must be before prune removes it: a younger one may belong to a running backup.
+pub const LEFTOVER_AGE_HOURS: i64 = 24;
+
 const MARKER: &str = "amlmigrate-repo.json";
 /// What new repositories are: 2, deduplicated chunks in packs.
 const REPO_FORMAT: u32 = 2;

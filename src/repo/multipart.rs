@@ -17,7 +17,7 @@ use super::{Location, Repository, s3};
 use crate::error::{Error, Result};
 
 /// How old an incomplete upload must be before prune aborts it (as for uncommitted snapshots).
-pub const MIN_AGE_HOURS: i64 = crate::prune::LEFTOVER_AGE_HOURS;
+pub const MIN_AGE_HOURS: i64 = super::LEFTOVER_AGE_HOURS;
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
