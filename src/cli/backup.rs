@@ -245,11 +245,16 @@ fn print_result(m: &amlmigrate::repo::manifest::Manifest, repo: &Repository, g: 
                 String::new()
             };
             eprintln!(
-                "snapshot {} committed: {} database(s){from}, {tables} tables, {} rows, {} stored ({} raw) in {elapsed:.1}s",
+                "snapshot {} committed: {} database(s){from}, {tables} tables, {} rows, {} {} ({} raw) in {elapsed:.1}s",
                 m.id,
                 m.mysql.len(),
                 thousands(m.total_rows()),
                 human_bytes(m.total_size()),
+                if m.parts.iter().any(|p| p.chunked) {
+                    "new in the repository"
+                } else {
+                    "stored"
+                },
                 human_bytes(raw),
             );
             if let Some(k) = &m.kubernetes {

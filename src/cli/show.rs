@@ -60,11 +60,19 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             println!("           consistency: {c}");
         }
     }
-    println!(
-        "size       {} in {} part(s)",
-        human_bytes(m.total_size()),
-        m.parts.len()
-    );
+    if m.parts.iter().any(|p| p.chunked) {
+        println!(
+            "size       {} added to the repository (chunks it did not hold yet), {} part(s)",
+            human_bytes(m.total_size()),
+            m.parts.len()
+        );
+    } else {
+        println!(
+            "size       {} in {} part(s)",
+            human_bytes(m.total_size()),
+            m.parts.len()
+        );
+    }
     for d in &m.mysql {
         let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
         println!();

@@ -314,6 +314,7 @@ async fn dump_table(
     loop {
         let row = result.next().await.ctx(what)?;
         let Some(row) = row else { break };
+        let row_start = buf.len();
         for (i, fmt) in formats.iter().enumerate() {
             if i > 0 {
                 buf.push(b'\t');
@@ -329,7 +330,9 @@ async fn dump_table(
         }
         buf.push(b'\n');
         rows += 1;
-        if buf.len() >= chunk_bytes {
+        if buf.len() >= chunk_bytes
+            || (buf.len() >= chunk_bytes / 2 && row_ends_file(&buf[row_start..], chunk_bytes / 4))
+        {
             let data = std::mem::replace(&mut buf, Vec::with_capacity(chunk_bytes + 64 * 1024));
             bytes += data.len() as u64;
             hasher.update(&data);
@@ -386,9 +389,40 @@ async fn dump_table(
     ))
 }
 
+/// Whether a chunk file may end after this row, decided by the row's content (FNV-1a) with a
+/// probability of its length over `mean`: file boundaries then follow the rows, not byte
+/// counts, so a row inserted early in a table does not shift every later file (and every chunk
+/// at a file's start and end in a deduplicated repository). A file still ends at the size limit.
+fn row_ends_file(row: &[u8], mean: usize) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in row {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let threshold = (u64::MAX / mean.max(1) as u64).saturating_mul(row.len() as u64);
+    h < threshold
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_ends_follow_row_content_at_about_the_mean_size() {
+        let rows: Vec<String> = (0..100_000)
+            .map(|i| format!("run-{i}\t{}\n", i * 7))
+            .collect();
+        let cuts = rows
+            .iter()
+            .filter(|r| row_ends_file(r.as_bytes(), 10_000))
+            .count();
+        let bytes: usize = rows.iter().map(String::len).sum();
+        let expected = bytes / 10_000;
+        assert!(
+            cuts > expected / 2 && cuts < expected * 2,
+            "{cuts} cuts, about {expected} expected"
+        );
+    }
 
     #[test]
     fn part_names_are_safe_and_unique() {
