@@ -427,3 +427,67 @@ fn prune_repacks_a_mostly_unused_pack_and_the_kept_snapshot_stays_whole() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(checksums(&dst.name), checksums(&src.name));
 }
+
+#[test]
+fn mlflow_migrates_from_an_encrypted_snapshot_with_the_identity_only() {
+    let mlflow = TestDb::create("enc_mlf");
+    let artifacts = tempfile::tempdir().unwrap();
+    common::upgrade::mlflow_26(&mlflow, artifacts.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let (recipient, identity) = age_key(tmp.path(), "key.txt");
+    ok(&["repo", "init", "--repo", repo_s, "--encrypt-to", &recipient]);
+    let out = ok(&[
+        "backup",
+        "--repo",
+        repo_s,
+        "--mysql",
+        MYSQL,
+        "--databases",
+        &mlflow.name,
+        "--encrypt-to",
+        &recipient,
+        "--json",
+    ]);
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pg = common::pg::PgDb::new("enc_mlf_pg");
+    let migrate = |extra: &[&str]| {
+        amlmigrate(
+            &[
+                &[
+                    "mlflow",
+                    "migrate",
+                    "--from-snapshot",
+                    repo_s,
+                    &id,
+                    "--to",
+                    &pg.url(),
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    // Without the identity the snapshot cannot be read, and nothing is written.
+    let r = migrate(&[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("--identity"), "{r:?}");
+    assert_eq!(
+        common::pg::psql(
+            &pg.name,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .trim(),
+        "0"
+    );
+    let r = migrate(&["--identity", identity.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        common::pg::psql(&pg.name, "SELECT count(*) FROM metrics").trim(),
+        sql(Some(&mlflow.name), "SELECT COUNT(*) FROM metrics").trim()
+    );
+}

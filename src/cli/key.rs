@@ -83,12 +83,6 @@ impl TrustArgs {
         Ok(Trust::read(&self.verify_key)?)
     }
 
-    /// Opens the repository with these keys trusted.
-    pub async fn open(&self, location: &str) -> anyhow::Result<Repository> {
-        let trust = self.trust()?;
-        Ok(Repository::open(location).await?.with_trust(trust))
-    }
-
     /// Opens the repository with these keys trusted and, for an encrypted one, `identity`.
     pub async fn open_with(
         &self,

@@ -54,6 +54,9 @@ struct Ends {
     /// With --from-snapshot: check the snapshot's signature with these public keys first.
     #[command(flatten)]
     trust: super::key::TrustArgs,
+    /// With --from-snapshot in an encrypted repository: the age identity that reads it.
+    #[command(flatten)]
+    identity: super::IdentityArg,
     /// The PostgreSQL database for MLflow 3.1.1:
     /// postgres://user@host[:port]/db[?sslmode=verify-full&sslrootcert=FILE] (password from
     /// --pg-password-file or PGPASSWORD rather than the URL). Empty, or freshly created by
@@ -78,7 +81,10 @@ impl Ends {
         let (Some(source), Some(snap)) = (&self.from_source, &self.from_snapshot) else {
             return Ok(self.from_database.clone());
         };
-        let repo = self.trust.open(&snap[0]).await?;
+        let repo = self
+            .trust
+            .open_with(&snap[0], self.identity.identity.as_deref())
+            .await?;
         let id = repo.resolve(&snap[1]).await?;
         let m = repo.manifest(&id).await?;
         let dbs = amlmigrate::backup::databases_of(&m, source)?;
@@ -131,6 +137,7 @@ impl Ends {
                 snapshot: snap[1].clone(),
                 database,
                 trust: self.trust.trust()?,
+                identity: self.identity.identity.clone(),
             }),
             (None, None) => anyhow::bail!("give --from URL or --from-snapshot REPO SNAPSHOT"),
         };

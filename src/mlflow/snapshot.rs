@@ -36,6 +36,8 @@ pub struct SnapshotSource {
     pub database: Option<String>,
     /// Public keys the snapshot's signature is checked with (see `repo::sign`).
     pub trust: crate::repo::sign::Trust,
+    /// The age identity that reads an encrypted repository (not needed otherwise).
+    pub identity: Option<std::path::PathBuf>,
 }
 
 pub(super) struct OpenSnapshot {
@@ -50,9 +52,9 @@ pub(super) struct OpenSnapshot {
 
 impl OpenSnapshot {
     pub async fn open(src: &SnapshotSource) -> Result<Self> {
-        let repo = Repository::open(&src.repo)
-            .await?
-            .with_trust(src.trust.clone());
+        let mut repo = Repository::open(&src.repo).await?;
+        repo.unlock(&[], src.identity.as_deref())?;
+        let repo = repo.with_trust(src.trust.clone());
         let id = repo.resolve(&src.snapshot).await?;
         let manifest = repo.manifest(&id).await?;
         let looks_like_mlflow = |d: &&MysqlDatabase| {

@@ -448,6 +448,7 @@ async fn migrate_copy(
                 snapshot: ctx.manifest.id.clone(),
                 database: Some(database.clone()),
                 trust: ctx.repo.trust().clone(),
+                identity: ctx.cfg.restore.identity.clone(),
             }),
             to: pg.with_database(&name),
             rewrite_artifact_uri: ctx

@@ -81,6 +81,7 @@ async fn mlflow(
         snapshot: m.id.clone(),
         database: Some(name),
         trust: env.repo.trust().clone(),
+        identity: env.cfg.restore.identity.clone(),
     })
     .await
     {

@@ -155,6 +155,7 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
             snapshot: id.clone(),
             database: Some(env.cfg.mlflow_database()?),
             trust: env.repo.trust().clone(),
+            identity: env.cfg.restore.identity.clone(),
         }),
         to: env.cfg.pg_url()?,
         rewrite_artifact_uri: cfg
