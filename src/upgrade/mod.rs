@@ -331,10 +331,7 @@ async fn run_steps(
     let mut warned = false;
     for step in STEPS {
         if env.cancel.is_cancelled() {
-            return Err(Error::Interrupted(format!(
-                "the upgrade stopped before step {}; run the same command to resume",
-                step.name()
-            )));
+            return Err(steprun::interrupted("upgrade", step.name()));
         }
         if let Some(only) = opts.only
             && only != step
@@ -352,9 +349,7 @@ async fn run_steps(
                 }
             }
             State::Blocked => {
-                journal
-                    .record(step.name(), Event::Blocked, Some(check.why.clone()))
-                    .await?;
+                steprun::record_blocked(journal, step.name(), &check.why).await?;
                 let mut msg = format!("step {} is blocked: {}", step.name(), check.why);
                 for c in check.failures() {
                     msg.push_str(&format!("\n  {c}"));
@@ -401,13 +396,7 @@ async fn apply_step(
     if step.asks()
         && let Confirm::No(why) = (opts.confirm)(check)
     {
-        journal
-            .record(step.name(), Event::Declined, Some(why.clone()))
-            .await?;
-        return Err(Error::Refused(format!(
-            "step {} was not confirmed: {why}",
-            step.name()
-        )));
+        return Err(steprun::declined(journal, "step", step.name(), why).await?);
     }
     let seen = check.journaled();
     steprun::record_started(journal, &seen).await?;

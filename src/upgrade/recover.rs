@@ -228,10 +228,7 @@ async fn run_steps(
 ) -> Result<()> {
     for (i, step) in STEPS.into_iter().enumerate() {
         if env.cancel.is_cancelled() {
-            return Err(Error::Interrupted(format!(
-                "the recovery stopped before step {}; run the same command to resume",
-                step.name()
-            )));
+            return Err(steprun::interrupted("recovery", step.name()));
         }
         let c = check(env, journal, step, i + 1).await?;
         out.checks.push(c.clone());
@@ -243,9 +240,7 @@ async fn run_steps(
                 }
             }
             State::Blocked | State::Manual => {
-                journal
-                    .record(step.name(), Event::Blocked, Some(c.why.clone()))
-                    .await?;
+                steprun::record_blocked(journal, step.name(), &c.why).await?;
                 return Err(Error::Refused(format!(
                     "recovery step {} cannot run: {}",
                     step.name(),
@@ -269,13 +264,7 @@ async fn apply(
     if c.asks
         && let Confirm::No(why) = (opts.confirm)(c)
     {
-        journal
-            .record(step.name(), Event::Declined, Some(why.clone()))
-            .await?;
-        return Err(Error::Refused(format!(
-            "recovery step {} was not confirmed: {why}",
-            step.name()
-        )));
+        return Err(steprun::declined(journal, "recovery step", step.name(), why).await?);
     }
     let seen = c.journaled();
     steprun::record_started(journal, &seen).await?;

@@ -41,6 +41,35 @@ pub(super) async fn record_settled(journal: &mut Journal, c: &Checked<'_>) -> Re
     Ok(())
 }
 
+/// Where a run noticed Ctrl-C: between steps, so the same command picks it up there.
+pub(super) fn interrupted(run: &str, step: &str) -> Error {
+    Error::Interrupted(format!(
+        "the {run} stopped before step {step}; run the same command to resume"
+    ))
+}
+
+pub(super) async fn record_blocked(journal: &mut Journal, step: &str, why: &str) -> Result<()> {
+    journal
+        .record(step, Event::Blocked, Some(why.to_string()))
+        .await
+}
+
+/// Journals a step the person declined and gives the refusal that ends the run; `kind` is how
+/// the run names its steps.
+pub(super) async fn declined(
+    journal: &mut Journal,
+    kind: &str,
+    step: &str,
+    why: String,
+) -> Result<Error> {
+    journal
+        .record(step, Event::Declined, Some(why.clone()))
+        .await?;
+    Ok(Error::Refused(format!(
+        "{kind} {step} was not confirmed: {why}"
+    )))
+}
+
 /// Journals `started` with the changes the step is about to make, before it makes any.
 pub(super) async fn record_started(journal: &mut Journal, c: &Checked<'_>) -> Result<()> {
     journal
