@@ -3,10 +3,9 @@
 //! left out and the manifest says so. Restore decrypts with an age identity file.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::repo::crypt::{age_decrypt, age_encrypt};
+use crate::repo::crypt::{age_decrypt, age_encrypt, parse_age_recipients};
 
 #[derive(Clone)]
 pub struct Recipients(Vec<age::x25519::Recipient>);
@@ -18,23 +17,9 @@ impl std::fmt::Debug for Recipients {
 }
 
 impl Recipients {
-    /// Parses `age1…` public keys (one per item; lines starting with `#` are skipped, so a
-    /// recipients file can be passed line by line).
+    /// Parses the `--encrypt-to` keys, as a repository parses its recipients.
     pub fn parse<S: AsRef<str>>(keys: &[S]) -> Result<Recipients> {
-        let mut out = Vec::new();
-        for k in keys {
-            let k = k.as_ref().trim();
-            if k.is_empty() || k.starts_with('#') {
-                continue;
-            }
-            out.push(age::x25519::Recipient::from_str(k).map_err(|e| {
-                Error::input(format!(
-                    "--encrypt-to {k}: not an age X25519 recipient ({e}); it starts with age1 \
-                     (make one with age-keygen)"
-                ))
-            })?);
-        }
-        Ok(Recipients(out))
+        parse_age_recipients(keys, "--encrypt-to").map(Recipients)
     }
 
     pub fn is_empty(&self) -> bool {

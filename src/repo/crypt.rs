@@ -67,6 +67,16 @@ fn id_key(salt: &[u8; 32], recipients: &[age::x25519::Recipient]) -> [u8; 32] {
 }
 
 pub fn parse_recipients<S: AsRef<str>>(keys: &[S]) -> Result<Vec<age::x25519::Recipient>> {
+    parse_age_recipients(keys, "recipient")
+}
+
+/// Parses `age1…` public keys, one per item; blank items and `#` lines are skipped, so a
+/// recipients file can be passed line by line. `label` is how the user gave them (an option,
+/// a configuration key) and heads the error about a bad one.
+pub fn parse_age_recipients<S: AsRef<str>>(
+    keys: &[S],
+    label: &str,
+) -> Result<Vec<age::x25519::Recipient>> {
     let mut out = Vec::new();
     for k in keys {
         let k = k.as_ref().trim();
@@ -75,7 +85,7 @@ pub fn parse_recipients<S: AsRef<str>>(keys: &[S]) -> Result<Vec<age::x25519::Re
         }
         out.push(age::x25519::Recipient::from_str(k).map_err(|e| {
             Error::input(format!(
-                "recipient {k}: not an age X25519 recipient ({e}); it starts with age1 (make one with age-keygen)"
+                "{label} {k}: not an age X25519 recipient ({e}); it starts with age1 (make one with age-keygen)"
             ))
         })?);
     }
