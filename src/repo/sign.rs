@@ -63,6 +63,12 @@ fn read_key_file(path: &Path, what: &str) -> Result<Zeroizing<String>> {
         .map_err(|e| Error::input(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
+/// Key ids as messages list them, so a refusal names the same keys the same way wherever
+/// they come from.
+fn join_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    ids.collect::<Vec<_>>().join(", ")
+}
+
 /// The secret half of a signing key (zeroed on drop by ed25519-dalek).
 pub struct SignKey {
     key: SigningKey,
@@ -204,11 +210,7 @@ pub struct TrustedKey {
 
 impl Settings {
     fn key_ids(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        join_ids(self.keys.iter().map(|k| k.id.as_str()))
     }
 }
 
@@ -229,11 +231,7 @@ impl Trust {
     }
 
     fn ids(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        join_ids(self.keys.iter().map(|k| k.id.as_str()))
     }
 }
 
