@@ -1,6 +1,5 @@
 //! `amlmigrate recover`
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,8 +9,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use amlmigrate::upgrade::recover::{self, RecoverCheck, RecoverOptions};
-use amlmigrate::upgrade::{Confirm, Env, State, UpgradeConfig, report};
+use amlmigrate::upgrade::{Env, UpgradeConfig, report};
 
+use super::upgrade::{
+    can_ask, confirm_step, not_done, print_applied, print_check_details, print_check_head,
+};
 use super::{GlobalArgs, print_json, progress_for};
 
 /// Bring a lost or rebuilt Alauda AI 1.4 cluster back from one snapshot.
@@ -71,34 +73,16 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
         cfg.notebooks.recreate = true;
     }
     let yes = a.yes;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive = can_ask();
     let confirm: recover::RecoverConfirmer = Arc::new(move |c: &RecoverCheck| {
-        if yes {
-            return Confirm::Yes;
-        }
-        if !interactive {
-            return Confirm::No(
-                "it writes and there is no terminal to ask on; review `amlmigrate recover --dry-run`, then run again with --yes"
-                    .into(),
-            );
-        }
-        let mut err = std::io::stderr();
-        let _ = writeln!(err, "\nrecover step {} {}: {}", c.number, c.step, c.title);
-        for ch in &c.changes {
-            let _ = writeln!(err, "  {ch}");
-        }
-        for w in &c.warnings {
-            let _ = writeln!(err, "  WARNING: {w}");
-        }
-        let _ = write!(err, "apply this step? [y/N] ");
-        let _ = err.flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        if matches!(line.trim(), "y" | "Y" | "yes") {
-            Confirm::Yes
-        } else {
-            Confirm::No("declined at the prompt".into())
-        }
+        confirm_step(
+            yes,
+            interactive,
+            "it writes and there is no terminal to ask on; review `amlmigrate recover --dry-run`, then run again with --yes",
+            &format!("recover step {} {}: {}", c.number, c.step, c.title),
+            &c.changes,
+            &c.warnings,
+        )
     });
     let ui = progress_for(g);
     let env = Env::connect(cfg, ui.clone(), cancel).await?;
@@ -125,11 +109,7 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
         for c in &outcome.checks {
             print_check(c);
         }
-        let todo = outcome
-            .checks
-            .iter()
-            .filter(|c| !matches!(c.state, State::Done | State::Skipped))
-            .count();
+        let todo = not_done(outcome.checks.iter().map(|c| c.state));
         if !g.quiet {
             eprintln!(
                 "{todo} step(s) to do; `amlmigrate recover --config {}` runs them",
@@ -149,10 +129,7 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
         );
     }
     for (step, changes) in &outcome.applied {
-        println!("applied  {step}");
-        for c in changes {
-            println!("         {c}");
-        }
+        print_applied(step, changes);
     }
     if let Some(r) = &outcome.report {
         println!("\n{}", report::markdown(r));
@@ -168,20 +145,6 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
 }
 
 fn print_check(c: &RecoverCheck) {
-    println!(
-        "{:>2}. {:<18} {:<8} {}",
-        c.number,
-        c.step,
-        c.state.word(),
-        c.why
-    );
-    for l in &c.checked {
-        println!("      {l}");
-    }
-    for w in &c.warnings {
-        println!("      WARNING: {w}");
-    }
-    for ch in &c.changes {
-        println!("      change: {ch}");
-    }
+    print_check_head(c.number, c.step, c.state, &c.why);
+    print_check_details(&c.checked, &c.warnings, &c.changes);
 }

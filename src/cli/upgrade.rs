@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use amlmigrate::error::Error;
 use amlmigrate::repo::Repository;
 use amlmigrate::upgrade::{
-    self, Confirm, Env, RunOptions, State, StepCheck, StepId, UpgradeConfig, journal, report,
+    self, Change, Confirm, Env, RunOptions, State, StepCheck, StepId, UpgradeConfig, journal,
+    report,
 };
 
 use super::{GlobalArgs, print_json, progress_for};
@@ -187,27 +188,83 @@ async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
 }
 
 fn print_check(c: &StepCheck) {
-    println!(
-        "{:>2}. {:<18} {:<8} {}",
-        c.number,
-        c.step.name(),
-        c.state.word(),
-        c.why
-    );
+    print_check_head(c.number, c.step.name(), c.state, &c.why);
     if let Some(d) = c.differs {
         println!("      differs from the article: {d}");
     }
     for a in &c.assumptions {
         println!("      assumes: {a}");
     }
-    for l in &c.checked {
+    print_check_details(&c.checked, &c.warnings, &c.changes);
+}
+
+pub(super) fn print_check_head(number: usize, step: &str, state: State, why: &str) {
+    println!("{:>2}. {:<18} {:<8} {}", number, step, state.word(), why);
+}
+
+pub(super) fn print_check_details(checked: &[String], warnings: &[String], changes: &[Change]) {
+    for l in checked {
         println!("      {l}");
     }
-    for w in &c.warnings {
+    for w in warnings {
         println!("      WARNING: {w}");
     }
-    for ch in &c.changes {
+    for ch in changes {
         println!("      change: {ch}");
+    }
+}
+
+/// The steps a plan leaves to do.
+pub(super) fn not_done(states: impl Iterator<Item = State>) -> usize {
+    states
+        .filter(|s| !matches!(s, State::Done | State::Skipped))
+        .count()
+}
+
+pub(super) fn print_applied(step: &str, changes: &[String]) {
+    println!("applied  {step}");
+    for c in changes {
+        println!("         {c}");
+    }
+}
+
+/// A prompt needs a person on both ends: stdin to answer, stderr to see the question.
+pub(super) fn can_ask() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// The answer for a step that writes: --yes, else a refusal saying `no_terminal` where nobody
+/// can be asked, else the person's at the prompt.
+pub(super) fn confirm_step(
+    yes: bool,
+    interactive: bool,
+    no_terminal: &str,
+    heading: &str,
+    changes: &[Change],
+    warnings: &[String],
+) -> Confirm {
+    if yes {
+        return Confirm::Yes;
+    }
+    if !interactive {
+        return Confirm::No(no_terminal.into());
+    }
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "\n{heading}");
+    for ch in changes {
+        let _ = writeln!(err, "  {ch}");
+    }
+    for w in warnings {
+        let _ = writeln!(err, "  WARNING: {w}");
+    }
+    let _ = write!(err, "apply this step? [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Confirm::Yes
+    } else {
+        Confirm::No("declined at the prompt".into())
     }
 }
 
@@ -226,10 +283,7 @@ async fn plan(a: ConfigArg, g: &GlobalArgs, cancel: CancellationToken) -> anyhow
     for c in &checks {
         print_check(c);
     }
-    let todo = checks
-        .iter()
-        .filter(|c| !matches!(c.state, State::Done | State::Skipped))
-        .count();
+    let todo = not_done(checks.iter().map(|c| c.state));
     if !g.quiet {
         if todo == 0 {
             eprintln!("every step is done");
@@ -248,34 +302,16 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
     let until = a.until.as_deref().map(StepId::parse).transpose()?;
     let only = a.only.as_deref().map(StepId::parse).transpose()?;
     let yes = a.yes;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive = can_ask();
     let confirm: upgrade::Confirmer = Arc::new(move |c: &StepCheck| {
-        if yes {
-            return Confirm::Yes;
-        }
-        if !interactive {
-            return Confirm::No(
-                "it changes the cluster and there is no terminal to ask on; review `amlmigrate upgrade plan`, then run again with --yes"
-                    .into(),
-            );
-        }
-        let mut err = std::io::stderr();
-        let _ = writeln!(err, "\nstep {} {}: {}", c.number, c.step.name(), c.title);
-        for ch in &c.changes {
-            let _ = writeln!(err, "  {ch}");
-        }
-        for w in &c.warnings {
-            let _ = writeln!(err, "  WARNING: {w}");
-        }
-        let _ = write!(err, "apply this step? [y/N] ");
-        let _ = err.flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        if matches!(line.trim(), "y" | "Y" | "yes") {
-            Confirm::Yes
-        } else {
-            Confirm::No("declined at the prompt".into())
-        }
+        confirm_step(
+            yes,
+            interactive,
+            "it changes the cluster and there is no terminal to ask on; review `amlmigrate upgrade plan`, then run again with --yes",
+            &format!("step {} {}: {}", c.number, c.step.name(), c.title),
+            &c.changes,
+            &c.warnings,
+        )
     });
     let ui = progress_for(g);
     let env = Env::connect(cfg, ui.clone(), cancel).await?;
@@ -304,10 +340,7 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
         );
     }
     for (step, changes) in &outcome.applied {
-        println!("applied  {}", step.name());
-        for c in changes {
-            println!("         {c}");
-        }
+        print_applied(step.name(), changes);
     }
     match &outcome.report {
         Some(r) => {

@@ -2,11 +2,10 @@
 //! recipients (X25519, `age1…`) and stored as `<name>.yaml.age`; without a recipient it is
 //! left out and the manifest says so. Restore decrypts with an age identity file.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::repo::crypt::{age_decrypt, age_encrypt, parse_age_recipients};
 
 #[derive(Clone)]
 pub struct Recipients(Vec<age::x25519::Recipient>);
@@ -18,23 +17,9 @@ impl std::fmt::Debug for Recipients {
 }
 
 impl Recipients {
-    /// Parses `age1…` public keys (one per item; lines starting with `#` are skipped, so a
-    /// recipients file can be passed line by line).
+    /// Parses the `--encrypt-to` keys, as a repository parses its recipients.
     pub fn parse<S: AsRef<str>>(keys: &[S]) -> Result<Recipients> {
-        let mut out = Vec::new();
-        for k in keys {
-            let k = k.as_ref().trim();
-            if k.is_empty() || k.starts_with('#') {
-                continue;
-            }
-            out.push(age::x25519::Recipient::from_str(k).map_err(|e| {
-                Error::input(format!(
-                    "--encrypt-to {k}: not an age X25519 recipient ({e}); it starts with age1 \
-                     (make one with age-keygen)"
-                ))
-            })?);
-        }
-        Ok(Recipients(out))
+        parse_age_recipients(keys, "--encrypt-to").map(Recipients)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -42,16 +27,12 @@ impl Recipients {
     }
 
     pub fn encrypt(&self, plain: &[u8]) -> Result<Vec<u8>> {
-        let enc = age::Encryptor::with_recipients(self.0.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| Error::other(format!("encrypting a secret: {e}")))?;
-        let mut out = Vec::with_capacity(plain.len() + 256);
-        let mut w = enc
-            .wrap_output(&mut out)
-            .map_err(|e| Error::io("encrypting a secret", e))?;
-        w.write_all(plain)
-            .and_then(|()| w.finish().map(|_| ()))
-            .map_err(|e| Error::io("encrypting a secret", e))?;
-        Ok(out)
+        age_encrypt(
+            self.0.iter().map(|r| r as &dyn age::Recipient),
+            plain,
+            "encrypting a secret",
+            "encrypting a secret",
+        )
     }
 }
 
@@ -72,20 +53,14 @@ impl Identities {
     }
 
     pub fn decrypt(&self, cipher: &[u8], what: &str) -> Result<Vec<u8>> {
-        let dec = age::Decryptor::new(cipher)
-            .map_err(|e| Error::damaged("kubernetes", what, format!("not an age file: {e}")))?;
-        let mut r = dec
-            .decrypt(self.0.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot decrypt {what}: {e}; give the identity whose recipient the backup \
-                     used (--identity FILE)"
-                ))
-            })?;
-        let mut out = Vec::new();
-        r.read_to_end(&mut out)
-            .map_err(|e| Error::damaged("kubernetes", what, format!("decryption failed: {e}")))?;
-        Ok(out)
+        let mut plain = age_decrypt(
+            self.0.iter().map(|i| i.as_ref() as &dyn age::Identity),
+            cipher,
+            "kubernetes",
+            what,
+            "give the identity whose recipient the backup used (--identity FILE)",
+        )?;
+        Ok(std::mem::take(&mut *plain))
     }
 }
 

@@ -67,6 +67,16 @@ fn id_key(salt: &[u8; 32], recipients: &[age::x25519::Recipient]) -> [u8; 32] {
 }
 
 pub fn parse_recipients<S: AsRef<str>>(keys: &[S]) -> Result<Vec<age::x25519::Recipient>> {
+    parse_age_recipients(keys, "recipient")
+}
+
+/// Parses `age1…` public keys, one per item; blank items and `#` lines are skipped, so a
+/// recipients file can be passed line by line. `label` is how the user gave them (an option,
+/// a configuration key) and heads the error about a bad one.
+pub fn parse_age_recipients<S: AsRef<str>>(
+    keys: &[S],
+    label: &str,
+) -> Result<Vec<age::x25519::Recipient>> {
     let mut out = Vec::new();
     for k in keys {
         let k = k.as_ref().trim();
@@ -75,7 +85,7 @@ pub fn parse_recipients<S: AsRef<str>>(keys: &[S]) -> Result<Vec<age::x25519::Re
         }
         out.push(age::x25519::Recipient::from_str(k).map_err(|e| {
             Error::input(format!(
-                "recipient {k}: not an age X25519 recipient ({e}); it starts with age1 (make one with age-keygen)"
+                "{label} {k}: not an age X25519 recipient ({e}); it starts with age1 (make one with age-keygen)"
             ))
         })?);
     }
@@ -182,18 +192,12 @@ impl Encryption {
     }
 
     pub fn age_encrypt(&self, plain: &[u8]) -> Result<Vec<u8>> {
-        let enc = age::Encryptor::with_recipients(
+        age_encrypt(
             self.recipients.iter().map(|r| r as &dyn age::Recipient),
+            plain,
+            "encrypting to the repository's recipients",
+            "encrypting",
         )
-        .map_err(|e| Error::other(format!("encrypting to the repository's recipients: {e}")))?;
-        let mut out = Vec::with_capacity(plain.len() + 256);
-        let mut w = enc
-            .wrap_output(&mut out)
-            .map_err(|e| Error::io("encrypting", e))?;
-        w.write_all(plain)
-            .and_then(|()| w.finish().map(|_| ()))
-            .map_err(|e| Error::io("encrypting", e))?;
-        Ok(out)
     }
 
     pub fn age_decrypt(&self, cipher: &[u8], what: &str) -> Result<Zeroizing<Vec<u8>>> {
@@ -202,20 +206,52 @@ impl Encryption {
                 "{what} is encrypted: give --identity FILE (the age identity of a recipient of the repository)"
             )));
         }
-        let dec = age::Decryptor::new(cipher)
-            .map_err(|e| Error::damaged("repository", what, format!("not an age file: {e}")))?;
-        let mut r = dec
-            .decrypt(self.identities.iter().map(|i| i as &dyn age::Identity))
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot decrypt {what}: {e}; give the identity of a recipient of the repository (--identity FILE)"
-                ))
-            })?;
-        let mut out = Zeroizing::new(Vec::new());
-        r.read_to_end(&mut out)
-            .map_err(|e| Error::damaged("repository", what, format!("decryption failed: {e}")))?;
-        Ok(out)
+        age_decrypt(
+            self.identities.iter().map(|i| i as &dyn age::Identity),
+            cipher,
+            "repository",
+            what,
+            "give the identity of a recipient of the repository (--identity FILE)",
+        )
     }
+}
+
+/// age encryption as both the repository and the snapshot's Secrets use it; `to` and `io` are
+/// the callers' own wording for a failure, which their users already know.
+pub fn age_encrypt<'a>(
+    recipients: impl Iterator<Item = &'a dyn age::Recipient>,
+    plain: &[u8],
+    to: &str,
+    io: &str,
+) -> Result<Vec<u8>> {
+    let enc = age::Encryptor::with_recipients(recipients)
+        .map_err(|e| Error::other(format!("{to}: {e}")))?;
+    let mut out = Vec::with_capacity(plain.len() + 256);
+    let mut w = enc.wrap_output(&mut out).map_err(|e| Error::io(io, e))?;
+    w.write_all(plain)
+        .and_then(|()| w.finish().map(|_| ()))
+        .map_err(|e| Error::io(io, e))?;
+    Ok(out)
+}
+
+/// The reverse of [`age_encrypt`]: damage is blamed on `part`, a wrong identity is answered
+/// with `hint`.
+pub fn age_decrypt<'a>(
+    identities: impl Iterator<Item = &'a dyn age::Identity>,
+    cipher: &[u8],
+    part: &str,
+    what: &str,
+    hint: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let dec = age::Decryptor::new(cipher)
+        .map_err(|e| Error::damaged(part, what, format!("not an age file: {e}")))?;
+    let mut r = dec
+        .decrypt(identities)
+        .map_err(|e| Error::input(format!("cannot decrypt {what}: {e}; {hint}")))?;
+    let mut out = Zeroizing::new(Vec::new());
+    r.read_to_end(&mut out)
+        .map_err(|e| Error::damaged(part, what, format!("decryption failed: {e}")))?;
+    Ok(out)
 }
 
 /// A pack's data key.

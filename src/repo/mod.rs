@@ -295,19 +295,12 @@ impl Repository {
                     context: "opening".into(),
                     source: e,
                 })?;
-                Ok(Repository {
-                    store: Arc::new(private::PrivateFs::new(store)),
-                    location: abs.display().to_string(),
-                    loc: Location::Local(abs),
-                    s3: None,
-                    signing: Default::default(),
-                    format: 1,
-                    encryption_config: None,
-                    encryption: None,
-                    keys: Arc::new(crypt::Keys::default()),
-                    sessions: Arc::default(),
-                    index_cache: Arc::default(),
-                })
+                Ok(Self::unread(
+                    Arc::new(private::PrivateFs::new(store)),
+                    abs.display().to_string(),
+                    Location::Local(abs),
+                    None,
+                ))
             }
             Location::S3 { bucket, prefix } => {
                 let (store, target) = s3::build(bucket)?;
@@ -316,20 +309,36 @@ impl Repository {
                 } else {
                     Arc::new(PrefixStore::new(store, prefix.as_str()))
                 };
-                Ok(Repository {
+                Ok(Self::unread(
                     store,
-                    location: loc.display(),
-                    loc: loc.clone(),
-                    s3: Some(target),
-                    signing: Default::default(),
-                    format: 1,
-                    encryption_config: None,
-                    encryption: None,
-                    keys: Arc::new(crypt::Keys::default()),
-                    sessions: Arc::default(),
-                    index_cache: Arc::default(),
-                })
+                    loc.display(),
+                    loc.clone(),
+                    Some(target),
+                ))
             }
+        }
+    }
+
+    /// The handle as it stands before its marker is read and before any signing or decryption
+    /// keys are given, whichever store it is on.
+    fn unread(
+        store: Arc<dyn ObjectStore>,
+        location: String,
+        loc: Location,
+        s3: Option<s3::S3Target>,
+    ) -> Repository {
+        Repository {
+            store,
+            location,
+            loc,
+            s3,
+            signing: Default::default(),
+            format: 1,
+            encryption_config: None,
+            encryption: None,
+            keys: Arc::new(crypt::Keys::default()),
+            sessions: Arc::default(),
+            index_cache: Arc::default(),
         }
     }
 

@@ -44,17 +44,38 @@ fn key_id(vk: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(vk.as_bytes())[..8])
 }
 
+/// A key prints as its short id only: a secret key's bytes must never reach a log, and a
+/// public key's are noise there.
+macro_rules! debug_as_id {
+    ($key:ident) => {
+        impl std::fmt::Debug for $key {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($key), "({})"), self.id)
+            }
+        }
+    };
+}
+
+/// A key file's text, zeroed on drop since it may hold a secret key.
+fn read_key_file(path: &Path, what: &str) -> Result<Zeroizing<String>> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::input(format!("cannot read the {what} {}: {e}", path.display())))
+}
+
+/// Key ids as messages list them, so a refusal names the same keys the same way wherever
+/// they come from.
+fn join_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    ids.collect::<Vec<_>>().join(", ")
+}
+
 /// The secret half of a signing key (zeroed on drop by ed25519-dalek).
 pub struct SignKey {
     key: SigningKey,
     id: String,
 }
 
-impl std::fmt::Debug for SignKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SignKey({})", self.id)
-    }
-}
+debug_as_id!(SignKey);
 
 impl SignKey {
     pub fn generate() -> Self {
@@ -70,12 +91,7 @@ impl SignKey {
 
     /// Reads a PKCS#8 PEM Ed25519 secret key (`-----BEGIN PRIVATE KEY-----`).
     pub fn read(path: &Path) -> Result<Self> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::input(format!(
-                "cannot read the signing key {}: {e}",
-                path.display()
-            ))
-        })?);
+        let text = read_key_file(path, "signing key")?;
         let key = SigningKey::from_pkcs8_pem(&text).map_err(|e| {
             Error::input(format!(
                 "{} is not an Ed25519 secret key in PKCS#8 PEM ({e}); create one with \
@@ -128,22 +144,13 @@ pub struct VerifyKey {
     id: String,
 }
 
-impl std::fmt::Debug for VerifyKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VerifyKey({})", self.id)
-    }
-}
+debug_as_id!(VerifyKey);
 
 impl VerifyKey {
     /// Reads a public key in PEM (`-----BEGIN PUBLIC KEY-----`, as `key generate` and
     /// `openssl pkey -pubout` write it).
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::input(format!(
-                "cannot read the public key {}: {e}",
-                path.display()
-            ))
-        })?;
+        let text = read_key_file(path, "public key")?;
         Self::parse(&text).map_err(|e| {
             Error::input(format!(
                 "{} is not an Ed25519 public key in PEM ({e}); use the .pub file `amlmigrate key \
@@ -203,11 +210,7 @@ pub struct TrustedKey {
 
 impl Settings {
     fn key_ids(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        join_ids(self.keys.iter().map(|k| k.id.as_str()))
     }
 }
 
@@ -228,11 +231,7 @@ impl Trust {
     }
 
     fn ids(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        join_ids(self.keys.iter().map(|k| k.id.as_str()))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod recover;
 mod registry;
 pub mod rehearse;
 pub mod report;
+mod steprun;
 mod steps;
 mod wait;
 
@@ -143,6 +144,17 @@ pub struct StepCheck {
 }
 
 impl StepCheck {
+    fn journaled(&self) -> steprun::Checked<'_> {
+        steprun::Checked {
+            name: self.step.name(),
+            state: self.state,
+            why: &self.why,
+            checked: &self.checked,
+            warnings: &self.warnings,
+            changes: &self.changes,
+        }
+    }
+
     /// The `FAIL …` lines of what it checked.
     pub fn failures(&self) -> impl Iterator<Item = &String> {
         self.checked.iter().filter(|l| l.starts_with("FAIL"))
@@ -305,12 +317,7 @@ async fn run_locked(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
                 .await?;
             Ok(outcome)
         }
-        Err(e) => {
-            let _ = journal
-                .record(RUN, Event::Stopped, Some(e.to_string()))
-                .await;
-            Err(e)
-        }
+        Err(e) => Err(steprun::stopped(&mut journal, e).await),
     }
 }
 
@@ -324,10 +331,7 @@ async fn run_steps(
     let mut warned = false;
     for step in STEPS {
         if env.cancel.is_cancelled() {
-            return Err(Error::Interrupted(format!(
-                "the upgrade stopped before step {}; run the same command to resume",
-                step.name()
-            )));
+            return Err(steprun::interrupted("upgrade", step.name()));
         }
         if let Some(only) = opts.only
             && only != step
@@ -337,26 +341,7 @@ async fn run_steps(
         let check = steps::check(env, Some(journal), step).await?;
         match check.state {
             State::Done | State::Skipped => {
-                let event = if check.state == State::Done {
-                    Event::Done
-                } else {
-                    Event::Skipped
-                };
-                if journal.last(step.name()).map(|e| e.event) != Some(event) {
-                    journal
-                        .record_full(
-                            step.name(),
-                            event,
-                            Some(check.why.clone()),
-                            Vec::new(),
-                            Facts {
-                                checked: check.checked.clone(),
-                                warnings: check.warnings.clone(),
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
-                }
+                steprun::record_settled(journal, &check.journaled()).await?;
                 if check.state == State::Done {
                     outcome.already_done.push(step);
                 } else {
@@ -364,9 +349,7 @@ async fn run_steps(
                 }
             }
             State::Blocked => {
-                journal
-                    .record(step.name(), Event::Blocked, Some(check.why.clone()))
-                    .await?;
+                steprun::record_blocked(journal, step.name(), &check.why).await?;
                 let mut msg = format!("step {} is blocked: {}", step.name(), check.why);
                 for c in check.failures() {
                     msg.push_str(&format!("\n  {c}"));
@@ -413,37 +396,19 @@ async fn apply_step(
     if step.asks()
         && let Confirm::No(why) = (opts.confirm)(check)
     {
-        journal
-            .record(step.name(), Event::Declined, Some(why.clone()))
-            .await?;
-        return Err(Error::Refused(format!(
-            "step {} was not confirmed: {why}",
-            step.name()
-        )));
+        return Err(steprun::declined(journal, "step", step.name(), why).await?);
     }
-    journal
-        .record_full(
-            step.name(),
-            Event::Started,
-            Some(check.why.clone()),
-            check.changes.iter().map(|c| c.to_string()).collect(),
-            Facts::default(),
-        )
-        .await?;
+    let seen = check.journaled();
+    steprun::record_started(journal, &seen).await?;
     env.note(format!(
         "step {} {}: {}",
         step.number(),
         step.name(),
         step.title()
     ));
-    match steps::apply(env, journal, step).await {
+    let applied = match steps::apply(env, journal, step).await {
         Ok(mut applied) => {
-            if applied.facts.checked.is_empty() {
-                applied.facts.checked = check.checked.clone();
-            }
-            if applied.facts.warnings.is_empty() {
-                applied.facts.warnings = check.warnings.clone();
-            }
+            steprun::fill_facts(&mut applied.facts, &seen);
             let changes: Vec<String> = applied.changes.iter().map(|c| c.to_string()).collect();
             tracing::info!(
                 step = step.name(),
@@ -458,17 +423,7 @@ async fn apply_step(
                     step.name()
                 );
             }
-            journal
-                .record_full(
-                    step.name(),
-                    Event::Done,
-                    None,
-                    changes.clone(),
-                    applied.facts,
-                )
-                .await?;
-            outcome.applied.push((step, changes));
-            Ok(())
+            Ok((changes, applied.facts))
         }
         Err(e) => {
             tracing::info!(
@@ -476,12 +431,12 @@ async fn apply_step(
                 "upgrade: step {} failed: {e}",
                 step.name()
             );
-            journal
-                .record(step.name(), Event::Failed, Some(e.to_string()))
-                .await?;
             Err(e)
         }
-    }
+    };
+    let changes = steprun::record_applied(journal, step.name(), applied).await?;
+    outcome.applied.push((step, changes));
+    Ok(())
 }
 
 /// Where the latest run stands.

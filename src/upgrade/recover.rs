@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::journal::{Event, Facts, Journal, RUN};
 use super::lock::{self, RunLock};
 use super::report::{self, Report, ReportStep};
+use super::steprun;
 use super::steps::{self, StepId};
 use super::{Change, Confirm, Env, State, StepCheck};
 use crate::error::{Error, Result};
@@ -68,6 +69,17 @@ pub struct RecoverCheck {
 }
 
 impl RecoverCheck {
+    fn journaled(&self) -> steprun::Checked<'_> {
+        steprun::Checked {
+            name: self.step,
+            state: self.state,
+            why: &self.why,
+            checked: &self.checked,
+            warnings: &self.warnings,
+            changes: &self.changes,
+        }
+    }
+
     fn from_step(number: usize, c: StepCheck) -> Self {
         RecoverCheck {
             step: c.step.name(),
@@ -171,12 +183,7 @@ async fn recover_locked(env: &Env, opts: &RecoverOptions) -> Result<RecoverOutco
             out.report = Some(rep);
             Ok(out)
         }
-        Err(e) => {
-            let _ = journal
-                .record(RUN, Event::Stopped, Some(e.to_string()))
-                .await;
-            Err(e)
-        }
+        Err(e) => Err(steprun::stopped(&mut journal, e).await),
     }
 }
 
@@ -221,43 +228,19 @@ async fn run_steps(
 ) -> Result<()> {
     for (i, step) in STEPS.into_iter().enumerate() {
         if env.cancel.is_cancelled() {
-            return Err(Error::Interrupted(format!(
-                "the recovery stopped before step {}; run the same command to resume",
-                step.name()
-            )));
+            return Err(steprun::interrupted("recovery", step.name()));
         }
         let c = check(env, journal, step, i + 1).await?;
         out.checks.push(c.clone());
         match c.state {
             State::Done | State::Skipped => {
-                let event = if c.state == State::Done {
-                    Event::Done
-                } else {
-                    Event::Skipped
-                };
-                if journal.last(step.name()).map(|e| e.event) != Some(event) {
-                    journal
-                        .record_full(
-                            step.name(),
-                            event,
-                            Some(c.why.clone()),
-                            Vec::new(),
-                            Facts {
-                                checked: c.checked.clone(),
-                                warnings: c.warnings.clone(),
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
-                }
+                steprun::record_settled(journal, &c.journaled()).await?;
                 if c.state == State::Done {
                     out.already_done.push(step.name().into());
                 }
             }
             State::Blocked | State::Manual => {
-                journal
-                    .record(step.name(), Event::Blocked, Some(c.why.clone()))
-                    .await?;
+                steprun::record_blocked(journal, step.name(), &c.why).await?;
                 return Err(Error::Refused(format!(
                     "recovery step {} cannot run: {}",
                     step.name(),
@@ -281,23 +264,10 @@ async fn apply(
     if c.asks
         && let Confirm::No(why) = (opts.confirm)(c)
     {
-        journal
-            .record(step.name(), Event::Declined, Some(why.clone()))
-            .await?;
-        return Err(Error::Refused(format!(
-            "recovery step {} was not confirmed: {why}",
-            step.name()
-        )));
+        return Err(steprun::declined(journal, "recovery step", step.name(), why).await?);
     }
-    journal
-        .record_full(
-            step.name(),
-            Event::Started,
-            Some(c.why.clone()),
-            c.changes.iter().map(|x| x.to_string()).collect(),
-            Facts::default(),
-        )
-        .await?;
+    let seen = c.journaled();
+    steprun::record_started(journal, &seen).await?;
     env.note(format!("recover step {} {}: {}", c.number, c.step, c.title));
     let applied = match step {
         Step::Databases => databases_apply(env, journal).await.map(|changes| {
@@ -311,31 +281,14 @@ async fn apply(
         }),
         Step::Upgrade(s) => steps::apply(env, journal, s).await.map(|a| {
             let mut facts = a.facts;
-            if facts.checked.is_empty() {
-                facts.checked = c.checked.clone();
-            }
-            if facts.warnings.is_empty() {
-                facts.warnings = c.warnings.clone();
-            }
+            steprun::fill_facts(&mut facts, &seen);
             (a.changes, facts)
         }),
-    };
-    match applied {
-        Ok((changes, facts)) => {
-            let changes: Vec<String> = changes.iter().map(|x| x.to_string()).collect();
-            journal
-                .record_full(step.name(), Event::Done, None, changes.clone(), facts)
-                .await?;
-            out.applied.push((step.name().into(), changes));
-            Ok(())
-        }
-        Err(e) => {
-            journal
-                .record(step.name(), Event::Failed, Some(e.to_string()))
-                .await?;
-            Err(e)
-        }
     }
+    .map(|(changes, facts)| (changes.iter().map(|x| x.to_string()).collect(), facts));
+    let changes = steprun::record_applied(journal, step.name(), applied).await?;
+    out.applied.push((step.name().into(), changes));
+    Ok(())
 }
 
 async fn check(env: &Env, journal: &Journal, step: Step, number: usize) -> Result<RecoverCheck> {

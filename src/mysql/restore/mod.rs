@@ -225,19 +225,20 @@ pub async fn restore(
         )));
     }
 
+    let context = |plan| DbContext {
+        manifest: &manifest,
+        plan,
+        collation_map: &collation_map,
+        charsets: &charsets,
+        collations: &have,
+        replace: opts.replace,
+        progress: &progress,
+        cancel: &cancel,
+    };
     // Every database's schema is checked before the first write, dry run included.
     for plan in &plans {
         let schema = read_schema(repo, &manifest, plan.db).await?;
-        let ctx = DbContext {
-            manifest: &manifest,
-            plan,
-            collation_map: &collation_map,
-            charsets: &charsets,
-            collations: &have,
-            replace: opts.replace,
-            progress: &progress,
-            cancel: &cancel,
-        };
+        let ctx = context(plan);
         DbState::new(&ctx).validate(&schema)?;
     }
 
@@ -297,16 +298,7 @@ pub async fn restore(
 
     let mut restored = Vec::new();
     for plan in &plans {
-        let ctx = DbContext {
-            manifest: &manifest,
-            plan,
-            collation_map: &collation_map,
-            charsets: &charsets,
-            collations: &have,
-            replace: opts.replace,
-            progress: &progress,
-            cancel: &cancel,
-        };
+        let ctx = context(plan);
         restored.push(parallel::restore_database(repo, &mut conn, &mut loaders, &ctx).await?);
     }
     for c in loaders {
