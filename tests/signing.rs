@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -42,28 +41,20 @@ fn signed_backup(repo: &Path, db: &str, key: &Path) -> String {
 fn forge_part(repo: &Path, id: &str, f: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) {
     let dir = repo.join("snapshots").join(id);
     let part_file = part_file(repo, id);
-    let raw = zstd::decode_all(&std::fs::read(&part_file).unwrap()[..]).unwrap();
-    let mut files = Vec::new();
-    for e in tar::Archive::new(&raw[..]).entries().unwrap() {
-        let mut e = e.unwrap();
-        let path = e.path().unwrap().to_string_lossy().into_owned();
-        let mut buf = Vec::new();
-        e.read_to_end(&mut buf).unwrap();
-        files.push((path, buf));
-    }
+    let (order, mut by_path) = read_plain_part(&part_file);
+    let mut files: Vec<(String, Vec<u8>)> = order
+        .into_iter()
+        .map(|p| {
+            let data = by_path.remove(&p).unwrap();
+            (p, data)
+        })
+        .collect();
     f(&mut files);
-    let out = std::fs::File::create(&part_file).unwrap();
-    let mut w = amlmigrate::archive::PartWriter::new(out, 3, 0).unwrap();
-    for (p, data) in &files {
-        w.append(p, data).unwrap();
-    }
-    let (_, info) = w.finish().unwrap();
+    let paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    let files: std::collections::BTreeMap<String, Vec<u8>> = files.into_iter().collect();
     let mut m: Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let part = &mut m["parts"][0];
-    part["size"] = info.size.into();
-    part["sha256"] = info.sha256.into();
-    part["entries"] = serde_json::to_value(&info.entries).unwrap();
+    write_plain_part(&part_file, &paths, &files, &mut m["parts"][0]);
     std::fs::write(
         dir.join("manifest.json"),
         serde_json::to_vec_pretty(&m).unwrap(),

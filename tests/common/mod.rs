@@ -262,9 +262,22 @@ pub fn part_file(repo: &Path, id: &str) -> PathBuf {
 /// recomputing the part's and every entry's sha256 and size in the manifest, as someone who can
 /// write the bucket can: `verify` still calls the snapshot sound.
 pub fn forge_part(repo: &Path, id: &str, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) {
-    use std::io::Read;
     let part_path = part_file(repo, id);
-    let raw = zstd::decode_all(&std::fs::read(&part_path).unwrap()[..]).unwrap();
+    let (order, mut files) = read_plain_part(&part_path);
+    f(&mut files);
+    let manifest_path = repo.join("snapshots").join(id).join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let parts = m["parts"].as_array_mut().unwrap();
+    assert_eq!(parts.len(), 1, "forge_part works on one-part snapshots");
+    write_plain_part(&part_path, &order, &files, &mut parts[0]);
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// The entries of a plain (format 1) part file: their paths in archive order, and their bytes.
+pub fn read_plain_part(path: &Path) -> (Vec<String>, BTreeMap<String, Vec<u8>>) {
+    use std::io::Read;
+    let raw = zstd::decode_all(&std::fs::read(path).unwrap()[..]).unwrap();
     let mut order = Vec::new();
     let mut files = BTreeMap::new();
     for e in tar::Archive::new(&raw[..]).entries().unwrap() {
@@ -275,29 +288,26 @@ pub fn forge_part(repo: &Path, id: &str, f: impl FnOnce(&mut BTreeMap<String, Ve
         order.push(path.clone());
         files.insert(path, buf);
     }
-    f(&mut files);
-    let out = std::fs::File::create(&part_path).unwrap();
+    (order, files)
+}
+
+/// Writes `paths` of `files` as the plain part at `path` and sets the manifest's `part` entry
+/// (size, sha256, every entry's size and sha256) to match, as a forger would.
+pub fn write_plain_part(
+    path: &Path,
+    paths: &[String],
+    files: &BTreeMap<String, Vec<u8>>,
+    part: &mut serde_json::Value,
+) {
+    let out = std::fs::File::create(path).unwrap();
     let mut w = amlmigrate::archive::PartWriter::new(out, 3, 0).unwrap();
-    for p in &order {
+    for p in paths {
         w.append(p, &files[p]).unwrap();
     }
     let (_, info) = w.finish().unwrap();
-    let manifest_path = repo.join("snapshots").join(id).join("manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let parts = m["parts"].as_array_mut().unwrap();
-    assert_eq!(parts.len(), 1, "forge_part works on one-part snapshots");
-    let part = &mut parts[0];
     part["size"] = info.size.into();
     part["sha256"] = info.sha256.into();
-    part["entries"] = serde_json::to_value(
-        info.entries
-            .iter()
-            .map(|e| serde_json::json!({"path": e.path, "size": e.size, "sha256": e.sha256}))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    part["entries"] = serde_json::to_value(&info.entries).unwrap();
 }
 
 /// Fills `db.big` with `rows` rows of about 220 bytes, fast (MariaDB's sequence engine).

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use fakekube::FakeKube;
@@ -155,17 +154,7 @@ pub fn forge(repo: &Path, id: &str, f: impl FnOnce(&mut Forgery)) {
     crate::common::plain_snapshot(repo, id);
     let dir = repo.join("snapshots").join(id);
     let part_file = dir.join("parts/kubernetes.tar.zst");
-    let raw = zstd::decode_all(&std::fs::read(&part_file).unwrap()[..]).unwrap();
-    let mut files = BTreeMap::new();
-    let mut order = Vec::new();
-    for e in tar::Archive::new(&raw[..]).entries().unwrap() {
-        let mut e = e.unwrap();
-        let path = e.path().unwrap().to_string_lossy().into_owned();
-        let mut buf = Vec::new();
-        e.read_to_end(&mut buf).unwrap();
-        order.push(path.clone());
-        files.insert(path, buf);
-    }
+    let (order, mut files) = crate::common::read_plain_part(&part_file);
     let objects: Vec<Value> =
         serde_json::from_slice(&files.remove("kubernetes/objects.json").unwrap()).unwrap();
     let manifest: Value =
@@ -192,12 +181,6 @@ pub fn forge(repo: &Path, id: &str, f: impl FnOnce(&mut Forgery)) {
         }
     }
     paths.push("kubernetes/objects.json".into());
-    let out = std::fs::File::create(&part_file).unwrap();
-    let mut w = amlmigrate::archive::PartWriter::new(out, 3, 0).unwrap();
-    for p in &paths {
-        w.append(p, &forged.files[p]).unwrap();
-    }
-    let (_, info) = w.finish().unwrap();
     let mut m = forged.manifest;
     let part = m["parts"]
         .as_array_mut()
@@ -205,15 +188,7 @@ pub fn forge(repo: &Path, id: &str, f: impl FnOnce(&mut Forgery)) {
         .iter_mut()
         .find(|p| p["name"] == "kubernetes")
         .unwrap();
-    part["size"] = info.size.into();
-    part["sha256"] = info.sha256.into();
-    part["entries"] = serde_json::to_value(
-        info.entries
-            .iter()
-            .map(|e| serde_json::json!({"path": e.path, "size": e.size, "sha256": e.sha256}))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    crate::common::write_plain_part(&part_file, &paths, &forged.files, part);
     std::fs::write(
         dir.join("manifest.json"),
         serde_json::to_vec_pretty(&m).unwrap(),
