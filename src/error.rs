@@ -137,12 +137,20 @@ impl Error {
 }
 
 fn lost_connection_hint(e: &mysql_async::Error) -> &'static str {
-    match e {
-        mysql_async::Error::Io(_) => {
-            " (the connection to the server was lost: killed, timed out or the server restarted; \
-             check the server, then run the command again)"
-        }
-        _ => "",
+    // Where a killed connection's stream ends decides how it is reported: mid-packet an I/O
+    // error, on a packet boundary a closed connection, and a server that could still write
+    // says "Connection was killed" (MariaDB 1927) or "Server shutdown in progress" (1053).
+    let lost = match e {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
+        mysql_async::Error::Server(s) => matches!(s.code, 1927 | 1053),
+        _ => false,
+    };
+    if lost {
+        " (the connection to the server was lost: killed, timed out or the server restarted; \
+         check the server, then run the command again)"
+    } else {
+        ""
     }
 }
 

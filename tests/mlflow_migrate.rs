@@ -8,6 +8,7 @@ mod common;
 
 use common::mlflow::*;
 use common::pg::{PgDb, psql};
+use common::gate::{TableGate, signal, wait_for, wait_until_blocked_in};
 use common::*;
 use std::process::Command;
 
@@ -335,7 +336,10 @@ fn kill_9_mid_copy_leaves_the_target_untouched_and_a_rerun_completes() {
          SELECT 'loss', seq / 3, seq, (SELECT run_uuid FROM runs LIMIT 1), seq, 0 FROM seq_1_to_400000",
     );
     let target = PgDb::new("mlf_kill");
-    let child = Command::new(bin())
+    // The migration's source read waits at a lock the test holds on `metrics`: by then its
+    // PostgreSQL transaction has begun and created every table, and waits for more.
+    let gate = TableGate::write(&src.name, "metrics");
+    let mut child = Command::new(bin())
         .args([
             "mlflow",
             "migrate",
@@ -347,18 +351,45 @@ fn kill_9_mid_copy_leaves_the_target_untouched_and_a_rerun_completes() {
         ])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY public.metrics%'", target.name)).trim() == "0" {
-        assert!(std::time::Instant::now() < deadline, "the copy never started");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut child = child;
-    let _ = child.wait();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_until_blocked_in(&src.name, "%FROM `metrics`%");
+    let backend = wait_for("the target's transaction to wait for the migration", || {
+        let pid = psql(
+            "postgres",
+            &format!(
+                "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND state = 'idle in transaction'",
+                target.name
+            ),
+        );
+        let pid = pid.trim().to_string();
+        (!pid.is_empty()).then_some(pid)
+    });
+    // The target's backend is held still (it is idle, holding no shared lock), so the copy that
+    // follows can never commit: whenever the kill lands, it lands mid-transaction.
+    let stop = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &backend])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    stop("-STOP");
+    gate.open();
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    stop("-CONT");
+    // PostgreSQL rolls the transaction back when its backend sees the client gone.
+    wait_for("the killed migration's backend to end", || {
+        let n = psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}'",
+                target.name
+            ),
+        );
+        (n.trim() == "0").then_some(())
+    });
     assert_eq!(
         psql(
             &target.name,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::gate::{TableGate, Tail, wait_until_blocked};
 use common::*;
 use std::process::{Command, Stdio};
 
@@ -270,9 +271,15 @@ fn verify_reports_a_truncated_part() {
 fn interrupted_backup_leaves_no_snapshot(signal: &str) {
     let src = TestDb::create("intr");
     big_table(&src.name, 400_000);
+    // Read after `big`: holding its lock stops the backup once every chunk of `big` is out.
+    sql(
+        Some(&src.name),
+        "CREATE TABLE zz_gate (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO zz_gate VALUES (1)",
+    );
     let (_tmp, repo) = temp_repo();
     let repo_s = repo.to_str().unwrap().to_string();
-    let child = Command::new(bin())
+    let gate = TableGate::write(&src.name, "zz_gate");
+    let mut child = Command::new(bin())
         .args([
             "backup",
             "--repo",
@@ -288,21 +295,23 @@ fn interrupted_backup_leaves_no_snapshot(signal: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_backup_reading(&src.name, "big");
+    let stderr = Tail::new(child.stderr.take().unwrap());
+    wait_until_blocked(&format!("%FROM `{}`.`zz_gate`%", src.name));
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
     if signal == "-INT" {
-        assert_eq!(
-            out.status.code(),
-            Some(130),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot was written"));
+        // The stop is asked for before the last table is read; then the backup may go on.
+        stderr.wait_for("stopping cleanly");
+    }
+    gate.open();
+    let code = child.wait().unwrap().code();
+    let stderr = stderr.finish();
+    if signal == "-INT" {
+        assert_eq!(code, Some(130), "{stderr}");
+        assert!(stderr.contains("no snapshot was written"), "{stderr}");
         // A clean stop also removes what it had uploaded.
         let left: Vec<_> = std::fs::read_dir(repo.join("snapshots"))
             .map(|d| d.flatten().collect())
@@ -347,8 +356,15 @@ fn ctrl_c_mid_restore_rolls_back_the_table_in_progress_and_replace_finishes_it()
         "1",
         "--quiet",
     ]);
-    let dst = TestDb::new("rintr_dst");
-    let child = Command::new(bin())
+    // The target's `big` exists, empty, and the test holds a read lock on it: the load waits
+    // there, mid-restore, for as long as the test needs.
+    let dst = TestDb::create("rintr_dst");
+    sql(
+        None,
+        &format!("CREATE TABLE `{}`.big LIKE `{}`.big", dst.name, src.name),
+    );
+    let gate = TableGate::read(&dst.name, "big");
+    let mut child = Command::new(bin())
         .args([
             "restore", "--repo", &repo_s, "latest", "--mysql", MYSQL, "--rename",
         ])
@@ -357,15 +373,18 @@ fn ctrl_c_mid_restore_rolls_back_the_table_in_progress_and_replace_finishes_it()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_statement(&format!("LOAD DATA%`{}`%", dst.name));
+    let stderr = Tail::new(child.stderr.take().unwrap());
+    wait_until_blocked(&format!("LOAD DATA%`{}`%", dst.name));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    stderr.wait_for("stopping cleanly");
+    gate.open();
+    let code = child.wait().unwrap().code();
+    let stderr = stderr.finish();
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains("rolled back") && stderr.contains("--replace"),
         "{stderr}"

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::gate::{TableGate, wait_until_blocked};
 use common::*;
 use std::process::Command;
 
@@ -275,6 +276,7 @@ fn backup_reads_every_table_from_one_point_in_time() {
     let (_tmp, repo) = temp_repo();
     let repo_s = repo.to_str().unwrap().to_string();
     let db = src.name.clone();
+    let gate = TableGate::write(&src.name, "big");
     let child = std::process::Command::new(bin())
         .args([
             "backup",
@@ -291,10 +293,11 @@ fn backup_reads_every_table_from_one_point_in_time() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the part upload has started, the snapshot transaction is open: rows written now,
+    // Once the backup waits to read `big`, its snapshot transaction is open: rows written now,
     // into a table read later, must not be in the snapshot.
-    wait_for_backup_reading(&src.name, "big");
+    wait_until_blocked(&format!("%FROM `{}`.`big`%", src.name));
     sql(Some(&src.name), "INSERT INTO zz_late VALUES (2), (3)");
+    gate.open();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let m: serde_json::Value =

@@ -414,8 +414,9 @@ fn spawn_signal_handler(cancel: CancellationToken) {
                 eprintln!("\ninterrupted again: exiting now");
                 std::process::exit(130);
             }
-            eprintln!("\nstopping cleanly (press Ctrl-C again to exit at once)…");
+            // Cancelled before it is said: whoever reads the line knows the work was told.
             cancel.cancel();
+            eprintln!("\nstopping cleanly (press Ctrl-C again to exit at once)…");
         }
     });
 }

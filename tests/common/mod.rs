@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod gate;
 pub mod cluster;
 pub mod mlflow;
 pub mod pg;
