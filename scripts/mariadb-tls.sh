@@ -12,6 +12,9 @@ CACHE="${AMLMIGRATE_CACHE:-$HOME/.cache/amlmigrate}"
 DIR="$CACHE/mariadb-tls"
 PORT="${AMLMIGRATE_TLS_PORT:-3307}"
 mkdir -p "$DIR"
+# One start at a time: the test suites of several checkouts may call this at once.
+exec 9>"$CACHE/.lock-mariadb-tls"
+flock 9
 
 if [ ! -f "$DIR/ca.pem" ]; then
   # A private CA and a server certificate valid for 127.0.0.1 and localhost.
@@ -39,8 +42,8 @@ if ! up; then
     --socket="$DIR/mysqld.sock" --pid-file="$DIR/mysqld.pid" --skip-name-resolve \
     --ssl-ca="$DIR/ca.pem" --ssl-cert="$DIR/server.pem" --ssl-key="$DIR/server-key.pem" \
     --require-secure-transport=ON --local-infile=1 --innodb-buffer-pool-size=64M \
-    --log-error="$DIR/error.log" </dev/null >/dev/null 2>&1 &
-  for _ in $(seq 1 60); do up && break; sleep 0.5; done
+    --log-error="$DIR/error.log" </dev/null >/dev/null 2>&1 9>&- &
+  for _ in $(seq 1 240); do up && break; sleep 0.5; done
   up || { echo "mariadb-tls: the server on port $PORT did not start; see $DIR/error.log" >&2; exit 1; }
   # Root over TCP with an empty password, like the main test server.
   mariadb -uroot -h127.0.0.1 -P"$PORT" --ssl --ssl-ca="$DIR/ca.pem" \

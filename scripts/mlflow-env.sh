@@ -9,6 +9,9 @@
 set -euo pipefail
 CACHE="${AMLMIGRATE_CACHE:-$HOME/.cache/amlmigrate}"
 mkdir -p "$CACHE"
+# One start at a time: the test suites of several checkouts may call this at once.
+exec 9>"$CACHE/.lock-mlflow-env"
+flock 9
 
 # Pins measured to work here: 2.6.0 needs numpy<2; both break with SQLAlchemy 2.1.
 REQ_26="mlflow==2.6.0 pymysql numpy<2 sqlalchemy<2.1 flask<3 werkzeug<3.2 pandas<2.3"

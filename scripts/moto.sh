@@ -10,6 +10,9 @@
 set -euo pipefail
 CACHE="${AMLMIGRATE_CACHE:-$HOME/.cache/amlmigrate}"
 mkdir -p "$CACHE"
+# One start at a time: the test suites of several checkouts may call this at once.
+exec 9>"$CACHE/.lock-moto"
+flock 9
 
 REQ="moto[server]==5.2.5"
 dir="$CACHE/venv-moto"

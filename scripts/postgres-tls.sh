@@ -19,6 +19,9 @@ NAME=amlmigrate_tls
 VERSION="$(ls /etc/postgresql | sort -V | tail -1)"
 CONF="/etc/postgresql/$VERSION/$NAME"
 mkdir -p "$DIR"
+# One start at a time: the test suites of several checkouts may call this at once.
+exec 9>"$CACHE/.lock-postgres-tls"
+flock 9
 
 new_certs=0
 if [ ! -f "$DIR/ca.pem" ] || [ ! -f "$DIR/other-ca.pem" ]; then
@@ -62,9 +65,9 @@ hostssl all  postgres  127.0.0.1/32   trust
 hostssl all  all       127.0.0.1/32   scram-sha-256
 EOF
 chown postgres:postgres "$CONF/pg_hba.conf" "$CONF/conf.d/amlmigrate-tls.conf"
-pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" restart >/dev/null 2>&1 \
-  || pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start
-for _ in $(seq 1 60); do up && break; sleep 0.5; done
+pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" restart >/dev/null 2>&1 9>&- \
+  || pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start 9>&-
+for _ in $(seq 1 240); do up && break; sleep 0.5; done
 up || { echo "postgres-tls: the cluster on port $PORT did not start; see /var/log/postgresql/postgresql-$VERSION-$NAME.log" >&2; exit 1; }
 runuser -u postgres -- psql -p "$PORT" -qAt postgres >/dev/null <<'EOF'
 DO $$ BEGIN

@@ -15,6 +15,9 @@ dir="$CACHE/pushgateway"
 env_file="$dir/pushgateway.env"
 pid_file="$dir/pushgateway.pid"
 mkdir -p "$dir"
+# One start at a time: the test suites of several checkouts may call this at once.
+exec 9>"$CACHE/.lock-pushgateway"
+flock 9
 cd "$dir"
 
 running() {
@@ -54,22 +57,34 @@ if running && answers; then
   exit 0
 fi
 
-# A free loopback port (the kernel picks it).
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-if running; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
-setsid nohup prometheus-pushgateway --web.listen-address="127.0.0.1:$port" \
-  --log.level=warn >> pushgateway.log 2>&1 < /dev/null &
-echo $! > "$pid_file"
-echo "AMLMIGRATE_TEST_PUSHGATEWAY_URL=http://127.0.0.1:$port" > "$env_file.tmp"
-mv "$env_file.tmp" "$env_file"
+# A loopback port the kernel picks; between this probe and the Pushgateway's bind another
+# process may take it, so a start that fails is tried again on a new port.
+pick_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-for _ in $(seq 1 50); do
-  if answers; then
+# Starts it on `port` and waits until it answers (or dies: the port was taken).
+start() {
+  if running; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
+  setsid nohup prometheus-pushgateway --web.listen-address="127.0.0.1:$port" \
+    --log.level=warn >> pushgateway.log 2>&1 < /dev/null 9>&- &
+  echo $! > "$pid_file"
+  echo "AMLMIGRATE_TEST_PUSHGATEWAY_URL=http://127.0.0.1:$port" > "$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+  # Patient: a loaded machine starts slowly. A Pushgateway that died lost its port.
+  for _ in $(seq 1 600); do
+    answers && return 0
+    running || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+for _ in 1 2 3 4 5; do
+  port="$(pick_port)"
+  if start; then
     echo "$env_file"
     exit 0
   fi
-  sleep 0.2
 done
-echo "pushgateway.sh: the Pushgateway did not come up on 127.0.0.1:$port; see $dir/pushgateway.log" >&2
+echo "pushgateway.sh: the Pushgateway did not come up; see $dir/pushgateway.log" >&2
 tail -5 pushgateway.log >&2 || true
 exit 1

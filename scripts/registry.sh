@@ -22,6 +22,9 @@ dir="$CACHE/registry"
 env_file="$dir/registry.env"
 pid_file="$dir/registry.pid"
 mkdir -p "$dir"
+# One start at a time: the test suites of several checkouts may call this at once.
+exec 9>"$CACHE/.lock-registry"
+flock 9
 cd "$dir"
 
 running() {
@@ -88,10 +91,14 @@ fi
 password="$(cat password)"
 htpasswd -Bbn "$user" "$password" > htpasswd
 
-# A free loopback port (the kernel picks it).
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# A loopback port the kernel picks; between this probe and the registry's bind another process
+# may take it, so a start that fails is tried again on a new port.
+pick_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 mkdir -p data
-cat > config.yml <<EOF
+
+# Starts the registry on `port` and waits until it answers (or dies: the port was taken).
+start() {
+  cat > config.yml <<EOF
 version: 0.1
 log:
   level: warn
@@ -114,12 +121,10 @@ auth:
     realm: amlmigrate-test-registry
     path: $dir/htpasswd
 EOF
-
-if running; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
-setsid nohup docker-registry serve "$dir/config.yml" >> registry.log 2>&1 < /dev/null &
-echo $! > "$pid_file"
-
-cat > "$env_file.tmp" <<EOF
+  if running; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
+  setsid nohup docker-registry serve "$dir/config.yml" >> registry.log 2>&1 < /dev/null 9>&- &
+  echo $! > "$pid_file"
+  cat > "$env_file.tmp" <<EOF
 AMLMIGRATE_TEST_REGISTRY_URL=https://127.0.0.1:$port
 AMLMIGRATE_TEST_REGISTRY_HOST=127.0.0.1:$port
 AMLMIGRATE_TEST_REGISTRY_CA=$dir/ca.crt
@@ -127,15 +132,23 @@ AMLMIGRATE_TEST_REGISTRY_OTHER_CA=$dir/other-ca.crt
 AMLMIGRATE_TEST_REGISTRY_USER=$user
 AMLMIGRATE_TEST_REGISTRY_PASSWORD=$password
 EOF
-mv "$env_file.tmp" "$env_file"
+  mv "$env_file.tmp" "$env_file"
+  # Patient: a loaded machine starts slowly. A registry that died lost its port.
+  for _ in $(seq 1 600); do
+    answers && return 0
+    running || return 1
+    sleep 0.2
+  done
+  return 1
+}
 
-for _ in $(seq 1 50); do
-  if answers; then
+for _ in 1 2 3 4 5; do
+  port="$(pick_port)"
+  if start; then
     echo "$env_file"
     exit 0
   fi
-  sleep 0.2
 done
-echo "registry.sh: the registry did not come up on 127.0.0.1:$port; see $dir/registry.log" >&2
+echo "registry.sh: the registry did not come up; see $dir/registry.log" >&2
 tail -5 registry.log >&2 || true
 exit 1

@@ -654,11 +654,8 @@ fn forbidden_expired_and_unreachable_clusters_give_the_documented_errors() {
     assert!(!r.stderr.contains("expired-token"), "token leaked: {r:?}");
 
     // Nothing listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::gate::ClosedPort::new();
+    let port = closed.port;
     let dead = env
         .fk
         .kubeconfig_yaml(FakeKube::ADMIN_TOKEN)

@@ -6,9 +6,9 @@
 
 mod common;
 
+use common::gate::{TableGate, signal, wait_for, wait_until_blocked_in};
 use common::mlflow::*;
 use common::pg::{PgDb, psql};
-use common::gate::{TableGate, signal, wait_for, wait_until_blocked_in};
 use common::*;
 use std::process::Command;
 

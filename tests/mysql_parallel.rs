@@ -114,12 +114,15 @@ fn jobs_load_several_tables_at_once_and_the_result_is_the_snapshot() {
         .unwrap();
     let waiting = wait_until_blocked(&format!("LOAD DATA%`{}`.`a_gate`%", dst.name));
     let others = ["t0", "t1", "t2", "t3", "t4", "child"];
-    wait_for("every other table committed while a_gate's load waits", || {
-        others
-            .iter()
-            .all(|t| count(&dst.name, t) == rows_of(t))
-            .then_some(())
-    });
+    wait_for(
+        "every other table committed while a_gate's load waits",
+        || {
+            others
+                .iter()
+                .all(|t| count(&dst.name, t) == rows_of(t))
+                .then_some(())
+        },
+    );
     assert_eq!(count(&dst.name, "a_gate"), 0);
     assert_eq!(
         wait_until_blocked(&format!("LOAD DATA%`{}`.`a_gate`%", dst.name)),

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -220,11 +219,8 @@ fn wrong_credentials_exit_5_naming_the_endpoint_never_the_secret() {
 
 #[test]
 fn an_unreachable_endpoint_exits_5_naming_it() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = common::gate::ClosedPort::new();
+    let port = closed.port;
     let endpoint = format!("http://127.0.0.1:{port}");
     let r = amlmigrate_env(
         &["snapshots", "--repo", "s3://unreachable/aml"],

@@ -436,7 +436,7 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
         "enable-features",
     ] {
         let mut child = lab.spawn_run();
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        let deadline = std::time::Instant::now() + common::gate::PATIENCE;
         loop {
             let started = lab
                 .journal()
@@ -535,9 +535,13 @@ fn a_run_killed_at_several_steps_resumes_to_the_same_end_state_applying_nothing_
 
 #[test]
 fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
-    let lab = lab();
+    let lab = Lab::new(LabOptions {
+        hold_finetune: true,
+        ..Default::default()
+    });
     let child = lab.spawn_run();
-    // The drain step waits for the running fine-tune job: interrupt it there.
+    // The drain step waits for the running fine-tune job (held until the test finishes it):
+    // interrupt it there.
     wait_until("the drain step started", || {
         lab.journal()
             .iter()
@@ -561,6 +565,7 @@ fn ctrl_c_stops_the_run_cleanly_and_the_same_command_resumes_it() {
         (&json!("run"), &json!("stopped")),
         "{journal:?}"
     );
+    finish_late_finetune(&lab.fk.handle());
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_upgraded(&lab);
@@ -633,9 +638,13 @@ fn on_a_terminal_every_step_that_writes_is_confirmed_first() {
 
 #[test]
 fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
-    let lab = lab();
+    let lab = Lab::new(LabOptions {
+        hold_finetune: true,
+        ..Default::default()
+    });
     let first = lab.spawn_run();
-    // The first run waits in the drain step for the running job.
+    // The first run waits in the drain step for the running job, held until the test lets it
+    // finish.
     wait_until("the first run drains", || {
         lab.journal()
             .iter()
@@ -650,6 +659,7 @@ fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
             && second.stderr.contains(&format!("pid {}", first.id())),
         "{second:?}"
     );
+    finish_late_finetune(&lab.fk.handle());
     let out = first.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -68,12 +68,5 @@ pub fn writes(fk: &FakeKube) -> usize {
 }
 
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    super::gate::wait_for(what, || f().then_some(()));
 }

@@ -125,11 +125,14 @@ fn blocked(pattern: &str, and: &str) -> String {
         "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '{pattern}' \
          AND STATE LIKE 'Waiting for table%lock' AND INFO NOT LIKE '%PROCESSLIST%'{and}"
     );
-    wait_for(&format!("a statement like {pattern} waiting for the gate"), || {
-        let id = sql(None, &q);
-        let id = id.lines().next().unwrap_or("").trim().to_string();
-        (!id.is_empty()).then_some(id)
-    })
+    wait_for(
+        &format!("a statement like {pattern} waiting for the gate"),
+        || {
+            let id = sql(None, &q);
+            let id = id.lines().next().unwrap_or("").trim().to_string();
+            (!id.is_empty()).then_some(id)
+        },
+    )
 }
 
 /// Waits until `f` gives a value: for a state that, once reached, lasts (a commit, a file, a
@@ -194,4 +197,45 @@ pub fn signal(child: &Child, sig: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill {sig} {}", child.id());
+}
+
+/// A loopback port where nothing answers, held by the test: the socket is bound (so no other
+/// process can take the port) but never listens, so a connection is refused at once.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let port = s.local_addr().unwrap().as_socket().unwrap().port();
+        ClosedPort { _socket: s, port }
+    }
+}
+
+/// A server started on port 0 says which port it bound: waits for `marker` followed by
+/// `http://127.0.0.1:PORT` in its log file and returns PORT. Nothing picks a port and binds it
+/// later, so no other process can take it in between.
+pub fn announced_port(child: &mut Child, log: &std::path::Path, marker: &str) -> u16 {
+    let find = |text: &str| {
+        text.lines().find_map(|l| {
+            let rest = &l[l.find(marker)? + marker.len()..];
+            let rest = &rest[rest.find("http://127.0.0.1:")? + "http://127.0.0.1:".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u16>().ok()
+        })
+    };
+    wait_for(&format!("{} to say {marker:?}", log.display()), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = find(&text) {
+            return Some(port);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited ({status}) before listening:\n{text}");
+        }
+        None
+    })
 }

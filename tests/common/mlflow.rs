@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+use super::gate::{announced_port, wait_for};
+
 pub fn venvs() -> &'static (PathBuf, PathBuf) {
     static V: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     V.get_or_init(|| {
@@ -27,18 +29,11 @@ pub fn harness() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mlflow/harness.py")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running `mlflow server`, stopped with the guard.
 pub struct Server {
     child: Child,
     pub url: String,
+    _log: tempfile::NamedTempFile,
 }
 
 impl Server {
@@ -53,13 +48,13 @@ impl Server {
         artifacts: impl AsRef<OsStr>,
         env: &[(&str, &str)],
     ) -> Self {
-        let port = free_port();
         let path = format!(
             "{}:{}",
             venv.join("bin").display(),
             std::env::var("PATH").unwrap()
         );
-        let child = Command::new(venv.join("bin/mlflow"))
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(venv.join("bin/mlflow"))
             .args([
                 "server",
                 "--backend-store-uri",
@@ -68,38 +63,35 @@ impl Server {
                 "--artifacts-destination",
             ])
             .arg(artifacts)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--workers",
-                "1",
-            ])
+            .args(["--host", "127.0.0.1", "--port", "0", "--workers", "1"])
             .env("PATH", path)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .process_group(0)
             .spawn()
             .unwrap();
+        // gunicorn binds port 0 and says which port it got.
+        let port = announced_port(&mut child, log.path(), "Listening at:");
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        loop {
+        wait_for(&format!("mlflow server {backend} to answer"), || {
             let ok = Command::new("curl")
                 .args(["-sf", &format!("{url}/health")])
                 .output()
                 .map(|o| o.status.success());
-            if ok.unwrap_or(false) {
-                break;
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "mlflow server {backend} exited ({status}):\n{}",
+                    std::fs::read_to_string(log.path()).unwrap_or_default()
+                );
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mlflow server {backend} did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(300));
+            ok.unwrap_or(false).then_some(())
+        });
+        Server {
+            child,
+            url,
+            _log: log,
         }
-        Server { child, url }
     }
 }
 

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 pub mod chromium;
-pub mod gate;
 pub mod cluster;
+pub mod gate;
 pub mod mlflow;
 pub mod pg;
 pub mod registry;
@@ -320,33 +320,6 @@ pub fn big_table(db: &str, rows: u64) {
              INSERT INTO big SELECT seq, REPEAT(CONCAT('row-', seq), 20), seq / 7 FROM seq_1_to_{rows}"
         ),
     );
-}
-
-/// Waits until the server runs a statement matching the LIKE `pattern` (a backup's SELECT, a
-/// restore's LOAD DATA), so a test can interrupt the work in the middle.
-pub fn wait_for_statement(pattern: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let n = sql(
-            None,
-            &format!(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{pattern}' AND INFO NOT LIKE '%PROCESSLIST%'"
-            ),
-        );
-        if n.trim() != "0" {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no statement like {pattern} ran"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// Waits until a backup streams `db`.`table` (its snapshot transaction is open).
-pub fn wait_for_backup_reading(db: &str, table: &str) {
-    wait_for_statement(&format!("%FROM `{db}`.`{table}`%"));
 }
 
 /// Starts (or finds) the TLS-only MariaDB on 127.0.0.1:3307 (`scripts/mariadb-tls.sh`);

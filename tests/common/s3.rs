@@ -1,10 +1,9 @@
 //! A moto S3 server (PyPI `moto[server]`, installed by scripts/moto.sh) on a free loopback port.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use super::gate::announced_port;
 use super::{Run, amlmigrate_env};
 
 pub const KEY_ID: &str = "AKIAAMLMIGRATETEST01";
@@ -14,6 +13,7 @@ pub const SECRET: &str = "amlmigrate-test-secret-never-printed";
 pub struct Moto {
     child: Child,
     port: u16,
+    _log: tempfile::NamedTempFile,
 }
 
 fn moto_server() -> PathBuf {
@@ -42,28 +42,21 @@ impl Moto {
     }
 
     pub fn start_with(env: &[(&str, &str)]) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = Command::new(moto_server());
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args(["-H", "127.0.0.1", "-p", "0"])
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let mut child = cmd.spawn().unwrap();
+        let port = announced_port(&mut child, log.path(), "Running on");
+        Moto {
+            child,
+            port,
+            _log: log,
         }
-        Moto { child, port }
     }
 
     pub fn endpoint(&self) -> String {

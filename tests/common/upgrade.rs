@@ -69,6 +69,9 @@ pub struct LabOptions {
     pub split: bool,
     /// Run a real MLflow 3.1.1 server on the target database for the final check.
     pub mlflow_server: bool,
+    /// The late fine-tune job runs until the test finishes it (`finish_late_finetune`), so the
+    /// drain step waits for as long as the test needs.
+    pub hold_finetune: bool,
 }
 
 impl Default for LabOptions {
@@ -77,6 +80,7 @@ impl Default for LabOptions {
             world: World::Full,
             split: false,
             mlflow_server: false,
+            hold_finetune: false,
         }
     }
 }
@@ -468,22 +472,35 @@ image_builder_namespaces = {namespaces}
             op.upgrade("v1.4.0");
         });
         if world == World::Full {
-            lab.late_finetune();
+            lab.late_finetune(opts.hold_finetune);
         }
         lab
     }
 
-    /// A fine-tune job (and its record) still running when the upgrade starts: they finish
-    /// once the drain step has been waiting for a moment.
-    fn late_finetune(&self) {
+    /// A fine-tune job (and its record) still running when the upgrade starts: unless `held`,
+    /// they finish once the drain step has seen the job running and looked again (so it did
+    /// wait for it), whatever the time that takes.
+    fn late_finetune(&self, held: bool) {
         self.fk
             .create(json!({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
             "metadata": {"name": "late-finetune", "namespace": "team-a"},
             "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [{"name": "pytorch", "image": "x"}]}}}}}}))
             .unwrap();
+        if held {
+            return;
+        }
         let (h, aml_db) = (self.fk.handle(), self.aml.name.clone());
         when_journal_shows(&self.dir, "drain", "started", move || {
-            std::thread::sleep(Duration::from_millis(1500));
+            let lists = || {
+                h.requests()
+                    .iter()
+                    .filter(|r| r.method == "GET" && r.path.ends_with("/pytorchjobs"))
+                    .count()
+            };
+            let seen = lists();
+            super::gate::wait_for("the drain step to look at the running job twice", || {
+                (lists() >= seen + 2).then_some(())
+            });
             finish_late_finetune(&h);
             sql(
                 Some(&aml_db),

@@ -11,6 +11,7 @@
 //!   (`cpaas.io/cluster-name`): `Failed`, reason `DependencyNotReady`;
 //! - the ModuleConfig carries annotation [`FAILS_ANNOTATION`] (a test's broken package): `Failed`,
 //!   reason `InstallFailed`, the annotation's value as the message, for as long as it is there;
+//! - it carries [`HOLDS_ANNOTATION`]: `Processing`, for as long as it is there;
 //! - otherwise `Running` with `status.version = V`.
 //!
 //! An installed plugin (Running at its spec.version, `status.observedGeneration` current) is
@@ -32,6 +33,9 @@ const API: &str = "cluster.alauda.io/v1alpha1";
 pub const FINALIZER: &str = "moduleinfo";
 /// On a ModuleConfig: its package fails to install, with this message (see the module docs).
 pub const FAILS_ANNOTATION: &str = "fakekube.test/install-fails";
+/// On a ModuleConfig: its install stays `Processing` for as long as the annotation is there (a
+/// test holds the platform still while it looks at the run).
+pub const HOLDS_ANNOTATION: &str = "fakekube.test/install-holds";
 const CLUSTER_LABEL: &str = "cpaas.io/cluster-name";
 const MODULE_LABEL: &str = "cpaas.io/module-name";
 
@@ -218,6 +222,14 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
     }
     if let Some(m) = mc["metadata"]["annotations"][FAILS_ANNOTATION].as_str() {
         return status("Failed", "InstallFailed", format!("{what}: {m}"), None);
+    }
+    if mc["metadata"]["annotations"][HOLDS_ANNOTATION].is_string() {
+        return status(
+            "Processing",
+            "Installing",
+            format!("{what}: installing"),
+            None,
+        );
     }
     status(
         "Running",

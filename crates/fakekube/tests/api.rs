@@ -849,7 +849,10 @@ fn hooks_fire_without_deadlock() {
         tx.send(h.get("v1", "ConfigMap", Some("default"), "h").is_some())
             .unwrap();
     });
-    assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(300))
+            .unwrap()
+    );
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&(fakekube::ChangeKind::Added, "h".into())));
     assert!(seen.contains(&(fakekube::ChangeKind::Modified, "h".into())));

@@ -383,17 +383,44 @@ fn patch_label_delete() {
     assert_eq!(o.trim(), r#"notebook.kubeflow.org "nb1" deleted"#);
     let nb = k.json(&["get", "notebook", "nb1", "-n", "team-a"]);
     assert!(nb["metadata"]["deletionTimestamp"].is_string());
-    // `kubectl delete` (waiting) returns once the finalizer is removed.
+    // `kubectl delete` (waiting) returns once the finalizer is removed: the finalizer goes only
+    // after kubectl asked for the delete, and kubectl must return after that, not before.
     let h = k.fk.handle();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+    let deletes = |h: &fakekube::Handle| {
+        h.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE" && r.path.ends_with("/notebooks/nb1"))
+            .count()
+    };
+    let before = deletes(&h);
+    let removed = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while deletes(&h) == before {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(300),
+                "kubectl never asked for the delete"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         h.update("kubeflow.org/v1", "Notebook", Some("team-a"), "nb1", |o| {
             o["metadata"]["finalizers"] = json!([])
         });
+        std::time::Instant::now()
     });
-    let start = std::time::Instant::now();
-    k.ok(&["delete", "notebook", "nb1", "-n", "team-a", "--timeout=20s"]);
-    assert!(start.elapsed() >= std::time::Duration::from_millis(400));
+    k.ok(&[
+        "delete",
+        "notebook",
+        "nb1",
+        "-n",
+        "team-a",
+        "--timeout=300s",
+    ]);
+    let returned = std::time::Instant::now();
+    let removed = removed.join().unwrap();
+    assert!(
+        returned >= removed,
+        "kubectl returned before the finalizer went"
+    );
     assert!(
         k.fk.get("kubeflow.org/v1", "Notebook", Some("team-a"), "nb1")
             .is_none()

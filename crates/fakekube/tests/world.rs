@@ -14,7 +14,8 @@ const CHART: &str = include_str!("../../../testdata/kube/aml-1.3-chart.yaml");
 const PLUGINS: &str = include_str!("../../../testdata/kube/aml-1.3-plugins.yaml");
 const MI: &str = "cluster.alauda.io/v1alpha1";
 const DELAY: Duration = Duration::from_millis(100);
-const T: Duration = Duration::from_secs(10);
+// Only a hang reaches it: the controllers act within milliseconds on an idle machine.
+const T: Duration = Duration::from_secs(300);
 
 /// The ACP global cluster with every published package and the plugin controller.
 fn global() -> FakeKube {
