@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine of this kind: starts the database servers the
 # tests need when they are not running, then runs every unit and end-to-end test.
+#
+# Hunting a flaky test (README, "Hunting a flaky test"):
+#   TEST_REPEAT=N   run the tests N times in a row (set-up, fmt, clippy and build once); every
+#                   run's wall time and failures are listed, and the exit code is non-zero if
+#                   any run failed
+#   TEST_LOAD=1     a CPU hog on every core (stress-ng) beside the tests, for as long as they run
+#   TEST_FILTER=E   only the tests matching the nextest filter expression E (e.g. 'test(parallel)')
+#   TEST_THREADS=N  tests at once (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,4 +64,46 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The workspace: amlmigrate and the fake API server its tests run against (crates/fakekube).
 cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
+
+threads="${TEST_THREADS:-2}"
+# cargo-nextest (on machines of this kind) runs each test in its own process, binaries side by
+# side, and names every failure at the end; without it, cargo test runs the same tests.
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    local filter=()
+    if [ -n "${TEST_FILTER:-}" ]; then filter=(-E "$TEST_FILTER"); fi
+    cargo nextest run --workspace --no-fail-fast --test-threads "$threads" "${filter[@]}" \
+      && cargo test --workspace --doc --quiet
+  else
+    cargo test --workspace --no-fail-fast -- --test-threads="$threads"
+  fi
+}
+
+if [ "${TEST_LOAD:-0}" = 1 ]; then
+  if ! command -v stress-ng >/dev/null; then
+    echo "test.sh: installing stress-ng"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends stress-ng >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends stress-ng >/dev/null; }
+  fi
+  stress-ng --cpu "$(nproc)" --timeout 0 --quiet &
+  hog=$!
+  trap 'kill "$hog" 2>/dev/null || true' EXIT
+  echo "test.sh: a CPU hog (stress-ng --cpu $(nproc), pid $hog) runs beside the tests"
+fi
+
+repeat="${TEST_REPEAT:-1}"
+if [ "$repeat" = 1 ]; then
+  run_tests
+  exit
+fi
+summary=()
+failed=0
+for i in $(seq 1 "$repeat"); do
+  echo "test.sh: run $i of $repeat"
+  start=$(date +%s)
+  if run_tests; then result=passed; else result=FAILED; failed=$((failed + 1)); fi
+  summary+=("run $i: $result in $(( $(date +%s) - start )) s")
+done
+printf 'test.sh: %s\n' "${summary[@]}"
+echo "test.sh: $failed of $repeat runs failed"
+[ "$failed" = 0 ]

@@ -27,12 +27,9 @@ impl Repository {
 
     /// A blocking writer streaming into the object at `path`; `finish` completes it.
     pub fn upload_writer(&self, path: object_store::path::Path, rt: Handle) -> UploadWriter {
-        let inner = BufWriter::with_capacity(self.store.clone(), path, UPLOAD_CAPACITY)
+        let inner = BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_CAPACITY)
             .with_max_concurrency(UPLOAD_CONCURRENCY);
-        UploadWriter {
-            rt,
-            inner: Some(inner),
-        }
+        UploadWriter::new(self.store.clone(), path, rt, inner)
     }
 
     /// Size and a byte stream of one object of a snapshot.

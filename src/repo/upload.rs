@@ -2,24 +2,61 @@
 //! it), for the threads that tar, chunk and compress.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
+use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::buffered::BufWriter;
+use object_store::path::Path;
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
 
 /// `std::io::Write` over an object-store upload, for the blocking archive thread.
 pub struct UploadWriter {
-    pub(super) rt: Handle,
-    pub(super) inner: Option<BufWriter>,
+    rt: Handle,
+    inner: Option<BufWriter>,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    written: u64,
 }
 
 impl UploadWriter {
+    pub(super) fn new(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        rt: Handle,
+        inner: BufWriter,
+    ) -> Self {
+        UploadWriter {
+            rt,
+            inner: Some(inner),
+            store,
+            path,
+            written: 0,
+        }
+    }
+
     pub fn finish(&mut self) -> io::Result<()> {
         let mut inner = self
             .inner
             .take()
             .ok_or_else(|| io::Error::other("upload already closed"))?;
-        self.rt.block_on(inner.shutdown())
+        let Err(e) = self.rt.block_on(inner.shutdown()) else {
+            return Ok(());
+        };
+        // The client retries a completion whose answer was lost (a dropped connection), and S3
+        // answers the retry "no such upload" because the first one completed; the library then
+        // reports that as a failure. The object being there, whole, says which it was.
+        match self.rt.block_on(self.store.head(&self.path)) {
+            Ok(meta) if meta.size == self.written => {
+                tracing::debug!(
+                    object = %self.path,
+                    bytes = self.written,
+                    "upload: completed although its confirmation was lost ({e})"
+                );
+                Ok(())
+            }
+            _ => Err(e),
+        }
     }
 
     pub fn abort(&mut self) {
@@ -36,6 +73,7 @@ impl Write for UploadWriter {
             .as_mut()
             .ok_or_else(|| io::Error::other("upload closed"))?;
         self.rt.block_on(inner.write_all(buf))?;
+        self.written += buf.len() as u64;
         Ok(buf.len())
     }
 
