@@ -270,7 +270,7 @@ async fn whatever_restore_accepts_creates_exactly_the_object_it_claims() {
             format!("--\x01'\n; {h}; #'"),
             format!("'\\'; {h}; -- '"),
             format!("\"; {h}; -- \""),
-            format!("/*!50100 , b int */ /*!999999 , c int */"),
+            "/*!50100 , b int */ /*!999999 , c int */".to_string(),
         ]
     };
     for (kind, name, template) in TEMPLATES {
