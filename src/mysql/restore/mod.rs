@@ -20,6 +20,8 @@ use super::{MysqlUrl, SYSTEM_DATABASES, collation, connect, server_version};
 
 mod objects;
 mod parallel;
+
+pub use objects::write as statement_for;
 mod validate;
 
 use objects::{Ready, ReadySchema};

@@ -93,18 +93,12 @@ pub(super) fn prepare(ctx: &DbContext<'_>, schema: &DbSchema) -> Result<ReadySch
             o.kind.keyword().to_lowercase(),
             qualified(target, &o.name)
         );
-        let mut stmt = parse(o, &scope).map_err(|why| refuse(what, why))?;
-        stmt.adapt(&plan.db.name, target, &map);
-        if o.kind == ObjectKind::View
-            && let Statement::Code { tokens, .. } = &mut stmt
-        {
-            or_replace(tokens);
-        }
+        let sql = write(o, &scope, target, &map).map_err(|why| refuse(what, why))?;
         let table = o.kind == ObjectKind::Table;
         Ok(Ready {
             kind: o.kind,
             name: o.name.clone(),
-            sql: stmt.sql(target),
+            sql,
             // A table is written in the tool's own mode; the snapshot's says nothing about it.
             sql_mode: o.sql_mode.clone().filter(|_| !table),
             time_zone: o.time_zone.clone().filter(|_| !table),
@@ -115,6 +109,24 @@ pub(super) fn prepare(ctx: &DbContext<'_>, schema: &DbSchema) -> Result<ReadySch
         pre_data: schema.pre_data.iter().map(ready).collect::<Result<_>>()?,
         post_data: schema.post_data.iter().map(ready).collect::<Result<_>>()?,
     })
+}
+
+/// The statement restore sends for `o` restored into database `target`: parsed, checked,
+/// adapted (database renamed, collations mapped by `map`) and written by the tool.
+pub fn write(
+    o: &SchemaObject,
+    scope: &Scope<'_>,
+    target: &str,
+    map: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
+    let mut stmt = parse(o, scope)?;
+    stmt.adapt(scope.source, target, map);
+    if o.kind == ObjectKind::View
+        && let Statement::Code { tokens, .. } = &mut stmt
+    {
+        or_replace(tokens);
+    }
+    Ok(stmt.sql(target))
 }
 
 /// Parses and checks one object: the typed statement, or why it is refused.
