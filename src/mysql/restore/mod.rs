@@ -182,6 +182,8 @@ pub async fn restore(
     // Preflight: which snapshot tables exist, and do any hold rows?
     let mut plans = Vec::new();
     let mut non_empty = Vec::new();
+    // Said after the rows a target holds, which is the first thing to fix.
+    let mut trigger_refusal = None;
     for (db, target) in &selected {
         let present: BTreeSet<String> = conn
             .exec::<String, _, _>(
@@ -226,7 +228,7 @@ pub async fn restore(
             } else {
                 "is not part of the snapshot and would fire on every restored row"
             };
-            return Err(Error::Refused(format!(
+            trigger_refusal.get_or_insert(Error::Refused(format!(
                 "trigger {} on {} {why}; drop it first (nothing was changed)",
                 ident(name),
                 qualified(target, table)
@@ -251,6 +253,9 @@ pub async fn restore(
             shown.join(", "),
             opts.mysql
         )));
+    }
+    if let Some(e) = trigger_refusal {
+        return Err(e);
     }
 
     let context = |plan| DbContext {
