@@ -179,14 +179,20 @@ async fn list_uploads(
             .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let url = url::Url::parse(&format!("{base}{path}?{query}"))
-            .map_err(|e| Error::input(format!("S3 endpoint {}: not a URL ({e})", t.endpoint)))?;
+        let url = url::Url::parse(&format!("{base}{path}?{query}")).map_err(|e| {
+            Error::input(format!(
+                "S3 endpoint {}: not a URL ({e})",
+                t.shown_endpoint()
+            ))
+        })?;
         let mut signed =
             object_store::client::HttpRequest::new(object_store::client::HttpRequestBody::empty());
-        *signed.uri_mut() = url
-            .as_str()
-            .parse()
-            .map_err(|e| Error::input(format!("S3 endpoint {}: not a URL ({e})", t.endpoint)))?;
+        *signed.uri_mut() = url.as_str().parse().map_err(|e| {
+            Error::input(format!(
+                "S3 endpoint {}: not a URL ({e})",
+                t.shown_endpoint()
+            ))
+        })?;
         AwsAuthorizer::new(&cred, "s3", &t.region)
             .try_authorize(&mut signed, None)
             .map_err(|e| Error::other(format!("signing the S3 request: {e}")))?;
