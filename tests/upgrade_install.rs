@@ -137,15 +137,12 @@ fn the_uninstall_deletes_only_what_the_snapshot_recorded_and_never_a_1_4_plugin(
         recorded,
         "deleted something else than the recorded 1.3 plugins"
     );
+    // The platform renamed it; it is still there under its new name.
+    assert!(by_hand["metadata"]["name"] == "business-2-kfp-by-hand");
     assert!(
-        lab.g()
-            .get(
-                "cluster.alauda.io/v1alpha1",
-                "ModuleInfo",
-                None,
-                by_hand["metadata"]["name"].as_str().unwrap()
-            )
-            .is_some(),
+        lab.plugin("kfp")
+            .iter()
+            .any(|o| o["spec"]["version"] == "v2.4.0"),
         "the hand-installed 1.4 plugin was deleted"
     );
     assert_eq!(module_infos_of(&lab, "business-1").len(), 5);
@@ -280,4 +277,163 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(again.code, 4, "{again:?}");
+}
+
+/// Plugins of the lab's cluster created while the run installed, each checked at its creation:
+/// were the modules its package depends on ready (as the platform judges it) at that moment?
+fn watch_install_order(lab: &Lab) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (out, cluster) = (seen.clone(), lab.world.cluster());
+    lab.g().on_change(move |c, h| {
+        let o = &c.object;
+        // What the run sent (the platform's renamed copy follows at once).
+        let sent = o["metadata"]["name"].as_str().unwrap().len() != cluster.len() + 33;
+        if !c.is("cluster.alauda.io", "ModuleInfo")
+            || c.kind != fakekube::ChangeKind::Added
+            || o["metadata"]["labels"]["cpaas.io/cluster-name"] != cluster
+            || !sent
+        {
+            return;
+        }
+        let module = o["metadata"]["labels"]["cpaas.io/module-name"].as_str().unwrap();
+        let version = o["spec"]["version"].as_str().unwrap();
+        let mc = h
+            .get(
+                "cluster.alauda.io/v1alpha1",
+                "ModuleConfig",
+                None,
+                &format!("{module}-{version}"),
+            )
+            .unwrap();
+        let infos = h.list("cluster.alauda.io/v1alpha1", "ModuleInfo", None);
+        for d in mc["spec"]["dependencies"].as_array().into_iter().flatten() {
+            let ready = infos.iter().any(|i| {
+                i["metadata"]["labels"]["cpaas.io/cluster-name"] == cluster
+                    && i["metadata"]["labels"]["cpaas.io/module-name"] == d["moduleName"]
+                    && fakekube::plugins::ready(i)
+            });
+            out.lock().unwrap().push(format!(
+                "{module} created, {} {}",
+                d["moduleName"].as_str().unwrap(),
+                if ready { "ready" } else { "NOT ready" }
+            ));
+        }
+    });
+    seen
+}
+
+#[test]
+fn plugins_install_after_what_their_packages_need_is_ready_and_are_found_renamed() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // The configuration lists the plugins backwards: the packages' dependencies decide.
+    lab.edit_config(|s| {
+        let (head, plugins) = s.split_once("[[install.plugins]]").unwrap();
+        let (plugins, tail) = plugins.split_once("[mlflow]").unwrap();
+        let mut blocks: Vec<&str> = plugins.split("[[install.plugins]]").collect();
+        blocks.reverse();
+        let blocks: Vec<String> = blocks
+            .iter()
+            .map(|b| format!("[[install.plugins]]\n{}\n", b.trim()))
+            .collect();
+        format!("{head}{}[mlflow]{tail}", blocks.concat())
+    });
+    // The platform publishes the mlflow package late: not deployable until its catalog ran.
+    let g = lab.g().handle();
+    let package = g
+        .get("cluster.alauda.io/v1alpha1", "ModuleConfig", None, "mlflow-v3.1.1")
+        .unwrap();
+    g.delete("cluster.alauda.io/v1alpha1", "ModuleConfig", None, "mlflow-v3.1.1");
+    when_journal_shows(&lab.dir, "install-plugins", "waiting", move || {
+        let mut pkg = package;
+        pkg["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| k == "name" || k == "labels");
+        pkg.as_object_mut().unwrap().remove("status");
+        g.create(pkg).unwrap();
+    });
+    let seen = watch_install_order(&lab);
+    let plan = lab.upgrade(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains("installs volcano → kftraining → kfbase → kfp → mlflow (the order their packages' dependencies give)"),
+        "{plan:?}"
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "kfp created, kfbase ready",
+            "kftraining created, volcano ready",
+            "mlflow created, kfbase ready",
+        ],
+        "a plugin was created before what it depends on was ready"
+    );
+    // Every 1.4 plugin carries the platform's name, not the one the run sent.
+    for (m, _) in PLUGINS_14 {
+        let name = lab.plugin(m)[0]["metadata"]["name"].as_str().unwrap().to_string();
+        let hash = name.strip_prefix("business-2-").unwrap();
+        assert_eq!(hash.len(), 32, "{name}");
+    }
+}
+
+#[test]
+fn a_form_the_package_does_not_accept_is_refused_before_anything_is_written() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // A misspelled key and a value of the wrong type.
+    lab.edit_config(|s| {
+        s.replace("volcanoScheduling = {", "volcanoSheduling = {")
+            .replace("pgPort = 5432", "pgPort = \"5432\"")
+    });
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    for want in [
+        "FAIL [[install.plugins]] kftraining sets volcanoSheduling.enabled, which is not a field of the published kftraining-v1.9.2 form (its fields: volcanoScheduling.enabled); correct or remove it",
+        "FAIL [[install.plugins]] mlflow config: pgPort must be integer, not string (the published mlflow-v3.1.1 form)",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {plan:?}");
+    }
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(lab.writes(), 0, "something was written: {r:?}");
+    // The package allows no in-place upgrade from the installed volcano: reinstall it.
+    lab.edit_config(|s| {
+        s.replace("volcanoSheduling = {", "volcanoScheduling = {")
+            .replace("pgPort = \"5432\"", "pgPort = 5432")
+    });
+    lab.g().update(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleConfig",
+        None,
+        "volcano-v1.10.1",
+        |o| o["spec"]["supportedUpgradeVersions"] = json!(">= v1.9.0"),
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("volcano v1.8.2 cannot be upgraded in place to v1.10.1: the volcano-v1.10.1 package supports in-place upgrades from >= v1.9.0 only; reinstall it as the article does: add \"volcano\" to [uninstall] plugins"),
+        "{r:?}"
+    );
+    assert_eq!(lab.writes(), 0, "something was written: {r:?}");
+    let old_volcano = lab.plugin("volcano")[0]["metadata"]["uid"].clone();
+    lab.edit_config(|s| {
+        s.replace(
+            "[uninstall]\n",
+            "[uninstall]\nplugins = [\"mlflow\", \"kftraining\", \"kfp\", \"volcano\", \"kfbase\"]\n",
+        )
+    });
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    assert_ne!(lab.plugin("volcano")[0]["metadata"]["uid"], old_volcano);
 }

@@ -435,12 +435,14 @@ fn render_plugins(s: &mut String, live: &Live) {
         let mut config = Value::Object(serde_json::Map::new());
         let mut decide = Vec::new();
         let mut secrets = Vec::new();
-        for f in mc["spec"]["form"].as_array().into_iter().flatten() {
-            let key = f["key"].as_str().unwrap_or("");
-            if f["secret"] == true {
+        let form = crate::upgrade::steps::Form::of(mc);
+        for f in &form.fields {
+            let key = f.path.as_str();
+            let always = f.required && f.depends.is_none();
+            if f.secret {
                 if module == "mlflow" && key == "pgPassword" {
                     secrets.push(format!("{key} = \"postgres\""));
-                } else if f["required"] == true && f["when"].is_null() {
+                } else if always {
                     decide.push(format!(
                         "{key} (secret: secrets = {{ {key} = \"postgres\" or \"mysql.<name>\" }})"
                     ));
@@ -454,9 +456,9 @@ fn render_plugins(s: &mut String, live: &Live) {
             match carried.cloned().or(redirect) {
                 Some(v) => crate::upgrade::steps::set_path(&mut config, key, v),
                 None => {
-                    let default = at(&mc["spec"]["config"], key);
+                    let default = at(&form.defaults, key);
                     let empty = default.is_none_or(|d| d.as_str() == Some("") || d.is_null());
-                    if f["required"] == true && f["when"].is_null() && empty {
+                    if always && empty {
                         decide.push(key.to_string());
                     }
                 }

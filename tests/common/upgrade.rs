@@ -182,6 +182,8 @@ fn kubeflow_base_takes_profiles(fk: &FakeKube, global: &FakeKube, cluster: &'sta
     global.on_change(move |c, _| {
         if c.is("cluster.alauda.io", "ModuleInfo")
             && c.kind == ChangeKind::Deleted
+            // The platform renaming a new ModuleInfo is no uninstall.
+            && c.object["metadata"]["annotations"][fakekube::plugins::RENAMED_ANNOTATION].is_null()
             && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
             && c.object["metadata"]["labels"]["cpaas.io/cluster-name"] == cluster
         {

@@ -194,19 +194,23 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or_default();
     let method = parts.method.as_str().to_string();
 
-    let user = {
+    let (user, record) = {
         let mut s = h.lock();
         let user = token.and_then(|t| s.tokens.get(&t).cloned());
-        s.requests.push(RequestRecord {
+        let record = RequestRecord {
             method: method.clone(),
             path: path.clone(),
             query: raw_query.clone(),
             user: user.clone().unwrap_or_default(),
             content_type: ctype.clone(),
             user_agent: ua.clone(),
-        });
-        user
+        };
+        s.requests.push(record.clone());
+        (user, record)
     };
+    if user.is_some() {
+        h.request_received(&record);
+    }
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     if matches!(segs.as_slice(), ["healthz"] | ["livez"] | ["readyz"]) {
         return bytes_response(200, "text/plain; charset=utf-8", b"ok".to_vec());

@@ -159,6 +159,17 @@ async fn checks(env: &Env, c: &mut StepCheck) -> Result<()> {
     }
     databases(env, c).await?;
     storage_and_repository(env, c).await?;
+    // The configured forms against what the platform publishes, before anything is deleted.
+    let refused = super::install::refusals(env).await?;
+    if refused.is_empty() {
+        ok(
+            c,
+            "the published 1.4 plugin packages accept the configuration (every key a field of their form, of its type; dependencies and in-place upgrades allowed)".into(),
+        );
+    }
+    for r in refused {
+        fail(c, r);
+    }
     Ok(())
 }
 
