@@ -174,7 +174,8 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
     let kubeconfig = lab.dir.path().join("kubeconfig");
     let out = lab.dir.path().join("init.toml");
     let repo = lab.dir.path().join("repo-init");
-    // The global cluster holds plugins of business-1 and business-2: which one is a person's call.
+    // The global cluster holds plugins of business-1 and business-2: the platform's record of
+    // the cluster the context points at says which.
     let r = amlmigrate(&[
         "upgrade",
         "init",
@@ -184,10 +185,25 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout.contains(
+            "cluster_name = \"business-2\"   # the cluster the kube context points at (Cluster kube-public/business-2 of the global cluster)"
+        ),
+        "{r:?}"
+    );
+    // Without that record, it is a person's call.
+    point_cluster_at(lab.g(), "business-2", "https://192.168.171.125:6443");
+    let r = amlmigrate(&[
+        "upgrade",
+        "init",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(
+        r.stdout.contains(
             "cluster_name = \"\"   # DECIDE: the global cluster has plugins of several clusters: business-1, business-2"
         ),
         "{r:?}"
     );
+    point_cluster_at(lab.g(), "business-2", &lab.fk.https_url());
     let r = amlmigrate(&[
         "upgrade",
         "init",
@@ -295,7 +311,9 @@ fn watch_install_order(lab: &Lab) -> std::sync::Arc<std::sync::Mutex<Vec<String>
         {
             return;
         }
-        let module = o["metadata"]["labels"]["cpaas.io/module-name"].as_str().unwrap();
+        let module = o["metadata"]["labels"]["cpaas.io/module-name"]
+            .as_str()
+            .unwrap();
         let version = o["spec"]["version"].as_str().unwrap();
         let mc = h
             .get(
@@ -343,9 +361,19 @@ fn plugins_install_after_what_their_packages_need_is_ready_and_are_found_renamed
     // The platform publishes the mlflow package late: not deployable until its catalog ran.
     let g = lab.g().handle();
     let package = g
-        .get("cluster.alauda.io/v1alpha1", "ModuleConfig", None, "mlflow-v3.1.1")
+        .get(
+            "cluster.alauda.io/v1alpha1",
+            "ModuleConfig",
+            None,
+            "mlflow-v3.1.1",
+        )
         .unwrap();
-    g.delete("cluster.alauda.io/v1alpha1", "ModuleConfig", None, "mlflow-v3.1.1");
+    g.delete(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleConfig",
+        None,
+        "mlflow-v3.1.1",
+    );
     when_journal_shows(&lab.dir, "install-plugins", "waiting", move || {
         let mut pkg = package;
         pkg["metadata"]
@@ -378,7 +406,10 @@ fn plugins_install_after_what_their_packages_need_is_ready_and_are_found_renamed
     );
     // Every 1.4 plugin carries the platform's name, not the one the run sent.
     for (m, _) in PLUGINS_14 {
-        let name = lab.plugin(m)[0]["metadata"]["name"].as_str().unwrap().to_string();
+        let name = lab.plugin(m)[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let hash = name.strip_prefix("business-2-").unwrap();
         assert_eq!(hash.len(), 32, "{name}");
     }
@@ -436,4 +467,37 @@ fn a_form_the_package_does_not_accept_is_refused_before_anything_is_written() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_upgraded(&lab);
     assert_ne!(lab.plugin("volcano")[0]["metadata"]["uid"], old_volcano);
+}
+
+#[test]
+fn a_cluster_name_other_than_the_contexts_cluster_stops_the_run_before_any_write() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // business-1 has its own 1.3 plugins on the same global cluster: the name must not decide
+    // which are recorded and deleted.
+    lab.edit_config(|s| {
+        s.replace(
+            "cluster_name = \"business-2\"",
+            "cluster_name = \"business-1\"",
+        )
+    });
+    let plan = lab.upgrade(&["plan"]);
+    let want = format!(
+        "FAIL kubernetes.cluster_name is business-1, but the kube context points at cluster business-2 (Cluster kube-public/business-2 of the global cluster lists API server {}): set cluster_name = \"business-2\"",
+        lab.fk.https_url()
+    );
+    assert!(plan.stdout.contains(&want), "{plan:?}");
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("set cluster_name = \"business-2\""),
+        "{r:?}"
+    );
+    // Not even a single step ran (--only skips preflight, not this).
+    let only = lab.upgrade(&["run", "--yes", "--only", "protect-pvcs"]);
+    assert_eq!(only.code, 4, "{only:?}");
+    assert_eq!(lab.writes(), 0);
+    assert_eq!(module_infos_of(&lab, "business-1").len(), 5);
 }

@@ -40,6 +40,8 @@ fn inline(v: &Value) -> String {
 #[derive(Default)]
 struct Live {
     cluster_names: Vec<String>,
+    /// The platform's name of the cluster the context points at.
+    platform_name: Option<String>,
     mysql: Value,
     aml_service: Value,
     plugins_13: BTreeMap<String, Value>,
@@ -212,7 +214,13 @@ async fn redirect_uri(g: &Cluster, live: &Live) -> Result<Option<(String, String
 pub async fn init(opts: &InitOptions) -> Result<String> {
     let w = Cluster::connect(&opts.access, Role::Workload).await?;
     let g = Cluster::connect(&opts.access, Role::Global).await?;
-    let live = read(&w, &g, opts.cluster_name.as_deref()).await?;
+    let platform = match crate::upgrade::platform::cluster_name(&w, &g).await? {
+        crate::upgrade::platform::Named::Found(n) => Some(n),
+        _ => None,
+    };
+    let name = opts.cluster_name.as_deref().or(platform.as_deref());
+    let mut live = read(&w, &g, name).await?;
+    live.platform_name = platform;
     Ok(render(opts, &live))
 }
 
@@ -238,6 +246,21 @@ fn render(opts: &InitOptions, live: &Live) -> String {
         }
     }
     match live.cluster_names.as_slice() {
+        [one] if live.platform_name.as_ref() == Some(one) => {
+            let _ = writeln!(
+                s,
+                "cluster_name = {}   # the cluster the kube context points at (Cluster kube-public/{one} of the global cluster)",
+                q(one)
+            );
+        }
+        [one] if live.platform_name.is_some() => {
+            let _ = writeln!(
+                s,
+                "cluster_name = {}   # DECIDE: the kube context points at cluster {}, not this one; upgrade run refuses a name that differs",
+                q(one),
+                live.platform_name.as_deref().unwrap_or("")
+            );
+        }
         [one] => {
             let _ = writeln!(
                 s,

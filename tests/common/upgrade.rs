@@ -216,6 +216,20 @@ fn mlflow_plugin_serves(fk: &FakeKube, global: &FakeKube, cluster: &'static str)
     });
 }
 
+/// The global cluster's `Cluster` record of `cluster` lists `url` as its API server.
+pub fn point_cluster_at(g: &FakeKube, cluster: &str, url: &str) {
+    assert!(g.update(
+        "clusterregistry.k8s.io/v1alpha1",
+        "Cluster",
+        Some("kube-public"),
+        cluster,
+        |o| {
+            o["spec"]["kubernetesApiEndpoints"]["serverEndpoints"] =
+                json!([{"clientCIDR": "0.0.0.0/0", "serverAddress": url}])
+        },
+    ));
+}
+
 /// An MLflow 2.6 database seeded through MLflow 2.6's own store.
 pub fn mlflow_26(db: &TestDb, artifacts: &Path) {
     let venv = super::mlflow::venvs().0.clone();
@@ -276,6 +290,8 @@ impl Lab {
             (cluster::load(&[workload, global].concat()), None)
         };
         let g = global_fk.as_ref().unwrap_or(&fk);
+        // The platform registered this lab's workload cluster at the fake's address.
+        point_cluster_at(g, cluster, &fk.https_url());
         fakekube::controllers::plugin_controller(g, Duration::from_millis(300));
         fakekube::controllers::chart_uninstall(&fk, Duration::from_millis(300));
         fakekube::controllers::volcano_jobs_finish(&fk, Duration::from_millis(1500));

@@ -35,7 +35,11 @@ fn scalar(text: &str) -> Value {
 /// The form fields of a ModuleConfig (`spec.deployDescriptors`).
 pub fn descriptors(mc: &Value) -> Vec<Descriptor> {
     let mut out = vec![];
-    for d in mc["spec"]["deployDescriptors"].as_array().into_iter().flatten() {
+    for d in mc["spec"]["deployDescriptors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let Some(path) = d["path"].as_str().filter(|p| !p.is_empty()) else {
             continue;
         };
@@ -191,10 +195,7 @@ fn unknown_keys(mc: &Value, fields: &[Descriptor], given: &Value) -> Vec<String>
                     || (matches!(d.kind, "object" | "array")
                         && k.starts_with(&format!("{}.", d.path)))
             });
-            let defaulted = k
-                .split('.')
-                .try_fold(defaults, |v, s| v.get(s))
-                .is_some();
+            let defaulted = k.split('.').try_fold(defaults, |v, s| v.get(s)).is_some();
             !described && !defaulted
         })
         .collect()
@@ -233,7 +234,11 @@ pub fn check_form(mc: &Value, given: &Value) -> Vec<String> {
                 out.push(format!("required field {key} is {how}"))
             }
             Some(v) if !f.kind.is_empty() && kind_of(v) != f.kind => {
-                out.push(format!("field {key} must be {}, not {}", f.kind, kind_of(v)));
+                out.push(format!(
+                    "field {key} must be {}, not {}",
+                    f.kind,
+                    kind_of(v)
+                ));
             }
             _ => {}
         }
@@ -273,15 +278,15 @@ mod tests {
 
     fn mc() -> Value {
         json!({"spec": {
-            "config": {"pgPort": 5432, "mysql": {"builtin": true, "storageSize": "20Gi"}, "gateway": {"istio": ""}},
-            "deployDescriptors": [
-                {"path": "pgHost", "x-descriptors": [format!("{UI}text"), format!("{UI}validation:required")]},
-                {"path": "pgPort", "x-descriptors": [format!("{UI}number"), format!("{UI}validation:required")]},
-                {"path": "pgPassword", "x-descriptors": [format!("{UI}password"), format!("{UI}validation:required")]},
-                {"path": "mysql.builtin", "x-descriptors": [format!("{UI}booleanSwitch"), format!("{DEFAULT}true")]},
-                {"path": "mysql.host", "x-descriptors": [format!("{UI}text"), format!("{UI}validation:required"), format!("{UI}fieldDependency:mysql.builtin:false")]},
-                {"path": "gateway", "x-descriptors": [format!("{UI}selector:core:v1:Pod"), format!("{UI}validation:required")]},
-            ]}})
+        "config": {"pgPort": 5432, "mysql": {"builtin": true, "storageSize": "20Gi"}, "gateway": {"istio": ""}},
+        "deployDescriptors": [
+            {"path": "pgHost", "x-descriptors": [format!("{UI}text"), format!("{UI}validation:required")]},
+            {"path": "pgPort", "x-descriptors": [format!("{UI}number"), format!("{UI}validation:required")]},
+            {"path": "pgPassword", "x-descriptors": [format!("{UI}password"), format!("{UI}validation:required")]},
+            {"path": "mysql.builtin", "x-descriptors": [format!("{UI}booleanSwitch"), format!("{DEFAULT}true")]},
+            {"path": "mysql.host", "x-descriptors": [format!("{UI}text"), format!("{UI}validation:required"), format!("{UI}fieldDependency:mysql.builtin:false")]},
+            {"path": "gateway", "x-descriptors": [format!("{UI}selector:core:v1:Pod"), format!("{UI}validation:required")]},
+        ]}})
     }
 
     #[test]

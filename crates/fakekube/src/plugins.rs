@@ -188,7 +188,11 @@ fn observed(h: &Handle, r: &RequestRecord, reads: &Mutex<HashMap<String, u32>>) 
             h.update(API, kind, None, n, |o| match kind {
                 "ModuleConfig" => o["status"]["readyForDeploy"] = json!(true),
                 _ => {
-                    for a in o["status"]["appReleases"].as_array_mut().into_iter().flatten() {
+                    for a in o["status"]["appReleases"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
                         a["ready"] = json!(true);
                     }
                 }

@@ -40,7 +40,10 @@ fn install(fk: &FakeKube, cluster: &str, module: &str, version: &str, config: Va
             "spec": {"version": version, "config": config}}))
         .unwrap();
     let sent = created["metadata"]["name"].as_str().unwrap();
-    assert!(fk.get(MI, "ModuleInfo", None, sent).is_none(), "{sent} was not renamed");
+    assert!(
+        fk.get(MI, "ModuleInfo", None, sent).is_none(),
+        "{sent} was not renamed"
+    );
     let mine = fk
         .list(MI, "ModuleInfo", None)
         .into_iter()
@@ -49,13 +52,18 @@ fn install(fk: &FakeKube, cluster: &str, module: &str, version: &str, config: Va
             l["cpaas.io/cluster-name"] == cluster
                 && l["cpaas.io/module-name"] == module
                 && o["spec"]["version"] == version
-                && !before.iter().any(|b| b["metadata"]["name"] == o["metadata"]["name"])
+                && !before
+                    .iter()
+                    .any(|b| b["metadata"]["name"] == o["metadata"]["name"])
         })
         .collect::<Vec<_>>();
     assert_eq!(mine.len(), 1, "{mine:?}");
     let name = mine[0]["metadata"]["name"].as_str().unwrap().to_string();
     let hash = name.strip_prefix(&format!("{cluster}-")).unwrap();
-    assert!(hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+    assert!(
+        hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
     name
 }
 
@@ -271,9 +279,18 @@ fn a_version_without_a_published_package_stays_pending_until_it_is_pushed() {
     // looked at the package (the catalog operation is asynchronous; requests drive it here).
     let path = format!("/apis/{MI}/moduleconfigs/volcano-v1.10.1");
     std::thread::sleep(DELAY * 3);
-    assert_eq!(phase(&fk, &v, "Pending")["status"]["reason"], "ModuleConfigNotFound");
-    assert_eq!(common::get(&fk, &path).json()["status"]["readyForDeploy"], false);
-    assert_eq!(common::get(&fk, &path).json()["status"]["readyForDeploy"], true);
+    assert_eq!(
+        phase(&fk, &v, "Pending")["status"]["reason"],
+        "ModuleConfigNotFound"
+    );
+    assert_eq!(
+        common::get(&fk, &path).json()["status"]["readyForDeploy"],
+        false
+    );
+    assert_eq!(
+        common::get(&fk, &path).json()["status"]["readyForDeploy"],
+        true
+    );
     phase(&fk, &v, "Running");
 }
 

@@ -158,7 +158,11 @@ impl Form {
             Value::Object(Default::default())
         };
         let mut fields = Vec::new();
-        for d in mc["spec"]["deployDescriptors"].as_array().into_iter().flatten() {
+        for d in mc["spec"]["deployDescriptors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if let Some((f, default)) = field(d) {
                 if let Some(v) = default
                     && at_path(&defaults, &f.path).is_none()
@@ -168,14 +172,22 @@ impl Form {
                 fields.push(f);
             }
         }
-        let text = |p: &str| mc.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |p: &str| {
+            mc.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let dependencies = mc["spec"]["dependencies"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|d| {
                 Some(Dependency {
-                    module: d["moduleName"].as_str().filter(|m| !m.is_empty())?.to_string(),
+                    module: d["moduleName"]
+                        .as_str()
+                        .filter(|m| !m.is_empty())?
+                        .to_string(),
                     versions: d["versionsMatch"].as_str().unwrap_or("").to_string(),
                 })
             })
@@ -253,9 +265,8 @@ impl Form {
             .filter(|f| Self::applies(f, &values))
             .filter_map(|f| {
                 let v = at_path(&values, &f.path)?;
-                (!f.kind.holds(v)).then(|| {
-                    format!("{} must be {}, not {}", f.path, f.kind.name(), kind_of(v))
-                })
+                (!f.kind.holds(v))
+                    .then(|| format!("{} must be {}, not {}", f.path, f.kind.name(), kind_of(v)))
             })
             .collect()
     }
@@ -327,7 +338,10 @@ mod tests {
                 "mysql.builtin must be boolean, not string"
             ]
         );
-        assert_eq!(form.secret_fields(), BTreeSet::from(["pgPassword".to_string()]));
+        assert_eq!(
+            form.secret_fields(),
+            BTreeSet::from(["pgPassword".to_string()])
+        );
         assert_eq!(form.values(&json!({}))["gateway"], json!({"istio": "gw"}));
         assert_eq!(form.dependencies[0].module, "kfbase");
         assert!(form.ready_for_deploy);

@@ -192,9 +192,9 @@ fn ordered<'a>(plugins: &'a [Plugin], forms: &BTreeMap<String, Form>) -> Vec<&'a
             .iter()
             .position(|p| {
                 forms.get(&p.module).is_some_and(|f| {
-                    f.dependencies.iter().all(|d| {
-                        d.module == p.module || !left.iter().any(|q| q.module == d.module)
-                    })
+                    f.dependencies
+                        .iter()
+                        .all(|d| d.module == p.module || !left.iter().any(|q| q.module == d.module))
                 })
             })
             .or_else(|| left.iter().position(|p| !forms.contains_key(&p.module)));
@@ -221,7 +221,13 @@ async fn rule_problems(
         } else {
             format!(" {}", d.versions)
         };
-        if let Some(q) = env.cfg.install.plugins.iter().find(|q| q.module == d.module) {
+        if let Some(q) = env
+            .cfg
+            .install
+            .plugins
+            .iter()
+            .find(|q| q.module == d.module)
+        {
             if !in_range(&d.versions, &q.version) {
                 out.push(format!(
                     "the {} package needs {}{range}, but [[install.plugins]] {} installs {}",

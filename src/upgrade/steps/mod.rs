@@ -36,8 +36,8 @@ use super::{Change, Env, State, StepCheck};
 use crate::error::{Error, Result};
 use crate::kube::{Cluster, Resource, name_of, namespace_of};
 
-pub(super) use snapshot::snapshot_of;
 pub(in crate::upgrade) use form::Form;
+pub(super) use snapshot::snapshot_of;
 pub(in crate::upgrade) use values::set_path;
 pub(super) use verify::{CHECKLIST, mysql_table_counts};
 

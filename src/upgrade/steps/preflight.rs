@@ -112,6 +112,16 @@ fn fail(c: &mut StepCheck, s: String) {
 /// The read-only checks, one line each.
 async fn checks(env: &Env, c: &mut StepCheck) -> Result<()> {
     let p = &env.cfg.preflight;
+    match crate::upgrade::platform::verify(
+        &env.workload,
+        &env.global,
+        &env.cfg.kubernetes.cluster_name,
+    )
+    .await?
+    {
+        Ok(line) => ok(c, line),
+        Err(why) => fail(c, why),
+    }
     nodes(env, c).await?;
     match istio_version(env).await? {
         Some((v, from)) if version_at_least(&v, &p.istio_min_version) => {
