@@ -1007,3 +1007,30 @@ fn profile_create_makes_the_articles_three_objects_once() {
     let out = ok(&args);
     assert_eq!(out.matches("unchanged").count(), 3, "{out}");
 }
+
+#[test]
+fn the_mlflow_copy_is_blocked_while_the_3_1_1_server_is_not_found() {
+    let lab = lab();
+    lab.edit_config(|s| {
+        s.replacen(
+            "[mlflow]\n",
+            "[mlflow]\ndeployment_name = \"mlflow-3\"\n",
+            1,
+        )
+    });
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("step migrate-mlflow is blocked: Deployment kubeflow/mlflow-3 (the MLflow 3.1.1 server the mlflow 1.4 plugin runs) not found: the copy runs only with that server scaled to 0; set mlflow.deployment_namespace and mlflow.deployment_name"),
+        "{r:?}"
+    );
+    // Nothing was copied.
+    assert_eq!(
+        common::pg::psql(
+            &lab.pg.name,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'"
+        )
+        .trim(),
+        "0"
+    );
+}

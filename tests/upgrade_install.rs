@@ -101,7 +101,13 @@ fn the_uninstall_deletes_only_what_the_snapshot_recorded_and_never_a_1_4_plugin(
     let recorded: Vec<String> = {
         let mut v: Vec<String> = module_infos_of(&lab, "business-2")
             .iter()
-            .filter(|o| o["metadata"]["labels"]["cpaas.io/module-name"] != "volcano")
+            .filter(|o| {
+                !["volcano", "workspace"].contains(
+                    &o["metadata"]["labels"]["cpaas.io/module-name"]
+                        .as_str()
+                        .unwrap(),
+                )
+            })
             .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
         v.sort();
@@ -145,7 +151,7 @@ fn the_uninstall_deletes_only_what_the_snapshot_recorded_and_never_a_1_4_plugin(
             .any(|o| o["spec"]["version"] == "v2.4.0"),
         "the hand-installed 1.4 plugin was deleted"
     );
-    assert_eq!(module_infos_of(&lab, "business-1").len(), 5);
+    assert_eq!(module_infos_of(&lab, "business-1").len(), 6);
     // The recorded installation is in the journal, with uids.
     let recorded_fact: Vec<Value> = lab
         .journal()
@@ -499,5 +505,45 @@ fn a_cluster_name_other_than_the_contexts_cluster_stops_the_run_before_any_write
     let only = lab.upgrade(&["run", "--yes", "--only", "protect-pvcs"]);
     assert_eq!(only.code, 4, "{only:?}");
     assert_eq!(lab.writes(), 0);
-    assert_eq!(module_infos_of(&lab, "business-1").len(), 5);
+    assert_eq!(module_infos_of(&lab, "business-1").len(), 6);
+}
+
+#[test]
+fn what_the_run_would_have_to_guess_is_blocked_naming_what_to_set() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // Not said that this 1.3 had no chart application; no gateway with kfbase's selector; no
+    // Workspace plugin.
+    lab.edit_config(|s| {
+        s.replace(
+            "[uninstall]\ntimeout = \"20s\"\nchart = \"\"\n",
+            "[uninstall]\ntimeout = \"20s\"\n",
+        )
+    });
+    lab.fk.delete(
+        "apps/v1",
+        "Deployment",
+        Some("kubeflow-gw"),
+        "wy-kubeflow-gw",
+    );
+    let workspace = lab.plugin("workspace")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lab.g()
+        .delete("cluster.alauda.io/v1alpha1", "ModuleInfo", None, &workspace);
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    for want in [
+        "1.3 plugins of cluster business-2 exist, but no HelmRequest of chart kubeflow in any namespace (the 1.3 kubeflow chart application the article deletes): name its namespace with [uninstall] chart_namespace, or, if this 1.3 installation has no chart application (plugins only), say so with [uninstall] chart = \"\"",
+        "FAIL no Istio ingress gateway has the pod label istio=wy-kubeflow-gw-kubeflow-gw that kfbase's istioGatewaySelector names",
+        "FAIL the Workspace plugin (AML workspaces' backend controller, module workspace) is neither installed on cluster business-2 nor in [[install.plugins]]",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {plan:?}");
+    }
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(lab.writes(), 0, "{r:?}");
 }

@@ -418,7 +418,7 @@ delete = {notebooks}
 recreate = {notebooks}
 [uninstall]
 timeout = "20s"
-[operator]
+{no_chart}[operator]
 timeout = "60s"
 poll = "200ms"
 [install]
@@ -450,6 +450,12 @@ image_builder_namespaces = {namespaces}
                 },
                 notebooks = world == World::Full,
                 plugins = plugins_toml(),
+                // business-2's 1.3 was plugins only: said, not guessed.
+                no_chart = if world == World::Plugins {
+                    "chart = \"\"\n"
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();

@@ -304,7 +304,7 @@ fn installed_1_3_plugins_are_left_alone_and_an_upgrade_in_place_is_checked() {
         .into_iter()
         .filter(|o| o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-2")
         .collect();
-    assert_eq!(installed.len(), 5);
+    assert_eq!(installed.len(), 6);
     for o in &installed {
         assert_eq!(o["status"]["phase"], "Running", "{o}");
         assert_eq!(
