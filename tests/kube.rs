@@ -182,7 +182,8 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
         .collect();
     assert_eq!(kinds["Profile"], 3);
     assert_eq!(kinds["Notebook"], 4);
-    assert_eq!(kinds["ModuleInfo"], 5);
+    // The five Kubeflow plugins and the Workspace plugin.
+    assert_eq!(kinds["ModuleInfo"], 6);
     assert_eq!(kinds["PyTorchJob"], 1);
     // The Secret values never appear in clear in the snapshot.
     plain_snapshot(&env.repo, &id);
