@@ -84,6 +84,28 @@ pub struct RestoreArgs {
     /// Kubernetes: only objects of these snapshot namespaces (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NS,...")]
     namespaces: Vec<String>,
+    /// Kubernetes: CSI drivers whose volumes a restore may create when the cluster lacks them
+    /// (comma-separated, e.g. topolvm.io). Default: none, so only volumes the cluster still has
+    /// are restored.
+    #[arg(
+        long = "volume-driver",
+        value_delimiter = ',',
+        value_name = "DRIVER,..."
+    )]
+    volume_drivers: Vec<String>,
+    /// Kubernetes: storage classes a created CSI volume may name (comma-separated).
+    #[arg(long = "volume-class", value_delimiter = ',', value_name = "CLASS,...")]
+    volume_classes: Vec<String>,
+    /// Kubernetes: volume sources a restore refuses otherwise: hostPath, local, csi-secrets
+    /// (CSI Secret references) or another PersistentVolume source (nfs). A snapshot's hostPath
+    /// volume gives whoever mounts its claim the node's files: name it only for a snapshot you
+    /// trust.
+    #[arg(
+        long = "allow-volume-source",
+        value_delimiter = ',',
+        value_name = "SOURCE,..."
+    )]
+    allow_volume_sources: Vec<String>,
     /// Age identity file: decrypts the snapshot's Secrets, and an encrypted repository.
     #[arg(long, value_name = "FILE")]
     identity: Option<std::path::PathBuf>,
@@ -194,6 +216,11 @@ async fn run_kube(
         kinds: args.kinds.clone(),
         namespaces: args.namespaces.clone(),
         identity: args.identity.clone(),
+        volumes: amlmigrate::kube::volumes::VolumePolicy {
+            drivers: args.volume_drivers.clone(),
+            classes: args.volume_classes.clone(),
+            allow_sources: args.allow_volume_sources.clone(),
+        },
     };
     let ui = progress_for(g);
     let progress: amlmigrate::progress::ProgressRef = ui.clone();
