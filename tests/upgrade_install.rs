@@ -547,3 +547,32 @@ fn what_the_run_would_have_to_guess_is_blocked_naming_what_to_set() {
     assert_eq!(r.code, 4, "{r:?}");
     assert_eq!(lab.writes(), 0, "{r:?}");
 }
+
+#[test]
+fn aml_keeps_its_own_database_account_unless_the_configuration_names_one() {
+    let lab = Lab::new(LabOptions {
+        world: World::Chart,
+        ..Default::default()
+    });
+    // Unset: the plan names the live account and whence, never a password.
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let live = "ok   AML's database account: user root, kept from the live AmlCluster default global.mysql.user and the password of Secret cpaas-system/aml-mysql-root-token (features.credentials unset)";
+    assert!(plan.stdout.contains(live), "{plan:?}");
+    assert!(!plan.stdout.contains("fixture-mysql-root"), "{plan:?}");
+    // Named: the snapshot's source becomes AML's account, and the plan says so.
+    lab.edit_config(|s| s.replace("[features]\n", "[features]\ncredentials = \"aml\"\n"));
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let named =
+        "ok   AML's database account: user amlupgrade of [mysql.aml] (features.credentials)";
+    assert!(plan.stdout.contains(named), "{plan:?}");
+    assert!(!plan.stdout.contains(live), "{plan:?}");
+    for s in secrets(&lab) {
+        assert!(!plan.stdout.contains(&s), "{plan:?}");
+    }
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // assert_upgraded reads the configuration: amlupgrade and its password everywhere.
+    assert_upgraded(&lab);
+}

@@ -314,7 +314,7 @@ fn render_mysql(s: &mut String, live: &Live) {
         "\n# AmlCluster default global.mysql: {user}@{host}:{port}/{db}\n[mysql.aml]\n\
          url = {}   # DECIDE: the address THIS machine reaches it at (the cluster uses {host}; e.g. a kubectl port-forward)\n\
          databases = [{}]\n\
-         # password: $AMLMIGRATE_MYSQL_PASSWORD_AML or password_file (it also goes into the AML Secrets)",
+         # password: $AMLMIGRATE_MYSQL_PASSWORD_AML or password_file (the snapshot's account; AML keeps its own live one unless [features] credentials names a source)",
         q(&format!("mysql://{user}@{host}:{port}")),
         q(db)
     );

@@ -26,6 +26,9 @@ pub const PLUGINS: &str = include_str!("../../testdata/kube/aml-1.3-plugins.yaml
 
 pub const MYSQL_PASSWORD: &str = "upgrade-test-pw";
 pub const MYSQL_PASSWORD_B64: &str = "dXBncmFkZS10ZXN0LXB3";
+/// AML's live 1.3 database account in the fixtures (`root`, "fixture-mysql-root").
+pub const LIVE_AML_USER: &str = "root";
+pub const LIVE_AML_PASSWORD_B64: &str = "Zml4dHVyZS1teXNxbC1yb290";
 pub const PG_PASSWORD: &str = "Pg-upgrade-S3cret";
 pub const OIDC_REDIRECT: &str = "https://192.168.139.133:30665/oauth2/callback";
 pub const PLUGINS_14: [(&str, &str); 5] = [
@@ -681,7 +684,17 @@ pub fn assert_upgraded(lab: &Lab) {
     let mlflow = &lab.plugin("mlflow")[0]["spec"]["config"];
     assert_eq!(mlflow["pgPassword"], PG_PASSWORD, "{mlflow}");
     assert_eq!(mlflow["pgUsername"], "postgres", "{mlflow}");
-    // Features and the MySQL settings: one credential pair, the live host kept.
+    // Features and the MySQL settings: one credential pair, the live host kept; AML's own live
+    // account unless the configuration names the snapshot's source as AML's.
+    let named = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .contains("\ncredentials = \"aml\"");
+    let (user, password) = if named {
+        ("amlupgrade", MYSQL_PASSWORD_B64)
+    } else {
+        assert_snapshot_account_not_amls(lab);
+        (LIVE_AML_USER, LIVE_AML_PASSWORD_B64)
+    };
     let ac = fk
         .get(
             "amlclusters.aml.dev/v1alpha1",
@@ -695,7 +708,7 @@ pub fn assert_upgraded(lab: &Lab) {
         values["experimentalFeatures"],
         json!({"datasets": true, "imageBuilder": true, "tuneModels": true})
     );
-    assert_eq!(values["global"]["mysql"]["user"], "amlupgrade");
+    assert_eq!(values["global"]["mysql"]["user"], user);
     let secret_ref = &values["global"]["mysql"]["passwordSecretRef"];
     let secret = fk
         .get(
@@ -705,7 +718,7 @@ pub fn assert_upgraded(lab: &Lab) {
             secret_ref["name"].as_str().unwrap(),
         )
         .unwrap();
-    assert_eq!(secret["data"]["password"], MYSQL_PASSWORD_B64);
+    assert_eq!(secret["data"]["password"], password);
     let aml = fk
         .get("amls.aml.dev/v1alpha1", "Aml", None, "default-aml")
         .unwrap();
@@ -721,14 +734,11 @@ pub fn assert_upgraded(lab: &Lab) {
     let cm = fk
         .get("v1", "ConfigMap", Some(ns), "aml-image-builder-config")
         .unwrap();
-    assert_eq!(cm["data"]["MODEL_REPO_BUILDER_DB_USER"], "amlupgrade");
+    assert_eq!(cm["data"]["MODEL_REPO_BUILDER_DB_USER"], user);
     let builder = fk
         .get("v1", "Secret", Some(ns), "aml-image-builder-secret")
         .unwrap();
-    assert_eq!(
-        builder["data"]["MODEL_REPO_BUILDER_DB_PASSWORD"],
-        MYSQL_PASSWORD_B64
-    );
+    assert_eq!(builder["data"]["MODEL_REPO_BUILDER_DB_PASSWORD"], password);
     let deploy = fk
         .get("apps/v1", "Deployment", Some("kubeflow"), "aml-api-deploy")
         .unwrap();
@@ -886,6 +896,29 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The snapshot account (`[mysql.aml]`: user amlupgrade, its password) is in none of the
+/// workload cluster's Secrets, ConfigMaps, AmlClusters or Amls.
+pub fn assert_snapshot_account_not_amls(lab: &Lab) {
+    for (api, kind) in [
+        ("v1", "Secret"),
+        ("v1", "ConfigMap"),
+        ("amlclusters.aml.dev/v1alpha1", "AmlCluster"),
+        ("amls.aml.dev/v1alpha1", "Aml"),
+    ] {
+        for o in lab.fk.list(api, kind, None) {
+            let text = o.to_string();
+            for bad in ["amlupgrade", MYSQL_PASSWORD, MYSQL_PASSWORD_B64] {
+                assert!(
+                    !text.contains(bad),
+                    "{kind} {}/{} holds the snapshot account's {bad:?}: {text}",
+                    o["metadata"]["namespace"],
+                    o["metadata"]["name"]
+                );
+            }
+        }
+    }
 }
 
 /// Every secret of a lab, in clear and base64: none may appear in output or files.

@@ -103,10 +103,11 @@ impl UpgradeConfig {
                 }
             }
         }
-        if !self.mysql.contains_key(&self.features.credentials) {
+        if let Some(c) = &self.features.credentials
+            && !self.mysql.contains_key(c)
+        {
             problems.push(format!(
-                "features.credentials = {:?} names no [mysql.*] source",
-                self.features.credentials
+                "features.credentials = {c:?} names no [mysql.*] source"
             ));
         }
         if self.mlflow.migrate
@@ -260,7 +261,7 @@ impl UpgradeConfig {
 const MOVED: [(&str, &str); 5] = [
     (
         "mysql_user",
-        "features.mysql_user is gone: the user AmlCluster gets comes from the URL of the [mysql.<features.credentials>] source, with its password (one credential pair)",
+        "features.mysql_user is gone: AML keeps its live account, or features.credentials names the [mysql.*] source whose user (its URL) and password AML gets (one credential pair)",
     ),
     (
         "dex_redirect_uri",

@@ -59,8 +59,8 @@ pub struct KubeSettings {
     pub cluster_name: String,
 }
 
-/// The source that holds the AML job records; its user and password are the ones AmlCluster
-/// and the image-builder Secrets get (unless `features.credentials` names another).
+/// The source that holds the AML job records (the snapshot reads them with its account, which
+/// AML gets only when `features.credentials` names this source).
 pub const AML_SOURCE: &str = "aml";
 /// The source of Kubeflow Pipelines' databases; when `external`, it must be MySQL 5.7.
 pub const KFP_SOURCE: &str = "kfp";
@@ -296,9 +296,12 @@ pub struct Features {
     pub mysql_host: Option<String>,
     pub mysql_port: Option<u16>,
     pub mysql_database: Option<String>,
-    /// The MySQL source whose user and password the AML uses: global.mysql.user, the password
-    /// Secret and each aml-image-builder-secret (one credential pair).
-    pub credentials: String,
+    /// AML's own database account (global.mysql.user, the password Secret and each
+    /// aml-image-builder-secret): the `[mysql.*]` source named here gives the user (its URL)
+    /// and the password (its password_file / password_env). Unset: the live account is kept
+    /// (the AmlCluster's user, the password its passwordSecretRef Secret holds) — the snapshot
+    /// account never becomes AML's unless it is named here.
+    pub credentials: Option<String>,
     pub password_secret_name: Option<String>,
     pub password_secret_namespace: Option<String>,
     /// Create or update the password Secret from the credentials' password.
@@ -328,7 +331,7 @@ impl Default for Features {
             mysql_host: None,
             mysql_port: None,
             mysql_database: None,
-            credentials: AML_SOURCE.into(),
+            credentials: None,
             password_secret_name: None,
             password_secret_namespace: None,
             create_password_secret: true,

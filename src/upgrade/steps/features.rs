@@ -5,8 +5,8 @@
 //!
 //! A value the configuration leaves unset keeps what the live object has (an in-cluster MySQL
 //! host stays); where neither says anything the step refuses and names the key to set. The user
-//! and the password written everywhere are one pair: those of the `features.credentials` MySQL
-//! source. Passwords are shown as `(hidden)`.
+//! and the password written everywhere are one pair, AML's own account: the `features.credentials`
+//! MySQL source when named, else the live one kept. Passwords are shown as `(hidden)`.
 
 use std::collections::BTreeSet;
 
@@ -119,14 +119,7 @@ async fn settings(
     };
     let amlservice = aml_service(f, service, &mut missing);
     let (secret_name, secret_ns) = secret_ref(f, &mysql["passwordSecretRef"], c);
-    let creds = env.cfg.mysql_url(&f.credentials)?;
-    let password = match env.cfg.password(&format!("mysql.{}", f.credentials)) {
-        Ok(p) => p,
-        Err(e) => {
-            missing.push(e.to_string());
-            Secret::new("")
-        }
-    };
+    let (user, password) = account(env, c, mysql, (&secret_ns, &secret_name), &mut missing).await?;
     if !missing.is_empty() {
         c.state = State::Blocked;
         c.why = format!(
@@ -138,7 +131,7 @@ async fn settings(
     let amlcluster = json!({"spec": {"values": {
         "experimentalFeatures": {"datasets": f.datasets, "imageBuilder": f.image_builder, "tuneModels": f.tune_models},
         "global": {"mysql": {
-            "database": database, "host": host, "port": port, "user": creds.user,
+            "database": database, "host": host, "port": port, "user": user,
             "passwordSecretRef": {"name": secret_name, "namespace": secret_ns},
         }},
     }}});
@@ -148,11 +141,61 @@ async fn settings(
         host,
         port,
         database,
-        user: creds.user,
+        user,
         password,
         secret_ns,
         secret_name,
     }))
+}
+
+/// AML's database account: the `[mysql.*]` source `features.credentials` names, else the live
+/// one (the AmlCluster's user, the password its Secret holds). The snapshot account is never
+/// taken unnamed. The plan says which and whence, never the password.
+async fn account(
+    env: &Env,
+    c: &mut StepCheck,
+    mysql: &Value,
+    (ns, name): (&str, &str),
+    missing: &mut Vec<String>,
+) -> Result<(String, Secret)> {
+    const SET: &str = "features.credentials (the [mysql.*] source whose user and password AML uses)";
+    if let Some(source) = &env.cfg.features.credentials {
+        let user = env.cfg.mysql_url(source)?.user;
+        let password = env
+            .cfg
+            .password(&format!("mysql.{source}"))
+            .unwrap_or_else(|e| {
+                missing.push(e.to_string());
+                Secret::new("")
+            });
+        c.checked.push(format!(
+            "ok   AML's database account: user {user} of [mysql.{source}] (features.credentials)"
+        ));
+        return Ok((user, password));
+    }
+    let secret_r = env.workload.need("Secret", "")?;
+    let live = env.workload.get(&secret_r, Some(ns), name).await?;
+    let password = live
+        .as_ref()
+        .and_then(|s| str_at(s, "data.password"))
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+        .and_then(|p| String::from_utf8(p).ok())
+        .filter(|p| !p.is_empty());
+    match (str_at(mysql, "user").filter(|u| !u.is_empty()), password) {
+        (Some(user), Some(password)) => {
+            c.checked.push(format!(
+                "ok   AML's database account: user {user}, kept from the live AmlCluster {} global.mysql.user and the password of Secret {ns}/{name} (features.credentials unset)",
+                env.cfg.features.amlcluster
+            ));
+            Ok((user.to_string(), Secret::new(password)))
+        }
+        _ => {
+            missing.push(format!(
+                "{SET}: the live AmlCluster has no global.mysql.user or Secret {ns}/{name} no data.password"
+            ));
+            Ok((String::new(), Secret::new("")))
+        }
+    }
 }
 
 /// Aml `amlService`: configured, else live, else missing.
@@ -288,8 +331,7 @@ async fn password_secret(
                 );
             } else {
                 c.warnings.push(format!(
-                    "{object} holds another password than [mysql.{}]'s and create_password_secret = false: AML will not reach MySQL with it",
-                    f.credentials
+                    "{object} holds another password than AML's database account's and create_password_secret = false: AML will not reach MySQL with it"
                 ));
             }
         }
