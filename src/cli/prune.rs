@@ -174,7 +174,14 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
             s.packs_repacked,
             s.orphan_packs,
             human_bytes(s.bytes_after),
-            if s.repack_skipped > 0 {
+            if s.packs_unreadable > 0 {
+                format!(
+                    "; {} packs whose trailer does not read kept as they are (run verify)",
+                    s.packs_unreadable
+                )
+            } else {
+                String::new()
+            } + &if s.repack_skipped > 0 {
                 format!(
                     "; {} mostly unused encrypted packs kept (repacking them needs every recipient)",
                     s.repack_skipped

@@ -20,7 +20,7 @@ enum RepoCmd {
     Init(InitArgs),
 }
 
-/// Creates a repository (a backup creates an unencrypted one by itself), or changes an existing
+/// Creates a repository (only this and `backup --init` create one), or changes an existing
 /// one's signature settings.
 ///
 /// New repositories deduplicate (format 2): every entry is cut into content-defined chunks
