@@ -127,7 +127,7 @@ struct InstallArgs {
     #[arg(long, requires_all = ["print", "metrics_push"])]
     prometheus_rule: bool,
     /// How late a backup may be before AmlmigrateBackupMissing fires.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = amlmigrate::span::parse)]
     alert_margin: std::time::Duration,
 }
 
