@@ -214,14 +214,18 @@ pub fn group_path(repository: &str, schedule: &str) -> String {
 
 /// Pushes `outcome` to the Pushgateway at `url` (`http(s)://host:port[/prefix]`).
 pub async fn push(url: &str, repository: &str, schedule: &str, outcome: &Outcome) -> Result<()> {
+    // Messages about the value show it redacted: it may carry basic-auth credentials.
+    let named = || crate::secret::redact_url(url);
     let base = url::Url::parse(url).map_err(|e| {
         Error::input(format!(
-            "--metrics-push {url}: not a URL ({e}); give the Pushgateway as http://HOST:9091"
+            "--metrics-push {}: not a URL ({e}); give the Pushgateway as http://HOST:9091",
+            named()
         ))
     })?;
     if !matches!(base.scheme(), "http" | "https") {
         return Err(Error::input(format!(
-            "--metrics-push {url}: the Pushgateway is reached over http:// or https://"
+            "--metrics-push {}: the Pushgateway is reached over http:// or https://",
+            named()
         )));
     }
     let target = format!(

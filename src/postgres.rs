@@ -44,6 +44,9 @@ impl PgUrl {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad("no host"));
         }
+        if url.fragment().is_some() {
+            return Err(bad("a # starts a fragment; write # in a password as %23"));
+        }
         let password = url.password().map(|p| {
             Secret::new(
                 percent_encoding::percent_decode_str(p)
@@ -73,10 +76,18 @@ impl PgUrl {
             }
         }
         url.set_query(None);
+        // Messages name the parameters passed on, never their values (shown redacted).
+        let names: Vec<String> = rest.iter().map(|(k, _)| k.clone()).collect();
         if !rest.is_empty() {
             url.query_pairs_mut().extend_pairs(rest);
         }
-        let mut config = Config::from_str(url.as_str()).map_err(|e| bad(&e.to_string()))?;
+        let mut config = Config::from_str(url.as_str()).map_err(|e| {
+            if names.is_empty() {
+                bad(&e.to_string())
+            } else {
+                bad(&format!("{e} (parameters: {})", names.join(", ")))
+            }
+        })?;
         if config.get_dbname().is_none_or(str::is_empty) {
             return Err(bad("no database"));
         }
@@ -279,6 +290,20 @@ mod tests {
             .to_string();
         assert!(!e.contains("topsecret"), "{e}");
         assert!(PgUrl::parse("postgres://h").is_err());
+        for bad in [
+            "u:topsecret@h/db",
+            "postgres://u@h/db?password=topsecret",
+            "postgres://u:12#topsecret@h/db",
+            "postgres://u:top?secret@h/db",
+            "postgres://u:topsecret",
+            "mysql://u:topsecret@h/db",
+        ] {
+            let e = PgUrl::parse(bad).unwrap_err().to_string();
+            assert!(
+                !e.contains("topsecret") && !e.contains("secret@"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -58,40 +58,70 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Reads a password from a file: the whole file but a trailing newline (`\n` or `\r\n`), as
-/// `echo pw > file` and Kubernetes Secret volumes write it. An empty file is an error, not an
-/// empty password. The bytes read are zeroed once copied into the [`Secret`].
-pub fn read_file(path: &Path) -> Result<Secret> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-        Error::input(format!(
-            "cannot read the password file {}: {e}",
+/// Reads a password from a file, for every command and the upgrade configuration alike: the
+/// whole file but a trailing newline (`\n` or `\r\n`), as `echo pw > file` and Kubernetes
+/// Secret volumes write it. `source` names where the path came from (`--pg-password-file`,
+/// `[postgres] password_file`) in messages.
+///
+/// An empty file is refused (an input error, never an empty password: a Secret volume whose key
+/// is missing must not log in as nobody). A file that users other than its owner can read is
+/// read, with a warning naming the fix: refusing it would stop a CronJob whose Secret volume
+/// has the default mode 0644 without protecting a password that is already exposed. The mode is
+/// that of the file actually read (fstat of the open file, after symlinks, as Secret volumes
+/// use). The bytes read are zeroed once copied into the [`Secret`].
+pub fn read_password_file(path: &Path, source: &str) -> Result<Secret> {
+    use std::io::Read;
+    let named = |what: String| Error::input(format!("{source} {}: {what}", path.display()));
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| named(format!("cannot read the password file: {e}")))?;
+    if let Some(mode) = file
+        .metadata()
+        .ok()
+        .and_then(|m| mode_readable_by_others(&m))
+        && first_warning_for(path)
+    {
+        tracing::warn!(
+            "{source} {} can be read by other users (mode {mode:04o}); restrict it: chmod 600 {}",
+            path.display(),
             path.display()
-        ))
-    })?);
+        );
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes)
+        .map_err(|e| named(format!("cannot read the password file: {e}")))?;
     let mut end = bytes.len();
     while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
         end -= 1;
     }
-    let text = std::str::from_utf8(&bytes[..end]).map_err(|_| {
-        Error::input(format!(
-            "the password file {} is not UTF-8 text",
-            path.display()
-        ))
-    })?;
+    let text = std::str::from_utf8(&bytes[..end])
+        .map_err(|_| named("the password file is not UTF-8 text".into()))?;
     if text.is_empty() {
-        return Err(Error::input(format!(
-            "the password file {} is empty",
-            path.display()
-        )));
+        return Err(named(
+            "the password file is empty; write the password into it (a trailing newline is ignored)"
+                .into(),
+        ));
     }
     Ok(Secret::new(text))
 }
 
-/// A password from `file` when one is given, else from the environment variable `env` (unset
-/// or empty: none). Every command's `--…-password-file` flag and config file goes through here.
-pub fn password_from(file: Option<&Path>, env: &str) -> Result<Option<Secret>> {
+/// Whether `path` drew no warning yet in this process: the upgrade reads a source's password
+/// at several steps, and one warning per file says it.
+fn first_warning_for(path: &Path) -> bool {
+    static WARNED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned.iter().any(|p| p == path) {
+        return false;
+    }
+    warned.push(path.to_path_buf());
+    true
+}
+
+/// A password from `file` when one is given (through [`read_password_file`], `source` naming
+/// the flag or setting), else from the environment variable `env` (unset or empty: none).
+pub fn password_from(file: Option<&Path>, source: &str, env: &str) -> Result<Option<Secret>> {
     match file {
-        Some(f) => read_file(f).map(Some),
+        Some(f) => read_password_file(f, source).map(Some),
+        None if env.is_empty() => Ok(None),
         None => Ok(std::env::var(env)
             .ok()
             .filter(|v| !v.is_empty())
@@ -102,29 +132,70 @@ pub fn password_from(file: Option<&Path>, env: &str) -> Result<Option<Secret>> {
 /// The file's permission bits when users other than its owner can read it (a key or password
 /// file that should be `chmod 600`); `None` when only the owner can, or on other systems.
 pub fn readable_by_others(path: &Path) -> Option<u32> {
+    mode_readable_by_others(&std::fs::metadata(path).ok()?)
+}
+
+fn mode_readable_by_others(meta: &std::fs::Metadata) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        let mode = meta.permissions().mode() & 0o777;
         (mode & 0o044 != 0).then_some(mode)
     }
     #[cfg(not(unix))]
     {
-        let _ = path;
+        let _ = meta;
         None
     }
 }
 
-/// A connection URL with any password removed (`scheme://user:pw@host` → `scheme://user@host`),
-/// for messages about URLs that could not be parsed.
+/// A URL-like value with everything that may be a credential left out, for messages about
+/// values that could not be parsed, whatever their shape: the user-info's password (up to the
+/// last `@`, so an unencoded `@`, `/` or `#` in a password does not end it early), the query
+/// and fragment (libpq's `?password=`), and a "port" that is not a number when there is no `@`
+/// (`mysql://root:pw` that lost its `@host`). When a query or fragment holds an `@`, where the
+/// user-info ends cannot be told, and only the scheme and user are kept.
 pub fn redact_url(s: &str) -> String {
-    match (s.find("://"), s.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let user = s[scheme_end + 3..at].split(':').next().unwrap_or("");
-            format!("{}{}@{}", &s[..scheme_end + 3], user, &s[at + 1..])
+    let (prefix, rest) = match s.find("://") {
+        Some(i)
+            if i > 0
+                && s[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            s.split_at(i + 3)
         }
-        _ => s.to_string(),
+        _ => ("", s),
+    };
+    let user_of = |info: &str| {
+        let u = info.split([':', '@', '/', '?', '#']).next().unwrap_or("");
+        if u.is_empty() {
+            String::new()
+        } else {
+            format!("{u}@")
+        }
+    };
+    let (head, tail) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
+    if tail.contains('@') {
+        return format!("{prefix}{}…", user_of(head));
     }
+    let (user, host_path) = match head.rfind('@') {
+        Some(at) => (user_of(&head[..at]), &head[at + 1..]),
+        None => (String::new(), head),
+    };
+    let (host_port, path) = host_path.split_at(host_path.find('/').unwrap_or(host_path.len()));
+    let host_port = match host_port.rfind(':') {
+        Some(c)
+            if user.is_empty()
+                && !host_port[c..].contains(']')
+                && !host_port[c + 1..].chars().all(|d| d.is_ascii_digit()) =>
+        {
+            format!("{}:***", &host_port[..c])
+        }
+        _ => host_port.to_string(),
+    };
+    let query = if tail.is_empty() { "" } else { "?…" };
+    format!("{prefix}{user}{host_port}{path}{query}")
 }
 
 #[cfg(test)]
@@ -153,11 +224,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pw");
         std::fs::write(&f, " pa ss\r\n").unwrap();
-        assert_eq!(read_file(&f).unwrap().expose(), " pa ss");
+        assert_eq!(read_password_file(&f, "--x").unwrap().expose(), " pa ss");
         std::fs::write(&f, "\n").unwrap();
-        assert!(read_file(&f).unwrap_err().to_string().contains("empty"));
+        let e = read_password_file(&f, "--x-password-file").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Input);
+        assert!(e.to_string().contains("--x-password-file") && e.to_string().contains("empty"));
         let missing = dir.path().join("missing");
-        let e = read_file(&missing).unwrap_err();
+        let e = read_password_file(&missing, "--x").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Input);
         assert!(e.to_string().contains("missing"), "{e}");
     }
@@ -179,5 +252,35 @@ mod tests {
     fn redacted_urls_keep_the_user_but_not_the_password() {
         assert_eq!(redact_url("mysql://root:pw@h:1/db"), "mysql://root@h:1/db");
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact_url("mysql://[::1]:3306/db"), "mysql://[::1]:3306/db");
+    }
+
+    #[test]
+    fn no_malformed_url_shows_its_password() {
+        // (input, what is shown): the password is "pw…" or "p…w" in each.
+        for (input, shown) in [
+            ("root:pwX1@host:3306", "root@host:3306"),
+            ("mysql:/root:pwX1@h/db", "mysql@h/db"),
+            ("mysql://root:p@wX1/x@h/db", "mysql://root@h/db"),
+            (
+                "mysql://root:pwX1@h:notaport/db",
+                "mysql://root@h:notaport/db",
+            ),
+            ("mysql://root:pwX1", "mysql://root:***"),
+            ("mysql://root:pwX1/db", "mysql://root:***/db"),
+            ("mysql://root:12#pwX1@h", "mysql://root@…"),
+            ("mysql://root:p?wX1@h", "mysql://root@…"),
+            ("postgres://u@h/db?password=pwX1", "postgres://u@h/db?…"),
+            ("postgres://u@h/db?password=p@wX1", "postgres://u@…"),
+            ("http://AK:pwX1@[::1]:x", "http://AK@[::1]:x"),
+            ("http://:pwX1@h", "http://h"),
+        ] {
+            let got = redact_url(input);
+            assert_eq!(got, shown, "{input}");
+            assert!(
+                !got.contains("pw") && !got.contains("wX1"),
+                "{input} -> {got}"
+            );
+        }
     }
 }

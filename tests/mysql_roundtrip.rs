@@ -22,7 +22,19 @@ fn fixture_round_trips_bit_for_bit_with_checksum_table() {
     assert_eq!(report["verify"]["tables"], 16);
     assert_eq!(report["verify"]["rows"], 57);
 
-    let r = restore_renamed(&repo, "latest", &src.name, &dst.name);
+    // Unsigned, so its triggers, routines and definer views run only when trusted explicitly.
+    let rename = format!("{}={}", src.name, dst.name);
+    let r = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo_s,
+        "latest",
+        "--mysql",
+        common::MYSQL,
+        "--rename",
+        &rename,
+        "--trust-unsigned-code",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let before = checksums(&src.name);
     let after = checksums(&dst.name);
@@ -225,6 +237,7 @@ fn replace_puts_back_exactly_the_snapshot_rows() {
         "--mysql",
         MYSQL,
         "--replace",
+        "--trust-unsigned-code",
         "--dry-run",
     ]);
     assert_eq!(dry.code, 0, "{dry:?}");
@@ -243,6 +256,27 @@ fn replace_puts_back_exactly_the_snapshot_rows() {
         "--mysql",
         MYSQL,
         "--replace",
+    ]);
+    // The live triggers would fire on the rows, and the unsigned snapshot's are not restored.
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("--trust-unsigned-code replaces it"),
+        "{r:?}"
+    );
+    assert_eq!(
+        checksums(&src.name),
+        changed,
+        "a refused restore wrote something"
+    );
+    let r = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        "latest",
+        "--mysql",
+        MYSQL,
+        "--replace",
+        "--trust-unsigned-code",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(checksums(&src.name), snap);

@@ -119,9 +119,10 @@ fn mlflow_migrate_and_verify_read_both_passwords_from_files() {
     let r = run(args("verify", &pg));
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stderr.contains("warning: --pg-password-file")
-            && r.stderr.contains("mode 0644")
-            && r.stderr.contains("chmod 600"),
+        r.stderr.contains("WARN")
+            && r.stderr.contains("--pg-password-file")
+            && r.stderr.contains("can be read by other users (mode 0644)")
+            && r.stderr.contains(&format!("chmod 600 {}", pg.display())),
         "{r:?}"
     );
 
@@ -188,4 +189,244 @@ fn an_identity_file_others_can_read_gets_a_warning() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let r = run();
     assert!(!r.stderr.contains("warning"), "{r:?}");
+}
+
+/// The text of a password no test server knows: it appears in no output unless leaked.
+const URL_PASSWORD: &str = "Url-Pw-9q7";
+
+/// One way to give a malformed value: the command line, the environment, and what the error
+/// must be about (so that a case cannot pass by failing for another reason).
+struct Case {
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    about: &'static str,
+    /// Whether the command fails (a push that fails is only a warning).
+    fails: bool,
+}
+
+fn case(about: &'static str, args: &[&str]) -> Case {
+    Case {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
+        about,
+        fails: true,
+    }
+}
+
+/// Runs a case as given, with `--json` and with `-vv`: each must fail (or warn) about the
+/// value and show no password. Returns what went wrong, so that one run lists every case.
+fn failures_showing_the_password(c: &Case) -> Vec<String> {
+    let mut out = Vec::new();
+    for extra in [None, Some("--json"), Some("-vv")] {
+        let mut a: Vec<&str> = c.args.iter().map(String::as_str).collect();
+        a.extend(extra);
+        let env: Vec<(&str, &str)> = c.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = amlmigrate_env(&a, &env);
+        let all = r.all();
+        if (r.code == 0) == c.fails || !all.contains(c.about) {
+            out.push(format!("{a:?}: not refused about {:?}: {r:?}", c.about));
+        } else if all.contains(URL_PASSWORD) || all.contains("Pw-9q7") {
+            out.push(format!("{a:?} showed the password: {r:?}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_malformed_url_shows_its_password() {
+    // A repository with a snapshot, so that restore gets as far as its --mysql.
+    let db = TestDb::create("urlpw");
+    let (tmp, repo) = temp_repo();
+    backup(&repo, &db.name);
+    let repo = repo.to_str().unwrap();
+    let pw = URL_PASSWORD;
+    let mut cases = Vec::new();
+    // MySQL URLs, as --mysql of backup (named and unnamed) and restore, and mlflow's --from.
+    for url in [
+        format!("mysql://root:{pw}@127.0.0.1:notaport/db"),
+        format!("mysql://root:{pw}"),
+        format!("mysql://root:12#{pw}@127.0.0.1"),
+        format!("mysql:/root:{pw}@127.0.0.1"),
+        format!("mysql://root:a/{pw}@127.0.0.1/db"),
+        format!("mysql://root@127.0.0.1/db?password={pw}"),
+        format!("mariadb://root:{pw}@127.0.0.1/db?ssl-mode=bogus"),
+        format!("mysql://root:{pw}@127.0.0.1/db?ssl-mode=a{pw}"),
+    ] {
+        let pg = "postgres://postgres@127.0.0.1:5432/none";
+        cases.push(case(
+            "mysql://",
+            &["backup", "--repo", repo, "--mysql", &url],
+        ));
+        let named = format!("src={url}");
+        cases.push(case(
+            "mysql://",
+            &["backup", "--repo", repo, "--mysql", &named],
+        ));
+        let restore = ["restore", "--repo", repo, "latest", "--mysql", &url];
+        cases.push(case("mysql://", &restore));
+        let migrate = ["mlflow", "migrate", "--from", &url, "--to", pg];
+        cases.push(case("mysql://", &migrate));
+    }
+    let no_scheme = format!("src=root:{pw}@127.0.0.1:3306");
+    cases.push(case(
+        "mysql://",
+        &["backup", "--repo", repo, "--mysql", &no_scheme],
+    ));
+    let no_name = format!("root:{pw}@127.0.0.1:3306");
+    cases.push(case(
+        "--mysql",
+        &["backup", "--repo", repo, "--mysql", &no_name],
+    ));
+    // PostgreSQL URLs, as mlflow's --to.
+    for url in [
+        format!("postgres://u:{pw}@127.0.0.1:bad/db"),
+        format!("postgres://u@127.0.0.1/db?password={pw}"),
+        format!("postgres://u@127.0.0.1/db?password=a@{pw}"),
+        format!("postgres://u:{pw}"),
+        format!("postgresql://u:12#{pw}@127.0.0.1/db"),
+        format!("u:{pw}@127.0.0.1/db"),
+        format!("postgres://u@127.0.0.1/db?sslmode=verify-full&options=-c%20x%3D{pw}&bad"),
+    ] {
+        let from = "mysql://root@127.0.0.1:3306/none";
+        let migrate = ["mlflow", "migrate", "--from", from, "--to", &url];
+        cases.push(case("PostgreSQL URL", &migrate));
+    }
+    // --metrics-push: pushed after a verify (a failed push is a warning), and refused by
+    // `schedule install`, which would store it in a CronJob.
+    for url in [
+        format!("http://push:{pw}@127.0.0.1:notaport"),
+        format!("ftp://push:{pw}@127.0.0.1:9091"),
+        format!("push:{pw}@127.0.0.1:9091"),
+    ] {
+        let verify = ["verify", "--repo", repo, "latest", "--metrics-push", &url];
+        let mut c = case("--metrics-push", &verify);
+        c.fails = false;
+        cases.push(c);
+        let install = [
+            "schedule",
+            "install",
+            "--print",
+            "-n",
+            "aml-backup",
+            "--repo",
+            "s3://aml-backups/p",
+            "--cron",
+            "@daily",
+            "--keep-last",
+            "3",
+            "--metrics-push",
+            &url,
+        ];
+        cases.push(case("--metrics-push", &install));
+    }
+    // AWS_ENDPOINT_URL with credentials: malformed, and well-formed but unreachable.
+    let closed = common::gate::ClosedPort::new();
+    for endpoint in [
+        format!("http://AKIDEXAMPLE:{pw}@127.0.0.1:notaport"),
+        format!("http://AKIDEXAMPLE:{pw}@127.0.0.1:{}", closed.port),
+        format!("http://AKIDEXAMPLE:a%40{pw}@127.0.0.1:{}", closed.port),
+        format!("ftp://AKIDEXAMPLE:{pw}@127.0.0.1"),
+    ] {
+        let mut c = case(
+            "S3 endpoint",
+            &["snapshots", "--repo", "s3://aml-backups/aml"],
+        );
+        c.env = vec![
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".into()),
+            ("AWS_SECRET_ACCESS_KEY", "not-used-here".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ];
+        cases.push(c);
+    }
+    // The upgrade configuration's URLs.
+    let example = include_str!("../examples/upgrade-1.3-to-1.4.toml");
+    for (i, (from, to, about)) in [
+        (
+            "url = \"mysql://root@10.4.158.198:3306\"",
+            format!("url = \"mysql://root:{pw}@10.4.158.198:x\""),
+            "MySQL URL",
+        ),
+        (
+            "url = \"postgres://mlflow@10.4.158.200:5432/mlflow\"",
+            format!("url = \"postgres://mlflow@10.4.158.200:5432/mlflow?password={pw}\""),
+            "PostgreSQL URL",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(example.contains(from), "{from}");
+        let config = tmp.path().join(format!("upgrade-{i}.toml"));
+        std::fs::write(&config, example.replacen(from, &to, 1)).unwrap();
+        let plan = ["upgrade", "plan", "--config", config.to_str().unwrap()];
+        cases.push(case(about, &plan));
+    }
+    let failures: Vec<String> = cases
+        .iter()
+        .flat_map(failures_showing_the_password)
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs failed:\n{}",
+        failures.len(),
+        cases.len() * 3,
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn backup_reads_its_password_files_like_every_other_command() {
+    let src = TestDb::with_fixture("pwf_backup");
+    let user = MysqlUser::new("pwb");
+    let (tmp, repo) = temp_repo();
+    let file = password_file(tmp.path(), "mysql.pw", MYSQL_PASSWORD);
+    let args = [
+        "backup",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--mysql",
+        &user.url(),
+        "--databases",
+        &src.name,
+        "--mysql-password-file",
+        file.to_str().unwrap(),
+    ];
+    // An empty file is refused before anything is read (root with no password would have
+    // logged in with it), naming the file.
+    std::fs::write(&file, "\n").unwrap();
+    for mysql in [
+        "mysql://root@127.0.0.1:3306",
+        "src=mysql://root@127.0.0.1:3306",
+    ] {
+        let mut a = args.to_vec();
+        a[4] = mysql;
+        let r = amlmigrate(&a);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains("--mysql-password-file")
+                && r.stderr.contains("mysql.pw")
+                && r.stderr.contains("empty"),
+            "{r:?}"
+        );
+    }
+    let snapshots = repo.join("snapshots");
+    assert!(
+        !snapshots.exists() || std::fs::read_dir(&snapshots).unwrap().next().is_none(),
+        "a snapshot was written"
+    );
+    // One others can read works, with the README's warning.
+    std::fs::write(&file, format!("{MYSQL_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = amlmigrate(&args);
+    no_password_shown(&r);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("--mysql-password-file")
+            && r.stderr.contains("can be read by other users (mode 0644)")
+            && r.stderr.contains(&format!("chmod 600 {}", file.display())),
+        "{r:?}"
+    );
 }

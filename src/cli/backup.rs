@@ -372,11 +372,10 @@ fn mysql_sources_of(args: &BackupArgs) -> anyhow::Result<SourceArgs> {
     let mut out = Vec::new();
     for (name, raw) in named {
         let password = match files.get(&name) {
-            Some(path) => {
-                let s = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading --mysql-password-file {}", path.display()))?;
-                Some(Secret::new(s.trim_end_matches(['\n', '\r'])))
-            }
+            Some(path) => Some(amlmigrate::secret::read_password_file(
+                path,
+                "--mysql-password-file",
+            )?),
             None => std::env::var(format!(
                 "AMLMIGRATE_MYSQL_PASSWORD_{}",
                 name.to_ascii_uppercase().replace('-', "_")

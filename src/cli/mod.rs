@@ -292,13 +292,10 @@ impl MysqlArgs {
 }
 
 /// The password from a `--…-password-file` flag, else from the environment variable `env`;
-/// warns when the file can be read by other users.
+/// read by the one helper every password file goes through (empty: refused, readable by
+/// others: a warning).
 pub fn password(file: Option<&Path>, flag: &str, env: &str) -> anyhow::Result<Option<Secret>> {
-    if let Some(f) = file {
-        warn_if_readable_by_others(f, flag);
-    }
-    amlmigrate::secret::password_from(file, env)
-        .map_err(|e| anyhow::Error::new(e).context(flag.to_string()))
+    Ok(amlmigrate::secret::password_from(file, flag, env)?)
 }
 
 /// A warning on stderr when a key or password file can be read by users other than its owner.

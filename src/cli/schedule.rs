@@ -191,12 +191,7 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
             return Err(Error::input(format!(
                 "--metrics-push: expected the Pushgateway as http://HOST:9091 (or https://), \
                  without a password, which would be stored in the CronJob in clear; got {:?}",
-                url::Url::parse(m)
-                    .map(|mut u| {
-                        let _ = u.set_password(None);
-                        u.to_string()
-                    })
-                    .unwrap_or_else(|_| "an unparsable value".into())
+                amlmigrate::secret::redact_url(m)
             ))
             .into());
         }

@@ -42,23 +42,6 @@ fn split(collation: &str) -> Option<(&str, &str)> {
     Some((cs, rest))
 }
 
-/// Replaces whole-word occurrences of `from` with `to` in DDL text.
-pub fn rewrite(sql: &str, from: &str, to: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    while let Some(pos) = rest.find(from) {
-        let before_ok = rest[..pos].chars().next_back().is_none_or(|c| !is_word(c));
-        let after = &rest[pos + from.len()..];
-        let after_ok = after.chars().next().is_none_or(|c| !is_word(c));
-        out.push_str(&rest[..pos]);
-        out.push_str(if before_ok && after_ok { to } else { from });
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,15 +88,6 @@ mod tests {
         assert_eq!(
             nearest("utf8mb4_0900_ai_ci", &set(&["latin1_swedish_ci"])),
             None
-        );
-    }
-
-    #[test]
-    fn rewrite_replaces_whole_names_only() {
-        let sql = "COLLATE=utf8mb4_0900_ai_ci COLLATE utf8mb4_0900_ai_ci_x";
-        assert_eq!(
-            rewrite(sql, "utf8mb4_0900_ai_ci", "utf8mb4_uca1400_ai_ci"),
-            "COLLATE=utf8mb4_uca1400_ai_ci COLLATE utf8mb4_0900_ai_ci_x"
         );
     }
 }

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod catalog;
 pub mod collation;
 pub mod restore;
+pub mod sqlparse;
 
 pub mod sqltext;
 pub mod tsv;

@@ -44,6 +44,10 @@ impl MysqlUrl {
         if !matches!(url.scheme(), "mysql" | "mariadb") {
             return Err(bad(&format!("scheme {} is not mysql://", url.scheme())));
         }
+        if url.fragment().is_some() {
+            // `mysql://root:12#…@h` parses as host `root`, port 12: never guess what was meant.
+            return Err(bad("a # starts a fragment; write # in a password as %23"));
+        }
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
@@ -199,8 +203,22 @@ mod tests {
         assert!(!format!("{u} {u:?}").contains("topsecret"));
         let err = MysqlUrl::parse("mysql://root:topsecret@h:notaport/db").unwrap_err();
         assert!(!err.to_string().contains("topsecret"), "{err}");
-        let err = MysqlUrl::parse("postgres://root:topsecret@h/db").unwrap_err();
-        assert!(!err.to_string().contains("topsecret"), "{err}");
+        for bad in [
+            "postgres://root:topsecret@h/db",
+            "root:topsecret@h:3306",
+            "mysql:/root:topsecret@h",
+            "mysql://root:12#topsecret@h",
+            "mysql://root:top/secret@h/db",
+            "mysql://root:topsecret",
+            "mysql://h/db?password=topsecret",
+        ] {
+            let err = MysqlUrl::parse(bad).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                !text.contains("topsecret") && !text.contains("secret@"),
+                "{bad}: {text}"
+            );
+        }
     }
 
     #[test]

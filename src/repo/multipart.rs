@@ -180,15 +180,19 @@ async fn list_uploads(
             .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let url = url::Url::parse(&format!("{base}{path}?{query}"))
-            .map_err(|e| Error::input(format!("S3 endpoint {}: not a URL ({e})", t.endpoint)))?;
+        let url = url::Url::parse(&format!("{base}{path}?{query}")).map_err(|e| {
+            Error::input(format!(
+                "S3 endpoint {}: not a URL ({e})",
+                t.shown_endpoint()
+            ))
+        })?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
             (None, _) => {
                 return Err(Error::input(format!(
                     "S3 endpoint {} has no host",
-                    t.endpoint
+                    t.shown_endpoint()
                 )));
             }
         };

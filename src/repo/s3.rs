@@ -37,13 +37,67 @@ pub struct S3Target {
 }
 
 impl S3Target {
-    /// Removes the secret key from a message, should a server or library ever echo it.
+    /// Removes the secret key from a message, should a server or library ever echo it, and
+    /// any password an endpoint was given with (`AWS_ENDPOINT_URL=http://user:pw@host`), in
+    /// every spelling a URL library might print it.
     pub fn scrub(&self, msg: String) -> String {
-        match &self.secret {
+        let mut msg = match &self.secret {
             Some(s) if !s.is_empty() && msg.contains(s.expose()) => msg.replace(s.expose(), "***"),
             _ => msg,
+        };
+        if let Some(pw) = endpoint_password(&self.endpoint) {
+            msg = msg.replace(&self.endpoint, &crate::secret::redact_url(&self.endpoint));
+            let decoded = percent_encoding::percent_decode_str(&pw)
+                .decode_utf8_lossy()
+                .into_owned();
+            let normalized = url::Url::parse(&self.endpoint)
+                .ok()
+                .and_then(|u| u.password().map(String::from));
+            for form in [Some(pw), Some(decoded), normalized].into_iter().flatten() {
+                if !form.is_empty() {
+                    msg = msg.replace(&form, "***");
+                }
+            }
         }
+        msg
     }
+
+    /// The endpoint as messages show it: without a password it may hold.
+    pub fn shown_endpoint(&self) -> String {
+        crate::secret::redact_url(&self.endpoint)
+    }
+}
+
+/// An endpoint the client can use: an http(s) URL with a host and a numeric port. The client
+/// library panics on some malformed ones at the first request; here they are an input error
+/// that shows the value without any password it holds.
+fn check_endpoint(e: &str) -> Result<()> {
+    let bad = |why: String| {
+        Error::input(format!(
+            "S3 endpoint {}: {why}; give it as http(s)://HOST[:PORT] in AWS_ENDPOINT_URL (or \
+             endpoint_url in the AWS config file)",
+            crate::secret::redact_url(e)
+        ))
+    };
+    let u = url::Url::parse(e).map_err(|err| bad(format!("not a URL ({err})")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "scheme {} is not http:// or https://",
+            u.scheme()
+        )));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    Ok(())
+}
+
+/// The password part of an endpoint's user-info, read the way [`crate::secret::redact_url`]
+/// reads it (up to the last `@`), so a malformed endpoint is covered as well as a valid one.
+fn endpoint_password(endpoint: &str) -> Option<String> {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let info = &rest[..rest.rfind('@')?];
+    info.split_once(':').map(|(_, pw)| pw.to_string())
 }
 
 fn env(name: &str) -> Option<String> {
@@ -166,6 +220,9 @@ fn build_from(
         b = b.with_endpoint(e);
     }
     let endpoint = get(&b, AmazonS3ConfigKey::Endpoint);
+    if let Some(e) = &endpoint {
+        check_endpoint(e)?;
+    }
     if let Some(v) = env("AMLMIGRATE_S3_PATH_STYLE") {
         let path_style = truthy(&v).ok_or_else(|| {
             Error::input(format!(
@@ -313,5 +370,24 @@ mod tests {
             secret: Some(Secret::new("s3cr3t")),
         };
         assert_eq!(t.scrub("key s3cr3t here".into()), "key *** here");
+    }
+
+    #[test]
+    fn an_endpoint_password_is_scrubbed_in_every_spelling() {
+        let t = S3Target {
+            bucket: "b".into(),
+            endpoint: "http://AK:p%40ss w@h:9000".into(),
+            region: "us-east-1".into(),
+            virtual_hosted: false,
+            custom_endpoint: true,
+            secret: None,
+        };
+        let m = t.scrub(format!(
+            "at {} GET http://AK:p%40ss%20w@h:9000/b (p@ss w)",
+            t.endpoint
+        ));
+        assert!(!m.contains("ss w") && !m.contains("ss%20w"), "{m}");
+        assert!(m.starts_with("at http://AK@h:9000 GET"), "{m}");
+        assert_eq!(t.shown_endpoint(), "http://AK@h:9000");
     }
 }

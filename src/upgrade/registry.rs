@@ -34,7 +34,7 @@ impl Registry {
         let url = url::Url::parse(&c.registry).map_err(|e| {
             Error::input(format!(
                 "images.registry {:?} is not a URL like https://host:port: {e}",
-                c.registry
+                crate::secret::redact_url(&c.registry)
             ))
         })?;
         let mut b = Client::builder().timeout(std::time::Duration::from_secs(30));

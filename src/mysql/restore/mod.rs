@@ -14,12 +14,17 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::catalog::{DbSchema, ObjectKind, SchemaObject};
-use super::sqltext::{ident, literal, path_segment, qualified, rewrite_db_qualifier};
-use super::{MysqlUrl, collation, connect, server_version};
+use super::catalog::{DbSchema, ObjectKind};
+use super::sqltext::{ident, literal, path_segment, qualified};
+use super::{MysqlUrl, SYSTEM_DATABASES, collation, connect, server_version};
 
+mod objects;
 mod parallel;
+
+pub use objects::write as statement_for;
 mod validate;
+
+use objects::{Ready, ReadySchema};
 
 use crate::error::{Error, MysqlContext, Result};
 use crate::progress::{Event, ProgressRef};
@@ -42,6 +47,11 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Connections loading tables at the same time (each table is still one transaction).
     pub jobs: usize,
+    /// Create the triggers, routines, events and `SQL SECURITY DEFINER` views of a snapshot no
+    /// trusted key signed (they run with their definer's privileges).
+    pub trust_unsigned_code: bool,
+    /// `(user, host)` every restored code object is defined by, instead of the snapshot's.
+    pub definer: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +81,9 @@ pub struct RestoreReport {
     /// True when nothing was written (`--dry-run`); the counts are what would be restored.
     pub dry_run: bool,
     pub notices: Vec<String>,
+    /// Code objects left out: they run with their definer's privileges, and nobody vouched for
+    /// the snapshot (no trusted signature, no `--trust-unsigned-code`).
+    pub not_restored: Vec<String>,
 }
 
 struct Plan<'a> {
@@ -89,6 +102,7 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let progress = crate::progress::logged(progress, "restore");
     let manifest = repo.manifest(snapshot).await?;
+    let runs_code = opts.trust_unsigned_code || repo.signed_by(&manifest.id).await?.is_some();
     let selected = select(&manifest, opts)?;
 
     let mut conn = connect(&opts.mysql).await?;
@@ -124,6 +138,15 @@ pub async fn restore(
     {
         have.extend(full);
     }
+    let mut databases: BTreeSet<String> = conn
+        .query::<String, _>("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        .await
+        .ctx(|| "listing the target's databases".into())?
+        .into_iter()
+        .collect();
+    databases.extend(SYSTEM_DATABASES.iter().map(|s| s.to_string()));
+    databases.extend(manifest.mysql.iter().map(|d| d.name.clone()));
+    databases.extend(selected.iter().map(|(_, t)| t.clone()));
     let charsets: BTreeSet<String> = conn
         .query::<String, _>("SELECT CHARACTER_SET_NAME FROM information_schema.CHARACTER_SETS")
         .await
@@ -159,6 +182,8 @@ pub async fn restore(
     // Preflight: which snapshot tables exist, and do any hold rows?
     let mut plans = Vec::new();
     let mut non_empty = Vec::new();
+    // Said after the rows a target holds, which is the first thing to fix.
+    let mut trigger_refusal = None;
     for (db, target) in &selected {
         let present: BTreeSet<String> = conn
             .exec::<String, _, _>(
@@ -195,11 +220,16 @@ pub async fn restore(
             .await
             .ctx(|| format!("listing triggers of {}", ident(target)))?
             .into_iter()
-            .filter(|(name, table)| existing.contains(table) && !db.triggers.contains(name))
+            .filter(|(name, table)| existing.contains(table) && !(runs_code && db.triggers.contains(name)))
             .collect();
         if let Some((name, table)) = foreign.first() {
-            return Err(Error::Refused(format!(
-                "trigger {} on {} is not part of the snapshot and would fire on every restored row; drop it first (nothing was changed)",
+            let why = if db.triggers.contains(name) {
+                "would fire on every restored row, and the snapshot's trigger of that name is not restored (no trusted key signed it; --trust-unsigned-code replaces it)"
+            } else {
+                "is not part of the snapshot and would fire on every restored row"
+            };
+            trigger_refusal.get_or_insert(Error::Refused(format!(
+                "trigger {} on {} {why}; drop it first (nothing was changed)",
                 ident(name),
                 qualified(target, table)
             )));
@@ -224,6 +254,9 @@ pub async fn restore(
             opts.mysql
         )));
     }
+    if let Some(e) = trigger_refusal {
+        return Err(e);
+    }
 
     let context = |plan| DbContext {
         manifest: &manifest,
@@ -231,15 +264,31 @@ pub async fn restore(
         collation_map: &collation_map,
         charsets: &charsets,
         collations: &have,
+        databases: &databases,
+        server: crate::mysql::sqlparse::lex::version_id(&version),
         replace: opts.replace,
+        code: objects::CodePolicy {
+            run: runs_code,
+            definer: opts.definer.clone(),
+        },
         progress: &progress,
         cancel: &cancel,
     };
     // Every database's schema is checked before the first write, dry run included.
+    let mut not_restored = Vec::new();
     for plan in &plans {
         let schema = read_schema(repo, &manifest, plan.db).await?;
-        let ctx = context(plan);
-        DbState::new(&ctx).validate(&schema)?;
+        not_restored.extend(objects::prepare(&context(plan), &schema)?.skipped);
+    }
+    if !not_restored.is_empty() {
+        let msg = format!(
+            "{} code object(s) not restored: they run with their definer's privileges and snapshot {} is not signed by a key you trust: {}",
+            not_restored.len(),
+            manifest.id,
+            not_restored.join(", ")
+        );
+        progress.event(Event::Notice(msg.clone()));
+        notices.push(msg);
     }
 
     if opts.dry_run {
@@ -270,6 +319,7 @@ pub async fn restore(
             replaced: non_empty,
             dry_run: true,
             notices,
+            not_restored,
         });
     }
 
@@ -314,6 +364,7 @@ pub async fn restore(
         replaced: non_empty,
         dry_run: false,
         notices,
+        not_restored,
     })
 }
 
@@ -407,6 +458,21 @@ fn select<'a>(
             .get(d.name.as_str())
             .map(|s| s.to_string())
             .unwrap_or_else(|| d.name.clone());
+        for (what, name) in [
+            ("a snapshot database", &d.name),
+            ("a restore target", &target),
+        ] {
+            if SYSTEM_DATABASES
+                .iter()
+                .any(|sys| sys.eq_ignore_ascii_case(name))
+            {
+                return Err(Error::Refused(format!(
+                    "{} is a system database of the server and cannot be {what} of snapshot {}; nothing was run",
+                    ident(name),
+                    manifest.id
+                )));
+            }
+        }
         if !targets.insert(target.clone()) {
             return Err(Error::input(format!(
                 "two databases would be restored into {target}"
@@ -424,7 +490,12 @@ struct DbContext<'a> {
     /// What the target server knows, to check the snapshot's database options against.
     charsets: &'a BTreeSet<String>,
     collations: &'a BTreeSet<String>,
+    /// Every database name known (the target's, the snapshot's, the system ones).
+    databases: &'a BTreeSet<String>,
+    /// The target's version as a number, for versioned comments.
+    server: u32,
     replace: bool,
+    code: objects::CodePolicy,
     progress: &'a ProgressRef,
     cancel: &'a CancellationToken,
 }
@@ -473,7 +544,7 @@ async fn read_schema(
 struct DbState<'c> {
     ctx: &'c DbContext<'c>,
     dbdir: String,
-    schema: Option<DbSchema>,
+    schema: Option<ReadySchema>,
     /// Rows committed per table of the database, by manifest index.
     done: Vec<Option<u64>>,
 }
@@ -490,19 +561,6 @@ impl<'c> DbState<'c> {
 
     fn target(&self) -> &str {
         &self.ctx.plan.target
-    }
-
-    /// DDL as it must run on the target: renamed database, mapped collations.
-    fn adapt(&self, sql: &str) -> String {
-        let mut s = if self.ctx.plan.db.name != self.ctx.plan.target {
-            rewrite_db_qualifier(sql, &self.ctx.plan.db.name, &self.ctx.plan.target)
-        } else {
-            sql.to_string()
-        };
-        for (from, to) in self.ctx.collation_map {
-            s = collation::rewrite(&s, from, to);
-        }
-        s
     }
 
     /// The manifest index of the table a `.tsv` entry belongs to; `None` for other entries.
@@ -556,12 +614,13 @@ impl<'c> DbState<'c> {
                 format!("not a valid schema: {e}"),
             )
         })?;
-        self.pre_data(conn, &schema).await?;
-        self.schema = Some(schema);
+        let ready = objects::prepare(self.ctx, &schema)?;
+        self.pre_data(conn, &ready).await?;
+        self.schema = Some(ready);
         Ok(())
     }
 
-    async fn exec_object(&self, conn: &mut Conn, o: &SchemaObject, sql: &str) -> Result<()> {
+    async fn exec_object(&self, conn: &mut Conn, o: &Ready) -> Result<()> {
         if let Some(mode) = &o.sql_mode {
             conn.query_drop(format!("SET SESSION sql_mode = {}", literal(mode)))
                 .await
@@ -572,7 +631,7 @@ impl<'c> DbState<'c> {
                 .await
                 .ctx(|| format!("setting time_zone for {}", o.name))?;
         }
-        let run = run_ddl(conn, sql).await.ctx(|| {
+        let run = run_ddl(conn, &o.sql).await.ctx(|| {
             format!(
                 "creating {} {}",
                 o.kind.keyword().to_lowercase(),
@@ -590,7 +649,7 @@ impl<'c> DbState<'c> {
     }
 
     /// Drops a routine, trigger or event of the same name, then creates the snapshot's.
-    async fn replace_object(&self, conn: &mut Conn, o: &SchemaObject) -> Result<()> {
+    async fn replace_object(&self, conn: &mut Conn, o: &Ready) -> Result<()> {
         conn.query_drop(format!(
             "DROP {} IF EXISTS {}",
             o.kind.keyword(),
@@ -598,100 +657,35 @@ impl<'c> DbState<'c> {
         ))
         .await
         .ctx(|| format!("replacing {}", qualified(self.target(), &o.name)))?;
-        self.exec_object(conn, o, &self.final_sql(o)).await
+        self.exec_object(conn, o).await
     }
 
-    /// The SQL of `o` exactly as it will run on the target.
-    fn final_sql(&self, o: &SchemaObject) -> String {
-        let sql = self.adapt(&o.sql);
-        if o.kind != ObjectKind::View {
-            return sql;
-        }
-        match sql.strip_prefix("CREATE ") {
-            Some(rest) => format!("CREATE OR REPLACE {rest}"),
-            None => sql,
-        }
-    }
-
-    /// Proves, before anything of the database is written, that every object of the snapshot's
-    /// schema creates only itself, and that the database options are names the server knows.
-    fn validate(&self, schema: &DbSchema) -> Result<()> {
-        let target = self.target();
-        let collation = self
-            .ctx
-            .collation_map
-            .get(&schema.collation)
-            .map_or(schema.collation.as_str(), String::as_str);
-        let refuse = |what: String, why: String| {
-            Error::Refused(format!(
-                "snapshot {}: {what} of database {} in part {}: {why}. A snapshot holds only what \
-                 amlmigrate backup wrote, so it was edited after the backup; nothing was run. \
-                 Restore from another snapshot, and check who can write to the repository",
-                self.ctx.manifest.id,
-                ident(&self.ctx.plan.db.name),
-                self.ctx.plan.db.part
-            ))
-        };
-        validate::check_server_name("character set", &schema.charset, self.ctx.charsets)
-            .map_err(|why| refuse("the database's default character set".into(), why))?;
-        validate::check_server_name("collation", collation, self.ctx.collations)
-            .map_err(|why| refuse("the database's default collation".into(), why))?;
-        let tables: BTreeSet<String> = schema
-            .pre_data
-            .iter()
-            .filter(|o| o.kind == ObjectKind::Table)
-            .map(|o| o.name.clone())
-            .collect();
-        for o in schema.pre_data.iter().chain(&schema.post_data) {
-            validate::check_object(o, &self.final_sql(o), target, &tables).map_err(|why| {
-                refuse(
-                    format!(
-                        "{} {}",
-                        o.kind.keyword().to_lowercase(),
-                        qualified(target, &o.name)
-                    ),
-                    why,
-                )
-            })?;
-        }
-        Ok(())
-    }
-
-    async fn pre_data(&self, conn: &mut Conn, schema: &DbSchema) -> Result<()> {
+    async fn pre_data(&self, conn: &mut Conn, schema: &ReadySchema) -> Result<()> {
         let target = self.target().to_string();
-        let coll = self
-            .ctx
-            .collation_map
-            .get(&schema.collation)
-            .cloned()
-            .unwrap_or_else(|| schema.collation.clone());
-        self.validate(schema)?;
-        conn.query_drop(schema.create_database_sql(&target, &schema.charset, &coll))
+        conn.query_drop(schema.create_database.as_str())
             .await
             .ctx(|| format!("creating database {}", ident(&target)))?;
         conn.query_drop(format!("USE {}", ident(&target)))
             .await
             .ctx(|| format!("using database {}", ident(&target)))?;
-        for o in &schema.post_data {
-            if o.kind == ObjectKind::Trigger {
-                conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(&o.name)))
-                    .await
-                    .ctx(|| {
-                        format!(
-                            "dropping trigger {} until the data is in",
-                            qualified(&target, &o.name)
-                        )
-                    })?;
-            }
+        for o in schema.triggers() {
+            conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(&o.name)))
+                .await
+                .ctx(|| {
+                    format!(
+                        "dropping trigger {} until the data is in",
+                        qualified(&target, &o.name)
+                    )
+                })?;
         }
         for o in &schema.pre_data {
             match o.kind {
                 ObjectKind::Table => {
                     if !self.ctx.plan.existing.contains(&o.name) {
-                        self.exec_object(conn, o, &self.final_sql(o)).await?;
+                        self.exec_object(conn, o).await?;
                     }
                 }
-                ObjectKind::View => self.exec_object(conn, o, &self.final_sql(o)).await?,
+                ObjectKind::View => self.exec_object(conn, o).await?,
                 ObjectKind::Function
                 | ObjectKind::Procedure
                 | ObjectKind::Trigger
@@ -759,8 +753,8 @@ impl<'c> DbState<'c> {
 /// Runs one statement of a snapshot's schema as a prepared statement: the server then refuses
 /// a second statement whatever the text holds (the driver always asks for multi-statement
 /// support on the text protocol and cannot be told otherwise). MySQL cannot prepare
-/// `CREATE TRIGGER`/`PROCEDURE`/`FUNCTION`/`EVENT` (error 1295); those run as text, which
-/// [`validate::check_object`] has already proven to be one statement.
+/// `CREATE TRIGGER`/`PROCEDURE`/`FUNCTION`/`EVENT` (error 1295); those run as text the tool
+/// wrote from tokens [`validate::check_object`] proved to be one statement.
 async fn run_ddl(conn: &mut Conn, sql: &str) -> std::result::Result<(), mysql_async::Error> {
     match conn.exec_drop(sql, ()).await {
         Err(mysql_async::Error::Server(e)) if e.code == 1295 => conn.query_drop(sql).await,

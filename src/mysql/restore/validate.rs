@@ -1,19 +1,16 @@
 //! A snapshot is untrusted input: whoever can write the bucket can edit `schema.json` and
-//! recompute every hash. Before restore runs an object's SQL, this module proves that the text is
-//! exactly one `CREATE` statement of the object's kind, creating the object it names in the
-//! database being restored, and nothing else.
-//!
-//! The check is a lexer that errs on the side of seeing code: executable comments (`/*! … */`)
-//! are read as code, a `--` comment needs the whitespace the server needs, line comments end at
-//! the first `\r` or `\n`, and strings follow the object's own `sql_mode` (`NO_BACKSLASH_ESCAPES`,
-//! `ANSI_QUOTES`). Statements are split by the server only at `;`, so text without a `;`
-//! outside strings and comments is one statement; compound bodies (`BEGIN … END`) are followed
-//! block by block, and anything ambiguous is refused rather than guessed. The server adds its own
-//! guarantee: restore sends this SQL as a prepared statement, which never holds two.
+//! recompute every hash. This module proves, on the tokens [`crate::mysql::sqlparse::lex`]
+//! read, that a view, routine, trigger or event is exactly one `CREATE` statement of the
+//! object's kind, creating the object it names in the database being restored, and nothing
+//! else. Statements are split by the server only at `;`, so tokens without a `;` are one
+//! statement; compound bodies (`BEGIN … END`) are followed block by block, and anything
+//! ambiguous is refused rather than guessed. What runs is then written from these tokens, so
+//! the server reads what was checked.
 
 use std::collections::BTreeSet;
 
 use super::super::catalog::{ObjectKind, SchemaObject};
+use crate::mysql::sqlparse::lex::{Tok as L, Token};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -32,179 +29,27 @@ enum Tok {
     Op,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Mode {
-    no_backslash_escapes: bool,
-    ansi_quotes: bool,
-}
-
-impl Mode {
-    fn of(sql_mode: Option<&str>) -> Result<Mode, String> {
-        let mut m = Mode::default();
-        for part in sql_mode.unwrap_or("").split(',') {
-            match part.trim().to_ascii_uppercase().as_str() {
-                "NO_BACKSLASH_ESCAPES" => m.no_backslash_escapes = true,
-                "ANSI_QUOTES" | "ANSI" | "DB2" | "MAXDB" | "MSSQL" | "POSTGRESQL" => {
-                    m.ansi_quotes = true
-                }
-                // MariaDB's Oracle mode parses another language.
-                "ORACLE" => return Err("its sql_mode ORACLE is not supported".into()),
-                _ => {}
+/// The checker's view of the shared tokenizer's tokens ([`crate::mysql::sqlparse::lex`]).
+fn tokens(toks: &[Token]) -> Vec<Tok> {
+    toks.iter()
+        .map(|t| match &t.tok {
+            L::Word(w) => Tok::Word {
+                upper: w.to_ascii_uppercase(),
+                raw: w.clone(),
+            },
+            L::Ident(s) => Tok::Ident(s.clone()),
+            L::Str(_) | L::Prefixed(..) => Tok::Str,
+            L::Number(n) => Tok::Word {
+                upper: n.clone(),
+                raw: n.clone(),
+            },
+            L::Var(_) => Tok::Var,
+            L::Op(o) if o.len() == 1 && ";(),.=:@".contains(*o) => {
+                Tok::Punct(o.chars().next().expect("one char"))
             }
-        }
-        Ok(m)
-    }
-}
-
-fn is_word_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
-}
-
-fn lex(sql: &str, mode: Mode) -> Result<Vec<Tok>, String> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut in_exec_comment = false;
-    while i < b.len() {
-        let c = b[i];
-        let next = b.get(i + 1).copied();
-        match c {
-            c if c.is_ascii_whitespace() => i += 1,
-            b'#' => i = line_end(b, i),
-            b'-' if next == Some(b'-')
-                && b.get(i + 2)
-                    .is_none_or(|&d| matches!(d, b' ' | b'\t' | b'\n' | b'\r')) =>
-            {
-                i = line_end(b, i)
-            }
-            b'/' if next == Some(b'*') => {
-                let rest = &b[i + 2..];
-                let exec = rest.first() == Some(&b'!')
-                    || rest.first() == Some(&b'+')
-                    || rest.starts_with(b"M!");
-                if exec {
-                    if in_exec_comment {
-                        return Err("it nests executable comments".into());
-                    }
-                    in_exec_comment = true;
-                    i += 2;
-                    while i < b.len() && matches!(b[i], b'!' | b'+' | b'M') {
-                        i += 1;
-                    }
-                    while i < b.len() && b[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                } else {
-                    let end = find(b, i + 2, b"*/").ok_or("it has an unterminated comment")?;
-                    i = end + 2;
-                }
-            }
-            b'*' if next == Some(b'/') && in_exec_comment => {
-                in_exec_comment = false;
-                i += 2;
-            }
-            b'`' => {
-                let (s, end) = quoted(b, i, b'`', false)?;
-                out.push(Tok::Ident(s));
-                i = end;
-            }
-            b'"' if mode.ansi_quotes => {
-                let (s, end) = quoted(b, i, b'"', false)?;
-                out.push(Tok::Ident(s));
-                i = end;
-            }
-            b'\'' | b'"' => {
-                let (_, end) = quoted(b, i, c, !mode.no_backslash_escapes)?;
-                out.push(Tok::Str);
-                i = end;
-            }
-            b'@' => {
-                let mut j = i + 1;
-                if b.get(j) == Some(&b'@') {
-                    j += 1;
-                }
-                let start = j;
-                while j < b.len() && (is_word_byte(b[j]) || b[j] == b'.') {
-                    j += 1;
-                }
-                if j > start {
-                    out.push(Tok::Var);
-                    i = j;
-                } else {
-                    out.push(Tok::Punct('@'));
-                    i += 1;
-                }
-            }
-            b':' if next == Some(b'=') => {
-                out.push(Tok::Op);
-                i += 2;
-            }
-            c if is_word_byte(c) => {
-                let start = i;
-                while i < b.len() && is_word_byte(b[i]) {
-                    i += 1;
-                }
-                let raw = sql[start..i].to_string();
-                out.push(Tok::Word {
-                    upper: raw.to_ascii_uppercase(),
-                    raw,
-                });
-            }
-            b';' | b'(' | b')' | b',' | b'.' | b'=' | b':' => {
-                out.push(Tok::Punct(c as char));
-                i += 1;
-            }
-            _ => {
-                out.push(Tok::Op);
-                i += 1;
-            }
-        }
-    }
-    if in_exec_comment {
-        return Err("it has an unterminated executable comment".into());
-    }
-    Ok(out)
-}
-
-fn line_end(b: &[u8], from: usize) -> usize {
-    b[from..]
-        .iter()
-        .position(|&c| c == b'\n' || c == b'\r')
-        .map_or(b.len(), |p| from + p + 1)
-}
-
-fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
-}
-
-/// A quoted run starting at `start` (the opening quote); returns its text and the index after it.
-fn quoted(b: &[u8], start: usize, q: u8, backslash: bool) -> Result<(String, usize), String> {
-    let mut out = Vec::new();
-    let mut i = start + 1;
-    while i < b.len() {
-        let c = b[i];
-        if backslash && c == b'\\' {
-            if let Some(&n) = b.get(i + 1) {
-                out.push(n);
-            }
-            i += 2;
-            continue;
-        }
-        if c == q {
-            if b.get(i + 1) == Some(&q) {
-                out.push(q);
-                i += 2;
-                continue;
-            }
-            return Ok((String::from_utf8_lossy(&out).into_owned(), i + 1));
-        }
-        out.push(c);
-        i += 1;
-    }
-    Err("it has an unterminated quoted string or name".into())
+            L::Op(_) => Tok::Op,
+        })
+        .collect()
 }
 
 struct Cursor<'a> {
@@ -311,16 +156,16 @@ fn kw_at(toks: &[Tok], i: usize) -> Option<&str> {
     }
 }
 
-/// Checks that `sql` (the object's SQL as it will run on the target) is exactly one statement
-/// creating `o` in database `db`; a trigger must be on one of `tables`. The error says why, to
-/// be shown with the object's name.
+/// Checks that `toks` (the object's statement, tokenized) is exactly one statement creating
+/// `o` in database `db`; a trigger must be on one of `tables`. The error says why, to be shown
+/// with the object's name.
 pub fn check_object(
     o: &SchemaObject,
-    sql: &str,
+    toks: &[Token],
     db: &str,
     tables: &BTreeSet<String>,
 ) -> Result<(), String> {
-    let toks = lex(sql, Mode::of(o.sql_mode.as_deref())?)?;
+    let toks = tokens(toks);
     let mut c = Cursor { toks: &toks, i: 0 };
     c.expect("CREATE")?;
     if c.eat("OR") {

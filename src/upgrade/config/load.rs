@@ -138,7 +138,7 @@ impl UpgradeConfig {
     pub fn mysql_url(&self, name: &str) -> Result<MysqlUrl> {
         let s = self.source(name)?;
         let pw = match (&s.password_file, &s.password_env) {
-            (Some(f), _) => read_password(Some(f), "")?,
+            (Some(f), _) => read_password(Some(f), &format!("mysql.{name}"), "")?,
             (None, Some(var)) => std::env::var(var).ok().map(Secret::new),
             (None, None) => std::env::var(source_password_env(name))
                 .or_else(|_| std::env::var("AMLMIGRATE_MYSQL_PASSWORD"))
@@ -154,7 +154,11 @@ impl UpgradeConfig {
     }
 
     pub fn pg_url(&self) -> Result<PgUrl> {
-        let pw = read_password(self.postgres.password_file.as_deref(), "PGPASSWORD")?;
+        let pw = read_password(
+            self.postgres.password_file.as_deref(),
+            "postgres",
+            "PGPASSWORD",
+        )?;
         Ok(PgUrl::parse(&self.postgres.url)?.with_fallback_password(pw))
     }
 
@@ -205,6 +209,7 @@ impl UpgradeConfig {
     pub fn registry_password(&self) -> Result<Option<Secret>> {
         read_password(
             self.images.password_file.as_deref(),
+            "images",
             "AMLMIGRATE_REGISTRY_PASSWORD",
         )
     }
@@ -294,19 +299,10 @@ pub fn source_password_env(name: &str) -> String {
     )
 }
 
-fn read_password(file: Option<&Path>, env: &str) -> Result<Option<Secret>> {
-    match file {
-        Some(f) => std::fs::read_to_string(f)
-            .map(|s| Some(Secret::new(s.trim_end_matches(['\n', '\r']))))
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot read the password file {}: {e}",
-                    f.display()
-                ))
-            }),
-        None if env.is_empty() => Ok(None),
-        None => Ok(std::env::var(env).ok().map(Secret::new)),
-    }
+/// `section`'s `password_file` through the one password-file reader, else `env`.
+fn read_password(file: Option<&Path>, section: &str, env: &str) -> Result<Option<Secret>> {
+    let source = format!("the upgrade configuration's [{section}] password_file");
+    crate::secret::password_from(file, &source, env)
 }
 
 #[cfg(test)]
@@ -418,5 +414,28 @@ mod tests {
             cfg.oidc_redirect_url(),
             Some("https://192.168.139.133:30665/oauth2/callback")
         );
+    }
+
+    #[test]
+    fn password_files_of_the_configuration_go_through_the_one_reader() {
+        let text = include_str!("../../../examples/upgrade-1.3-to-1.4.toml");
+        let mut cfg = UpgradeConfig::parse(text, "example").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("pg.pw");
+        std::fs::write(&empty, "\n").unwrap();
+        cfg.postgres.password_file = Some(empty);
+        let e = cfg.pg_url().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Input);
+        let text = e.to_string();
+        assert!(
+            text.contains("[postgres] password_file") && text.contains("empty"),
+            "{text}"
+        );
+        let name = cfg.mysql.keys().next().unwrap().clone();
+        let pw = dir.path().join("my.pw");
+        std::fs::write(&pw, "s3cret\r\n").unwrap();
+        cfg.mysql.get_mut(&name).unwrap().password_file = Some(pw);
+        let url = cfg.mysql_url(&name).unwrap();
+        assert_eq!(url.password.unwrap().expose(), "s3cret");
     }
 }
