@@ -385,6 +385,7 @@ fn backup_reads_its_password_files_like_every_other_command() {
     let file = password_file(tmp.path(), "mysql.pw", MYSQL_PASSWORD);
     let args = [
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",
