@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! <repo>/amlmigrate-repo.json                  format marker (and encryption settings)
-//! <repo>/data/<xx>/<pack>                      format 2: packs of compressed chunks, first
+//! <repo>/data/<xx>/<pack>                      format 2: packs of compressed chunks, each ending
+//!                                              with a trailer listing them; written first
 //! <repo>/index/<name>.json                     format 2: chunk → pack, offset; after its packs
 //! <repo>/snapshots/<id>/refs                   format 2: the chunk ids it uses, for prune
 //! <repo>/snapshots/<id>/parts/<part>.tar.zst   format 1: one object per part
 //! <repo>/snapshots/<id>/manifest.json          written last, create-only: it commits the snapshot
-//! <repo>/locks/<id>.json                       who uses the repository (backup, prune)
+//! <repo>/locks/<id>.json                       who uses the repository (backup, readers, prune)
 //! <repo>/pins/<snapshot>/<holder>              snapshots prune keeps whatever the policy
 //! ```
 //!
