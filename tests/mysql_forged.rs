@@ -391,3 +391,35 @@ fn code_bodies_that_grant_reach_other_databases_or_touch_files_are_refused() {
     ];
     refused_each(&cases);
 }
+
+/// A part whose `schema.json` holds (and declares) more than a schema ever needs is refused as
+/// damaged before it is read whole, dry run included.
+#[test]
+fn an_oversized_schema_is_refused_before_it_is_read_whole() {
+    let (_dir, repo) = common::temp_repo();
+    let src = TestDb::with_fixture("forged");
+    let dst = TestDb::new("forged_dst");
+    let id = backup(&repo, &src.name);
+    common::forge_part(&repo, &id, |files| {
+        let key = format!("mysql/{}/schema.json", src.name);
+        // Whitespace is valid JSON: only the size is wrong.
+        let mut big = vec![b' '; 65 << 20];
+        big.extend_from_slice(&files[&key]);
+        files.insert(key, big);
+    });
+    let rename = format!("{}={}", src.name, dst.name);
+    for dry in [true, false] {
+        let mut args = vec!["restore", "--repo", repo.to_str().unwrap(), &id];
+        args.extend(["--mysql", common::MYSQL, "--rename", &rename]);
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = amlmigrate(&args);
+        assert_eq!(r.code, 3, "dry run {dry}: {r:?}");
+        assert!(
+            r.stderr.contains("schema.json") && r.stderr.contains("larger than"),
+            "{r:?}"
+        );
+        assert!(!exists(&dst.name), "{r:?}");
+    }
+}

@@ -143,6 +143,14 @@ fn show_and_snapshots_describe_the_snapshot_and_json_is_parseable() {
 #[test]
 fn readme_recipe_restores_with_tar_zstd_and_the_mysql_client_alone() {
     let src = TestDb::with_fixture("recipe");
+    // A name any user with CREATE ROUTINE can choose, made to end a `-- procedure …` comment
+    // line of schema.sql (mysqldump's CVE-2016-5483): the recipe must create nothing else.
+    let evil = TestDb::new("recipe_evil");
+    let breakout = format!("q\nCREATE DATABASE {};#", evil.name);
+    sql(
+        Some(&src.name),
+        &format!("CREATE PROCEDURE `{breakout}`() SELECT 1"),
+    );
     let (tmp, repo) = temp_repo();
     let id = backup(&repo, &src.name);
     let before = checksums(&src.name);
@@ -190,6 +198,22 @@ fn readme_recipe_restores_with_tar_zstd_and_the_mysql_client_alone() {
         sql(Some(&src.name), "SELECT COUNT(*) FROM audit").trim(),
         "2"
     );
+    let made = sql(
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            evil.name
+        ),
+    );
+    assert_eq!(made.trim(), "0", "a routine's name ran as a statement");
+    let routine = sql(
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{}' AND ROUTINE_NAME LIKE 'q%'",
+            src.name
+        ),
+    );
+    assert_eq!(routine.trim(), "1", "the routine itself was not restored");
 }
 
 #[test]

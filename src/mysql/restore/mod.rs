@@ -32,6 +32,21 @@ use crate::repo::Repository;
 use crate::repo::manifest::{Manifest, MysqlDatabase};
 use parallel::Item;
 
+/// The largest `schema.json` restore reads: the schema of thousands of tables is a few MiB,
+/// and a forged part may claim (and hold) gigabytes.
+const MAX_SCHEMA_BYTES: u64 = 64 << 20;
+
+fn schema_too_big(part: &str, path: &str) -> Error {
+    Error::damaged(
+        part,
+        path,
+        format!(
+            "larger than the {} MiB a schema.json may hold; not read",
+            MAX_SCHEMA_BYTES >> 20
+        ),
+    )
+}
+
 const BASE_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
 
 #[derive(Debug, Clone)]
@@ -518,15 +533,23 @@ async fn read_schema(
     let found = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
     let slot = found.clone();
     let path = want.clone();
+    let part_name = db.part.clone();
     let read = repo
         .read_part(&manifest.id, part, (), move |(), entry| {
             if entry.entry().path != path {
                 return Ok(());
             }
+            if entry.entry().size > MAX_SCHEMA_BYTES {
+                return Err(schema_too_big(&part_name, &path));
+            }
             let mut bytes = Vec::new();
             entry
+                .take(MAX_SCHEMA_BYTES + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| Error::io(format!("reading {path}"), e))?;
+            if bytes.len() as u64 > MAX_SCHEMA_BYTES {
+                return Err(schema_too_big(&part_name, &path));
+            }
             *slot.lock().expect("not poisoned") = Some(bytes);
             Err(Error::Interrupted("schema.json read".into()))
         })
@@ -606,6 +629,9 @@ impl<'c> DbState<'c> {
         let mut bytes = Vec::new();
         while let Some(chunk) = data.recv().await {
             bytes.extend_from_slice(&chunk.map_err(|e| Error::io("reading schema.json", e))?);
+            if bytes.len() as u64 > MAX_SCHEMA_BYTES {
+                return Err(schema_too_big(&self.ctx.plan.db.part, &path));
+            }
         }
         let schema: DbSchema = serde_json::from_slice(&bytes).map_err(|e| {
             Error::damaged(
