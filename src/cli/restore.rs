@@ -10,6 +10,8 @@ use amlmigrate::kube::restore::{KubeRestoreOptions, KubeRestoreReport, OnConflic
 use amlmigrate::mysql::restore::{RestoreOptions, restore};
 use amlmigrate::repo::Repository;
 
+use amlmigrate::text::Safe;
+
 use super::{
     GlobalArgs, JsonPrinted, KubeArgs, MysqlArgs, RepoArg, parse_pair, print_json, progress_for,
     thousands,
@@ -254,11 +256,12 @@ async fn run_kube(
 
 fn print_kube_report(report: &KubeRestoreReport) {
     for o in &report.objects {
+        // Names, paths and values come from the snapshot and the cluster: each shown escaped.
         let name = match &o.namespace {
-            Some(ns) => format!("{ns}/{}", o.name),
-            None => o.name.clone(),
+            Some(ns) => format!("{}/{}", Safe(ns), Safe(&o.name)),
+            None => Safe(&o.name).to_string(),
         };
-        println!("{:<13} {} {name}", o.action, o.kind);
+        println!("{:<13} {} {name}", o.action, Safe(&o.kind));
         for c in &o.changes {
             let show = |v: &Option<serde_json::Value>| match v {
                 None if c.op == Op::Remove => "(removed)".to_string(),
@@ -278,16 +281,16 @@ fn print_kube_report(report: &KubeRestoreReport) {
             };
             println!(
                 "                {}: {} → {}",
-                c.path,
-                show(&c.old),
-                show(&c.new)
+                Safe(&c.path),
+                Safe(show(&c.old)),
+                Safe(show(&c.new))
             );
         }
         if let Some(n) = &o.note {
-            println!("                note: {n}");
+            println!("                note: {}", Safe(n));
         }
         if let Some(e) = &o.error {
-            println!("                error: {e}");
+            println!("                error: {}", Safe(e));
         }
     }
     let mut counts = Vec::new();
@@ -375,9 +378,9 @@ async fn run_mysql(
         };
         for d in &report.databases {
             let arrow = if d.source == d.target {
-                d.target.clone()
+                Safe(&d.target).to_string()
             } else {
-                format!("{} -> {}", d.source, d.target)
+                format!("{} -> {}", Safe(&d.source), Safe(&d.target))
             };
             println!(
                 "{verb} {arrow}: {} tables, {} rows",
@@ -386,6 +389,7 @@ async fn run_mysql(
             );
         }
         for (from, to) in &report.collation_map {
+            let (from, to) = (Safe(from), Safe(to));
             println!("collation {from} mapped to {to} (the target has no {from})");
         }
         for t in &report.replaced {
@@ -394,7 +398,7 @@ async fn run_mysql(
             } else {
                 "replaced"
             };
-            println!("rows of {t} {done} (--replace)");
+            println!("rows of {} {done} (--replace)", Safe(t));
         }
         if report.dry_run {
             println!(
