@@ -688,6 +688,8 @@ fn a_partial_restore_failure_names_each_object_and_restores_the_rest() {
     env.fk
         .deny("ops", "patch", "security.istio.io", "authorizationpolicies");
     let kc = env.kubeconfig_as(Some("ops"), "ops");
+    // The Delete volumes went with their claims: new ones are created only for the driver and
+    // class the operator names.
     let r = amlmigrate(&[
         "restore",
         "--repo",
@@ -695,6 +697,10 @@ fn a_partial_restore_failure_names_each_object_and_restores_the_rest() {
         &id,
         "--only",
         "kubernetes",
+        "--volume-driver",
+        "topolvm.io",
+        "--volume-class",
+        "sc-topolvm",
         "--kubeconfig",
         kc.to_str().unwrap(),
     ]);

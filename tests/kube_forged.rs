@@ -9,55 +9,7 @@ mod kubeenv;
 use common::cluster::writes;
 use serde_json::{Value, json};
 
-use kubeenv::{Env, Forgery, cluster, forge};
-
-/// A snapshot of the fixtures with `f` forged into it; `verify` still passes.
-fn forged(env: &Env, f: impl FnOnce(&mut Forgery)) -> String {
-    let id = env.backup(&[]);
-    forge(&env.repo, &id, f);
-    common::ok(&["verify", "--repo", env.repo(), &id]);
-    id
-}
-
-/// A restore of `id` with `extra` flags that must exit `code` without writing anything.
-fn refused(env: &Env, id: &str, extra: &[&str], code: i32, says: &[&str]) -> common::Run {
-    let before = writes(&env.fk);
-    let r = env.restore(id, extra);
-    assert_eq!(r.code, code, "{r:?}");
-    for s in says {
-        assert!(r.stderr.contains(s), "stderr lacks {s:?}: {r:?}");
-    }
-    assert!(r.stderr.contains("nothing was written"), "{r:?}");
-    assert_eq!(writes(&env.fk), before, "a refused restore wrote: {r:?}");
-    r
-}
-
-/// The dry run's JSON report lists the object as refused, with the reason.
-fn dry_run_refuses(
-    env: &Env,
-    id: &str,
-    extra: &[&str],
-    code: i32,
-    kind: &str,
-    name: &str,
-) -> Value {
-    let mut args = vec!["--dry-run", "--json"];
-    args.extend(extra);
-    let before = writes(&env.fk);
-    let r = env.restore(id, &args);
-    assert_eq!(r.code, code, "{r:?}");
-    assert_eq!(writes(&env.fk), before, "a dry run wrote: {r:?}");
-    let out: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(out["ok"], false, "{out}");
-    let objects = out["kubernetes"]["objects"].as_array().unwrap();
-    let o = objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["name"] == name)
-        .unwrap_or_else(|| panic!("{kind} {name} not in the dry run's report: {out}"));
-    assert_eq!(o["action"], "refused", "{o}");
-    assert!(o["error"].is_string(), "{o}");
-    o.clone()
-}
+use kubeenv::{Env, cluster, dry_run_refuses, forged, refused, requests_naming};
 
 #[test]
 fn a_cluster_role_binding_to_cluster_admin_is_refused_even_when_asked_for_by_kind() {
@@ -416,4 +368,216 @@ fn namespace_map_with_update_never_changes_existing_cluster_scoped_objects() {
     // Every original claim still Bound to its volume.
     let check = env.ok(&["pvc", "check", "--repo", env.repo(), &id]);
     assert!(check.contains("8 of 8"), "{check}");
+}
+
+/// A namespace or name that would add path segments, a query or a fragment to a request is
+/// refused as a name no API server serves, before any request names it: plain, with
+/// `--on-conflict update`, and in a dry run (where the fake fails every write without
+/// `dryRun=All`).
+#[test]
+fn names_that_would_alter_a_request_path_are_refused_before_any_request() {
+    let env = cluster(false);
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let istio = "security.istio.io/v1beta1";
+    env.fk
+        .create(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "istio-system"}}))
+        .unwrap();
+    env.fk
+        .create(json!({"apiVersion": rbac, "kind": "RoleBinding",
+            "metadata": {"name": "ops-view", "namespace": "kube-system"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": "ops@example.com"}]}))
+        .unwrap();
+    env.fk
+        .create(json!({"apiVersion": istio, "kind": "AuthorizationPolicy",
+            "metadata": {"name": "deny-all", "namespace": "istio-system"},
+            "spec": {"action": "DENY", "rules": [{}]}}))
+        .unwrap();
+    let live = |env: &Env| {
+        (
+            env.fk
+                .get(rbac, "RoleBinding", Some("kube-system"), "ops-view")
+                .unwrap()["subjects"]
+                .clone(),
+            env.fk
+                .get(
+                    istio,
+                    "AuthorizationPolicy",
+                    Some("istio-system"),
+                    "deny-all",
+                )
+                .unwrap()["spec"]
+                .clone(),
+        )
+    };
+    let before = live(&env);
+    let binding = |ns: &str| {
+        json!({"apiVersion": rbac, "kind": "RoleBinding",
+            "metadata": {"name": "mallory-admin", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": "mallory@example.com"}]})
+    };
+    let allow_all = |ns: &str| {
+        json!({"apiVersion": istio, "kind": "AuthorizationPolicy",
+            "metadata": {"name": "allow-all", "namespace": ns},
+            "spec": {"action": "ALLOW", "rules": [{}]}})
+    };
+    let forgeries: [(&str, Value, &str); 3] = [
+        (
+            "kube-system/rolebindings/ops-view#",
+            binding("kube-system/rolebindings/ops-view#"),
+            "rolebindings",
+        ),
+        (
+            "kube-system/rolebindings/ops-view?x=",
+            binding("kube-system/rolebindings/ops-view?x="),
+            "rolebindings",
+        ),
+        (
+            "istio-system/authorizationpolicies/deny-all#",
+            allow_all("istio-system/authorizationpolicies/deny-all#"),
+            "authorizationpolicies",
+        ),
+    ];
+    for (ns, obj, plural) in forgeries {
+        let id = forged(&env, |f| {
+            f.manifest["kubernetes"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(ns));
+            f.add(&obj, plural, true);
+        });
+        let kind = obj["kind"].as_str().unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let says = format!("{kind} {ns}/{name}");
+        for extra in [&[][..], &["--on-conflict", "update"]] {
+            refused(&env, &id, extra, 3, &[&says, "not a valid namespace name"]);
+        }
+        env.fk.require_dry_run(true);
+        let o = dry_run_refuses(&env, &id, &["--on-conflict", "update"], 3, kind, name);
+        env.fk.require_dry_run(false);
+        assert!(
+            o["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a valid namespace"),
+            "{o}"
+        );
+        let first = ns.split('/').next().unwrap();
+        let target = ns.split(['/', '#', '?']).nth(2).unwrap();
+        assert_eq!(
+            requests_naming(&env, &format!("{first}/{target}")),
+            Vec::<String>::new()
+        );
+        assert_eq!(requests_naming(&env, name), Vec::<String>::new());
+    }
+    assert_eq!(
+        live(&env),
+        before,
+        "a live object outside the snapshot changed"
+    );
+}
+
+/// The same trick on a cluster-scoped kind: a volume (and the claim naming it) whose name ends
+/// in `#` would reach a live volume of another namespace and set its reclaim policy.
+#[test]
+fn a_volume_name_that_would_reach_another_volume_is_refused() {
+    let env = cluster(false);
+    let pv = "pvc-3f1c9a52-7d4e-4b8a-9c21-5e6f7a8b9c01";
+    let forged_name = format!("{pv}#");
+    let policy = |env: &Env| {
+        env.fk.get("v1", "PersistentVolume", None, pv).unwrap()["spec"]
+            ["persistentVolumeReclaimPolicy"]
+            .clone()
+    };
+    let before = policy(&env);
+    let id = forged(&env, |f| {
+        f.add(
+            &json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": forged_name},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "",
+                         "csi": {"driver": "topolvm.io", "volumeHandle": "x"},
+                         "claimRef": {"namespace": "team-a", "name": "grab"}}}),
+            "persistentvolumes",
+            true,
+        );
+        f.add(
+            &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "grab", "namespace": "team-a"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                         "volumeName": forged_name,
+                         "resources": {"requests": {"storage": "1Gi"}}}}),
+            "persistentvolumeclaims",
+            true,
+        );
+    });
+    for extra in [&[][..], &["--on-conflict", "update"]] {
+        refused(
+            &env,
+            &id,
+            extra,
+            3,
+            &[
+                &format!("PersistentVolume {forged_name}"),
+                "PersistentVolumeClaim team-a/grab",
+                "spec.volumeName",
+            ],
+        );
+    }
+    env.fk.require_dry_run(true);
+    dry_run_refuses(
+        &env,
+        &id,
+        &["--on-conflict", "update"],
+        3,
+        "PersistentVolume",
+        &forged_name,
+    );
+    env.fk.require_dry_run(false);
+    assert_eq!(policy(&env), before);
+    assert!(
+        env.fk
+            .get("v1", "PersistentVolumeClaim", Some("team-a"), "grab")
+            .is_none()
+    );
+}
+
+/// A dry run's every write carries `dryRun=All`: with the fake failing any write without it,
+/// a dry run that would create and update objects still goes through, and writes nothing.
+#[test]
+fn every_write_of_a_dry_run_says_dry_run() {
+    let env = cluster(false);
+    let id = env.backup(&[]);
+    env.fk
+        .delete("kubeflow.org/v1", "Notebook", Some("team-a"), "eda");
+    env.fk.update(
+        "amlclusters.aml.dev/v1alpha1",
+        "AmlCluster",
+        None,
+        "default",
+        |o| o["spec"]["values"]["experimentalFeatures"]["datasets"] = json!(false),
+    );
+    env.fk.require_dry_run(true);
+    let before = writes(&env.fk);
+    let out = env.restore_ok(&id, &["--dry-run", "--on-conflict", "update"]);
+    assert!(out.contains("would create  Notebook team-a/eda"), "{out}");
+    assert!(out.contains("would update  AmlCluster default"), "{out}");
+    assert_eq!(writes(&env.fk), before);
+    let dry: Vec<_> = env
+        .fk
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert!(dry.len() >= 2, "{dry:?}");
+    assert!(
+        dry.iter().all(|r| r.query.contains("dryRun=All")),
+        "{dry:?}"
+    );
 }

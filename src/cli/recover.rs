@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use amlmigrate::upgrade::recover::{self, RecoverCheck, RecoverOptions};
-use amlmigrate::upgrade::{Env, UpgradeConfig, report};
+use amlmigrate::upgrade::{Env, REFUSED, State, UpgradeConfig, report};
 
 use super::upgrade::{
     can_ask, confirm_step, not_done, print_applied, print_check_details, print_check_head,
@@ -97,9 +97,22 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
     .await;
     ui.finish();
     let outcome = outcome.context("recovering from the snapshot")?;
+    // A dry run that finds objects of the snapshot a restore refuses fails as the real run
+    // would, naming them.
+    let blocked = outcome
+        .checks
+        .iter()
+        .find(|c| {
+            outcome.dry_run
+                && c.state == State::Blocked
+                && c.checked.iter().any(|l| l.starts_with(REFUSED))
+        })
+        .map(|c| {
+            amlmigrate::Error::Refused(format!("recovery step {} cannot run: {}", c.step, c.why))
+        });
     if g.json {
-        print_json(&json!({"ok": true, "outcome": outcome}));
-        return Ok(());
+        print_json(&json!({"ok": blocked.is_none(), "outcome": outcome}));
+        return blocked.map_or(Ok(()), |e| Err(e.into()));
     }
     if outcome.dry_run {
         println!(
@@ -116,7 +129,7 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
                 a.config.display()
             );
         }
-        return Ok(());
+        return blocked.map_or(Ok(()), |e| Err(e.into()));
     }
     if !g.quiet {
         eprintln!(

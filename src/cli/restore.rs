@@ -86,6 +86,28 @@ pub struct RestoreArgs {
     /// Kubernetes: only objects of these snapshot namespaces (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NS,...")]
     namespaces: Vec<String>,
+    /// Kubernetes: CSI drivers whose volumes a restore may create when the cluster lacks them
+    /// (comma-separated, e.g. topolvm.io). Default: none, so only volumes the cluster still has
+    /// are restored.
+    #[arg(
+        long = "volume-driver",
+        value_delimiter = ',',
+        value_name = "DRIVER,..."
+    )]
+    volume_drivers: Vec<String>,
+    /// Kubernetes: storage classes a created CSI volume may name (comma-separated).
+    #[arg(long = "volume-class", value_delimiter = ',', value_name = "CLASS,...")]
+    volume_classes: Vec<String>,
+    /// Kubernetes: volume sources a restore refuses otherwise: hostPath, local, csi-secrets
+    /// (CSI Secret references) or another PersistentVolume source (nfs). A snapshot's hostPath
+    /// volume gives whoever mounts its claim the node's files: name it only for a snapshot you
+    /// trust.
+    #[arg(
+        long = "allow-volume-source",
+        value_delimiter = ',',
+        value_name = "SOURCE,..."
+    )]
+    allow_volume_sources: Vec<String>,
     /// Age identity file: decrypts the snapshot's Secrets, and an encrypted repository.
     #[arg(long, value_name = "FILE")]
     identity: Option<std::path::PathBuf>,
@@ -111,6 +133,22 @@ pub struct RestoreArgs {
     /// transaction [default: two per core, at most 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: Option<u16>,
+    /// MySQL: also create the triggers, routines, events and SQL SECURITY DEFINER views of a
+    /// snapshot no key given with --verify-key signed. They run with their definer's
+    /// privileges (often root): pass this only for a snapshot whose bucket you trust.
+    #[arg(long)]
+    trust_unsigned_code: bool,
+    /// MySQL: define every restored trigger, routine, event and view as USER@HOST instead of
+    /// the definer the snapshot names.
+    #[arg(long, value_name = "USER@HOST", value_parser = parse_definer)]
+    definer: Option<(String, String)>,
+}
+
+fn parse_definer(s: &str) -> Result<(String, String), String> {
+    match s.rsplit_once('@') {
+        Some((u, h)) if !u.is_empty() && !h.is_empty() => Ok((u.to_string(), h.to_string())),
+        _ => Err(format!("expected USER@HOST, got {s:?}")),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -196,6 +234,11 @@ async fn run_kube(
         kinds: args.kinds.clone(),
         namespaces: args.namespaces.clone(),
         identity: args.identity.clone(),
+        volumes: amlmigrate::kube::volumes::VolumePolicy {
+            drivers: args.volume_drivers.clone(),
+            classes: args.volume_classes.clone(),
+            allow_sources: args.allow_volume_sources.clone(),
+        },
     };
     let ui = progress_for(g);
     let progress: amlmigrate::progress::ProgressRef = ui.clone();
@@ -363,6 +406,8 @@ async fn run_mysql(
         jobs: args
             .jobs
             .map_or_else(amlmigrate::mysql::restore::default_jobs, usize::from),
+        trust_unsigned_code: args.trust_unsigned_code,
+        definer: args.definer.clone(),
     };
     let ui = progress_for(g);
     let result = restore(repo, id, &opts, ui.clone(), cancel).await;
@@ -399,6 +444,31 @@ async fn run_mysql(
                 "replaced"
             };
             println!("rows of {} {done} (--replace)", Safe(t));
+        }
+        if !report.not_restored.is_empty() {
+            let not = if report.dry_run {
+                "would not be"
+            } else {
+                "not"
+            };
+            for o in &report.not_restored {
+                println!(
+                    "{o} {not} restored: it runs with its definer's privileges and no trusted key signed the snapshot"
+                );
+            }
+            let mut cmd = format!(
+                "amlmigrate restore --repo {} {} --mysql {}",
+                args.repo.repo, report.snapshot, report.target
+            );
+            for d in &report.databases {
+                cmd.push_str(&format!(" --databases {}", d.source));
+                if d.source != d.target {
+                    cmd.push_str(&format!(" --rename {}={}", d.source, d.target));
+                }
+            }
+            println!(
+                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {cmd} --replace --trust-unsigned-code"
+            );
         }
         if report.dry_run {
             println!(

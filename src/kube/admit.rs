@@ -11,11 +11,14 @@
 //!   named after a user namespace; names and label selectors of the entry hold;
 //! - a Secret is stored encrypted, and nothing else is;
 //! - a PersistentVolume is bound (its `claimRef`) to a claim this restore restores, which
-//!   names it (`spec.volumeName`).
+//!   names it (`spec.volumeName`);
+//! - every namespace and name follows Kubernetes' rule for its kind, and so do the names a
+//!   claim or volume refers to (`spec.volumeName`, `spec.claimRef`): they become request paths.
 //!
-//! Broken identity or encryption means the snapshot was altered: damaged. Anything else the
-//! catalog does not allow is refused. The checks that need the cluster (scope as discovery
-//! serves it, whether an existing namespace is a user namespace) are in `restore.rs`.
+//! Broken identity or encryption, or a name no API server serves, means the snapshot was
+//! altered: damaged. Anything else the catalog does not allow is refused. The checks that need
+//! the cluster (scope as discovery serves it, whether an existing namespace is a user
+//! namespace) are in `restore.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +28,7 @@ use super::backup::StoredObject;
 use super::catalog::{Catalog, Entry, Scope};
 use super::objects::{entry_path, from_yaml};
 use super::secrets::Identities;
-use super::{Role, group_of, name_of, namespace_of, str_at};
+use super::{Role, group_of, name_of, names, namespace_of, str_at};
 use crate::error::Result;
 
 /// Namespaces no snapshot may restore into, whatever it claims.
@@ -100,6 +103,11 @@ pub fn admit<'a>(
             reason,
             damaged,
         };
+        // Before anything else looks at them: a name no API server serves was put there.
+        if let Err(reason) = name_rules(s) {
+            refused.push(refuse(reason, true));
+            continue;
+        }
         let Some(entry) = req.catalog.entry_for(s.cluster, &s.kind, &s.group) else {
             if req.wants_kind(&s.kind) {
                 refused.push(refuse(
@@ -253,6 +261,36 @@ fn check(
     Ok(parse_and_match(s, entry, text).map(Some))
 }
 
+/// The namespace and name follow Kubernetes' rules for the kind (see `names.rs`).
+fn name_rules(s: &StoredObject) -> std::result::Result<(), String> {
+    if let Some(ns) = &s.namespace {
+        names::namespace(ns)?;
+    }
+    names::object_name(&s.kind, &s.group, &s.name)
+}
+
+/// Names inside an object that become request paths: a claim's volume, a volume's claim.
+fn reference_rules(s: &StoredObject, obj: &Value) -> std::result::Result<(), String> {
+    let core = |kind: &str| s.kind == kind && s.group.is_empty();
+    let check = |path: &str, f: fn(&str) -> std::result::Result<(), String>| match str_at(obj, path)
+    {
+        Some(v) if !v.is_empty() => f(v).map_err(|e| format!("{path}: {e}")),
+        _ => Ok(()),
+    };
+    if core("PersistentVolumeClaim") {
+        check("spec.volumeName", |v| {
+            names::object_name("PersistentVolume", "", v)
+        })?;
+    }
+    if core("PersistentVolume") {
+        check("spec.claimRef.namespace", names::namespace)?;
+        check("spec.claimRef.name", |v| {
+            names::object_name("PersistentVolumeClaim", "", v)
+        })?;
+    }
+    Ok(())
+}
+
 /// Encryption, path and group agree with the identity `objects.json` gives.
 fn stored_rules(s: &StoredObject) -> std::result::Result<(), Refused> {
     let damaged = |m: String| Err((m, true));
@@ -326,6 +364,7 @@ fn parse_and_match(
             show(listed)
         )));
     }
+    reference_rules(s, &obj).map_err(damaged)?;
     if let Some(sel) = &entry.selector
         && !selector_matches(sel, obj.pointer("/metadata/labels"))
     {

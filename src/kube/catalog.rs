@@ -53,6 +53,11 @@ pub struct Entry {
     /// Restore order: lower first (namespaces 10 … custom resources 80).
     #[serde(default = "order")]
     pub order: u32,
+    /// When set, a restore creates objects of this kind only under these names, and brings
+    /// back others only when the cluster has them already: for singletons such as AmlCluster,
+    /// where a snapshot's new instance would be a second installation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_names: Option<Vec<String>>,
 }
 
 impl Entry {
@@ -116,6 +121,7 @@ fn e(
         restore,
         keep_status: !restore,
         order,
+        new_names: None,
     }
 }
 
@@ -249,6 +255,14 @@ impl Default for Catalog {
                 90,
             ),
         ];
+        // The instances the AML operator's documentation names.
+        for en in entries.iter_mut() {
+            match en.kind.as_str() {
+                "AmlCluster" => en.new_names = Some(vec!["default".into()]),
+                "Aml" => en.new_names = Some(vec!["default-aml".into()]),
+                _ => {}
+            }
+        }
         // The image-builder settings also live in the AML system namespace.
         for en in entries.iter_mut().filter(|en| !en.names.is_empty()) {
             en.namespaces = vec!["kubeflow".into()];

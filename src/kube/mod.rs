@@ -6,18 +6,22 @@
 //! global cluster (plugin ModuleInfos); by default they are the same.
 
 pub mod admit;
+mod api;
 pub mod backup;
 pub mod catalog;
 pub mod converge;
+pub mod names;
 pub mod objects;
+mod plan;
 pub mod pvc;
 pub mod restore;
 pub mod secrets;
+pub mod volumes;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::DynamicObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Client, Config};
@@ -193,193 +197,9 @@ impl Cluster {
         let api_version = obj.get("apiVersion")?.as_str()?;
         self.resolve(kind, Some(group_of(api_version)))
     }
-
-    fn api(&self, r: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
-        match (r.namespaced, namespace) {
-            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &r.ar),
-            _ => Api::all_with(self.client.clone(), &r.ar),
-        }
-    }
-
-    /// Every object of a resource (in one namespace, or all), page by page.
-    pub async fn list(
-        &self,
-        r: &Resource,
-        namespace: Option<&str>,
-        labels: Option<&str>,
-        fields: Option<&str>,
-    ) -> Result<Vec<Value>> {
-        let api = self.api(r, namespace);
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut lp = ListParams::default().limit(500);
-            if let Some(l) = labels {
-                lp = lp.labels(l);
-            }
-            if let Some(f) = fields {
-                lp = lp.fields(f);
-            }
-            if let Some(t) = &token {
-                lp = lp.continue_token(t);
-            }
-            let page = api
-                .list(&lp)
-                .await
-                .map_err(|e| api_error(e, &self.server, "list", &where_(r, namespace)))?;
-            for obj in page.items {
-                out.push(to_value(obj, r));
-            }
-            match page.metadata.continue_ {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
-            }
-        }
-        tracing::debug!(
-            kind = r.ar.kind,
-            namespace,
-            labels,
-            count = out.len(),
-            "kube: listed {} {}",
-            out.len(),
-            where_(r, namespace)
-        );
-        Ok(out)
-    }
-
-    pub async fn get(
-        &self,
-        r: &Resource,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Value>> {
-        self.api(r, namespace)
-            .get_opt(name)
-            .await
-            .map(|o| o.map(|o| to_value(o, r)))
-            .map_err(|e| api_error(e, &self.server, "get", &object_name(r, namespace, name)))
-    }
-
-    /// Server-side apply with our field manager; `force` takes over fields other managers own.
-    pub async fn apply(
-        &self,
-        r: &Resource,
-        namespace: Option<&str>,
-        name: &str,
-        obj: &Value,
-        force: bool,
-        dry_run: bool,
-    ) -> Result<Value> {
-        let mut pp = PatchParams::apply(FIELD_MANAGER);
-        if force {
-            pp = pp.force();
-        }
-        if dry_run {
-            pp = pp.dry_run();
-        }
-        tracing::debug!(
-            kind = r.ar.kind,
-            namespace,
-            name,
-            dry_run,
-            "kube: apply {}",
-            object_name(r, namespace, name)
-        );
-        self.api(r, namespace)
-            .patch(name, &pp, &Patch::Apply(obj))
-            .await
-            .map(|o| to_value(o, r))
-            .map_err(|e| api_error(e, &self.server, "apply", &object_name(r, namespace, name)))
-    }
-
-    /// JSON merge patch (RFC 7386) with our field manager.
-    pub async fn merge_patch(
-        &self,
-        r: &Resource,
-        namespace: Option<&str>,
-        name: &str,
-        patch: &Value,
-        dry_run: bool,
-    ) -> Result<Value> {
-        let mut pp = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        if dry_run {
-            pp = pp.dry_run();
-        }
-        tracing::debug!(
-            kind = r.ar.kind,
-            namespace,
-            name,
-            dry_run,
-            "kube: merge patch {}",
-            object_name(r, namespace, name)
-        );
-        self.api(r, namespace)
-            .patch(name, &pp, &Patch::Merge(patch))
-            .await
-            .map(|o| to_value(o, r))
-            .map_err(|e| api_error(e, &self.server, "patch", &object_name(r, namespace, name)))
-    }
 }
 
-impl Cluster {
-    /// Creates an object; `Ok(None)` when one of that name already exists.
-    pub async fn create(
-        &self,
-        r: &Resource,
-        namespace: Option<&str>,
-        obj: &Value,
-    ) -> Result<Option<Value>> {
-        let name = name_of(obj).to_string();
-        let what = if name.is_empty() {
-            format!("a new {}", r.ar.kind)
-        } else {
-            object_name(r, namespace, &name)
-        };
-        let dynobj: DynamicObject = serde_json::from_value(obj.clone())
-            .map_err(|e| Error::other(format!("{what} is not a Kubernetes object: {e}")))?;
-        let pp = kube::api::PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        tracing::debug!(kind = r.ar.kind, namespace, "kube: create {what}");
-        match self.api(r, namespace).create(&pp, &dynobj).await {
-            Ok(o) => Ok(Some(to_value(o, r))),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
-            Err(e) => Err(api_error(e, &self.server, "create", &what)),
-        }
-    }
-
-    /// Deletes an object (dependents in the background, as kubectl does); `false` when it did
-    /// not exist. The object may live on while finalizers run: wait for it to be gone.
-    pub async fn delete(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<bool> {
-        tracing::debug!(
-            kind = r.ar.kind,
-            namespace,
-            name,
-            "kube: delete {}",
-            object_name(r, namespace, name)
-        );
-        match self
-            .api(r, namespace)
-            .delete(name, &kube::api::DeleteParams::background())
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(api_error(
-                e,
-                &self.server,
-                "delete",
-                &object_name(r, namespace, name),
-            )),
-        }
-    }
-}
-
-fn to_value(obj: DynamicObject, r: &Resource) -> Value {
+pub(crate) fn to_value(obj: DynamicObject, r: &Resource) -> Value {
     let mut v = serde_json::to_value(obj).expect("a DynamicObject serializes");
     // List items of built-in kinds come without apiVersion/kind; a stored object needs both.
     if let Some(m) = v.as_object_mut() {
@@ -389,7 +209,7 @@ fn to_value(obj: DynamicObject, r: &Resource) -> Value {
     v
 }
 
-fn where_(r: &Resource, namespace: Option<&str>) -> String {
+pub(crate) fn where_(r: &Resource, namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) if r.namespaced => format!("{} in namespace {ns}", r.qualified()),
         _ => r.qualified(),

@@ -15,13 +15,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::admit::{self, Admitted, Refusal, Request, SYSTEM_NAMESPACES, admit};
+use super::admit::{self, Refusal, Request, admit};
 use super::backup::{OBJECTS_ENTRY, PART, StoredObject};
-use super::catalog::{Catalog, Scope};
+use super::catalog::Catalog;
 use super::converge;
 use super::objects::{Change, NamespaceMap, prepare_for_restore};
-use super::pvc::user_namespaces;
+use super::plan::{Planned, check_operator_namespaces, plan};
 use super::secrets::Identities;
+use super::volumes::VolumePolicy;
 use super::{Cluster, KubeOptions, Resource, Role, name_of, namespace_of, str_at};
 use crate::error::{Error, Result};
 use crate::progress::{Event, ProgressRef};
@@ -52,6 +53,8 @@ pub struct KubeRestoreOptions {
     pub namespaces: Vec<String>,
     /// age identity file for encrypted Secrets.
     pub identity: Option<PathBuf>,
+    /// Which volumes the restore may create (see `volumes.rs`).
+    pub volumes: VolumePolicy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,27 +147,6 @@ async fn read_objects(
     Ok((stored, files, user_namespaces))
 }
 
-/// An admitted object with the resource it is written to (None: the cluster does not serve it).
-struct Planned<'a> {
-    admitted: Admitted<'a>,
-    resource: Option<Resource>,
-}
-
-/// The workload cluster, and the global one when it is another and the restore needs it.
-struct Clusters {
-    workload: Cluster,
-    global: Option<Cluster>,
-}
-
-impl Clusters {
-    fn of(&self, role: Role) -> &Cluster {
-        match (role, &self.global) {
-            (Role::Global, Some(g)) => g,
-            _ => &self.workload,
-        }
-    }
-}
-
 pub async fn restore_kube(
     repo: &Repository,
     id: &str,
@@ -173,6 +155,7 @@ pub async fn restore_kube(
     cancel: &CancellationToken,
 ) -> Result<KubeRestoreReport> {
     let progress = &crate::progress::logged(progress.clone(), "kube restore");
+    check_operator_namespaces(opts)?;
     let identities = opts.identity.as_deref().map(Identities::load).transpose()?;
     let (stored, files, user_namespaces) = read_objects(repo, id).await?;
     let req = Request {
@@ -232,69 +215,6 @@ pub async fn restore_kube(
         objects: results,
         damaged: refused.iter().any(|r| r.damaged),
     })
-}
-
-/// Connects, resolves each admitted object's resource, refuses those whose scope or target
-/// namespace the cluster does not allow, and orders the rest as the catalog says.
-async fn plan<'a>(
-    admission: admit::Admission<'a>,
-    opts: &KubeRestoreOptions,
-) -> Result<(Clusters, Vec<Planned<'a>>, Vec<Refusal>)> {
-    let mut refused = admission.refused;
-    let workload = Cluster::connect(&opts.access, Role::Workload).await?;
-    let separate_global =
-        opts.access.global_context.is_some() && opts.access.global_context != opts.access.context;
-    let needs_global = admission
-        .admitted
-        .iter()
-        .any(|a| a.stored.cluster == Role::Global);
-    let global = if separate_global && needs_global {
-        Some(Cluster::connect(&opts.access, Role::Global).await?)
-    } else {
-        None
-    };
-    let clusters = Clusters { workload, global };
-    let mut plan: Vec<Planned> = Vec::new();
-    for a in admission.admitted {
-        let resource = clusters
-            .of(a.stored.cluster)
-            .resolve(&a.entry.kind, a.entry.group_hint());
-        match &resource {
-            Some(r) if r.namespaced != a.stored.namespace.is_some() => refused.push(Refusal {
-                stored: a.stored.clone(),
-                reason: format!(
-                    "{} is {} on this cluster, but the snapshot gives it {}",
-                    r.qualified(),
-                    if r.namespaced {
-                        "namespaced"
-                    } else {
-                        "cluster-scoped"
-                    },
-                    if r.namespaced {
-                        "no namespace"
-                    } else {
-                        "a namespace"
-                    }
-                ),
-                damaged: false,
-            }),
-            _ => plan.push(Planned {
-                admitted: a,
-                resource,
-            }),
-        }
-    }
-    refuse_foreign_namespaces(&clusters.workload, opts, &mut plan, &mut refused).await?;
-    plan.sort_by_cached_key(|p| {
-        let s = p.admitted.stored;
-        (
-            p.admitted.entry.order,
-            s.cluster,
-            s.namespace.clone(),
-            s.name.clone(),
-        )
-    });
-    Ok((clusters, plan, refused))
 }
 
 /// Restores one planned object and says what became of it; only a lost connection is an
@@ -386,81 +306,6 @@ pub fn refusal_error(refused: &[Refusal]) -> Error {
     }
 }
 
-/// A restore writes into a namespace that exists only when it is a user namespace there too
-/// (a Profile's, labelled as one, or holding Notebooks), or the operator named it
-/// (`--namespaces`, `--namespace-map`). So a snapshot that calls `default` or an operator's
-/// namespace a user namespace cannot place RoleBindings or Secrets there.
-async fn refuse_foreign_namespaces(
-    cluster: &Cluster,
-    opts: &KubeRestoreOptions,
-    plan: &mut Vec<Planned<'_>>,
-    refused: &mut Vec<Refusal>,
-) -> Result<()> {
-    let map = &opts.namespace_map;
-    let named: BTreeSet<String> = opts
-        .namespaces
-        .iter()
-        .map(|n| map.map(n).to_string())
-        .chain(map.0.values().cloned())
-        .collect();
-    let target = |p: &Planned| -> Option<String> {
-        let s = p.admitted.stored;
-        match (&s.namespace, p.admitted.entry.scope) {
-            (Some(ns), _) if p.admitted.entry.namespaces.contains(ns) => None,
-            (Some(ns), _) => Some(map.map(ns).to_string()),
-            (None, Scope::UserNamespaceObjects) => Some(map.map(&s.name).to_string()),
-            (None, _) => None,
-        }
-    };
-    let candidates: BTreeSet<String> = plan
-        .iter()
-        .filter_map(target)
-        .filter(|t| !named.contains(t) || SYSTEM_NAMESPACES.contains(&t.as_str()))
-        .collect();
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let nsr = cluster.need("Namespace", "")?;
-    let mut foreign = BTreeSet::new();
-    let mut live_users: Option<BTreeSet<String>> = None;
-    for t in candidates {
-        if SYSTEM_NAMESPACES.contains(&t.as_str()) {
-            foreign.insert(t);
-            continue;
-        }
-        if cluster.get(&nsr, None, &t).await?.is_none() {
-            continue;
-        }
-        if live_users.is_none() {
-            live_users = Some(user_namespaces(cluster, &[]).await?.into_iter().collect());
-        }
-        if !live_users.as_ref().is_some_and(|u| u.contains(&t)) {
-            foreign.insert(t);
-        }
-    }
-    let (keep, drop): (Vec<Planned>, Vec<Planned>) = std::mem::take(plan)
-        .into_iter()
-        .partition(|p| target(p).is_none_or(|t| !foreign.contains(&t)));
-    *plan = keep;
-    for p in drop {
-        let t = target(&p).unwrap_or_default();
-        refused.push(Refusal {
-            stored: p.admitted.stored.clone(),
-            reason: if SYSTEM_NAMESPACES.contains(&t.as_str()) {
-                format!("namespace {t} is a system namespace; nothing is restored into it")
-            } else {
-                format!(
-                    "namespace {t} exists and is not a user namespace (no Profile, no \
-                     kubeflow-profile label, no Notebook); name it with --namespaces to restore \
-                     into it anyway"
-                )
-            },
-            damaged: false,
-        });
-    }
-    Ok(())
-}
-
 type Outcome = (String, Vec<Change>, Option<String>);
 
 async fn restore_one(
@@ -521,6 +366,17 @@ async fn restore_one(
     let changes = converge::changes(&live, &obj);
     if changes.is_empty() {
         return Ok(("unchanged".into(), Vec::new(), note));
+    }
+    if core("PersistentVolume") {
+        return Ok((
+            "skipped".into(),
+            changes,
+            Some(
+                "exists; a restore never changes a live volume, it only lets its claim bind \
+                 again"
+                    .into(),
+            ),
+        ));
     }
     if mapped && !r.namespaced {
         return Ok((
@@ -621,7 +477,10 @@ async fn prepare_volume(
              would not bind it. Restore with --namespace-map to the namespace the volume names, \
              or free the volume first"
         ))),
-        _ => Ok(None),
+        _ => Err(Error::Refused(format!(
+            "volume {volume} is free on the cluster (no claimRef); a restored claim never takes \
+             a live volume the snapshot did not record for it"
+        ))),
     }
 }
 

@@ -92,6 +92,10 @@ impl std::fmt::Display for Change {
     }
 }
 
+/// How a check line names an object of the snapshot that a restore refuses; a dry run that
+/// finds one fails, as the real run would.
+pub const REFUSED: &str = "FAIL refused:";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {

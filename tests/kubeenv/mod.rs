@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use fakekube::FakeKube;
 use serde_json::Value;
 
+use crate::common::cluster::writes;
 use crate::common::{Run, amlmigrate, ok};
 
 pub struct Env {
@@ -194,4 +195,62 @@ pub fn forge(repo: &Path, id: &str, f: impl FnOnce(&mut Forgery)) {
         serde_json::to_vec_pretty(&m).unwrap(),
     )
     .unwrap();
+}
+
+/// A snapshot of the fixtures with `f` forged into it; `verify` still passes.
+pub fn forged(env: &Env, f: impl FnOnce(&mut Forgery)) -> String {
+    let id = env.backup(&[]);
+    forge(&env.repo, &id, f);
+    crate::common::ok(&["verify", "--repo", env.repo(), &id]);
+    id
+}
+
+/// A restore of `id` with `extra` flags that must exit `code` without writing anything.
+pub fn refused(env: &Env, id: &str, extra: &[&str], code: i32, says: &[&str]) -> Run {
+    let before = writes(&env.fk);
+    let r = env.restore(id, extra);
+    assert_eq!(r.code, code, "{r:?}");
+    for s in says {
+        assert!(r.stderr.contains(s), "stderr lacks {s:?}: {r:?}");
+    }
+    assert!(r.stderr.contains("nothing was written"), "{r:?}");
+    assert_eq!(writes(&env.fk), before, "a refused restore wrote: {r:?}");
+    r
+}
+
+/// The dry run's JSON report lists the object as refused, with the reason.
+pub fn dry_run_refuses(
+    env: &Env,
+    id: &str,
+    extra: &[&str],
+    code: i32,
+    kind: &str,
+    name: &str,
+) -> Value {
+    let mut args = vec!["--dry-run", "--json"];
+    args.extend(extra);
+    let before = writes(&env.fk);
+    let r = env.restore(id, &args);
+    assert_eq!(r.code, code, "{r:?}");
+    assert_eq!(writes(&env.fk), before, "a dry run wrote: {r:?}");
+    let out: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(out["ok"], false, "{out}");
+    let objects = out["kubernetes"]["objects"].as_array().unwrap();
+    let o = objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} not in the dry run's report: {out}"));
+    assert_eq!(o["action"], "refused", "{o}");
+    assert!(o["error"].is_string(), "{o}");
+    o.clone()
+}
+
+/// Every request the fake served whose path, decoded, mentions `needle`.
+pub fn requests_naming(env: &Env, needle: &str) -> Vec<String> {
+    env.fk
+        .requests()
+        .into_iter()
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .filter(|r| r.contains(needle) || r.replace("%23", "#").contains(needle))
+        .collect()
 }

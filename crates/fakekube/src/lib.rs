@@ -391,7 +391,13 @@ impl Handle {
             .push([user.into(), verb.into(), group.into(), resource.into()]);
     }
 
-    /// Every request received so far.
+    /// While on, every write (POST, PUT, PATCH, DELETE) without `dryRun=All` fails with 400
+    /// and changes nothing: a test of a dry run proves that each of its writes said so.
+    pub fn require_dry_run(&self, on: bool) {
+        self.lock().require_dry_run = on;
+    }
+
+    /// Every request received so far (`path` as sent, escapes and all).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.lock().requests.clone()
     }

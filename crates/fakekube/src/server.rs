@@ -207,7 +207,11 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         });
         user
     };
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Like Go's net/http, routing sees the decoded path: `%2F` in a name is a separator there.
+    let Some(decoded) = percent_decode(&path) else {
+        return status_response(&Status::bad_request(format!("invalid URL path {path:?}")));
+    };
+    let segs: Vec<&str> = decoded.trim_matches('/').split('/').collect();
     if matches!(segs.as_slice(), ["healthz"] | ["livez"] | ["readyz"]) {
         return bytes_response(200, "text/plain; charset=utf-8", b"ok".to_vec());
     }
@@ -255,6 +259,15 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
     let Some(p) = res else {
         return status_response(&Status::no_route());
     };
+    // `ContextBasedNaming` of k8s.io/apiserver: a name or namespace in the path must be a
+    // valid path segment.
+    for (what, v) in [("namespace", &p.ns), ("resource name", &p.name)] {
+        if let Some(v) = v
+            && let Err(e) = path_segment_name(v)
+        {
+            return status_response(&Status::bad_request(format!("invalid {what} {v:?}: {e}")));
+        }
+    }
     let verb = match (method.as_str(), &p.name) {
         ("GET", None) if p.watch || q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             "watch"
@@ -320,6 +333,16 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         Err(e) => return status_response(&Status::bad_request(e)),
     };
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
+    if h.lock().require_dry_run && !dry_run && !matches!(verb, "get" | "list" | "watch") {
+        return status_response(&Status::failure(
+            400,
+            "BadRequest",
+            format!(
+                "fakekube: this test allows only dry-run writes; {method} {path} has no dryRun=All"
+            ),
+            None,
+        ));
+    }
     let field_manager = q.get("fieldManager").cloned().unwrap_or_default();
     let opts = WriteOpts {
         dry_run,
@@ -620,4 +643,35 @@ fn watch(
         .header("Cache-Control", "no-cache, private")
         .body(BodyExt::boxed(StreamBody::new(stream)))
         .unwrap()
+}
+
+/// Percent-decodes a request path; `None` when an escape is broken or the result not UTF-8.
+fn percent_decode(path: &str) -> Option<String> {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `IsValidPathSegmentName` of k8s.io/apimachinery/pkg/api/validation/path.
+fn path_segment_name(s: &str) -> Result<(), String> {
+    if s == "." || s == ".." {
+        return Err(format!("may not be '{s}'"));
+    }
+    for c in ["/", "%"] {
+        if s.contains(c) {
+            return Err(format!("may not contain '{c}'"));
+        }
+    }
+    Ok(())
 }

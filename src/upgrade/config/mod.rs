@@ -348,6 +348,9 @@ pub struct RestoreSettings {
     pub kinds: Vec<String>,
     /// age identity file, for Secrets of the snapshot.
     pub identity: Option<PathBuf>,
+    /// Which volumes the cluster lacks a restore may create (`[restore.volumes]`: drivers,
+    /// classes, allow_sources).
+    pub volumes: crate::kube::volumes::VolumePolicy,
 }
 
 fn d_cluster_name() -> String {
@@ -483,6 +486,7 @@ impl Default for RestoreSettings {
             .map(String::from)
             .to_vec(),
             identity: None,
+            volumes: Default::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::{Applied, Change, Env, Journal, State, StepCheck, snapshot_of};
 use crate::error::{Error, Result};
+use crate::upgrade::REFUSED;
 
 pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
     match snapshot_of(env, journal).await? {
@@ -13,6 +14,35 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
         }
         Some(id) => {
             let rep = restore(env, &id, true).await?;
+            // A real run refuses the whole restore; the check says so, naming each object.
+            let refused: Vec<String> = rep
+                .refused()
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} {}{}: {}",
+                        o.kind,
+                        o.namespace
+                            .as_deref()
+                            .map(|n| format!("{n}/"))
+                            .unwrap_or_default(),
+                        o.name,
+                        o.error.as_deref().unwrap_or("refused")
+                    )
+                })
+                .collect();
+            if !refused.is_empty() {
+                c.state = State::Blocked;
+                c.why = format!(
+                    "{} object(s) of snapshot {id} may not be restored, so nothing would be \
+                     written: {}",
+                    refused.len(),
+                    refused.join("; ")
+                );
+                c.checked
+                    .extend(refused.iter().map(|r| format!("{REFUSED} {r}")));
+                return Ok(());
+            }
             for o in rep.objects.iter().filter(|o| o.action == "would create") {
                 c.changes.push(created_from_snapshot(o));
             }
@@ -97,6 +127,7 @@ async fn restore(
         dry_run,
         kinds: restore_kinds(env),
         identity: env.cfg.restore.identity.clone(),
+        volumes: env.cfg.restore.volumes.clone(),
         ..Default::default()
     };
     restore_kube(&env.repo, id, &opts, &env.progress, &env.cancel).await

@@ -81,6 +81,8 @@ pub struct Store {
     /// (user, verb, group, resource) rules that answer 403.
     pub denies: Vec<[String; 4]>,
     pub requests: Vec<RequestRecord>,
+    /// Fail every write that is not a dry run (see `Handle::require_dry_run`).
+    pub require_dry_run: bool,
     /// `Warning` headers for the response to the current request (unknown fields pruned).
     pub warnings: Vec<String>,
 }
@@ -128,6 +130,7 @@ impl Store {
             tokens: HashMap::new(),
             denies: vec![],
             requests: vec![],
+            require_dry_run: false,
             warnings: vec![],
         };
         for rt in discovery::builtins() {
