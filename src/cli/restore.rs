@@ -453,7 +453,8 @@ async fn run_mysql(
             };
             for o in &report.not_restored {
                 println!(
-                    "{o} {not} restored: it runs with its definer's privileges and no trusted key signed the snapshot"
+                    "{} {not} restored: it runs with its definer's privileges and no trusted key signed the snapshot",
+                    Safe(o.to_string())
                 );
             }
             let mut cmd = format!(
@@ -467,7 +468,8 @@ async fn run_mysql(
                 }
             }
             println!(
-                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {cmd} --replace --trust-unsigned-code"
+                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {} --replace --trust-unsigned-code",
+                Safe(cmd)
             );
         }
         if report.dry_run {
