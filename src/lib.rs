@@ -19,6 +19,7 @@ pub mod repo;
 pub mod schedule;
 pub mod secret;
 pub mod span;
+pub mod text;
 pub mod upgrade;
 pub mod verify;
 

@@ -104,7 +104,7 @@ async fn check_opened(
     } else if !g.quiet {
         println!(
             "snapshot {} is sound{}: {} part(s), {} read, {} tables, {} rows checked in {:.1}s",
-            report.snapshot,
+            amlmigrate::text::Safe(&report.snapshot),
             signed_by
                 .map(|k| format!(" and signed by key {k}"))
                 .unwrap_or_default(),
