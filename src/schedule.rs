@@ -19,8 +19,10 @@ use crate::kube::{Cluster, Resource, name_of, namespace_of, object_name, str_at}
 use crate::prune::Policy;
 
 mod alerts;
+mod cron;
 mod rbac;
-pub use alerts::{cron_period, prometheus_rule};
+pub use alerts::prometheus_rule;
+pub use cron::CronSchedule;
 pub use rbac::{Rbac, ResolveFn, cluster_rules, rbac_rules};
 
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -93,70 +95,14 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// Validates a standard 5-field cron expression (minute hour day-of-month month day-of-week,
-/// with `*`, `a-b`, `/step`, lists, month and day names) or a macro such as `@daily`, as the
-/// CronJob controller accepts them.
+/// Checks a cron expression as the CronJob controller reads it (see [`CronSchedule`]).
 pub fn validate_cron(expr: &str) -> Result<()> {
-    let expr = expr.trim();
-    let fail = |why: String| {
-        Err(Error::input(format!(
-            "cron expression {expr:?} is not valid: {why}; use 5 fields \"MIN HOUR DOM MON DOW\", \
-             e.g. \"0 2 * * *\" (02:00 every day) or @daily"
-        )))
-    };
-    if expr.starts_with('@') {
-        return match expr {
-            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
-            | "@hourly" => Ok(()),
-            _ => fail(format!("unknown macro {expr}")),
-        };
-    }
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() != 5 {
-        return fail(format!("it has {} fields, not 5", fields.len()));
-    }
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
-        ("minute", 0, 59, &[], 0),
-        ("hour", 0, 23, &[], 0),
-        ("day of month", 1, 31, &[], 0),
-        ("month", 1, 12, &MONTHS, 1),
-        ("day of week", 0, 7, &DAYS, 0),
-    ];
-    for (field, (what, lo, hi, names, base)) in fields.iter().zip(specs) {
-        let value = |s: &str| -> Option<u32> {
-            if let Ok(n) = s.parse::<u32>() {
-                return (lo..=hi).contains(&n).then_some(n);
-            }
-            let l = s.to_ascii_lowercase();
-            names.iter().position(|n| *n == l).map(|i| i as u32 + base)
-        };
-        for item in field.split(',') {
-            let (range, step) = match item.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (item, None),
-            };
-            if let Some(s) = step
-                && !matches!(s.parse::<u32>(), Ok(n) if n >= 1 && n <= hi.max(1))
-            {
-                return fail(format!("{what}: step {s:?} is not a number in 1..={hi}"));
-            }
-            if range == "*" || range == "?" && what.starts_with("day") {
-                continue;
-            }
-            let ok = match range.split_once('-') {
-                Some((a, b)) => matches!((value(a), value(b)), (Some(a), Some(b)) if a <= b),
-                None => value(range).is_some(),
-            };
-            if !ok {
-                return fail(format!("{what} {item:?} is outside {lo}-{hi}"));
-            }
-        }
-    }
-    Ok(())
+    CronSchedule::parse(expr).map(|_| ())
+}
+
+/// The longest time between two runs of a cron expression, for the missing-backup alert.
+pub fn cron_period(expr: &str) -> Result<std::time::Duration> {
+    CronSchedule::parse(expr)?.period()
 }
 
 fn labels(spec: &ScheduleSpec, cluster_scoped: bool) -> Value {
@@ -603,36 +549,6 @@ pub async fn remove(cluster: &Cluster, namespace: &str, name: &str) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cron_expressions_are_checked_field_by_field() {
-        for good in [
-            "0 2 * * *",
-            "*/15 * * * *",
-            "0 0-23/2 1,15 JAN-jun mon-FRI",
-            "30 4 * * 0",
-            "0 3 * * 7",
-            "@daily",
-        ] {
-            validate_cron(good).unwrap_or_else(|e| panic!("{good}: {e}"));
-        }
-        for (bad, why) in [
-            ("0 2 * *", "4 fields"),
-            ("60 2 * * *", "minute"),
-            ("0 24 * * *", "hour"),
-            ("0 2 0 * *", "day of month"),
-            ("0 2 * 13 *", "month"),
-            ("0 2 * * 8", "day of week"),
-            ("0 2 * * * *", "6 fields"),
-            ("*/0 * * * *", "step"),
-            ("5-1 * * * *", "minute"),
-            ("@sometimes", "macro"),
-        ] {
-            let e = validate_cron(bad).unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::Input);
-            assert!(e.to_string().contains(why), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn a_sign_key_secret_is_mounted_readable_into_the_backup_container_only() {

@@ -329,3 +329,97 @@ fn system_schemas_are_refused_as_snapshot_databases_and_targets() {
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("`mysql` is a system database"), "{r:?}");
 }
+
+/// Code that would act with its definer's privileges outside the snapshot is refused whatever
+/// vouches for the snapshot: a procedure that grants, a trigger writing into another database,
+/// a view exposing `mysql.global_priv`, an event dropping another database's table, dynamic
+/// SQL, files.
+#[test]
+fn code_bodies_that_grant_reach_other_databases_or_touch_files_are_refused() {
+    let proc_ = |body: &'static str| {
+        move |s: &mut Value, evil: &str| {
+            let body = body.replace("EVIL", evil);
+            set_sql(
+                s,
+                "pre_data",
+                "count_orders",
+                format!(
+                    "CREATE DEFINER=`root`@`localhost` PROCEDURE `count_orders`(OUT n INT) BEGIN {body}; END"
+                ),
+            )
+        }
+    };
+    let a = proc_("GRANT ALL ON *.* TO 'EVIL'@'%' WITH GRANT OPTION");
+    let b = proc_("CREATE USER 'EVIL'@'%'");
+    let c = proc_("PREPARE s FROM 'CREATE DATABASE EVIL'; EXECUTE s");
+    let d = proc_("SELECT 1 INTO OUTFILE '/tmp/EVIL'");
+    let e = |s: &mut Value, _: &str| {
+        set_sql(
+            s,
+            "post_data",
+            "orders_ai",
+            "CREATE TRIGGER orders_ai AFTER INSERT ON orders FOR EACH ROW INSERT INTO mysql.db (Db) VALUES ('x')".into(),
+        )
+    };
+    let f = |s: &mut Value, _: &str| {
+        set_sql(
+            s,
+            "pre_data",
+            "v_orders",
+            "CREATE SQL SECURITY INVOKER VIEW `v_orders` AS SELECT User, Priv FROM `mysql`.`global_priv`".into(),
+        )
+    };
+    let g = |s: &mut Value, _: &str| {
+        let event = serde_json::json!({
+            "kind": "event",
+            "name": "e",
+            "sql": "CREATE EVENT e ON SCHEDULE EVERY 1 SECOND DO DROP TABLE sys.sys_config",
+        });
+        s["post_data"].as_array_mut().unwrap().push(event);
+    };
+    let cases: [Case<'_>; 7] = [
+        (&a, &["procedure `", "`.`count_orders`", "clause GRANT"]),
+        (&b, &["`.`count_orders`", "clause CREATE USER"]),
+        (&c, &["`.`count_orders`", "clause PREPARE"]),
+        (&d, &["`.`count_orders`", "clause OUTFILE"]),
+        (
+            &e,
+            &["trigger `", "`.`orders_ai`", "another database, `mysql`"],
+        ),
+        (&f, &["view `", "`.`v_orders`", "another database, `mysql`"]),
+        (&g, &["event `", "`.`e`", "another database, `sys`"]),
+    ];
+    refused_each(&cases);
+}
+
+/// A part whose `schema.json` holds (and declares) more than a schema ever needs is refused as
+/// damaged before it is read whole, dry run included.
+#[test]
+fn an_oversized_schema_is_refused_before_it_is_read_whole() {
+    let (_dir, repo) = common::temp_repo();
+    let src = TestDb::with_fixture("forged");
+    let dst = TestDb::new("forged_dst");
+    let id = backup(&repo, &src.name);
+    common::forge_part(&repo, &id, |files| {
+        let key = format!("mysql/{}/schema.json", src.name);
+        // Whitespace is valid JSON: only the size is wrong.
+        let mut big = vec![b' '; 65 << 20];
+        big.extend_from_slice(&files[&key]);
+        files.insert(key, big);
+    });
+    let rename = format!("{}={}", src.name, dst.name);
+    for dry in [true, false] {
+        let mut args = vec!["restore", "--repo", repo.to_str().unwrap(), &id];
+        args.extend(["--mysql", common::MYSQL, "--rename", &rename]);
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = amlmigrate(&args);
+        assert_eq!(r.code, 3, "dry run {dry}: {r:?}");
+        assert!(
+            r.stderr.contains("schema.json") && r.stderr.contains("larger than"),
+            "{r:?}"
+        );
+        assert!(!exists(&dst.name), "{r:?}");
+    }
+}

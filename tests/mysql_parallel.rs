@@ -62,6 +62,7 @@ fn restore_cmd(repo: &std::path::Path, id: &str, src: &str, dst: &str, jobs: &st
         &format!("{src}={dst}"),
         "--jobs",
         jobs,
+        "--trust-unsigned-code",
         "--quiet",
     ])
     .stdout(Stdio::piped())

@@ -22,7 +22,19 @@ fn fixture_round_trips_bit_for_bit_with_checksum_table() {
     assert_eq!(report["verify"]["tables"], 16);
     assert_eq!(report["verify"]["rows"], 57);
 
-    let r = restore_renamed(&repo, "latest", &src.name, &dst.name);
+    // Unsigned, so its triggers, routines and definer views run only when trusted explicitly.
+    let rename = format!("{}={}", src.name, dst.name);
+    let r = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo_s,
+        "latest",
+        "--mysql",
+        common::MYSQL,
+        "--rename",
+        &rename,
+        "--trust-unsigned-code",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let before = checksums(&src.name);
     let after = checksums(&dst.name);
@@ -130,6 +142,14 @@ fn show_and_snapshots_describe_the_snapshot_and_json_is_parseable() {
 #[test]
 fn readme_recipe_restores_with_tar_zstd_and_the_mysql_client_alone() {
     let src = TestDb::with_fixture("recipe");
+    // A name any user with CREATE ROUTINE can choose, made to end a `-- procedure …` comment
+    // line of schema.sql (mysqldump's CVE-2016-5483): the recipe must create nothing else.
+    let evil = TestDb::new("recipe_evil");
+    let breakout = format!("q\nCREATE DATABASE {};#", evil.name);
+    sql(
+        Some(&src.name),
+        &format!("CREATE PROCEDURE `{breakout}`() SELECT 1"),
+    );
     let (tmp, repo) = temp_repo();
     let id = backup(&repo, &src.name);
     let before = checksums(&src.name);
@@ -177,6 +197,22 @@ fn readme_recipe_restores_with_tar_zstd_and_the_mysql_client_alone() {
         sql(Some(&src.name), "SELECT COUNT(*) FROM audit").trim(),
         "2"
     );
+    let made = sql(
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            evil.name
+        ),
+    );
+    assert_eq!(made.trim(), "0", "a routine's name ran as a statement");
+    let routine = sql(
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{}' AND ROUTINE_NAME LIKE 'q%'",
+            src.name
+        ),
+    );
+    assert_eq!(routine.trim(), "1", "the routine itself was not restored");
 }
 
 #[test]
@@ -224,6 +260,7 @@ fn replace_puts_back_exactly_the_snapshot_rows() {
         "--mysql",
         MYSQL,
         "--replace",
+        "--trust-unsigned-code",
         "--dry-run",
     ]);
     assert_eq!(dry.code, 0, "{dry:?}");
@@ -242,6 +279,27 @@ fn replace_puts_back_exactly_the_snapshot_rows() {
         "--mysql",
         MYSQL,
         "--replace",
+    ]);
+    // The live triggers would fire on the rows, and the unsigned snapshot's are not restored.
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("--trust-unsigned-code replaces it"),
+        "{r:?}"
+    );
+    assert_eq!(
+        checksums(&src.name),
+        changed,
+        "a refused restore wrote something"
+    );
+    let r = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        "latest",
+        "--mysql",
+        MYSQL,
+        "--replace",
+        "--trust-unsigned-code",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(checksums(&src.name), snap);

@@ -131,6 +131,22 @@ pub struct RestoreArgs {
     /// transaction [default: two per core, at most 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: Option<u16>,
+    /// MySQL: also create the triggers, routines, events and SQL SECURITY DEFINER views of a
+    /// snapshot no key given with --verify-key signed. They run with their definer's
+    /// privileges (often root): pass this only for a snapshot whose bucket you trust.
+    #[arg(long)]
+    trust_unsigned_code: bool,
+    /// MySQL: define every restored trigger, routine, event and view as USER@HOST instead of
+    /// the definer the snapshot names.
+    #[arg(long, value_name = "USER@HOST", value_parser = parse_definer)]
+    definer: Option<(String, String)>,
+}
+
+fn parse_definer(s: &str) -> Result<(String, String), String> {
+    match s.rsplit_once('@') {
+        Some((u, h)) if !u.is_empty() && !h.is_empty() => Ok((u.to_string(), h.to_string())),
+        _ => Err(format!("expected USER@HOST, got {s:?}")),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -387,6 +403,8 @@ async fn run_mysql(
         jobs: args
             .jobs
             .map_or_else(amlmigrate::mysql::restore::default_jobs, usize::from),
+        trust_unsigned_code: args.trust_unsigned_code,
+        definer: args.definer.clone(),
     };
     let ui = progress_for(g);
     let result = restore(repo, id, &opts, ui.clone(), cancel).await;
@@ -422,6 +440,31 @@ async fn run_mysql(
                 "replaced"
             };
             println!("rows of {t} {done} (--replace)");
+        }
+        if !report.not_restored.is_empty() {
+            let not = if report.dry_run {
+                "would not be"
+            } else {
+                "not"
+            };
+            for o in &report.not_restored {
+                println!(
+                    "{o} {not} restored: it runs with its definer's privileges and no trusted key signed the snapshot"
+                );
+            }
+            let mut cmd = format!(
+                "amlmigrate restore --repo {} {} --mysql {}",
+                args.repo.repo, report.snapshot, report.target
+            );
+            for d in &report.databases {
+                cmd.push_str(&format!(" --databases {}", d.source));
+                if d.source != d.target {
+                    cmd.push_str(&format!(" --rename {}={}", d.source, d.target));
+                }
+            }
+            println!(
+                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {cmd} --replace --trust-unsigned-code"
+            );
         }
         if report.dry_run {
             println!(

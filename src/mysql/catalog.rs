@@ -11,7 +11,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
-use super::sqltext::{ident, literal, path_segment, qualified};
+use super::sqltext::{comment_name, ident, literal, path_segment, qualified};
 use super::text;
 use crate::error::{Error, MysqlContext, Result};
 
@@ -462,9 +462,10 @@ const HEADER_SETTINGS: &str = "SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\n
 fn render_objects(out: &mut String, db: &str, objects: &[SchemaObject]) {
     for o in objects {
         out.push_str(&format!(
-            "\n-- {} {}\n",
+            "\n-- {} {}.{}\n",
             o.kind.keyword().to_lowercase(),
-            qualified(db, &o.name)
+            comment_name(db),
+            comment_name(&o.name)
         ));
         if let Some(mode) = &o.sql_mode {
             out.push_str(&format!("SET SQL_MODE = {};\n", literal(mode)));
@@ -509,7 +510,7 @@ impl DbSchema {
     pub fn render_schema_sql(&self, snapshot: &str) -> String {
         let mut out = format!(
             "-- amlmigrate snapshot {snapshot}: schema of database {}\n-- Restore order: schema.sql, then load.sql (mysql --local-infile=1), then post-data.sql.\n",
-            ident(&self.name)
+            comment_name(&self.name)
         );
         out.push_str(HEADER_SETTINGS);
         out.push_str(&self.create_database_sql(&self.name, &self.charset, &self.collation));
@@ -523,7 +524,7 @@ impl DbSchema {
     pub fn render_post_data_sql(&self, snapshot: &str) -> String {
         let mut out = format!(
             "-- amlmigrate snapshot {snapshot}: triggers and events of database {}, created after the data\n",
-            ident(&self.name)
+            comment_name(&self.name)
         );
         out.push_str(HEADER_SETTINGS);
         out.push_str(&format!("USE {};\n", ident(&self.name)));
@@ -553,7 +554,7 @@ pub fn render_load_sql(
 ) -> String {
     let mut out = format!(
         "-- amlmigrate snapshot {snapshot}: data of database {}\n-- Run from the folder the part was unpacked in: mysql --local-infile=1 < {}\n",
-        ident(db),
+        comment_name(db),
         format_args!("mysql/{}/load.sql", path_segment(db))
     );
     out.push_str(HEADER_SETTINGS);

@@ -5,6 +5,26 @@ pub fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// A name as it may appear inside a `-- ` comment line of a `.sql` file: backticks, and every
+/// control character written as an escape, so that no name ends the comment (a newline would
+/// start a statement the mysql client runs).
+pub fn comment_name(name: &str) -> String {
+    let mut out = String::from("`");
+    for c in name.chars() {
+        match c {
+            '`' => out.push_str("``"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('`');
+    out
+}
+
 /// `db`.`name`.
 pub fn qualified(db: &str, name: &str) -> String {
     format!("{}.{}", ident(db), ident(name))
@@ -60,6 +80,10 @@ mod tests {
         assert_eq!(ident("a`b"), "`a``b`");
         assert_eq!(qualified("d b", "select"), "`d b`.`select`");
         assert_eq!(literal("it's \\N"), "'it''s \\\\N'");
+        assert_eq!(
+            comment_name("q\nCREATE DATABASE x;#\r\u{1}`"),
+            "`q\\nCREATE DATABASE x;#\\r\\u{1}```"
+        );
     }
 
     #[test]

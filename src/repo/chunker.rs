@@ -7,6 +7,7 @@
 
 use std::io::{self, Read};
 
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 pub const MIN_SIZE: usize = 16 * 1024;
@@ -30,23 +31,13 @@ impl Hasher {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104), written out so that it uses the same sha2 as the rest of the crate.
+/// HMAC-SHA256 (RFC 2104): the keyed chunk ids of an encrypted repository, and the check value
+/// of its key.
 pub fn hmac_sha256(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let inner = Sha256::new()
-        .chain_update(ipad)
-        .chain_update(data)
-        .finalize();
-    Sha256::new()
-        .chain_update(opad)
-        .chain_update(inner)
-        .finalize()
-        .into()
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 /// Cuts `reader` into chunks and hands each to `f`; returns the bytes read.

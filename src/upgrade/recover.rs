@@ -420,6 +420,8 @@ async fn databases_apply(env: &Env, journal: &Journal) -> Result<Vec<Change>> {
                 replace: true,
                 dry_run: false,
                 jobs: crate::mysql::restore::default_jobs(),
+                trust_unsigned_code: false,
+                definer: None,
             },
             env.progress.clone(),
             env.cancel.clone(),

@@ -32,6 +32,21 @@ use crate::repo::Repository;
 use crate::repo::manifest::{Manifest, MysqlDatabase};
 use parallel::Item;
 
+/// The largest `schema.json` restore reads: the schema of thousands of tables is a few MiB,
+/// and a forged part may claim (and hold) gigabytes.
+const MAX_SCHEMA_BYTES: u64 = 64 << 20;
+
+fn schema_too_big(part: &str, path: &str) -> Error {
+    Error::damaged(
+        part,
+        path,
+        format!(
+            "larger than the {} MiB a schema.json may hold; not read",
+            MAX_SCHEMA_BYTES >> 20
+        ),
+    )
+}
+
 const BASE_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
 
 #[derive(Debug, Clone)]
@@ -47,6 +62,11 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Connections loading tables at the same time (each table is still one transaction).
     pub jobs: usize,
+    /// Create the triggers, routines, events and `SQL SECURITY DEFINER` views of a snapshot no
+    /// trusted key signed (they run with their definer's privileges).
+    pub trust_unsigned_code: bool,
+    /// `(user, host)` every restored code object is defined by, instead of the snapshot's.
+    pub definer: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +96,9 @@ pub struct RestoreReport {
     /// True when nothing was written (`--dry-run`); the counts are what would be restored.
     pub dry_run: bool,
     pub notices: Vec<String>,
+    /// Code objects left out: they run with their definer's privileges, and nobody vouched for
+    /// the snapshot (no trusted signature, no `--trust-unsigned-code`).
+    pub not_restored: Vec<String>,
 }
 
 struct Plan<'a> {
@@ -94,6 +117,7 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let progress = crate::progress::logged(progress, "restore");
     let manifest = repo.manifest(snapshot).await?;
+    let runs_code = opts.trust_unsigned_code || repo.signed_by(&manifest.id).await?.is_some();
     let selected = select(&manifest, opts)?;
 
     let mut conn = connect(&opts.mysql).await?;
@@ -173,6 +197,8 @@ pub async fn restore(
     // Preflight: which snapshot tables exist, and do any hold rows?
     let mut plans = Vec::new();
     let mut non_empty = Vec::new();
+    // Said after the rows a target holds, which is the first thing to fix.
+    let mut trigger_refusal = None;
     for (db, target) in &selected {
         let present: BTreeSet<String> = conn
             .exec::<String, _, _>(
@@ -209,11 +235,16 @@ pub async fn restore(
             .await
             .ctx(|| format!("listing triggers of {}", ident(target)))?
             .into_iter()
-            .filter(|(name, table)| existing.contains(table) && !db.triggers.contains(name))
+            .filter(|(name, table)| existing.contains(table) && !(runs_code && db.triggers.contains(name)))
             .collect();
         if let Some((name, table)) = foreign.first() {
-            return Err(Error::Refused(format!(
-                "trigger {} on {} is not part of the snapshot and would fire on every restored row; drop it first (nothing was changed)",
+            let why = if db.triggers.contains(name) {
+                "would fire on every restored row, and the snapshot's trigger of that name is not restored (no trusted key signed it; --trust-unsigned-code replaces it)"
+            } else {
+                "is not part of the snapshot and would fire on every restored row"
+            };
+            trigger_refusal.get_or_insert(Error::Refused(format!(
+                "trigger {} on {} {why}; drop it first (nothing was changed)",
                 ident(name),
                 qualified(target, table)
             )));
@@ -238,6 +269,9 @@ pub async fn restore(
             opts.mysql
         )));
     }
+    if let Some(e) = trigger_refusal {
+        return Err(e);
+    }
 
     let context = |plan| DbContext {
         manifest: &manifest,
@@ -248,13 +282,28 @@ pub async fn restore(
         databases: &databases,
         server: crate::mysql::sqlparse::lex::version_id(&version),
         replace: opts.replace,
+        code: objects::CodePolicy {
+            run: runs_code,
+            definer: opts.definer.clone(),
+        },
         progress: &progress,
         cancel: &cancel,
     };
     // Every database's schema is checked before the first write, dry run included.
+    let mut not_restored = Vec::new();
     for plan in &plans {
         let schema = read_schema(repo, &manifest, plan.db).await?;
-        objects::prepare(&context(plan), &schema)?;
+        not_restored.extend(objects::prepare(&context(plan), &schema)?.skipped);
+    }
+    if !not_restored.is_empty() {
+        let msg = format!(
+            "{} code object(s) not restored: they run with their definer's privileges and snapshot {} is not signed by a key you trust: {}",
+            not_restored.len(),
+            manifest.id,
+            not_restored.join(", ")
+        );
+        progress.event(Event::Notice(msg.clone()));
+        notices.push(msg);
     }
 
     if opts.dry_run {
@@ -285,6 +334,7 @@ pub async fn restore(
             replaced: non_empty,
             dry_run: true,
             notices,
+            not_restored,
         });
     }
 
@@ -329,6 +379,7 @@ pub async fn restore(
         replaced: non_empty,
         dry_run: false,
         notices,
+        not_restored,
     })
 }
 
@@ -459,6 +510,7 @@ struct DbContext<'a> {
     /// The target's version as a number, for versioned comments.
     server: u32,
     replace: bool,
+    code: objects::CodePolicy,
     progress: &'a ProgressRef,
     cancel: &'a CancellationToken,
 }
@@ -481,15 +533,23 @@ async fn read_schema(
     let found = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
     let slot = found.clone();
     let path = want.clone();
+    let part_name = db.part.clone();
     let read = repo
         .read_part(&manifest.id, part, (), move |(), entry| {
             if entry.entry().path != path {
                 return Ok(());
             }
+            if entry.entry().size > MAX_SCHEMA_BYTES {
+                return Err(schema_too_big(&part_name, &path));
+            }
             let mut bytes = Vec::new();
             entry
+                .take(MAX_SCHEMA_BYTES + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| Error::io(format!("reading {path}"), e))?;
+            if bytes.len() as u64 > MAX_SCHEMA_BYTES {
+                return Err(schema_too_big(&part_name, &path));
+            }
             *slot.lock().expect("not poisoned") = Some(bytes);
             Err(Error::Interrupted("schema.json read".into()))
         })
@@ -569,6 +629,9 @@ impl<'c> DbState<'c> {
         let mut bytes = Vec::new();
         while let Some(chunk) = data.recv().await {
             bytes.extend_from_slice(&chunk.map_err(|e| Error::io("reading schema.json", e))?);
+            if bytes.len() as u64 > MAX_SCHEMA_BYTES {
+                return Err(schema_too_big(&self.ctx.plan.db.part, &path));
+            }
         }
         let schema: DbSchema = serde_json::from_slice(&bytes).map_err(|e| {
             Error::damaged(

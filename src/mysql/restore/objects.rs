@@ -30,6 +30,18 @@ pub(super) struct ReadySchema {
     pub create_database: String,
     pub pre_data: Vec<Ready>,
     pub post_data: Vec<Ready>,
+    /// Code objects left out by the [`CodePolicy`], as `kind db.name`.
+    pub skipped: Vec<String>,
+}
+
+/// Which code objects run: triggers, routines, events and definer views run with their
+/// definer's privileges, so they are created only from a snapshot someone vouched for.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CodePolicy {
+    /// A trusted key signed the snapshot, or the operator said to trust it.
+    pub run: bool,
+    /// `(user, host)` replacing every object's definer.
+    pub definer: Option<(String, String)>,
 }
 
 impl ReadySchema {
@@ -87,27 +99,54 @@ pub(super) fn prepare(ctx: &DbContext<'_>, schema: &DbSchema) -> Result<ReadySch
             .or_else(|| ctx.collation_map.get(&w.to_ascii_lowercase()))
             .cloned()
     };
-    let ready = |o: &SchemaObject| -> Result<Ready> {
+    let mut skipped = Vec::new();
+    // Names of objects left out: an invoker view reading one of them is left out too.
+    let mut left_out: BTreeSet<String> = BTreeSet::new();
+    let mut ready = |o: &SchemaObject| -> Result<Option<Ready>> {
         let what = format!(
             "{} {}",
             o.kind.keyword().to_lowercase(),
             qualified(target, &o.name)
         );
-        let sql = write(o, &scope, target, &map).map_err(|why| refuse(what, why))?;
+        let mut stmt = parse(o, &scope).map_err(|why| refuse(what.clone(), why))?;
+        if let Statement::Code { tokens, .. } = &mut stmt {
+            let privileged = sqlparse::runs_as_definer(o.kind, tokens);
+            let reads_left_out = tokens
+                .iter()
+                .any(|t| t.name().is_some_and(|n| left_out.contains(n)));
+            if !ctx.code.run && (privileged || reads_left_out) {
+                skipped.push(what);
+                left_out.insert(o.name.clone());
+                return Ok(None);
+            }
+            if let Some((user, host)) = &ctx.code.definer {
+                sqlparse::set_definer(tokens, user, host);
+            }
+        }
+        let sql = emit(o, stmt, &plan.db.name, target, &map);
         let table = o.kind == ObjectKind::Table;
-        Ok(Ready {
+        Ok(Some(Ready {
             kind: o.kind,
             name: o.name.clone(),
             sql,
             // A table is written in the tool's own mode; the snapshot's says nothing about it.
             sql_mode: o.sql_mode.clone().filter(|_| !table),
             time_zone: o.time_zone.clone().filter(|_| !table),
-        })
+        }))
     };
+    let mut pre_data = Vec::new();
+    for o in &schema.pre_data {
+        pre_data.extend(ready(o)?);
+    }
+    let mut post_data = Vec::new();
+    for o in &schema.post_data {
+        post_data.extend(ready(o)?);
+    }
     Ok(ReadySchema {
         create_database: schema.create_database_sql(target, &schema.charset, collation),
-        pre_data: schema.pre_data.iter().map(ready).collect::<Result<_>>()?,
-        post_data: schema.post_data.iter().map(ready).collect::<Result<_>>()?,
+        pre_data,
+        post_data,
+        skipped,
     })
 }
 
@@ -119,14 +158,25 @@ pub fn write(
     target: &str,
     map: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<String, String> {
-    let mut stmt = parse(o, scope)?;
-    stmt.adapt(scope.source, target, map);
+    Ok(emit(o, parse(o, scope)?, scope.source, target, map))
+}
+
+/// The emit stage: database renamed, collations mapped, a view made `CREATE OR REPLACE`, and
+/// the text written by the tool.
+fn emit(
+    o: &SchemaObject,
+    mut stmt: Statement,
+    source: &str,
+    target: &str,
+    map: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    stmt.adapt(source, target, map);
     if o.kind == ObjectKind::View
         && let Statement::Code { tokens, .. } = &mut stmt
     {
         or_replace(tokens);
     }
-    Ok(stmt.sql(target))
+    stmt.sql(target)
 }
 
 /// Parses and checks one object: the typed statement, or why it is refused.

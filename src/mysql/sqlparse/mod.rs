@@ -162,7 +162,7 @@ pub fn parse_table(toks: &[Token], name: &str, source: &str) -> Result<Statement
     table::CreateTable::parse(toks, name, source).map(Statement::Table)
 }
 
-/// Index just after `DEFINER=user@host` in a code object's head, with the definer's range.
+/// The range of `DEFINER=user@host` in a code object's head.
 pub fn definer_range(toks: &[Token]) -> Option<(usize, usize)> {
     let at = toks.iter().position(|t| t.is("DEFINER"))?;
     if !toks.get(at + 1).is_some_and(|t| t.is_op("=")) {
@@ -186,6 +186,41 @@ pub fn definer_range(toks: &[Token]) -> Option<(usize, usize)> {
         _ => {}
     }
     Some((at, end))
+}
+
+/// Makes `user@host` the definer of a code object: replaces its `DEFINER=` clause, or adds one
+/// after `CREATE` (and `OR REPLACE`, `ALGORITHM=…`).
+pub fn set_definer(toks: &mut Vec<Token>, user: &str, host: &str) {
+    let clause = |spaced| {
+        vec![
+            Token {
+                tok: Tok::Word("DEFINER".into()),
+                spaced,
+            },
+            Token {
+                tok: Tok::Op("="),
+                spaced: false,
+            },
+            Token {
+                tok: Tok::Ident(user.into()),
+                spaced: false,
+            },
+            Token {
+                tok: Tok::Op("@"),
+                spaced: false,
+            },
+            Token {
+                tok: Tok::Ident(host.into()),
+                spaced: false,
+            },
+        ]
+    };
+    if let Some((at, end)) = definer_range(toks) {
+        let spaced = toks[at].spaced;
+        toks.splice(at..end, clause(spaced));
+    } else {
+        toks.splice(1..1, clause(true));
+    }
 }
 
 /// Whether a code object runs with its definer's privileges: every routine, trigger and event,

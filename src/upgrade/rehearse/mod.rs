@@ -355,6 +355,8 @@ async fn restore_copy(
             replace: false,
             dry_run: false,
             jobs: crate::mysql::restore::default_jobs(),
+            trust_unsigned_code: false,
+            definer: None,
         },
         ctx.progress.clone(),
         ctx.cancel.clone(),
