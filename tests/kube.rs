@@ -182,7 +182,8 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
         .collect();
     assert_eq!(kinds["Profile"], 3);
     assert_eq!(kinds["Notebook"], 4);
-    assert_eq!(kinds["ModuleInfo"], 5);
+    // The five Kubeflow plugins and the Workspace plugin.
+    assert_eq!(kinds["ModuleInfo"], 6);
     assert_eq!(kinds["PyTorchJob"], 1);
     // The Secret values never appear in clear in the snapshot.
     plain_snapshot(&env.repo, &id);
@@ -494,6 +495,23 @@ fn pvc_check_finds_a_missing_claim_and_restore_rebinds_a_retained_volume() {
     });
     let ok_run = env.ok(&["pvc", "check", "--repo", env.repo(), &id]);
     assert!(ok_run.contains("8 of 8"), "{ok_run}");
+    // A claim being deleted (pvc-protection holds it while a pod mounts it) is not present.
+    env.fk.update(
+        "v1",
+        "PersistentVolumeClaim",
+        Some("team-a"),
+        "team-a-data",
+        |o| o["metadata"]["finalizers"] = json!(["kubernetes.io/pvc-protection"]),
+    );
+    env.fk
+        .delete("v1", "PersistentVolumeClaim", Some("team-a"), "team-a-data");
+    let r = env.run(&["pvc", "check", "--repo", env.repo(), &id]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("PROBLEM  team-a/team-a-data: being deleted (since "),
+        "{r:?}"
+    );
 }
 
 #[test]

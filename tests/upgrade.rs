@@ -823,34 +823,23 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
 }
 
 #[test]
-fn a_plugin_the_platform_refuses_fails_with_its_message_and_the_fixed_form_is_applied_on_resume() {
+fn a_form_value_of_the_wrong_type_is_refused_before_anything_and_the_fixed_form_runs() {
     let lab = lab();
-    // A form value of the wrong type: the tool cannot know the platform's types, the
-    // platform's controller refuses it.
+    // A form value of the wrong type: the published form says pgPort is a number, so the run
+    // refuses it before it writes anything (the platform would fail the install after 1.3 is
+    // gone).
     lab.edit_config(|s| s.replace("pgPort = 5432", "pgPort = \"5432\""));
-    lab.edit_config(|s| {
-        s.replace(
-            "[install]\ntimeout = \"20s\"",
-            "[install]\ntimeout = \"3s\"",
-        )
-    });
     let r = lab.upgrade(&["run", "--yes"]);
-    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.code, 4, "{r:?}");
     for want in [
-        "plugin mlflow v3.1.1",
-        "did not reach Running within 3s",
-        "field pgPort must be integer, not string",
-        "run the same command",
+        "step preflight is blocked",
+        "[[install.plugins]] mlflow config: pgPort must be integer, not string (the published mlflow-v3.1.1 form)",
     ] {
         assert!(r.stderr.contains(want), "{want}: {r:?}");
     }
-    let st = lab.upgrade(&["status"]);
-    assert!(st.stdout.contains("install-plugins    failed"), "{st:?}");
-    // The operator fixes the configuration; the run patches the form, the platform
-    // re-evaluates it, the run goes on.
+    assert_eq!(lab.writes(), 0, "{r:?}");
+    // The operator fixes the configuration; the run goes on.
     lab.edit_config(|s| s.replace("pgPort = \"5432\"", "pgPort = 5432"));
-    let plan = lab.upgrade(&["plan"]);
-    assert!(plan.stdout.contains("spec.config.pgPort"), "{plan:?}");
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_upgraded(&lab);
@@ -1017,4 +1006,31 @@ fn profile_create_makes_the_articles_three_objects_once() {
     assert!(ap["spec"].to_string().contains("ml-pipeline-ui"), "{ap}");
     let out = ok(&args);
     assert_eq!(out.matches("unchanged").count(), 3, "{out}");
+}
+
+#[test]
+fn the_mlflow_copy_is_blocked_while_the_3_1_1_server_is_not_found() {
+    let lab = lab();
+    lab.edit_config(|s| {
+        s.replacen(
+            "[mlflow]\n",
+            "[mlflow]\ndeployment_name = \"mlflow-3\"\n",
+            1,
+        )
+    });
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("step migrate-mlflow is blocked: Deployment kubeflow/mlflow-3 (the MLflow 3.1.1 server the mlflow 1.4 plugin runs) not found: the copy runs only with that server scaled to 0; set mlflow.deployment_namespace and mlflow.deployment_name"),
+        "{r:?}"
+    );
+    // Nothing was copied.
+    assert_eq!(
+        common::pg::psql(
+            &lab.pg.name,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'"
+        )
+        .trim(),
+        "0"
+    );
 }

@@ -214,7 +214,7 @@ fn a_missing_mlflow_server_deployment_is_a_warning_in_the_plan() {
     let plan = lab.upgrade(&["plan"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
-        plan.stdout.contains("WARNING: Deployment kubeflow/mlflow (the MLflow 3.1.1 server, mlflow.deployment_*) not found"),
+        plan.stdout.contains("WARNING: Deployment kubeflow/mlflow (the MLflow 3.1.1 server the mlflow 1.4 plugin runs) not found: the copy waits for it"),
         "{plan:?}"
     );
 }

@@ -101,7 +101,13 @@ fn the_uninstall_deletes_only_what_the_snapshot_recorded_and_never_a_1_4_plugin(
     let recorded: Vec<String> = {
         let mut v: Vec<String> = module_infos_of(&lab, "business-2")
             .iter()
-            .filter(|o| o["metadata"]["labels"]["cpaas.io/module-name"] != "volcano")
+            .filter(|o| {
+                !["volcano", "workspace"].contains(
+                    &o["metadata"]["labels"]["cpaas.io/module-name"]
+                        .as_str()
+                        .unwrap(),
+                )
+            })
             .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
         v.sort();
@@ -137,18 +143,15 @@ fn the_uninstall_deletes_only_what_the_snapshot_recorded_and_never_a_1_4_plugin(
         recorded,
         "deleted something else than the recorded 1.3 plugins"
     );
+    // The platform renamed it; it is still there under its new name.
+    assert!(by_hand["metadata"]["name"] == "business-2-kfp-by-hand");
     assert!(
-        lab.g()
-            .get(
-                "cluster.alauda.io/v1alpha1",
-                "ModuleInfo",
-                None,
-                by_hand["metadata"]["name"].as_str().unwrap()
-            )
-            .is_some(),
+        lab.plugin("kfp")
+            .iter()
+            .any(|o| o["spec"]["version"] == "v2.4.0"),
         "the hand-installed 1.4 plugin was deleted"
     );
-    assert_eq!(module_infos_of(&lab, "business-1").len(), 5);
+    assert_eq!(module_infos_of(&lab, "business-1").len(), 6);
     // The recorded installation is in the journal, with uids.
     let recorded_fact: Vec<Value> = lab
         .journal()
@@ -177,7 +180,8 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
     let kubeconfig = lab.dir.path().join("kubeconfig");
     let out = lab.dir.path().join("init.toml");
     let repo = lab.dir.path().join("repo-init");
-    // The global cluster holds plugins of business-1 and business-2: which one is a person's call.
+    // The global cluster holds plugins of business-1 and business-2: the platform's record of
+    // the cluster the context points at says which.
     let r = amlmigrate(&[
         "upgrade",
         "init",
@@ -187,10 +191,25 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout.contains(
+            "cluster_name = \"business-2\"   # the cluster the kube context points at (Cluster kube-public/business-2 of the global cluster)"
+        ),
+        "{r:?}"
+    );
+    // Without that record, it is a person's call.
+    point_cluster_at(lab.g(), "business-2", "https://192.168.171.125:6443");
+    let r = amlmigrate(&[
+        "upgrade",
+        "init",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(
+        r.stdout.contains(
             "cluster_name = \"\"   # DECIDE: the global cluster has plugins of several clusters: business-1, business-2"
         ),
         "{r:?}"
     );
+    point_cluster_at(lab.g(), "business-2", &lab.fk.https_url());
     let r = amlmigrate(&[
         "upgrade",
         "init",
@@ -280,4 +299,251 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(again.code, 4, "{again:?}");
+}
+
+/// Plugins of the lab's cluster created while the run installed, each checked at its creation:
+/// were the modules its package depends on ready (as the platform judges it) at that moment?
+fn watch_install_order(lab: &Lab) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (out, cluster) = (seen.clone(), lab.world.cluster());
+    lab.g().on_change(move |c, h| {
+        let o = &c.object;
+        // What the run sent (the platform's renamed copy follows at once).
+        let sent = o["metadata"]["name"].as_str().unwrap().len() != cluster.len() + 33;
+        if !c.is("cluster.alauda.io", "ModuleInfo")
+            || c.kind != fakekube::ChangeKind::Added
+            || o["metadata"]["labels"]["cpaas.io/cluster-name"] != cluster
+            || !sent
+        {
+            return;
+        }
+        let module = o["metadata"]["labels"]["cpaas.io/module-name"]
+            .as_str()
+            .unwrap();
+        let version = o["spec"]["version"].as_str().unwrap();
+        let mc = h
+            .get(
+                "cluster.alauda.io/v1alpha1",
+                "ModuleConfig",
+                None,
+                &format!("{module}-{version}"),
+            )
+            .unwrap();
+        let infos = h.list("cluster.alauda.io/v1alpha1", "ModuleInfo", None);
+        for d in mc["spec"]["dependencies"].as_array().into_iter().flatten() {
+            let ready = infos.iter().any(|i| {
+                i["metadata"]["labels"]["cpaas.io/cluster-name"] == cluster
+                    && i["metadata"]["labels"]["cpaas.io/module-name"] == d["moduleName"]
+                    && fakekube::plugins::ready(i)
+            });
+            out.lock().unwrap().push(format!(
+                "{module} created, {} {}",
+                d["moduleName"].as_str().unwrap(),
+                if ready { "ready" } else { "NOT ready" }
+            ));
+        }
+    });
+    seen
+}
+
+#[test]
+fn plugins_install_after_what_their_packages_need_is_ready_and_are_found_renamed() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // The configuration lists the plugins backwards: the packages' dependencies decide.
+    lab.edit_config(|s| {
+        let (head, plugins) = s.split_once("[[install.plugins]]").unwrap();
+        let (plugins, tail) = plugins.split_once("[mlflow]").unwrap();
+        let mut blocks: Vec<&str> = plugins.split("[[install.plugins]]").collect();
+        blocks.reverse();
+        let blocks: Vec<String> = blocks
+            .iter()
+            .map(|b| format!("[[install.plugins]]\n{}\n", b.trim()))
+            .collect();
+        format!("{head}{}[mlflow]{tail}", blocks.concat())
+    });
+    // The platform publishes the mlflow package late: not deployable until its catalog ran.
+    let g = lab.g().handle();
+    let package = g
+        .get(
+            "cluster.alauda.io/v1alpha1",
+            "ModuleConfig",
+            None,
+            "mlflow-v3.1.1",
+        )
+        .unwrap();
+    g.delete(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleConfig",
+        None,
+        "mlflow-v3.1.1",
+    );
+    when_journal_shows(&lab.dir, "install-plugins", "waiting", move || {
+        let mut pkg = package;
+        pkg["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| k == "name" || k == "labels");
+        pkg.as_object_mut().unwrap().remove("status");
+        g.create(pkg).unwrap();
+    });
+    let seen = watch_install_order(&lab);
+    let plan = lab.upgrade(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains("installs volcano → kftraining → kfbase → kfp → mlflow (the order their packages' dependencies give)"),
+        "{plan:?}"
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "kfp created, kfbase ready",
+            "kftraining created, volcano ready",
+            "mlflow created, kfbase ready",
+        ],
+        "a plugin was created before what it depends on was ready"
+    );
+    // Every 1.4 plugin carries the platform's name, not the one the run sent.
+    for (m, _) in PLUGINS_14 {
+        let name = lab.plugin(m)[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let hash = name.strip_prefix("business-2-").unwrap();
+        assert_eq!(hash.len(), 32, "{name}");
+    }
+}
+
+#[test]
+fn a_form_the_package_does_not_accept_is_refused_before_anything_is_written() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // A misspelled key and a value of the wrong type.
+    lab.edit_config(|s| {
+        s.replace("volcanoScheduling = {", "volcanoSheduling = {")
+            .replace("pgPort = 5432", "pgPort = \"5432\"")
+    });
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    for want in [
+        "FAIL [[install.plugins]] kftraining sets volcanoSheduling.enabled, which is not a field of the published kftraining-v1.9.2 form (its fields: volcanoScheduling.enabled); correct or remove it",
+        "FAIL [[install.plugins]] mlflow config: pgPort must be integer, not string (the published mlflow-v3.1.1 form)",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {plan:?}");
+    }
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(lab.writes(), 0, "something was written: {r:?}");
+    // The package allows no in-place upgrade from the installed volcano: reinstall it.
+    lab.edit_config(|s| {
+        s.replace("volcanoSheduling = {", "volcanoScheduling = {")
+            .replace("pgPort = \"5432\"", "pgPort = 5432")
+    });
+    lab.g().update(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleConfig",
+        None,
+        "volcano-v1.10.1",
+        |o| o["spec"]["supportedUpgradeVersions"] = json!(">= v1.9.0"),
+    );
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("volcano v1.8.2 cannot be upgraded in place to v1.10.1: the volcano-v1.10.1 package supports in-place upgrades from >= v1.9.0 only; reinstall it as the article does: add \"volcano\" to [uninstall] plugins"),
+        "{r:?}"
+    );
+    assert_eq!(lab.writes(), 0, "something was written: {r:?}");
+    let old_volcano = lab.plugin("volcano")[0]["metadata"]["uid"].clone();
+    lab.edit_config(|s| {
+        s.replace(
+            "[uninstall]\n",
+            "[uninstall]\nplugins = [\"mlflow\", \"kftraining\", \"kfp\", \"volcano\", \"kfbase\"]\n",
+        )
+    });
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+    assert_ne!(lab.plugin("volcano")[0]["metadata"]["uid"], old_volcano);
+}
+
+#[test]
+fn a_cluster_name_other_than_the_contexts_cluster_stops_the_run_before_any_write() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // business-1 has its own 1.3 plugins on the same global cluster: the name must not decide
+    // which are recorded and deleted.
+    lab.edit_config(|s| {
+        s.replace(
+            "cluster_name = \"business-2\"",
+            "cluster_name = \"business-1\"",
+        )
+    });
+    let plan = lab.upgrade(&["plan"]);
+    let want = format!(
+        "FAIL kubernetes.cluster_name is business-1, but the kube context points at cluster business-2 (Cluster kube-public/business-2 of the global cluster lists API server {}): set cluster_name = \"business-2\"",
+        lab.fk.https_url()
+    );
+    assert!(plan.stdout.contains(&want), "{plan:?}");
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("set cluster_name = \"business-2\""),
+        "{r:?}"
+    );
+    // Not even a single step ran (--only skips preflight, not this).
+    let only = lab.upgrade(&["run", "--yes", "--only", "protect-pvcs"]);
+    assert_eq!(only.code, 4, "{only:?}");
+    assert_eq!(lab.writes(), 0);
+    assert_eq!(module_infos_of(&lab, "business-1").len(), 6);
+}
+
+#[test]
+fn what_the_run_would_have_to_guess_is_blocked_naming_what_to_set() {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // Not said that this 1.3 had no chart application; no gateway with kfbase's selector; no
+    // Workspace plugin.
+    lab.edit_config(|s| {
+        s.replace(
+            "[uninstall]\ntimeout = \"20s\"\nchart = \"\"\n",
+            "[uninstall]\ntimeout = \"20s\"\n",
+        )
+    });
+    lab.fk.delete(
+        "apps/v1",
+        "Deployment",
+        Some("kubeflow-gw"),
+        "wy-kubeflow-gw",
+    );
+    let workspace = lab.plugin("workspace")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    lab.g()
+        .delete("cluster.alauda.io/v1alpha1", "ModuleInfo", None, &workspace);
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    for want in [
+        "1.3 plugins of cluster business-2 exist, but no HelmRequest of chart kubeflow in any namespace (the 1.3 kubeflow chart application the article deletes): name its namespace with [uninstall] chart_namespace, or, if this 1.3 installation has no chart application (plugins only), say so with [uninstall] chart = \"\"",
+        "FAIL no Istio ingress gateway has the pod label istio=wy-kubeflow-gw-kubeflow-gw that kfbase's istioGatewaySelector names",
+        "FAIL the Workspace plugin (AML workspaces' backend controller, module workspace) is neither installed on cluster business-2 nor in [[install.plugins]]",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {plan:?}");
+    }
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(lab.writes(), 0, "{r:?}");
 }

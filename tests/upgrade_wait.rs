@@ -119,8 +119,8 @@ fn a_plugin_failed_with_one_message_fails_the_step_at_once_and_status_shows_the_
     assert_eq!(status.code, 0, "{status:?}");
     for want in [
         "running: install-plugins since ",
-        "waiting for the system: plugin kfp v2.4.1 (ModuleInfo business-2-",
-        ") to be Running",
+        // What it waits for: the version, the platform's readiness, found by labels.
+        "waiting for the system: plugin kfp v2.4.1 to be ready (ModuleInfo labelled cpaas.io/module-name=kfp: status.phase Running, status.version v2.4.1, every appRelease ready and synced)",
         ", deadline ",
         "(in ",
     ] {

@@ -379,8 +379,14 @@ pub async fn check(
             ),
             None => (None, None),
         };
+        let deleting = live
+            .as_ref()
+            .and_then(|c| str_at(c, "metadata.deletionTimestamp"));
         let problem = if live.is_none() {
             Some("missing".to_string())
+        } else if let Some(since) = deleting {
+            // Still readable, but going (kubernetes.io/pvc-protection holds it while mounted).
+            Some(format!("being deleted (since {since})"))
         } else if phase.as_deref() != Some("Bound") {
             Some(format!(
                 "not Bound ({})",

@@ -40,6 +40,8 @@ fn inline(v: &Value) -> String {
 #[derive(Default)]
 struct Live {
     cluster_names: Vec<String>,
+    /// The platform's name of the cluster the context points at.
+    platform_name: Option<String>,
     mysql: Value,
     aml_service: Value,
     plugins_13: BTreeMap<String, Value>,
@@ -212,7 +214,13 @@ async fn redirect_uri(g: &Cluster, live: &Live) -> Result<Option<(String, String
 pub async fn init(opts: &InitOptions) -> Result<String> {
     let w = Cluster::connect(&opts.access, Role::Workload).await?;
     let g = Cluster::connect(&opts.access, Role::Global).await?;
-    let live = read(&w, &g, opts.cluster_name.as_deref()).await?;
+    let platform = match crate::upgrade::platform::cluster_name(&w, &g).await? {
+        crate::upgrade::platform::Named::Found(n) => Some(n),
+        _ => None,
+    };
+    let name = opts.cluster_name.as_deref().or(platform.as_deref());
+    let mut live = read(&w, &g, name).await?;
+    live.platform_name = platform;
     Ok(render(opts, &live))
 }
 
@@ -238,6 +246,21 @@ fn render(opts: &InitOptions, live: &Live) -> String {
         }
     }
     match live.cluster_names.as_slice() {
+        [one] if live.platform_name.as_ref() == Some(one) => {
+            let _ = writeln!(
+                s,
+                "cluster_name = {}   # the cluster the kube context points at (Cluster kube-public/{one} of the global cluster)",
+                q(one)
+            );
+        }
+        [one] if live.platform_name.is_some() => {
+            let _ = writeln!(
+                s,
+                "cluster_name = {}   # DECIDE: the kube context points at cluster {}, not this one; upgrade run refuses a name that differs",
+                q(one),
+                live.platform_name.as_deref().unwrap_or("")
+            );
+        }
         [one] => {
             let _ = writeln!(
                 s,
@@ -435,12 +458,14 @@ fn render_plugins(s: &mut String, live: &Live) {
         let mut config = Value::Object(serde_json::Map::new());
         let mut decide = Vec::new();
         let mut secrets = Vec::new();
-        for f in mc["spec"]["form"].as_array().into_iter().flatten() {
-            let key = f["key"].as_str().unwrap_or("");
-            if f["secret"] == true {
+        let form = crate::upgrade::steps::Form::of(mc);
+        for f in &form.fields {
+            let key = f.path.as_str();
+            let always = f.required && f.depends.is_none();
+            if f.secret {
                 if module == "mlflow" && key == "pgPassword" {
                     secrets.push(format!("{key} = \"postgres\""));
-                } else if f["required"] == true && f["when"].is_null() {
+                } else if always {
                     decide.push(format!(
                         "{key} (secret: secrets = {{ {key} = \"postgres\" or \"mysql.<name>\" }})"
                     ));
@@ -454,9 +479,9 @@ fn render_plugins(s: &mut String, live: &Live) {
             match carried.cloned().or(redirect) {
                 Some(v) => crate::upgrade::steps::set_path(&mut config, key, v),
                 None => {
-                    let default = at(&mc["spec"]["config"], key);
+                    let default = at(&form.defaults, key);
                     let empty = default.is_none_or(|d| d.as_str() == Some("") || d.is_null());
-                    if f["required"] == true && f["when"].is_null() && empty {
+                    if always && empty {
                         decide.push(key.to_string());
                     }
                 }

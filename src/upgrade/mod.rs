@@ -8,6 +8,7 @@ pub mod config;
 pub mod init;
 pub mod journal;
 mod lock;
+mod platform;
 pub mod profile;
 pub mod recover;
 mod registry;
@@ -332,6 +333,13 @@ async fn run_steps(
     journal: &mut Journal,
     outcome: &mut RunOutcome,
 ) -> Result<bool> {
+    // The cluster decides which plugins are recorded and deleted: the platform's name for the
+    // context's cluster, or nothing runs.
+    if let Err(why) =
+        platform::verify(&env.workload, &env.global, &env.cfg.kubernetes.cluster_name).await?
+    {
+        return Err(Error::Refused(why));
+    }
     let mut warned = false;
     for step in STEPS {
         if env.cancel.is_cancelled() {

@@ -171,11 +171,12 @@ impl Registry {
         user: &str,
         password: &Secret,
     ) -> Result<String> {
+        let params = challenge_params(params);
         let field = |k: &str| {
-            params.split(',').find_map(|kv| {
-                let (a, b) = kv.trim().split_once('=')?;
-                (a.eq_ignore_ascii_case(k)).then(|| b.trim_matches('"').to_string())
-            })
+            params
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
         };
         let realm = field("realm").unwrap_or_default();
         let url = url::Url::parse(&realm).ok();
@@ -293,6 +294,37 @@ pub(super) fn split_image(image: &str) -> Option<(String, String)> {
     Some((repo.to_string(), tag.to_string()))
 }
 
+/// The auth-params of a `WWW-Authenticate` challenge (RFC 7235): `key=token` or
+/// `key="quoted string"`, where a quoted value may hold commas (`scope="repository:x:pull,push"`)
+/// and `\"` escapes.
+fn challenge_params(params: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = params.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.trim().is_empty() {
+            return out;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        out.push((key.trim().to_string(), value.trim().to_string()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +374,22 @@ mod tests {
             ..Default::default()
         };
         Registry::new(&cfg, Some(Secret::new("s3cret-pw"))).unwrap()
+    }
+
+    #[test]
+    fn a_quoted_challenge_value_keeps_its_commas() {
+        assert_eq!(
+            challenge_params(
+                r#"realm="https://h/token",service="r", scope="repository:x:pull,push",error=insufficient_scope,q="a\"b""#
+            ),
+            [
+                ("realm".to_string(), "https://h/token".to_string()),
+                ("service".into(), "r".into()),
+                ("scope".into(), "repository:x:pull,push".into()),
+                ("error".into(), "insufficient_scope".into()),
+                ("q".into(), "a\"b".into()),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -182,6 +182,8 @@ fn kubeflow_base_takes_profiles(fk: &FakeKube, global: &FakeKube, cluster: &'sta
     global.on_change(move |c, _| {
         if c.is("cluster.alauda.io", "ModuleInfo")
             && c.kind == ChangeKind::Deleted
+            // The platform renaming a new ModuleInfo is no uninstall.
+            && c.object["metadata"]["annotations"][fakekube::plugins::RENAMED_ANNOTATION].is_null()
             && c.object["metadata"]["labels"]["cpaas.io/module-name"] == "kfbase"
             && c.object["metadata"]["labels"]["cpaas.io/cluster-name"] == cluster
         {
@@ -212,6 +214,20 @@ fn mlflow_plugin_serves(fk: &FakeKube, global: &FakeKube, cluster: &'static str)
                 "spec": {"selector": {"app": "mlflow"}, "ports": [{"name": "http", "port": 5000}]}}));
         }
     });
+}
+
+/// The global cluster's `Cluster` record of `cluster` lists `url` as its API server.
+pub fn point_cluster_at(g: &FakeKube, cluster: &str, url: &str) {
+    assert!(g.update(
+        "clusterregistry.k8s.io/v1alpha1",
+        "Cluster",
+        Some("kube-public"),
+        cluster,
+        |o| {
+            o["spec"]["kubernetesApiEndpoints"]["serverEndpoints"] =
+                json!([{"clientCIDR": "0.0.0.0/0", "serverAddress": url}])
+        },
+    ));
 }
 
 /// An MLflow 2.6 database seeded through MLflow 2.6's own store.
@@ -274,6 +290,8 @@ impl Lab {
             (cluster::load(&[workload, global].concat()), None)
         };
         let g = global_fk.as_ref().unwrap_or(&fk);
+        // The platform registered this lab's workload cluster at the fake's address.
+        point_cluster_at(g, cluster, &fk.https_url());
         fakekube::controllers::plugin_controller(g, Duration::from_millis(300));
         fakekube::controllers::chart_uninstall(&fk, Duration::from_millis(300));
         fakekube::controllers::volcano_jobs_finish(&fk, Duration::from_millis(1500));
@@ -400,7 +418,7 @@ delete = {notebooks}
 recreate = {notebooks}
 [uninstall]
 timeout = "20s"
-[operator]
+{no_chart}[operator]
 timeout = "60s"
 poll = "200ms"
 [install]
@@ -432,6 +450,12 @@ image_builder_namespaces = {namespaces}
                 },
                 notebooks = world == World::Full,
                 plugins = plugins_toml(),
+                // business-2's 1.3 was plugins only: said, not guessed.
+                no_chart = if world == World::Plugins {
+                    "chart = \"\"\n"
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();

@@ -11,6 +11,7 @@
 pub mod captain;
 pub mod controllers;
 mod discovery;
+pub mod forms;
 mod openapi;
 pub mod operator;
 mod patch;
@@ -85,10 +86,12 @@ impl Change {
 }
 
 type Hook = dyn Fn(&Change, &Handle) + Send + Sync;
+type RequestHook = dyn Fn(&RequestRecord, &Handle) + Send + Sync;
 
 pub(crate) struct Shared {
     store: Mutex<Store>,
     hooks: RwLock<Vec<Arc<Hook>>>,
+    request_hooks: RwLock<Vec<Arc<RequestHook>>>,
     runtime: tokio::runtime::Handle,
     addr: SocketAddr,
 }
@@ -136,6 +139,7 @@ impl FakeKube {
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             hooks: RwLock::new(vec![]),
+            request_hooks: RwLock::new(vec![]),
             runtime: runtime.handle().clone(),
             addr,
         });
@@ -409,6 +413,28 @@ impl Handle {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(hook));
+    }
+
+    /// Calls `hook` for every request received, before it is served (no lock held): a
+    /// simulated controller that moves on when a client looks.
+    pub fn on_request(&self, hook: impl Fn(&RequestRecord, &Handle) + Send + Sync + 'static) {
+        self.shared
+            .request_hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    pub(crate) fn request_received(&self, r: &RequestRecord) {
+        let hooks: Vec<Arc<RequestHook>> = self
+            .shared
+            .request_hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for hook in &hooks {
+            hook(r, self);
+        }
     }
 
     /// Runs `f` once after `delay` (on a blocking thread of the server's runtime).

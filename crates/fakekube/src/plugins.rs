@@ -1,31 +1,44 @@
 //! ACP's cluster-plugin controller, strict: a `ModuleInfo` installs only what the published
-//! `ModuleConfig` of its version allows (see README.md, "Plugins").
+//! `ModuleConfig` of its version allows (see README.md, "Plugins"), and behaves as Alauda's docs
+//! say the platform does.
 //!
-//! A ModuleInfo (cluster.alauda.io) of module `M` at `spec.version` `V` is evaluated `delay`
-//! after any ModuleInfo or ModuleConfig changes:
-//! - no ModuleConfig `M-V` (or one not `readyForDeploy`): `Pending`, reason `ModuleConfigNotFound`;
-//! - the form values (`spec.config` over the ModuleConfig's `spec.config` defaults) miss a
-//!   required field of the ModuleConfig's `spec.form`, or one has the wrong type: `Failed`,
-//!   reason `InvalidConfig`, the message naming each field;
-//! - a module of `spec.dependencies` has no Running ModuleInfo on the same cluster
-//!   (`cpaas.io/cluster-name`): `Failed`, reason `DependencyNotReady`;
-//! - the ModuleConfig carries annotation [`FAILS_ANNOTATION`] (a test's broken package): `Failed`,
-//!   reason `InstallFailed`, the annotation's value as the message, for as long as it is there;
-//! - it carries [`HOLDS_ANNOTATION`]: `Processing`, for as long as it is there;
-//! - otherwise `Running` with `status.version = V`.
+//! - **Names.** A created ModuleInfo is renamed by the platform to `<cluster>-<32 hex>` (the
+//!   object sent is deleted, a copy under the new name created; the deleted one carries
+//!   annotation [`RENAMED_ANNOTATION`] naming the new one). Clients find it by its labels.
+//! - **Catalog.** A ModuleConfig that appears (created without status) is not deployable at
+//!   first: `status.readyForDeploy: false`, turning `true` on the second read of it by a client
+//!   (the asynchronous catalog operation, driven by requests so tests never race a clock).
+//! - **Evaluation.** A ModuleInfo of module `M` at `spec.version` `V` is evaluated `delay` after
+//!   any ModuleInfo or ModuleConfig changes:
+//!   - no ModuleConfig `M-V`, or one not `readyForDeploy`: `Pending`, `ModuleConfigNotFound`;
+//!   - `spec.config` against the form (`spec.deployDescriptors` over the `spec.config` defaults,
+//!     see [`crate::forms`]): a key the form does not have, a required field missing, a value of
+//!     the wrong type: `Failed`, `InvalidConfig`, the message naming each;
+//!   - an installed version (`status.version`) other than `V` that `supportedUpgradeVersions`
+//!     does not include: `Failed`, `UpgradeNotSupported`;
+//!   - a module of `spec.dependencies` (`moduleName`, `versionsMatch`) not ready on the same
+//!     cluster at a matching version: `Failed`, `DependencyNotReady`;
+//!   - the ModuleConfig carries [`FAILS_ANNOTATION`] (a test's broken package): `Failed`,
+//!     `InstallFailed`; [`HOLDS_ANNOTATION`]: `Processing`, for as long as it is there;
+//!   - otherwise `Running` with `status.version = V` and `status.appReleases` (one per chart)
+//!     `synced` but not yet `ready`: they turn ready on the second read of the ModuleInfo by a
+//!     client after that (charts still rolling out). Ready = Running, versions equal, every
+//!     appRelease ready, synced and not failed.
 //!
 //! An installed plugin (Running at its spec.version, `status.observedGeneration` current) is
-//! left alone; a spec change (generation bump) or a Pending/Failed phase is evaluated again, so a
-//! fixed configuration or a dependency that came up later is picked up. The controller adds
-//! finalizer [`FINALIZER`] when it installs; a deleted ModuleInfo loses it `delay` later.
+//! left alone; a spec change (generation bump) or a Pending/Failed phase is evaluated again. The
+//! controller adds finalizer [`FINALIZER`] when it installs; a deleted ModuleInfo loses it
+//! `delay` later.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{FakeKube, Handle};
+use crate::forms::{check_form, versions_match};
+use crate::{ChangeKind, FakeKube, Handle, RequestRecord};
 
 pub const GROUP: &str = "cluster.alauda.io";
 const API: &str = "cluster.alauda.io/v1alpha1";
@@ -36,6 +49,8 @@ pub const FAILS_ANNOTATION: &str = "fakekube.test/install-fails";
 /// On a ModuleConfig: its install stays `Processing` for as long as the annotation is there (a
 /// test holds the platform still while it looks at the run).
 pub const HOLDS_ANNOTATION: &str = "fakekube.test/install-holds";
+/// On a ModuleInfo the platform deleted because it renamed it: the new name.
+pub const RENAMED_ANNOTATION: &str = "fakekube.test/renamed-to";
 const CLUSTER_LABEL: &str = "cpaas.io/cluster-name";
 const MODULE_LABEL: &str = "cpaas.io/module-name";
 
@@ -43,8 +58,25 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
+fn label<'a>(v: &'a Value, key: &str) -> &'a str {
+    v["metadata"]["labels"][key].as_str().unwrap_or("")
+}
+
 fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Ready as the platform judges it: Running, `status.version == spec.version`, every
+/// appRelease ready, synced and not failed.
+pub fn ready(mi: &Value) -> bool {
+    let releases = mi["status"]["appReleases"].as_array();
+    mi["status"]["phase"] == "Running"
+        && mi["status"]["version"] == mi["spec"]["version"]
+        && releases.is_some_and(|r| {
+            !r.is_empty()
+                && r.iter()
+                    .all(|a| a["ready"] == true && a["synced"] == true && a["failed"] != true)
+        })
 }
 
 /// Starts the controller on `fk` (the cluster that holds ModuleInfos: ACP's global cluster).
@@ -55,6 +87,19 @@ pub fn plugin_controller(fk: &FakeKube, delay: Duration) {
     fk.after(delay, move |h| {
         first.store(false, Ordering::SeqCst);
         reconcile(h);
+    });
+    fk.on_change(|c, h| {
+        if c.kind == ChangeKind::Added && c.is(GROUP, "ModuleInfo") {
+            rename(h, &c.object);
+        }
+        if c.kind == ChangeKind::Added
+            && c.is(GROUP, "ModuleConfig")
+            && c.object["status"]["readyForDeploy"].is_null()
+        {
+            h.update(API, "ModuleConfig", None, c.name(), |o| {
+                o["status"]["readyForDeploy"] = json!(false)
+            });
+        }
     });
     fk.on_change(move |c, h| {
         if !(c.is(GROUP, "ModuleInfo") || c.is(GROUP, "ModuleConfig")) {
@@ -70,6 +115,90 @@ pub fn plugin_controller(fk: &FakeKube, delay: Duration) {
             reconcile(h);
         });
     });
+    let reads: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    fk.on_request(move |r, h| observed(h, r, &reads));
+}
+
+/// The platform's name for a ModuleInfo of `cluster`.
+fn platform_name(name: &str, cluster: &str) -> bool {
+    name.strip_prefix(cluster)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn rename(h: &Handle, mi: &Value) {
+    let (name, cluster) = (s(mi, "/metadata/name"), label(mi, CLUSTER_LABEL));
+    if cluster.is_empty() || platform_name(name, cluster) {
+        return;
+    }
+    let new = format!("{cluster}-{:032x}", rand::random::<u128>());
+    let mut copy = json!({"apiVersion": API, "kind": "ModuleInfo",
+        "metadata": {"name": new}, "spec": mi["spec"].clone()});
+    for k in ["labels", "annotations", "finalizers"] {
+        if !mi["metadata"][k].is_null() {
+            copy["metadata"][k] = mi["metadata"][k].clone();
+        }
+    }
+    h.update(API, "ModuleInfo", None, name, |o| {
+        o["metadata"]["annotations"][RENAMED_ANNOTATION] = json!(new)
+    });
+    h.delete(API, "ModuleInfo", None, name);
+    h.create(copy).expect("the renamed ModuleInfo");
+}
+
+/// A client read ModuleConfigs or ModuleInfos: the catalog and the charts move on (see the
+/// module documentation), counting reads per object.
+fn observed(h: &Handle, r: &RequestRecord, reads: &Mutex<HashMap<String, u32>>) {
+    if r.method != "GET" {
+        return;
+    }
+    let path = r.path.trim_end_matches('/');
+    let prefix = format!("/apis/{API}/");
+    let Some(rest) = path.strip_prefix(&prefix) else {
+        return;
+    };
+    let (resource, name) = rest.split_once('/').unwrap_or((rest, ""));
+    let kind = match resource {
+        "moduleconfigs" => "ModuleConfig",
+        "moduleinfoes" => "ModuleInfo",
+        _ => return,
+    };
+    let waiting = |o: &Value| match kind {
+        "ModuleConfig" => o["status"]["readyForDeploy"] == false,
+        _ => {
+            o["status"]["phase"] == "Running"
+                && o["status"]["appReleases"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["ready"] != true))
+        }
+    };
+    for o in h.list(API, kind, None) {
+        let n = s(&o, "/metadata/name");
+        if (!name.is_empty() && n != name) || !waiting(&o) {
+            continue;
+        }
+        let key = format!("{kind}/{n}/{}", o["metadata"]["generation"]);
+        let seen = {
+            let mut m = reads.lock().unwrap_or_else(|e| e.into_inner());
+            let c = m.entry(key).or_default();
+            *c += 1;
+            *c
+        };
+        if seen >= 2 {
+            h.update(API, kind, None, n, |o| match kind {
+                "ModuleConfig" => o["status"]["readyForDeploy"] = json!(true),
+                _ => {
+                    for a in o["status"]["appReleases"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
+                        a["ready"] = json!(true);
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// One pass over every ModuleInfo.
@@ -90,10 +219,14 @@ fn reconcile(h: &Handle) {
         let installed =
             s(mi, "/status/phase") == "Running" && mi["status"]["version"] == mi["spec"]["version"];
         match mi["status"].get("observedGeneration") {
-            // Installed before this controller watched (a fixture): adopt it as it is.
+            // Installed before this controller watched (a fixture): adopt it as it is, its
+            // charts ready.
             None if installed => {
                 h.update(API, "ModuleInfo", None, &name, |o| {
                     o["status"]["observedGeneration"] = generation;
+                    if o["status"]["appReleases"].is_null() {
+                        o["status"]["appReleases"] = app_releases(o, true);
+                    }
                 });
                 continue;
             }
@@ -101,35 +234,53 @@ fn reconcile(h: &Handle) {
             _ => {}
         }
         let status = evaluate(h, mi, &infos);
-        h.update(API, "ModuleInfo", None, &name, |o| {
-            let keep_version = o["status"]["version"].clone();
-            let mut st = status;
-            if st["phase"] == "Running" {
-                let f = o["metadata"]["finalizers"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                if !f.iter().any(|x| x == FINALIZER) {
-                    let mut f = f;
-                    f.push(json!(FINALIZER));
-                    o["metadata"]["finalizers"] = json!(f);
-                }
-            } else if !keep_version.is_null() {
-                st["version"] = keep_version;
-            }
-            st["observedGeneration"] = o["metadata"]["generation"].clone();
-            // Keep the transition time when nothing changed, so a re-evaluation is a no-op.
-            let same =
-                o["status"]["phase"] == st["phase"] && o["status"]["message"] == st["message"];
-            let since = if same {
-                o["status"]["conditions"][0]["lastTransitionTime"].clone()
-            } else {
-                json!(now())
-            };
-            st["conditions"][0]["lastTransitionTime"] = since;
-            o["status"] = st;
-        });
+        h.update(API, "ModuleInfo", None, &name, |o| write_status(o, status));
     }
+}
+
+fn write_status(o: &mut Value, mut st: Value) {
+    let keep_version = o["status"]["version"].clone();
+    if st["phase"] == "Running" {
+        let f = o["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !f.iter().any(|x| x == FINALIZER) {
+            let mut f = f;
+            f.push(json!(FINALIZER));
+            o["metadata"]["finalizers"] = json!(f);
+        }
+        // Charts that were ready stay so when nothing about the install changed.
+        let was_ready = o["status"]["phase"] == "Running"
+            && o["status"]["version"] == st["version"]
+            && o["status"]["appReleases"][0]["ready"] == true;
+        st["appReleases"] = app_releases(o, was_ready);
+    } else {
+        if !keep_version.is_null() {
+            st["version"] = keep_version;
+        }
+        let failed = st["reason"] == "InstallFailed";
+        st["appReleases"] =
+            json!([{"name": chart_name(o), "ready": false, "synced": false, "failed": failed}]);
+    }
+    st["observedGeneration"] = o["metadata"]["generation"].clone();
+    // Keep the transition time when nothing changed, so a re-evaluation is a no-op.
+    let same = o["status"]["phase"] == st["phase"] && o["status"]["message"] == st["message"];
+    let since = if same {
+        o["status"]["conditions"][0]["lastTransitionTime"].clone()
+    } else {
+        json!(now())
+    };
+    st["conditions"][0]["lastTransitionTime"] = since;
+    o["status"] = st;
+}
+
+fn chart_name(mi: &Value) -> String {
+    format!("{}-plugin", label(mi, MODULE_LABEL))
+}
+
+fn app_releases(mi: &Value, ready: bool) -> Value {
+    json!([{"name": chart_name(mi), "ready": ready, "synced": true, "failed": false}])
 }
 
 fn status(phase: &str, reason: &str, message: String, version: Option<&Value>) -> Value {
@@ -148,15 +299,9 @@ fn status(phase: &str, reason: &str, message: String, version: Option<&Value>) -
 
 /// The status a ModuleInfo gets now (see the module documentation).
 fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
-    let module = s(
-        mi,
-        &format!("/metadata/labels/{}", MODULE_LABEL.replace('/', "~1")),
-    );
+    let module = label(mi, MODULE_LABEL);
     let version = s(mi, "/spec/version");
-    let cluster = s(
-        mi,
-        &format!("/metadata/labels/{}", CLUSTER_LABEL.replace('/', "~1")),
-    );
+    let cluster = label(mi, CLUSTER_LABEL);
     let what = format!("plugin {module} {version}");
     if module.is_empty() {
         return status(
@@ -182,8 +327,7 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
             None,
         );
     };
-    let values = form_values(&mc["spec"]["config"], &mi["spec"]["config"]);
-    let problems = check_form(&mc["spec"]["form"], &values, &mi["spec"]["config"]);
+    let problems = check_form(&mc, &mi["spec"]["config"]);
     if !problems.is_empty() {
         return status(
             "Failed",
@@ -192,20 +336,34 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
             None,
         );
     }
+    let installed = s(mi, "/status/version");
+    let range = s(&mc, "/spec/supportedUpgradeVersions");
+    if !installed.is_empty() && installed != version && !versions_match(range, installed) {
+        return status(
+            "Failed",
+            "UpgradeNotSupported",
+            format!(
+                "{what}: an in-place upgrade from {installed} is not supported (supportedUpgradeVersions {range}): uninstall the plugin, then install {version}"
+            ),
+            None,
+        );
+    }
     let mut missing = vec![];
     for dep in mc["spec"]["dependencies"].as_array().into_iter().flatten() {
-        if !condition_holds(&dep["when"], &values) {
-            continue;
-        }
-        let d = s(dep, "/module");
-        let running = infos.iter().any(|o| {
-            o["metadata"]["labels"][MODULE_LABEL] == d
-                && o["metadata"]["labels"][CLUSTER_LABEL] == cluster
+        let (d, range) = (s(dep, "/moduleName"), s(dep, "/versionsMatch"));
+        let ok = infos.iter().any(|o| {
+            label(o, MODULE_LABEL) == d
+                && label(o, CLUSTER_LABEL) == cluster
                 && o["metadata"]["deletionTimestamp"].is_null()
-                && o["status"]["phase"] == "Running"
+                && ready(o)
+                && versions_match(range, s(o, "/status/version"))
         });
-        if !running {
-            missing.push(d.to_string());
+        if !ok {
+            missing.push(if range.is_empty() {
+                d.to_string()
+            } else {
+                format!("{d} ({range})")
+            });
         }
     }
     if !missing.is_empty() {
@@ -213,9 +371,8 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
             "Failed",
             "DependencyNotReady",
             format!(
-                "{what} depends on {}, which is not Running on cluster {cluster}: install {} first",
+                "{what} depends on {}, which is not ready on cluster {cluster}: install it first",
                 missing.join(", "),
-                missing.join(", ")
             ),
             None,
         );
@@ -237,150 +394,4 @@ fn evaluate(h: &Handle, mi: &Value, infos: &[Value]) -> Value {
         format!("{what} is running"),
         Some(&mi["spec"]["version"]),
     )
-}
-
-/// The form's values: the ModuleInfo's `spec.config` over the ModuleConfig's defaults.
-pub fn form_values(defaults: &Value, given: &Value) -> Value {
-    let mut out = if defaults.is_object() {
-        defaults.clone()
-    } else {
-        json!({})
-    };
-    merge(&mut out, given);
-    out
-}
-
-fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(k) {
-                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, o) if !o.is_null() => *b = o.clone(),
-        _ => {}
-    }
-}
-
-fn at<'a>(values: &'a Value, key: &str) -> Option<&'a Value> {
-    key.split('.')
-        .try_fold(values, |v, k| v.get(k))
-        .filter(|v| !v.is_null())
-}
-
-fn condition_holds(when: &Value, values: &Value) -> bool {
-    if !when.is_object() {
-        return true;
-    }
-    at(values, s(when, "/key")) == when.get("equals")
-}
-
-fn empty(v: &Value) -> bool {
-    match v {
-        Value::String(x) => x.trim().is_empty(),
-        Value::Object(m) => m.is_empty() || m.values().all(empty),
-        Value::Array(a) => a.is_empty(),
-        Value::Null => true,
-        _ => false,
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "string",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::Bool(_) => "boolean",
-        Value::Object(_) => "object",
-        Value::Array(_) => "array",
-        Value::Null => "null",
-    }
-}
-
-/// Every problem of `values` against the form's fields (empty when the form is satisfied);
-/// `given` (the ModuleInfo's own config) tells a field left out from one filled in empty.
-pub fn check_form(form: &Value, values: &Value, given: &Value) -> Vec<String> {
-    let mut out = vec![];
-    for f in form.as_array().into_iter().flatten() {
-        let key = s(f, "/key");
-        if !condition_holds(&f["when"], values) {
-            continue;
-        }
-        let required = f["required"] == json!(true);
-        match at(values, key) {
-            None if required => out.push(format!("required field {key} is missing")),
-            Some(v) if required && empty(v) => {
-                let how = if at(given, key).is_some() {
-                    "empty"
-                } else {
-                    "missing"
-                };
-                out.push(format!("required field {key} is {how}"))
-            }
-            Some(v) => {
-                let want = s(f, "/type");
-                if !want.is_empty() && kind_of(v) != want {
-                    out.push(format!("field {key} must be {want}, not {}", kind_of(v)));
-                }
-            }
-            None => {}
-        }
-    }
-    out
-}
-
-/// The form fields of a ModuleConfig marked `secret: true` (what a UI shows as a password).
-pub fn secret_fields(mc: &Value) -> Vec<String> {
-    mc["spec"]["form"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["secret"] == json!(true))
-        .map(|f| s(f, "/key").to_string())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form() -> Value {
-        json!([
-            {"key": "pgHost", "type": "string", "required": true},
-            {"key": "pgPort", "type": "integer", "required": true},
-            {"key": "pgPassword", "type": "string", "required": true, "secret": true},
-            {"key": "mysql.host", "type": "string", "required": true, "when": {"key": "mysql.builtin", "equals": false}},
-            {"key": "gateway", "type": "object", "required": true},
-        ])
-    }
-
-    #[test]
-    fn defaults_fill_in_and_each_missing_or_wrong_field_is_named() {
-        let given = json!({"pgHost": "pg", "pgPort": "5432", "mysql": {"builtin": false}});
-        let values = form_values(
-            &json!({"pgHost": "", "pgPort": 5432, "mysql": {"builtin": true}, "gateway": {"istio": ""}}),
-            &given,
-        );
-        assert_eq!(
-            check_form(&form(), &values, &given),
-            [
-                "field pgPort must be integer, not string",
-                "required field pgPassword is missing",
-                "required field mysql.host is missing",
-                "required field gateway is missing",
-            ]
-        );
-        let given = json!({"pgHost": "pg", "pgPassword": "x", "gateway": {"istio": "gw"}});
-        let values = form_values(&json!({"pgPort": 5432, "mysql": {"builtin": true}}), &given);
-        assert!(check_form(&form(), &values, &given).is_empty());
-        assert_eq!(
-            secret_fields(&json!({"spec": {"form": form()}})),
-            ["pgPassword"]
-        );
-    }
 }

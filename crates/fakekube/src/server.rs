@@ -194,19 +194,23 @@ async fn handle(h: Handle, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or_default();
     let method = parts.method.as_str().to_string();
 
-    let user = {
+    let (user, record) = {
         let mut s = h.lock();
         let user = token.and_then(|t| s.tokens.get(&t).cloned());
-        s.requests.push(RequestRecord {
+        let record = RequestRecord {
             method: method.clone(),
             path: path.clone(),
             query: raw_query.clone(),
             user: user.clone().unwrap_or_default(),
             content_type: ctype.clone(),
             user_agent: ua.clone(),
-        });
-        user
+        };
+        s.requests.push(record.clone());
+        (user, record)
     };
+    if user.is_some() {
+        h.request_received(&record);
+    }
     // Like Go's net/http, routing sees the decoded path: `%2F` in a name is a separator there.
     let Some(decoded) = percent_decode(&path) else {
         return status_response(&Status::bad_request(format!("invalid URL path {path:?}")));

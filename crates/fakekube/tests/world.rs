@@ -7,6 +7,8 @@ use std::time::Duration;
 use fakekube::{AmlOperator, FakeKube, controllers, operator::LLM_TRAINER_TAG_14};
 use serde_json::{Value, json};
 
+mod common;
+
 const CRDS: &str = include_str!("../../../testdata/kube/crds.yaml");
 const GLOBAL: &str = include_str!("../../../testdata/kube/global-1.3.yaml");
 const GLOBAL_MORE: &str = include_str!("../../../testdata/kube/global-1.3-more.yaml");
@@ -27,15 +29,60 @@ fn global() -> FakeKube {
     fk
 }
 
-/// Creates a ModuleInfo as the tool (or the Cluster Plugins form) does; returns its name.
+/// Creates a ModuleInfo as the tool (or the Cluster Plugins form) does; returns the name the
+/// platform gave it (found by its labels: the name sent is gone).
 fn install(fk: &FakeKube, cluster: &str, module: &str, version: &str, config: Value) -> String {
+    let before: Vec<Value> = fk.list(MI, "ModuleInfo", None);
     let created = fk
         .create(json!({"apiVersion": MI, "kind": "ModuleInfo",
             "metadata": {"generateName": format!("{cluster}-"),
                 "labels": {"cpaas.io/cluster-name": cluster, "cpaas.io/module-name": module, "cpaas.io/module-type": "plugin"}},
             "spec": {"version": version, "config": config}}))
         .unwrap();
-    created["metadata"]["name"].as_str().unwrap().to_string()
+    let sent = created["metadata"]["name"].as_str().unwrap();
+    assert!(
+        fk.get(MI, "ModuleInfo", None, sent).is_none(),
+        "{sent} was not renamed"
+    );
+    let mine = fk
+        .list(MI, "ModuleInfo", None)
+        .into_iter()
+        .filter(|o| {
+            let l = &o["metadata"]["labels"];
+            l["cpaas.io/cluster-name"] == cluster
+                && l["cpaas.io/module-name"] == module
+                && o["spec"]["version"] == version
+                && !before
+                    .iter()
+                    .any(|b| b["metadata"]["name"] == o["metadata"]["name"])
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let name = mine[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let hash = name.strip_prefix(&format!("{cluster}-")).unwrap();
+    assert!(
+        hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
+    name
+}
+
+/// Reads a ModuleInfo as a client does (over HTTP); what the charts' readiness moves on.
+fn read(fk: &FakeKube, name: &str) -> Value {
+    common::get(fk, &format!("/apis/{MI}/moduleinfoes/{name}")).json()
+}
+
+/// Waits until the platform judges the plugin ready, reading it as a client does.
+fn ready(fk: &FakeKube, name: &str) -> Value {
+    phase(fk, name, "Running");
+    let mut o = read(fk, name);
+    for _ in 0..3 {
+        if fakekube::plugins::ready(&o) {
+            return o;
+        }
+        o = read(fk, name);
+    }
+    panic!("{name} Running but never ready: {o}");
 }
 
 /// The name of the ModuleInfo of `module` among `infos`.
@@ -66,7 +113,7 @@ fn kfbase_form() -> Value {
 fn mlflow_without_pg_password_fails_naming_the_field_and_a_fixed_form_runs() {
     let fk = global();
     let base = install(&fk, "business-2", "kfbase", "v1.10.1", kfbase_form());
-    phase(&fk, &base, "Running");
+    ready(&fk, &base);
     let mlflow = install(
         &fk,
         "business-2",
@@ -98,6 +145,19 @@ fn mlflow_without_pg_password_fails_naming_the_field_and_a_fixed_form_runs() {
     let o = phase(&fk, &mlflow, "Running");
     assert_eq!(o["status"]["version"], "v3.1.1");
     assert_eq!(o["metadata"]["finalizers"], json!(["moduleinfo"]));
+    // A key the form does not have fails the install, naming it and the form's fields.
+    let typo = install(
+        &fk,
+        "business-3",
+        "kfbase",
+        "v1.10.1",
+        json!({"istioGatewaySelecter": {"istio": "gw"}, "istioGatewaySelector": {"istio": "gw"},
+               "oidcRedirectURL": "https://x/oauth2/callback"}),
+    );
+    assert_eq!(
+        phase(&fk, &typo, "Failed")["status"]["message"],
+        "plugin kfbase v1.10.1: invalid configuration: unknown field(s) istioGatewaySelecter.istio (the form's fields: kubeflowNamespace, istioGatewaySelector, oidcIssuer, oidcRedirectURL)"
+    );
     // An empty value is as missing as an absent one; a wrong type is named too.
     let kfbase = install(
         &fk,
@@ -121,7 +181,7 @@ fn a_plugin_installed_before_what_it_depends_on_fails_until_that_runs() {
     assert_eq!(o["status"]["reason"], "DependencyNotReady");
     assert_eq!(
         o["status"]["message"],
-        "plugin kftraining v1.9.2 depends on volcano, which is not Running on cluster business-3: install volcano first"
+        "plugin kftraining v1.9.2 depends on volcano (>= v1.10.0), which is not ready on cluster business-3: install it first"
     );
     // kfp and mlflow need Kubeflow Base.
     let kfp = install(&fk, "business-3", "kfp", "v2.4.1", json!({}));
@@ -132,26 +192,25 @@ fn a_plugin_installed_before_what_it_depends_on_fails_until_that_runs() {
             .contains("depends on kfbase")
     );
     // Another cluster's volcano does not count.
-    let other = install(&fk, "business-2", "volcano", "v1.10.1", json!({}));
-    phase(&fk, &other, "Running");
+    let other = install(&fk, "business-4", "volcano", "v1.10.1", json!({}));
+    ready(&fk, &other);
     std::thread::sleep(DELAY * 3);
     assert_eq!(
         phase(&fk, &training, "Failed")["status"]["reason"],
         "DependencyNotReady"
     );
     // Once volcano runs on business-3, the failed plugin is picked up again.
+    // Running is not enough: its charts must be ready first.
     let volcano = install(&fk, "business-3", "volcano", "v1.10.1", json!({}));
-    phase(&fk, &volcano, "Running");
-    phase(&fk, &training, "Running");
-    // Without volcano scheduling, the Training Operator needs no volcano.
-    let plain = install(
-        &fk,
-        "business-4",
-        "kftraining",
-        "v1.9.2",
-        json!({"volcanoScheduling": {"enabled": false}}),
+    let o = phase(&fk, &volcano, "Running");
+    assert!(!fakekube::plugins::ready(&o), "{o}");
+    std::thread::sleep(DELAY * 3);
+    assert_eq!(
+        phase(&fk, &training, "Failed")["status"]["reason"],
+        "DependencyNotReady"
     );
-    phase(&fk, &plain, "Running");
+    ready(&fk, &volcano);
+    phase(&fk, &training, "Running");
 }
 
 #[test]
@@ -169,7 +228,12 @@ fn the_articles_install_order_with_complete_forms_runs_every_plugin() {
         ),
     ] {
         let name = install(&fk, "business-3", module, version, config);
-        assert_eq!(phase(&fk, &name, "Running")["status"]["version"], version);
+        let o = ready(&fk, &name);
+        assert_eq!(o["status"]["version"], version);
+        assert_eq!(
+            o["status"]["appReleases"],
+            json!([{"name": format!("{module}-plugin"), "ready": true, "synced": true, "failed": false}])
+        );
     }
     // External Pipelines MySQL: its connection fields become required.
     let kfp = install(
@@ -211,6 +275,22 @@ fn a_version_without_a_published_package_stays_pending_until_it_is_pushed() {
         .unwrap()
         .retain(|k, _| k == "name" || k == "labels");
     fk.create(pkg).unwrap();
+    // The catalog has not made it deployable yet: the plugin stays Pending until a client has
+    // looked at the package (the catalog operation is asynchronous; requests drive it here).
+    let path = format!("/apis/{MI}/moduleconfigs/volcano-v1.10.1");
+    std::thread::sleep(DELAY * 3);
+    assert_eq!(
+        phase(&fk, &v, "Pending")["status"]["reason"],
+        "ModuleConfigNotFound"
+    );
+    assert_eq!(
+        common::get(&fk, &path).json()["status"]["readyForDeploy"],
+        false
+    );
+    assert_eq!(
+        common::get(&fk, &path).json()["status"]["readyForDeploy"],
+        true
+    );
     phase(&fk, &v, "Running");
 }
 
@@ -224,7 +304,7 @@ fn installed_1_3_plugins_are_left_alone_and_an_upgrade_in_place_is_checked() {
         .into_iter()
         .filter(|o| o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-2")
         .collect();
-    assert_eq!(installed.len(), 5);
+    assert_eq!(installed.len(), 6);
     for o in &installed {
         assert_eq!(o["status"]["phase"], "Running", "{o}");
         assert_eq!(
@@ -232,8 +312,25 @@ fn installed_1_3_plugins_are_left_alone_and_an_upgrade_in_place_is_checked() {
             o["metadata"]["generation"]
         );
     }
-    // Volcano upgraded in place keeps Running at its old version until 1.4 runs.
+    // An in-place upgrade from a version the package does not support fails.
     let volcano = name_of(&installed, "volcano");
+    fk.update(MI, "ModuleConfig", None, "volcano-v1.10.1", |o| {
+        o["spec"]["supportedUpgradeVersions"] = json!(">= v1.9.0")
+    });
+    fk.update(MI, "ModuleInfo", None, &volcano, |o| {
+        o["spec"]["version"] = json!("v1.10.1")
+    });
+    let o = phase(&fk, &volcano, "Failed");
+    assert_eq!(o["status"]["reason"], "UpgradeNotSupported");
+    assert_eq!(o["status"]["version"], "v1.8.2");
+    fk.update(MI, "ModuleInfo", None, &volcano, |o| {
+        o["spec"]["version"] = json!("v1.8.2")
+    });
+    phase(&fk, &volcano, "Running");
+    fk.update(MI, "ModuleConfig", None, "volcano-v1.10.1", |o| {
+        o["spec"]["supportedUpgradeVersions"] = json!(">= v1.8.0")
+    });
+    // Volcano upgraded in place keeps Running at its old version until 1.4 runs.
     fk.update(MI, "ModuleInfo", None, &volcano, |o| {
         o["spec"]["version"] = json!("v1.10.1")
     });

@@ -115,6 +115,9 @@ pub struct Preflight {
     /// The ServiceMesh API versions the article's overlay applies to; another served version is
     /// ServiceMesh v2, for which the article says to ask for help.
     pub servicemesh_v1_versions: Vec<String>,
+    /// The module name of the Workspace plugin (AML workspaces' backend controller), which the
+    /// article lists among the plugins: installed on the cluster, or in [[install.plugins]].
+    pub workspace_module: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -373,6 +376,7 @@ impl Default for Preflight {
             oauth2_proxy_service: "oauth2-proxy.kubeflow-oauth2-proxy.svc.cluster.local".into(),
             istio_cni_daemonset: "istio-cni-node".into(),
             servicemesh_v1_versions: vec!["v1alpha1".into()],
+            workspace_module: "workspace".into(),
         }
     }
 }

@@ -1,36 +1,39 @@
-//! Step install-plugins: the 1.4 plugins in the article's order (kfbase → kfp → volcano →
-//! kftraining → mlflow). Each waits for its package to be pushed (ModuleConfig
-//! `<module>-<version>`, a person's `violet push`), has its configuration checked against the
-//! form that ModuleConfig publishes (every required field, secrets such as MLflow's pgPassword
-//! filled from their password source), is created — or, for volcano, which the article keeps,
-//! upgraded in place — and waited for until Running.
+//! Step install-plugins: the 1.4 plugins, each after what its published package depends on
+//! (the article's kfbase → kfp → volcano → kftraining → mlflow). Each waits for its package
+//! (ModuleConfig `<module>-<version>`, a person's `violet push`) to be ready for deploy, has its
+//! configuration checked whole against the form that package publishes (every key a field of
+//! its `deployDescriptors` or `config`, of the field's type, every required one there, secrets
+//! such as MLflow's pgPassword filled from their password source), is created — or, for
+//! volcano, which the article keeps, upgraded in place when the package supports it — and is
+//! waited for, found by its labels, until the platform calls it ready.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::plugins::{PLUGIN_GROUP, find_plugin};
-use super::values::{Form, at_path, leaves, patch_changes, set_path};
+use super::form::{Form, in_range};
+use super::plugins::{PLUGIN_GROUP, find_plugin, ready, wait_ready};
+use super::values::{at_path, leaves, patch_changes, set_path};
 use super::{Applied, Change, Env, Journal, State, StepCheck, StepId};
 use crate::error::{Error, Result};
 use crate::kube::{Resource, name_of, str_at};
 use crate::upgrade::config::Plugin;
-use crate::upgrade::wait::{self, Patience, Poll};
+use crate::upgrade::wait::Patience;
 
 /// What the ModuleInfo of a plugin should carry.
 struct Wanted {
     /// spec.config, secrets filled in.
     config: Value,
     secret: BTreeSet<String>,
-    /// Why it cannot be installed as configured (missing form fields, passwords).
+    /// Why it cannot be installed as configured (form fields unknown, missing, mistyped;
+    /// passwords).
     problems: Vec<String>,
 }
 
-/// The configuration of `p` against its published form (`mc`); secrets are read from their
-/// sources, and a value inferred from the configuration is said in `assumptions`.
-fn wanted(env: &Env, p: &Plugin, mc: &Value, assumptions: &mut Vec<String>) -> Wanted {
+/// The configuration of `p` against its published form; secrets are read from their sources,
+/// and a value inferred from the configuration is said in `assumptions`.
+fn wanted(env: &Env, p: &Plugin, form: &Form, assumptions: &mut Vec<String>) -> Wanted {
     let mut config = serde_json::to_value(&p.config).unwrap_or_else(|_| json!({}));
-    let form = Form(mc);
     let sources = p.secret_sources();
     let mut secret: BTreeSet<String> = form.secret_fields();
     let mut problems = Vec::new();
@@ -52,6 +55,20 @@ fn wanted(env: &Env, p: &Plugin, mc: &Value, assumptions: &mut Vec<String>) -> W
         ));
         set_path(&mut config, "pgUsername", json!(pg.user()));
     }
+    for key in form.unknown(&config) {
+        problems.push(format!(
+            "[[install.plugins]] {} sets {key}, which is not a field of the published {} form (its fields: {}); correct or remove it",
+            p.module,
+            form.name,
+            form.paths()
+        ));
+    }
+    for w in form.wrong_types(&config) {
+        problems.push(format!(
+            "[[install.plugins]] {} config: {w} (the published {} form)",
+            p.module, form.name
+        ));
+    }
     for field in form.missing(&config) {
         if secret.contains(&field) && !sources.contains_key(&field) {
             problems.push(format!(
@@ -60,8 +77,8 @@ fn wanted(env: &Env, p: &Plugin, mc: &Value, assumptions: &mut Vec<String>) -> W
             ));
         } else if !sources.contains_key(&field) {
             problems.push(format!(
-                "the {}-{} form requires {field}, which [[install.plugins]] {} config does not set",
-                p.module, p.version, p.module
+                "the {} form requires {field}, which [[install.plugins]] {} config does not set",
+                form.name, p.module
             ));
         }
     }
@@ -152,45 +169,167 @@ fn changes(p: &Plugin, found: &Found, w: &Wanted) -> Vec<Change> {
     }
 }
 
-async fn module_config(env: &Env, p: &Plugin) -> Result<Option<Value>> {
+/// The published package of `p`, read into its form (`None`: not pushed yet).
+async fn published(env: &Env, p: &Plugin) -> Result<Option<Form>> {
     let Some(mc) = env.global.resolve("ModuleConfig", Some(PLUGIN_GROUP)) else {
         return Ok(None);
     };
-    env.global
+    Ok(env
+        .global
         .get(&mc, None, &format!("{}-{}", p.module, p.version))
-        .await
+        .await?
+        .map(|o| Form::of(&o)))
+}
+
+/// The configured plugins, each after those its package depends on, otherwise in the
+/// configuration's order (a cycle keeps that order).
+fn ordered<'a>(plugins: &'a [Plugin], forms: &BTreeMap<String, Form>) -> Vec<&'a Plugin> {
+    let mut left: Vec<&Plugin> = plugins.iter().collect();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        // A package not published yet says nothing: it waits for the ones that did.
+        let free = left
+            .iter()
+            .position(|p| {
+                forms.get(&p.module).is_some_and(|f| {
+                    f.dependencies
+                        .iter()
+                        .all(|d| d.module == p.module || !left.iter().any(|q| q.module == d.module))
+                })
+            })
+            .or_else(|| left.iter().position(|p| !forms.contains_key(&p.module)));
+        out.push(left.remove(free.unwrap_or(0)));
+    }
+    out
+}
+
+/// Why `p` cannot be installed as its package says: a dependency that neither this run
+/// installs nor the cluster runs at a matching version, or an in-place upgrade from a version
+/// the package does not support.
+async fn rule_problems(
+    env: &Env,
+    mi: &Resource,
+    p: &Plugin,
+    form: &Form,
+    found: &Found,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let cluster = &env.cfg.kubernetes.cluster_name;
+    for d in &form.dependencies {
+        let range = if d.versions.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", d.versions)
+        };
+        if let Some(q) = env
+            .cfg
+            .install
+            .plugins
+            .iter()
+            .find(|q| q.module == d.module)
+        {
+            if !in_range(&d.versions, &q.version) {
+                out.push(format!(
+                    "the {} package needs {}{range}, but [[install.plugins]] {} installs {}",
+                    form.name, d.module, d.module, q.version
+                ));
+            }
+            continue;
+        }
+        let kept = !env.cfg.uninstall.plugins.contains(&d.module);
+        let live = find_plugin(env, mi, &d.module, None).await?;
+        if !(kept
+            && live
+                .iter()
+                .any(|o| in_range(&d.versions, str_at(o, "status.version").unwrap_or(""))))
+        {
+            out.push(format!(
+                "the {} package needs plugin {}{range} on cluster {cluster}, which this configuration does not install and the cluster will not run: add an [[install.plugins]] {}",
+                form.name, d.module, d.module
+            ));
+        }
+    }
+    if let Found::Kept(o) = found {
+        let installed = str_at(o, "status.version")
+            .or(str_at(o, "spec.version"))
+            .unwrap_or("");
+        if !in_range(&form.supported_upgrade, installed) {
+            out.push(format!(
+                "{} {installed} cannot be upgraded in place to {}: the {} package supports in-place upgrades from {} only; reinstall it as the article does: add \"{}\" to [uninstall] plugins (the snapshot records it, the uninstall removes it, this step installs {})",
+                p.module, p.version, form.name, form.supported_upgrade, p.module, p.version
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The published forms of the configured plugins that are ready for deploy, and the names of
+/// those that are not (yet).
+async fn packages(env: &Env) -> Result<(BTreeMap<String, Form>, Vec<String>)> {
+    let mut forms = BTreeMap::new();
+    let mut waiting = Vec::new();
+    for p in &env.cfg.install.plugins {
+        match published(env, p).await? {
+            Some(f) if f.ready_for_deploy => {
+                forms.insert(p.module.clone(), f);
+            }
+            Some(f) => waiting.push(format!("{} (pushed, not ready for deploy yet)", f.name)),
+            None => waiting.push(format!("no ModuleConfig {}-{}", p.module, p.version)),
+        }
+    }
+    Ok((forms, waiting))
+}
+
+/// What refuses the install of the published packages as configured (checked before anything
+/// is deleted: preflight and the uninstall ask for it).
+pub(super) async fn refusals(env: &Env) -> Result<Vec<String>> {
+    let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
+    let (forms, _) = packages(env).await?;
+    let mut out = Vec::new();
+    for p in &env.cfg.install.plugins {
+        if let Some(form) = forms.get(&p.module) {
+            out.extend(wanted(env, p, form, &mut Vec::new()).problems);
+            let found = found(env, &mi, p).await?;
+            out.extend(rule_problems(env, &mi, p, form, &found).await?);
+        }
+    }
+    Ok(out)
 }
 
 pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
     let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
+    let (forms, unpublished) = packages(env).await?;
+    let order = ordered(&env.cfg.install.plugins, &forms);
     let mut pending = Vec::new();
-    let mut unpublished = Vec::new();
     let mut problems = Vec::new();
-    for p in &env.cfg.install.plugins {
-        let Some(mc) = module_config(env, p).await? else {
-            unpublished.push(format!("{}-{}", p.module, p.version));
+    for p in &order {
+        let Some(form) = forms.get(&p.module) else {
             pending.push(p.module.clone());
             continue;
         };
-        let w = wanted(env, p, &mc, &mut c.assumptions);
+        let w = wanted(env, p, form, &mut c.assumptions);
         problems.extend(w.problems.iter().cloned());
         let found = found(env, &mi, p).await?;
+        problems.extend(rule_problems(env, &mi, p, form, &found).await?);
         let ch = changes(p, &found, &w);
         match &found {
-            Found::At(o) if ch.is_empty() && str_at(o, "status.phase") == Some("Running") => {
-                c.checked
-                    .push(format!("ok   {} {} Running", p.module, p.version));
+            Found::At(o) if ch.is_empty() && ready(o, &p.version).is_ok() => {
+                c.checked.push(format!(
+                    "ok   {} {} ready (Running, every appRelease ready)",
+                    p.module, p.version
+                ));
             }
             Found::At(o) => {
                 pending.push(p.module.clone());
-                if ch.is_empty() {
+                if ch.is_empty()
+                    && let Err(not) = ready(o, &p.version)
+                {
                     c.checked.push(format!(
-                        "{} {} is {}{}",
+                        "{} {} is not ready yet: {not}{}",
                         p.module,
                         p.version,
-                        str_at(o, "status.phase").unwrap_or("not Running yet"),
                         str_at(o, "status.message")
-                            .map(|m| format!(": {m}"))
+                            .map(|m| format!(" ({m})"))
                             .unwrap_or_default()
                     ));
                 }
@@ -199,8 +338,9 @@ pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
         }
         c.changes.extend(ch);
     }
+    let order: Vec<&str> = order.iter().map(|p| p.module.as_str()).collect();
     if pending.is_empty() {
-        c.why = "every 1.4 plugin is Running with its configuration".into();
+        c.why = "every 1.4 plugin is ready with its configuration".into();
     } else if !problems.is_empty() {
         c.state = State::Blocked;
         c.why = format!(
@@ -210,13 +350,16 @@ pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
     } else if !unpublished.is_empty() {
         c.state = State::Manual;
         c.why = format!(
-            "plugin package(s) not pushed yet (no ModuleConfig {}): push them with violet push; the run waits for them, then installs {}",
+            "plugin package(s) not pushed or not ready for deploy yet ({}): push them with violet push; the run waits for them, then installs {} (the order their packages' dependencies give)",
             unpublished.join(", "),
-            pending.join(" → ")
+            order.join(" → ")
         );
     } else {
         c.state = State::ToDo;
-        c.why = format!("to install or wait for: {}", pending.join(" → "));
+        c.why = format!(
+            "to install or wait for, in the order the packages' dependencies give: {}",
+            pending.join(" → ")
+        );
     }
     Ok(())
 }
@@ -224,9 +367,8 @@ pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
 pub(super) async fn apply(env: &Env, journal: &mut Journal) -> Result<Applied> {
     let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
     let cfg = &env.cfg.install;
-    let mut out = Vec::new();
+    // Every package first: the order comes from what they publish.
     for p in &cfg.plugins {
-        let published = format!("{}-{}", p.module, p.version);
         super::wait_for_person(
             env,
             journal,
@@ -237,33 +379,45 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal) -> Result<Applied> {
             ),
             Patience::new(cfg.timeout, cfg.poll),
             async || {
-                Ok(module_config(env, p)
-                    .await?
-                    .is_none()
-                    .then(|| format!("ModuleConfig {published}")))
+                Ok(match published(env, p).await? {
+                    Some(f) if f.ready_for_deploy => None,
+                    Some(f) => Some(format!("ModuleConfig {} ready for deploy", f.name)),
+                    None => Some(format!("ModuleConfig {}-{}", p.module, p.version)),
+                })
             },
         )
         .await?;
-        let mc = module_config(env, p).await?.unwrap_or_default();
-        let w = wanted(env, p, &mc, &mut Vec::new());
-        if !w.problems.is_empty() {
+    }
+    let (forms, _) = packages(env).await?;
+    let mut out = Vec::new();
+    for p in ordered(&cfg.plugins, &forms) {
+        let form = forms.get(&p.module).ok_or_else(|| {
+            Error::other(format!(
+                "the {} {} package is no longer ready for deploy; run the same command again",
+                p.module, p.version
+            ))
+        })?;
+        let w = wanted(env, p, form, &mut Vec::new());
+        let found = found(env, &mi, p).await?;
+        let mut problems = w.problems.clone();
+        problems.extend(rule_problems(env, &mi, p, form, &found).await?);
+        if !problems.is_empty() {
             return Err(Error::Refused(format!(
                 "plugin {} {} cannot be installed as configured: {}",
                 p.module,
                 p.version,
-                w.problems.join("; ")
+                problems.join("; ")
             )));
         }
-        let found = found(env, &mi, p).await?;
         out.extend(changes(p, &found, &w));
-        let name = write(env, &mi, p, &found, &w).await?;
-        wait_running(env, journal, &mi, p, &name).await?;
+        write(env, &mi, p, &found, &w).await?;
+        wait_ready(env, journal, &mi, p).await?;
     }
     Ok(Applied::changes(out))
 }
 
-/// Creates or patches the ModuleInfo; its name.
-async fn write(env: &Env, mi: &Resource, p: &Plugin, found: &Found, w: &Wanted) -> Result<String> {
+/// Creates or patches the ModuleInfo (the platform may rename what it is given).
+async fn write(env: &Env, mi: &Resource, p: &Plugin, found: &Found, w: &Wanted) -> Result<()> {
     let mut differs = Vec::new();
     leaves("", &w.config, &mut differs);
     match found {
@@ -280,7 +434,7 @@ async fn write(env: &Env, mi: &Resource, p: &Plugin, found: &Found, w: &Wanted) 
                     )
                     .await?;
             }
-            Ok(name_of(o).to_string())
+            Ok(())
         }
         Found::Kept(o) => {
             env.global
@@ -292,7 +446,7 @@ async fn write(env: &Env, mi: &Resource, p: &Plugin, found: &Found, w: &Wanted) 
                     false,
                 )
                 .await?;
-            Ok(name_of(o).to_string())
+            Ok(())
         }
         Found::None => {
             let cluster = &env.cfg.kubernetes.cluster_name;
@@ -310,89 +464,13 @@ async fn write(env: &Env, mi: &Resource, p: &Plugin, found: &Found, w: &Wanted) 
                 },
                 "spec": {"version": p.version, "config": w.config},
             });
-            let created = env.global.create(mi, None, &obj).await?.ok_or_else(|| {
+            env.global.create(mi, None, &obj).await?.ok_or_else(|| {
                 Error::other(format!(
                     "creating the ModuleInfo of plugin {} collided with an existing name; run the same command again",
                     p.module
                 ))
             })?;
-            Ok(name_of(&created).to_string())
+            Ok(())
         }
     }
-}
-
-async fn wait_running(
-    env: &Env,
-    journal: &mut Journal,
-    mi: &Resource,
-    p: &Plugin,
-    name: &str,
-) -> Result<()> {
-    let cfg = &env.cfg.install;
-    let what = format!(
-        "plugin {} {} (ModuleInfo {name}) to be Running",
-        p.module, p.version
-    );
-    env.note(format!("waiting for {what}"));
-    super::record_polling(journal, StepId::InstallPlugins, &what, cfg.timeout).await?;
-    let mut failed = wait::Unchanged::default();
-    wait::until(
-        &env.cancel,
-        Patience::new(cfg.timeout, cfg.poll),
-        async || {
-            let o = env.global.get(mi, None, name).await?.ok_or_else(|| {
-                Error::other(format!(
-                    "ModuleInfo {name} of plugin {} disappeared while installing; run the same command again",
-                    p.module
-                ))
-            })?;
-            let phase = str_at(&o, "status.phase").unwrap_or("");
-            // Running for this spec: the version it reports, and (when the controller says)
-            // the generation it looked at.
-            let current = o["status"]["version"] == o["spec"]["version"]
-                && (o["status"]["observedGeneration"].is_null()
-                    || o["status"]["observedGeneration"] == o["metadata"]["generation"]);
-            if phase == "Running" && current {
-                return Ok(Poll::Ready(()));
-            }
-            let message = ["status.message", "status.reason"]
-                .iter()
-                .find_map(|f| str_at(&o, f))
-                .unwrap_or("");
-            let steady = failed.observe((phase == "Failed").then(|| message.to_string()));
-            if phase == "Failed" && steady >= cfg.failed_grace {
-                return Err(Error::Other(format!(
-                    "plugin {} {} (ModuleInfo {name}) failed: {message} (unchanged for {}); \
-                     fix the plugin or its package (Administrator → Marketplace → Cluster Plugins), \
-                     then run the same command to resume",
-                    p.module,
-                    p.version,
-                    humantime::format_duration(round_secs(steady)),
-                )));
-            }
-            let msg = if message.is_empty() {
-                String::new()
-            } else {
-                format!(", message: {message}")
-            };
-            Ok(Poll::Pending(format!(
-                "status.phase is {}{msg}",
-                if phase.is_empty() { "empty" } else { phase }
-            )))
-        },
-        |state| {
-            Error::Other(format!(
-                "plugin {} {} (ModuleInfo {name}) did not reach Running within {}: {state}; \
-                 fix the plugin (Administrator → Marketplace → Cluster Plugins), then run the same command to resume",
-                p.module,
-                p.version,
-                humantime::format_duration(cfg.timeout),
-            ))
-        },
-    )
-    .await
-}
-
-fn round_secs(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_secs(d.as_secs())
 }

@@ -53,13 +53,21 @@ pub(super) async fn find(env: &Env, c: &mut StepCheck) -> Result<Option<Installa
         .as_deref()
         .map(|n| format!("namespace {n}"))
         .unwrap_or_else(|| "any namespace".into());
-    c.assumptions.push(format!(
-        "the 1.3 kubeflow chart application: a {} ({}) in {where_} whose chart (spec.chart, last path segment) is {}",
-        u.chart_kind, u.chart_api_version, u.chart
-    ));
-    if let Some(r) = env
-        .workload
-        .resolve(&u.chart_kind, Some(group_of(&u.chart_api_version)))
+    if u.chart.is_empty() {
+        c.assumptions.push(
+            "the 1.3 installation has no kubeflow chart application ([uninstall] chart = \"\")"
+                .into(),
+        );
+    } else {
+        c.assumptions.push(format!(
+            "the 1.3 kubeflow chart application: a {} ({}) in {where_} whose chart (spec.chart, last path segment) is {}",
+            u.chart_kind, u.chart_api_version, u.chart
+        ));
+    }
+    if !u.chart.is_empty()
+        && let Some(r) = env
+            .workload
+            .resolve(&u.chart_kind, Some(group_of(&u.chart_api_version)))
     {
         for o in env
             .workload
@@ -83,6 +91,14 @@ pub(super) async fn find(env: &Env, c: &mut StepCheck) -> Result<Option<Installa
                 .map(|r| r.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        return Ok(None);
+    }
+    if !u.chart.is_empty() && inst.charts.is_empty() && !inst.plugins.is_empty() {
+        c.state = State::Blocked;
+        c.why = format!(
+            "1.3 plugins of cluster {cluster} exist, but no {} of chart {} in {where_} (the 1.3 kubeflow chart application the article deletes): name its namespace with [uninstall] chart_namespace, or, if this 1.3 installation has no chart application (plugins only), say so with [uninstall] chart = \"\"; nothing is deleted or installed on a guess",
+            u.chart_kind, u.chart
         );
         return Ok(None);
     }

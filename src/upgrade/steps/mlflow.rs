@@ -20,21 +20,14 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
         return Ok(());
     }
     let deploy = env.workload.need("Deployment", "apps")?;
-    if env
+    let server = env
         .workload
         .get(
             &deploy,
             Some(&cfg.deployment_namespace),
             &cfg.deployment_name,
         )
-        .await?
-        .is_none()
-    {
-        c.warnings.push(format!(
-            "Deployment {}/{} (the MLflow 3.1.1 server, mlflow.deployment_*) not found: it is not scaled down during the copy, and the final check will not find it either",
-            cfg.deployment_namespace, cfg.deployment_name
-        ));
-    }
+        .await?;
     {
         let target = pg_counts(env).await?;
         match snapshot_of(env, journal).await? {
@@ -60,6 +53,24 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
                     );
                 }
             }
+        }
+    }
+    // The copy replaces what the 3.1.1 server may write: never while it is not known to be
+    // stopped.
+    if server.is_none() {
+        let what = format!(
+            "Deployment {}/{} (the MLflow 3.1.1 server the mlflow 1.4 plugin runs) not found",
+            cfg.deployment_namespace, cfg.deployment_name
+        );
+        if c.state == State::ToDo && snapshot_of(env, journal).await?.is_some() {
+            c.state = State::Blocked;
+            c.why = format!(
+                "{what}: the copy runs only with that server scaled to 0; set mlflow.deployment_namespace and mlflow.deployment_name to it (kubectl get deploy -A | grep mlflow)"
+            );
+        } else {
+            c.warnings.push(format!(
+                "{what}: the copy waits for it (set mlflow.deployment_* if it has another name)"
+            ));
         }
     }
     Ok(())

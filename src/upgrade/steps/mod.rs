@@ -8,6 +8,7 @@
 mod dex;
 mod drain;
 mod features;
+mod form;
 mod images;
 mod install;
 mod installation;
@@ -35,6 +36,7 @@ use super::{Change, Env, State, StepCheck};
 use crate::error::{Error, Result};
 use crate::kube::{Cluster, Resource, name_of, namespace_of};
 
+pub(in crate::upgrade) use form::Form;
 pub(super) use snapshot::snapshot_of;
 pub(in crate::upgrade) use values::set_path;
 pub(super) use verify::{CHECKLIST, mysql_table_counts};

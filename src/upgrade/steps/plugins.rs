@@ -1,11 +1,14 @@
 //! ACP cluster plugins: a plugin is a `ModuleInfo` of the global cluster found by its labels
-//! (the platform names it), `ModuleConfig` `<module>-<version>` is a published package.
+//! (the platform renames what it is given), `ModuleConfig` `<module>-<version>` a published
+//! package; ready is what the platform calls ready.
 
 use serde_json::Value;
 
-use super::Env;
-use crate::error::Result;
-use crate::kube::{Resource, str_at};
+use super::{Env, Journal, StepId};
+use crate::error::{Error, Result};
+use crate::kube::{Resource, name_of, str_at};
+use crate::upgrade::config::Plugin;
+use crate::upgrade::wait::{self, Patience, Poll};
 
 pub(super) const PLUGIN_GROUP: &str = "cluster.alauda.io";
 
@@ -19,7 +22,8 @@ pub(super) fn new_version<'a>(env: &'a Env, module: &str) -> Option<&'a str> {
         .map(|p| p.version.as_str())
 }
 
-/// ModuleInfos of a plugin on our cluster, found by labels (ACP renames them).
+/// ModuleInfos of a plugin on our cluster, found by labels (ACP renames them), not being
+/// deleted.
 pub(super) async fn find_plugin(
     env: &Env,
     mi: &Resource,
@@ -31,8 +35,126 @@ pub(super) async fn find_plugin(
         env.cfg.kubernetes.cluster_name
     );
     let mut all = env.global.list(mi, None, Some(&labels), None).await?;
+    all.retain(|o| o["metadata"]["deletionTimestamp"].is_null());
     if let Some(v) = version {
         all.retain(|o| str_at(o, "spec.version") == Some(v));
     }
     Ok(all)
+}
+
+/// Ready as the platform judges it: `spec.version == status.version == version`, phase
+/// Running for the current generation, every `status.appReleases` entry ready, synced and
+/// not failed. `Err` says what is not there yet.
+pub(super) fn ready(o: &Value, version: &str) -> std::result::Result<(), String> {
+    let phase = str_at(o, "status.phase").unwrap_or("");
+    let spec = str_at(o, "spec.version").unwrap_or("");
+    let status = str_at(o, "status.version").unwrap_or("");
+    let mut not = Vec::new();
+    if phase != "Running" {
+        not.push(format!(
+            "status.phase is {}",
+            if phase.is_empty() { "empty" } else { phase }
+        ));
+    }
+    if spec != version || status != version {
+        not.push(format!(
+            "spec.version {spec}, status.version {}",
+            if status.is_empty() { "(none)" } else { status }
+        ));
+    }
+    if !o["status"]["observedGeneration"].is_null()
+        && o["status"]["observedGeneration"] != o["metadata"]["generation"]
+    {
+        not.push("the platform has not looked at its latest spec yet".into());
+    }
+    let releases: Vec<String> = o["status"]["appReleases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| !(a["ready"] == true && a["synced"] == true && a["failed"] != true))
+        .map(|a| {
+            format!(
+                "{} (ready {}, synced {}, failed {})",
+                a["name"].as_str().unwrap_or("?"),
+                a["ready"],
+                a["synced"],
+                a["failed"]
+            )
+        })
+        .collect();
+    if !releases.is_empty() {
+        not.push(format!("appReleases not ready: {}", releases.join(", ")));
+    }
+    if not.is_empty() {
+        Ok(())
+    } else {
+        Err(not.join("; "))
+    }
+}
+
+/// Waits until the platform's ModuleInfo of `p` (whatever its name) is ready at `p.version`.
+pub(super) async fn wait_ready(
+    env: &Env,
+    journal: &mut Journal,
+    mi: &Resource,
+    p: &Plugin,
+) -> Result<()> {
+    let cfg = &env.cfg.install;
+    let what = format!(
+        "plugin {} {} to be ready (ModuleInfo labelled cpaas.io/module-name={}: status.phase Running, status.version {}, every appRelease ready and synced)",
+        p.module, p.version, p.module, p.version
+    );
+    env.note(format!("waiting for {what}"));
+    super::record_polling(journal, StepId::InstallPlugins, &what, cfg.timeout).await?;
+    let mut failed = wait::Unchanged::default();
+    wait::until(
+        &env.cancel,
+        Patience::new(cfg.timeout, cfg.poll),
+        async || {
+            let found = find_plugin(env, mi, &p.module, Some(&p.version)).await?;
+            let Some(o) = found.iter().find(|o| ready(o, &p.version).is_ok()).or(found.first())
+            else {
+                return Ok(Poll::Pending(format!(
+                    "no ModuleInfo of plugin {} at spec.version {} on cluster {}",
+                    p.module, p.version, env.cfg.kubernetes.cluster_name
+                )));
+            };
+            let Err(not) = ready(o, &p.version) else {
+                return Ok(Poll::Ready(()));
+            };
+            let phase = str_at(o, "status.phase").unwrap_or("");
+            let message = ["status.message", "status.reason"]
+                .iter()
+                .find_map(|f| str_at(o, f))
+                .unwrap_or("");
+            let steady = failed.observe((phase == "Failed").then(|| message.to_string()));
+            if phase == "Failed" && steady >= cfg.failed_grace {
+                return Err(Error::Other(format!(
+                    "plugin {} {} (ModuleInfo {}) failed: {message} (unchanged for {}); \
+                     fix the plugin or its package (Administrator → Marketplace → Cluster Plugins), \
+                     then run the same command to resume",
+                    p.module,
+                    p.version,
+                    name_of(o),
+                    humantime::format_duration(std::time::Duration::from_secs(steady.as_secs())),
+                )));
+            }
+            let msg = if message.is_empty() {
+                String::new()
+            } else {
+                format!(", message: {message}")
+            };
+            Ok(Poll::Pending(format!("ModuleInfo {}: {not}{msg}", name_of(o))))
+        },
+        |state| {
+            Error::Other(format!(
+                "plugin {} {} was not ready within {}: {state}; \
+                 fix the plugin (Administrator → Marketplace → Cluster Plugins), then run the same command to resume",
+                p.module,
+                p.version,
+                humantime::format_duration(cfg.timeout),
+            ))
+        },
+    )
+    .await
 }

@@ -112,6 +112,16 @@ fn fail(c: &mut StepCheck, s: String) {
 /// The read-only checks, one line each.
 async fn checks(env: &Env, c: &mut StepCheck) -> Result<()> {
     let p = &env.cfg.preflight;
+    match crate::upgrade::platform::verify(
+        &env.workload,
+        &env.global,
+        &env.cfg.kubernetes.cluster_name,
+    )
+    .await?
+    {
+        Ok(line) => ok(c, line),
+        Err(why) => fail(c, why),
+    }
     nodes(env, c).await?;
     match istio_version(env).await? {
         Some((v, from)) if version_at_least(&v, &p.istio_min_version) => {
@@ -159,6 +169,19 @@ async fn checks(env: &Env, c: &mut StepCheck) -> Result<()> {
     }
     databases(env, c).await?;
     storage_and_repository(env, c).await?;
+    gateway(env, c).await?;
+    workspace(env, c).await?;
+    // The configured forms against what the platform publishes, before anything is deleted.
+    let refused = super::install::refusals(env).await?;
+    if refused.is_empty() {
+        ok(
+            c,
+            "the published 1.4 plugin packages accept the configuration (every key a field of their form, of its type; dependencies and in-place upgrades allowed)".into(),
+        );
+    }
+    for r in refused {
+        fail(c, r);
+    }
     Ok(())
 }
 
@@ -369,4 +392,108 @@ async fn fixes(env: &Env, c: &mut StepCheck) -> Result<Fixes> {
         None => {}
     }
     Ok(out)
+}
+
+/// The Istio ingress gateway kfbase's `istioGatewaySelector` names (the article creates it
+/// first and copies its pod label into the form): without it users cannot reach Kubeflow.
+async fn gateway(env: &Env, c: &mut StepCheck) -> Result<()> {
+    let Some(kfbase) = env
+        .cfg
+        .install
+        .plugins
+        .iter()
+        .find(|p| p.module == "kfbase")
+    else {
+        return Ok(());
+    };
+    let config = serde_json::to_value(&kfbase.config).unwrap_or_default();
+    let selector: Vec<(String, String)> = config["istioGatewaySelector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    let shown: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if selector.is_empty() {
+        fail(
+            c,
+            "[[install.plugins]] kfbase sets no istioGatewaySelector: create the Kubeflow Istio ingress gateway (NodePort) as the article says and copy its pod label there".into(),
+        );
+        return Ok(());
+    }
+    let deploy = env.workload.need("Deployment", "apps")?;
+    let found: Vec<String> = env
+        .workload
+        .list(&deploy, None, None, None)
+        .await?
+        .iter()
+        .filter(|d| {
+            let labels = &d["spec"]["template"]["metadata"]["labels"];
+            selector.iter().all(|(k, v)| labels[k] == v.as_str())
+        })
+        .map(|d| {
+            format!(
+                "{}/{}",
+                crate::kube::namespace_of(d).unwrap_or(""),
+                name_of(d)
+            )
+        })
+        .collect();
+    if found.is_empty() {
+        fail(
+            c,
+            format!(
+                "no Istio ingress gateway has the pod label {} that kfbase's istioGatewaySelector names (no Deployment's pods carry it): create the gateway (NodePort) as the article says, or set istioGatewaySelector to its pod label",
+                shown.join(",")
+            ),
+        );
+    } else {
+        ok(
+            c,
+            format!(
+                "Istio ingress gateway {} carries kfbase's istioGatewaySelector {}",
+                found.join(", "),
+                shown.join(",")
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The Workspace plugin the article lists (AML workspaces' backend controller): installed on
+/// this cluster, or one the run installs.
+async fn workspace(env: &Env, c: &mut StepCheck) -> Result<()> {
+    let module = &env.cfg.preflight.workspace_module;
+    if env.cfg.install.plugins.iter().any(|p| &p.module == module) {
+        ok(
+            c,
+            format!("the Workspace plugin ({module}) is installed by this run"),
+        );
+        return Ok(());
+    }
+    let mi = env
+        .global
+        .need("ModuleInfo", super::plugins::PLUGIN_GROUP)?;
+    let live = super::plugins::find_plugin(env, &mi, module, None).await?;
+    match live
+        .iter()
+        .find(|o| str_at(o, "status.phase") == Some("Running"))
+    {
+        Some(o) => ok(
+            c,
+            format!(
+                "the Workspace plugin ({module} {}) runs on cluster {}",
+                str_at(o, "status.version").unwrap_or("?"),
+                env.cfg.kubernetes.cluster_name
+            ),
+        ),
+        None => fail(
+            c,
+            format!(
+                "the Workspace plugin (AML workspaces' backend controller, module {module}) is neither installed on cluster {} nor in [[install.plugins]]: push it with violet push and add an [[install.plugins]] {module} (the article's 部署插件 list)",
+                env.cfg.kubernetes.cluster_name
+            ),
+        ),
+    }
+    Ok(())
 }

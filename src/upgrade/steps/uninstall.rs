@@ -111,6 +111,15 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
         );
         return Ok(());
     }
+    let refused = super::install::refusals(env).await?;
+    if !refused.is_empty() {
+        c.state = State::Blocked;
+        c.why = format!(
+            "the 1.4 plugins could not be installed as configured, so nothing of 1.3 is deleted: {}",
+            refused.join("; ")
+        );
+        return Ok(());
+    }
     let running = running_jobs(env).await?;
     if !running.is_empty() {
         c.state = State::Blocked;
@@ -138,6 +147,13 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
     if !at_target {
         return Err(Error::Refused(format!(
             "the AML operator is not at 1.4 yet ({what}): the article upgrades the operator before the 1.3 installation is deleted; run step wait-operator first"
+        )));
+    }
+    let refused = super::install::refusals(env).await?;
+    if !refused.is_empty() {
+        return Err(Error::Refused(format!(
+            "the 1.4 plugins could not be installed as configured, so nothing of 1.3 is deleted: {}",
+            refused.join("; ")
         )));
     }
     let mut out = Vec::new();

@@ -1,5 +1,4 @@
-//! Untyped values: dotted paths, leaves, the changes a merge patch makes (secrets hidden), and a
-//! published plugin form (ModuleConfig `spec.form`) checked against a configuration.
+//! Untyped values: dotted paths, leaves, the changes a merge patch makes (secrets hidden).
 
 use std::collections::BTreeSet;
 
@@ -99,60 +98,6 @@ pub(super) fn merged(defaults: &Value, given: &Value) -> Value {
     out
 }
 
-fn blank(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.trim().is_empty(),
-        Value::Object(m) => m.is_empty() || m.values().all(blank),
-        Value::Array(a) => a.is_empty(),
-        Value::Null => true,
-        _ => false,
-    }
-}
-
-/// The published form's fields (`spec.form` of a ModuleConfig): key, required, secret, and a
-/// `when {key, equals}` condition.
-pub(super) struct Form<'a>(pub &'a Value);
-
-impl Form<'_> {
-    fn fields(&self) -> impl Iterator<Item = &Value> {
-        self.0["spec"]["form"].as_array().into_iter().flatten()
-    }
-
-    fn applies(f: &Value, values: &Value) -> bool {
-        match f["when"].as_object() {
-            None => true,
-            Some(w) => {
-                at_path(values, w.get("key").and_then(Value::as_str).unwrap_or(""))
-                    == w.get("equals")
-            }
-        }
-    }
-
-    /// Fields the form marks secret (what a UI shows as a password).
-    pub fn secret_fields(&self) -> BTreeSet<String> {
-        self.fields()
-            .filter(|f| f["secret"] == true)
-            .filter_map(|f| f["key"].as_str().map(String::from))
-            .collect()
-    }
-
-    /// The form's defaults (`spec.config`) with `config` over them.
-    pub fn values(&self, config: &Value) -> Value {
-        merged(&self.0["spec"]["config"], config)
-    }
-
-    /// Required fields that apply to `config` (over the defaults) and are missing or empty.
-    pub fn missing(&self, config: &Value) -> Vec<String> {
-        let values = self.values(config);
-        self.fields()
-            .filter(|f| f["required"] == true && Self::applies(f, &values))
-            .filter_map(|f| f["key"].as_str())
-            .filter(|k| at_path(&values, k).is_none_or(blank))
-            .map(String::from)
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,28 +120,6 @@ mod tests {
                 "AmlCluster default: spec.values.d: (none) → x",
                 "AmlCluster default: spec.values.pw: (hidden) → (hidden)",
             ]
-        );
-    }
-
-    #[test]
-    fn a_form_names_its_missing_required_fields_under_their_conditions() {
-        let mc = json!({"spec": {
-        "config": {"pgPort": 5432, "mysql": {"builtin": true, "host": ""}},
-        "form": [
-            {"key": "pgHost", "required": true},
-            {"key": "pgPort", "required": true},
-            {"key": "pgPassword", "required": true, "secret": true},
-            {"key": "mysql.host", "required": true, "when": {"key": "mysql.builtin", "equals": false}},
-        ]}});
-        let form = Form(&mc);
-        assert_eq!(form.missing(&json!({"pgHost": "pg"})), ["pgPassword"]);
-        assert_eq!(
-            form.missing(&json!({"pgHost": "pg", "pgPassword": "x", "mysql": {"builtin": false}})),
-            ["mysql.host"]
-        );
-        assert_eq!(
-            form.secret_fields(),
-            BTreeSet::from(["pgPassword".to_string()])
         );
     }
 }
