@@ -62,6 +62,13 @@ fi
 # Formatting and lints are part of the suite, so CI keeps them passing.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Dependency policy (deny.toml): licenses, banned crates (a second crypto provider), sources;
+# offline, because the advisory database lives on GitHub.
+if ! command -v cargo-deny >/dev/null; then
+  echo "test.sh: installing cargo-deny (a few minutes, once)"
+  cargo install cargo-deny --locked --quiet
+fi
+cargo deny --log-level error --offline check licenses bans sources
 # The workspace: amlmigrate and the fake API server its tests run against (crates/fakekube).
 cargo build --workspace --all-targets
 

@@ -241,14 +241,27 @@ fn verify_names_the_part_and_entry_of_a_flipped_byte() {
         "{entry}"
     );
 
-    // Restore refuses it too, and leaves no table looking complete.
+    // Restore refuses it too, and leaves nothing it created: not the database, not an empty
+    // table that looks restored.
     let dst = TestDb::new("flip_dst");
     let r = restore_renamed(&repo, &id, &src.name, &dst.name);
     assert_eq!(r.code, 3, "{r:?}");
-    assert_eq!(
-        sql(None, &format!("SELECT COUNT(*) FROM `{}`.big", dst.name)).trim(),
-        "0"
+    assert!(r.stderr.contains("dropped the database"), "{r:?}");
+    let left = sql(
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            dst.name
+        ),
     );
+    assert_eq!(left.trim(), "0", "{r:?}");
+
+    // Into a database that existed, only the tables it created go.
+    let kept = TestDb::create("flip_kept");
+    sql(Some(&kept.name), "CREATE TABLE mine (a int)");
+    let r = restore_renamed(&repo, &id, &src.name, &kept.name);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(tables(&kept.name), ["mine"], "{r:?}");
 }
 
 #[test]

@@ -384,21 +384,27 @@ fn patch_label_delete() {
     let nb = k.json(&["get", "notebook", "nb1", "-n", "team-a"]);
     assert!(nb["metadata"]["deletionTimestamp"].is_string());
     // `kubectl delete` (waiting) returns once the finalizer is removed: the finalizer goes only
-    // after kubectl asked for the delete, and kubectl must return after that, not before.
+    // after kubectl started watching for it (if it went earlier, kubectl could see the object
+    // gone on its first look and never watch: that was a race), and kubectl must return after
+    // that, not before. The watch resumes from the listed resourceVersion, so the removal is
+    // delivered however soon after the watch request it happens.
     let h = k.fk.handle();
-    let deletes = |h: &fakekube::Handle| {
+    let watches = |h: &fakekube::Handle| {
         h.requests()
             .iter()
-            .filter(|r| r.method == "DELETE" && r.path.ends_with("/notebooks/nb1"))
+            .filter(|r| {
+                r.query.contains("watch=true")
+                    && r.query.contains("fieldSelector=metadata.name%3Dnb1")
+            })
             .count()
     };
-    let before = deletes(&h);
+    let before = watches(&h);
     let removed = std::thread::spawn(move || {
         let start = std::time::Instant::now();
-        while deletes(&h) == before {
+        while watches(&h) == before {
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(300),
-                "kubectl never asked for the delete"
+                "kubectl never watched for the delete"
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
