@@ -2,7 +2,9 @@
 
 use clap::Args;
 
-use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, open_repo, print_json};
+use amlmigrate::text::Safe;
+
+use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, print_json};
 
 /// Writes a snapshot as plain files: DIR/parts/<part>.tar.zst and DIR/manifest.json.
 ///
@@ -11,7 +13,12 @@ use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, open_repo, print_json
 /// with sha256sum and restored with tar, zstd and the mysql client alone (README, "Restore
 /// without amlmigrate"). Every entry is checked against the manifest on the way out.
 ///
-/// DIR must not exist or be empty; on failure nothing is left in it.
+/// A reader like restore and verify: with --verify-key (or in a repository that requires
+/// signatures) an unsigned or otherwise signed snapshot is refused (exit 7) before anything is
+/// written. The files hold the snapshot decrypted, so they are written as the repository is:
+/// folders 0700, files 0600 whatever the umask, each file created new and never through a
+/// symbolic link. DIR is made, or must be an empty folder of yours that no one else can write
+/// (not a link to one); on failure what export wrote is removed.
 ///
 /// Example:
 ///   amlmigrate export --repo /backups/aml latest --to /tmp/snap
@@ -20,6 +27,8 @@ use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, open_repo, print_json
 pub struct ExportArgs {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    trust: super::key::TrustArgs,
     #[command(flatten)]
     identity: IdentityArg,
     /// An id, a unique id prefix, or `latest`.
@@ -30,7 +39,10 @@ pub struct ExportArgs {
 }
 
 pub async fn run(args: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let repo = open_repo(&args.repo.repo, args.identity.identity.as_deref()).await?;
+    let repo = args
+        .trust
+        .open_with(&args.repo.repo, args.identity.identity.as_deref())
+        .await?;
     let id = repo.resolve(&args.snapshot).await?;
     let report = amlmigrate::export::export(&repo, &id, &args.to).await?;
     if g.json {
@@ -39,15 +51,15 @@ pub async fn run(args: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         for p in &report.parts {
             println!(
                 "{}  {}  {}",
-                p.sha256,
+                Safe(&p.sha256),
                 human_bytes(p.size),
-                p.file.display()
+                Safe(p.file.display().to_string())
             );
         }
         println!(
             "snapshot {} exported to {} ({} part(s) and manifest.json)",
-            report.snapshot,
-            report.dir.display(),
+            Safe(&report.snapshot),
+            Safe(report.dir.display().to_string()),
             report.parts.len()
         );
     }

@@ -369,8 +369,9 @@ fn init_logging(verbose: u8, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| stdout::SafeStderr)
+        // Colours would be escaped with everything else a log line holds.
+        .with_ansi(false)
         .with_target(false);
     match format {
         LogFormat::Text => fmt.init(),

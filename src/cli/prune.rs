@@ -6,6 +6,8 @@ use serde_json::json;
 use amlmigrate::metrics::{Command, Outcome};
 use amlmigrate::prune::{Policy, PruneReport, parse_span, prune};
 
+use amlmigrate::text::Safe;
+
 use super::{GlobalArgs, RepoArg, human_bytes, print_json};
 
 /// Removes snapshots that no retention rule keeps, and leftovers of failed backups.
@@ -153,9 +155,9 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
         println!(
             "{:<13} {}{}  {}",
             what,
-            d.id,
+            Safe(&d.id),
             if d.committed { "" } else { " (uncommitted)" },
-            d.reasons.join(", ")
+            Safe(d.reasons.join(", "))
         );
     }
     let gone = report.decisions.iter().filter(|d| !d.keep).count();

@@ -88,7 +88,7 @@ async fn check(args: &VerifyArgs, g: &GlobalArgs) -> anyhow::Result<VerifyReport
     } else if !g.quiet {
         println!(
             "snapshot {} is sound{}: {} part(s), {} read, {} tables, {} rows checked in {:.1}s",
-            report.snapshot,
+            amlmigrate::text::Safe(&report.snapshot),
             signed_by
                 .map(|k| format!(" and signed by key {k}"))
                 .unwrap_or_default(),
