@@ -135,6 +135,7 @@ fn a_tag_given_to_backup_is_kept_exactly_and_shown_escaped() {
     let tag = format!("note={TITLE}{FAKE_LINE}");
     let b = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         r,
         "--mysql",

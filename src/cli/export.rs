@@ -38,13 +38,20 @@ pub struct ExportArgs {
     to: std::path::PathBuf,
 }
 
-pub async fn run(args: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+pub async fn run(
+    args: ExportArgs,
+    g: &GlobalArgs,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let repo = args
         .trust
         .open_with(&args.repo.repo, args.identity.identity.as_deref())
         .await?;
     let id = repo.resolve(&args.snapshot).await?;
-    let report = amlmigrate::export::export(&repo, &id, &args.to).await?;
+    let report = super::reading(&repo, "export", &cancel, async {
+        Ok(amlmigrate::export::export(&repo, &id, &args.to).await?)
+    })
+    .await?;
     if g.json {
         print_json(&serde_json::json!({ "ok": true, "export": report }));
     } else if !g.quiet {

@@ -174,6 +174,22 @@ pub async fn run(
         .trust
         .open_with(&args.repo.repo, args.identity.as_deref())
         .await?;
+    let lock_cancel = cancel.clone();
+    super::reading(
+        &repo,
+        "restore",
+        &lock_cancel,
+        restore_from(&args, g, &repo, cancel),
+    )
+    .await
+}
+
+async fn restore_from(
+    args: &RestoreArgs,
+    g: &GlobalArgs,
+    repo: &amlmigrate::repo::Repository,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let id = repo.resolve(&args.snapshot).await?;
     let manifest = repo.manifest(&id).await?;
     let only = if args.only.is_empty() {
@@ -198,10 +214,10 @@ pub async fn run(
     };
     let mut out = serde_json::json!({ "ok": true, "snapshot": id });
     if only.contains(&What::Mysql) {
-        run_mysql(&args, g, &repo, &id, cancel.clone(), &mut out).await?;
+        run_mysql(args, g, repo, &id, cancel.clone(), &mut out).await?;
     }
     if only.contains(&What::Kubernetes) {
-        run_kube(&args, g, &repo, &id, cancel, out).await
+        run_kube(args, g, repo, &id, cancel, out).await
     } else {
         if g.json {
             print_json(&out);
