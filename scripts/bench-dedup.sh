@@ -57,7 +57,7 @@ size() { du -sb "$1" | cut -f1; }
 "$BIN" repo init --quiet --repo "$WORK/f1" --format 1
 "$BIN" repo init --quiet --repo "$WORK/f2"
 
-backup_to() { echo "$BIN backup --quiet --repo $1 --mysql $MYSQL_URL --databases $DB"; }
+backup_to() { echo "$BIN backup --init --quiet --repo $1 --mysql $MYSQL_URL --databases $DB"; }
 
 dumps=0
 for night in $(seq 1 "$NIGHTS"); do

@@ -64,7 +64,7 @@ bench_db() {
   dump_size=$(stat -c %s "$WORK/dump.sql.zst")
 
   rm -rf "$WORK/repo"   # a new repository each run: the snapshot size must not be deduplicated
-  measure "$BIN backup --quiet --repo $WORK/repo --mysql $MYSQL_URL --databases $DB"
+  measure "$BIN backup --init --quiet --repo $WORK/repo --mysql $MYSQL_URL --databases $DB"
   local bk_s=$SECS bk_rss=$RSS bk_cpu=$CPU bk_srv=$SRV snap_size
   snap_size=$(du -sb --exclude=locks "$WORK/repo" | cut -f1)
 

@@ -59,7 +59,7 @@ fill_metrics "$DB" "$ROWS"
 echo "bench: backups into S3…" >&2
 measure "mysqldump --single-transaction --quick -uroot -h127.0.0.1 $DB | zstd -3 -q | $PY $WORK/s3.py put dump.sql.zst"
 dump_s=$SECS dump_rss=$RSS
-measure "$BIN backup --quiet --repo s3://bench/repo --mysql mysql://root@127.0.0.1:3306 --databases $DB"
+measure "$BIN backup --init --quiet --repo s3://bench/repo --mysql mysql://root@127.0.0.1:3306 --databases $DB"
 bk_s=$SECS bk_rss=$RSS
 measure "$BIN verify --quiet --repo s3://bench/repo latest"
 vf_s=$SECS vf_rss=$RSS

@@ -193,6 +193,7 @@ impl<R: Read> Read for HashingReader<R> {
 /// the bytes somewhere (a `LOAD DATA`) fails before it can commit damaged data.
 pub struct EntryReader<'a> {
     inner: &'a mut dyn Read,
+    part: &'a str,
     expected: &'a Entry,
     hasher: Sha256,
     count: u64,
@@ -247,6 +248,70 @@ impl EntryReader<'_> {
     pub fn entry(&self) -> &Entry {
         self.expected
     }
+
+    /// The whole entry in memory, when the manifest declares at most `limit` bytes for it.
+    /// The declared size is checked before anything is read, and no more than it is read: a
+    /// forged entry that compresses a GiB of zeros into a few KiB is refused before it can
+    /// fill memory.
+    pub fn read_bounded(&mut self, limit: u64) -> Result<Vec<u8>> {
+        let declared = self.expected.size;
+        let path = self.expected.path.clone();
+        if declared > limit {
+            return Err(Error::damaged(
+                self.part,
+                &path,
+                format!(
+                    "the manifest declares {declared} bytes, more than the {limit} a reader \
+                     holds in memory for one entry; no backup writes one that large, so the \
+                     snapshot was altered"
+                ),
+            ));
+        }
+        let mut buf = Vec::with_capacity(declared as usize);
+        let part = self.part;
+        (&mut *self)
+            .take(declared + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::damaged(part, &path, e.to_string()))?;
+        if buf.len() as u64 > declared {
+            return Err(Error::damaged(
+                part,
+                &path,
+                format!("longer than the {declared} bytes the manifest declares"),
+            ));
+        }
+        Ok(buf)
+    }
+}
+
+/// The most a reader holds in memory of one stored Kubernetes object (the API server stores
+/// at most 1.5 MiB per object).
+pub const MAX_OBJECT_ENTRY: u64 = 16 << 20;
+/// The most a reader holds in memory of one index entry (`objects.json`, `pvc-index.json`).
+pub const MAX_INDEX_ENTRY: u64 = 256 << 20;
+/// The most a reader holds in memory of all the entries of one part it reads whole.
+pub const MAX_PART_IN_MEMORY: u64 = 1 << 30;
+
+/// Refuses a part whose entries together declare more than `limit` bytes, before reading it
+/// into memory.
+pub fn check_part_size(part: &Part, limit: u64) -> Result<()> {
+    let total: u64 = part
+        .entries
+        .iter()
+        .map(|e| e.size)
+        .fold(0, u64::saturating_add);
+    if total > limit {
+        return Err(Error::damaged(
+            &part.name,
+            "(all)",
+            format!(
+                "its entries declare {total} bytes, more than the {limit} a reader holds in \
+                 memory for one part; no backup writes one that large, so the snapshot was \
+                 altered"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Hands one entry's bytes (`inner`) to `visit` through an [`EntryReader`] that checks them
@@ -258,6 +323,7 @@ where
     let damage = Rc::new(RefCell::new(None));
     let mut reader = EntryReader {
         inner,
+        part,
         expected: want,
         hasher: Sha256::new(),
         count: 0,

@@ -64,7 +64,10 @@ pub async fn backup(
     repo.check_writable()?;
     // Prune must not sweep the packs of this backup before it commits, nor chunks it reuses.
     let lock = if repo.format() >= 2 {
-        Some(repo.lock(LockKind::Shared, "backup", LOCK_WAIT).await?)
+        Some(
+            repo.lock(LockKind::Shared, "backup", LOCK_WAIT, &cancel)
+                .await?,
+        )
     } else {
         None
     };

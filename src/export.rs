@@ -3,7 +3,8 @@
 //! and check with `sha256sum` against the manifest, so a snapshot can be restored with tar,
 //! zstd and the mysql client alone.
 
-use std::fs::File;
+mod folder;
+
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use crate::archive::PartWriter;
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 use crate::repo::manifest::Manifest;
+use folder::Folder;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportedPart {
@@ -29,64 +31,64 @@ pub struct ExportReport {
     pub parts: Vec<ExportedPart>,
 }
 
-/// The file a part goes to: `parts/<name>.tar.zst` and nothing else (the manifest is not
-/// trusted to name a path).
-fn part_file(dir: &Path, rel: &str) -> Result<PathBuf> {
+/// The file name a part gets in `parts/`: `<name>.tar.zst`, where the name is what backups
+/// write (letters, digits, `-`, `_`) and nothing else. The manifest is not trusted to name a
+/// path, nor to put a control character into a file name.
+fn part_file(rel: &str) -> Result<&str> {
     let name = rel.strip_prefix("parts/").unwrap_or_default();
-    let ok = name.ends_with(".tar.zst")
-        && !name.contains('/')
-        && !name.contains('\\')
-        && !name.starts_with('.');
+    let stem = name.strip_suffix(".tar.zst").unwrap_or_default();
+    let ok = !stem.is_empty()
+        && !stem.starts_with('-')
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
     if !ok {
         return Err(Error::damaged(
             rel,
             "(manifest)",
-            "the manifest names a part file outside parts/; refusing to write it",
+            "the manifest names a part file that is not parts/<name>.tar.zst; refusing to write it",
         ));
     }
-    Ok(dir.join("parts").join(name))
+    Ok(name)
 }
 
-/// Writes snapshot `id` to `dir`, which must not exist or be empty. On failure what was
-/// written is removed.
+/// Writes snapshot `id` to `dir`: made 0700 when missing, else a folder of this user's that no
+/// one else can write and that is empty (see [`folder`]). On failure what was written is
+/// removed, and nothing else.
 pub async fn export(repo: &Repository, id: &str, dir: &Path) -> Result<ExportReport> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
-            .next()
-            .is_some()
-    {
-        return Err(Error::Refused(format!(
-            "{} is not empty; export writes into a new or empty folder (nothing was written)",
-            dir.display()
-        )));
-    }
+    // The repository's reader lock, when readers take one, is held from here to the end, as
+    // restore and verify hold theirs (issue 22, item 6).
     let m = repo.manifest(id).await?;
-    let made = !dir.exists();
-    std::fs::create_dir_all(dir.join("parts"))
-        .map_err(|e| Error::io(format!("creating {}/parts", dir.display()), e))?;
-    match write_all(repo, &m, dir).await {
-        Ok(r) => Ok(r),
+    for part in &m.parts {
+        part_file(&part.path)?;
+    }
+    let mut folder = Folder::open(dir)?;
+    match write_all(repo, &m, &mut folder).await {
+        Ok(parts) => Ok(ExportReport {
+            snapshot: m.id.clone(),
+            dir: dir.to_path_buf(),
+            parts,
+        }),
         Err(e) => {
-            let _ = std::fs::remove_dir_all(dir.join("parts"));
-            let _ = std::fs::remove_file(dir.join("manifest.json"));
-            if made {
-                let _ = std::fs::remove_dir(dir);
-            }
+            folder.remove();
             Err(e)
         }
     }
 }
 
-async fn write_all(repo: &Repository, m: &Manifest, dir: &Path) -> Result<ExportReport> {
+async fn write_all(
+    repo: &Repository,
+    m: &Manifest,
+    folder: &mut Folder,
+) -> Result<Vec<ExportedPart>> {
     let mtime = m.started.timestamp().max(0) as u64;
     let mut out = m.clone();
     out.format = 1;
     let mut parts = Vec::new();
     for (i, part) in m.parts.iter().enumerate() {
-        let file = part_file(dir, &part.path)?;
-        let f = File::create(&file)
-            .map_err(|e| Error::io(format!("creating {}", file.display()), e))?;
+        let name = part_file(&part.path)?;
+        let file = folder.file_path(true, name);
+        let f = folder.create(true, name)?;
         let writer = PartWriter::new(BufWriter::new(f), 3, mtime)
             .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
         let shown = file.display().to_string();
@@ -117,13 +119,12 @@ async fn write_all(repo: &Repository, m: &Manifest, dir: &Path) -> Result<Export
         });
     }
     let body = serde_json::to_vec_pretty(&out).expect("manifest serializes");
-    let path = dir.join("manifest.json");
-    std::fs::write(&path, body).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    Ok(ExportReport {
-        snapshot: m.id.clone(),
-        dir: dir.to_path_buf(),
-        parts,
-    })
+    let path = folder.file_path(false, "manifest.json");
+    let mut f = folder.create(false, "manifest.json")?;
+    std::io::Write::write_all(&mut f, &body)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -132,10 +133,9 @@ mod tests {
 
     #[test]
     fn a_part_path_cannot_leave_the_parts_folder() {
-        let d = Path::new("/x");
         assert_eq!(
-            part_file(d, "parts/mysql-aml.tar.zst").unwrap(),
-            Path::new("/x/parts/mysql-aml.tar.zst")
+            part_file("parts/mysql-aml.tar.zst").unwrap(),
+            "mysql-aml.tar.zst"
         );
         for bad in [
             "../etc.tar.zst",
@@ -143,8 +143,38 @@ mod tests {
             "parts/a/b.tar.zst",
             "parts/x",
             "parts/..tar.zst",
+            "parts/.tar.zst",
+            "parts/a\x1b[2J.tar.zst",
+            "parts/a b.tar.zst",
+            "parts/-rf.tar.zst",
         ] {
-            assert!(part_file(d, bad).is_err(), "{bad}");
+            assert!(part_file(bad).is_err(), "{bad}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_while_writing_is_never_written_through() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let dir = tmp.path().join("out");
+        let mut folder = Folder::open(&dir).unwrap();
+        let _part = folder.create(true, "a.tar.zst").unwrap();
+        // Planted after the folder was checked, as a racing writer would.
+        std::os::unix::fs::symlink(&victim, dir.join("manifest.json")).unwrap();
+        let e = folder.create(false, "manifest.json").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Refused, "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("parts")), 0o700);
+        assert_eq!(mode(&dir.join("parts/a.tar.zst")), 0o600);
+        folder.remove();
+        // What export made is gone; the planted link (not its own) and the victim stay.
+        assert!(std::fs::symlink_metadata(dir.join("parts")).is_err());
+        assert!(std::fs::symlink_metadata(dir.join("manifest.json")).is_ok());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 }

@@ -18,6 +18,8 @@ pub mod prune;
 pub mod repo;
 pub mod schedule;
 pub mod secret;
+pub mod span;
+pub mod text;
 pub mod upgrade;
 pub mod verify;
 

@@ -59,6 +59,9 @@ pub struct ScheduleSpec {
     pub namespaces: Vec<String>,
     pub databases: Vec<String>,
     pub encrypt_to: Vec<String>,
+    /// The repository is plain on purpose: `encrypt_to` then covers only Secrets. Without it,
+    /// each run's backup refuses a repository whose marker says it is not encrypted.
+    pub unencrypted_repo: bool,
     pub policy: Policy,
     pub catalog: Catalog,
     /// A Prometheus Pushgateway every step pushes its metrics to.
@@ -200,8 +203,14 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
             backup.extend(["--namespaces".into(), spec.namespaces.join(",")]);
         }
     }
+    // The first run creates the repository (encrypted to the recipients); every run passes
+    // the recipients, so a marker rewritten to "not encrypted" is refused, not obeyed.
+    backup.push("--init".into());
     for r in &spec.encrypt_to {
         backup.extend(["--encrypt-to".into(), r.clone()]);
+    }
+    if spec.unencrypted_repo {
+        backup.push("--unencrypted-repo".into());
     }
     if spec.sign_key_secret.is_some() {
         backup.extend(["--sign-key".into(), format!("{SIGN_KEY_DIR}/key")]);

@@ -46,6 +46,7 @@ fn one_snapshot_holds_named_sources_that_show_restore_and_mlflow_choose_from() {
     let backup_args = |kfp_dbs: &str| {
         vec![
             "backup".to_string(),
+            "--init".into(),
             "--repo".into(),
             repo_s.into(),
             "--quiet".into(),

@@ -11,6 +11,7 @@ use common::*;
 fn backup_stored(repo: &Path, db: &str) -> (String, u64) {
     let out = ok(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",
@@ -165,6 +166,7 @@ fn backups_and_prunes_running_at_once_lose_no_chunk() {
                 let db = if i % 2 == 0 { &first } else { &second };
                 let r = amlmigrate(&[
                     "backup",
+                    "--init",
                     "--repo",
                     &repo_s,
                     "--mysql",
@@ -255,6 +257,7 @@ fn an_encrypted_repository_stores_nothing_in_clear_and_backups_need_only_the_rec
     // A backup without the recipient, or with another one, is refused before it writes.
     let base = [
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",
@@ -440,6 +443,7 @@ fn mlflow_migrates_from_an_encrypted_snapshot_with_the_identity_only() {
     ok(&["repo", "init", "--repo", repo_s, "--encrypt-to", &recipient]);
     let out = ok(&[
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",

@@ -11,6 +11,7 @@ fn backup_cmd(repo: &str, db: &str) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args([
         "backup",
+        "--init",
         "--repo",
         repo,
         "--mysql",

@@ -161,7 +161,7 @@ fn backup_then_delete_everything_then_restore_brings_every_object_back() {
     env.ok(&["pvc", "protect", "--quiet"]);
     let before = restorable(&env.fk);
     assert!(before.len() > 30, "fixtures too small: {}", before.len());
-    let id = env.backup(&["--encrypt-to", &recipient]);
+    let id = env.backup(&["--encrypt-to", &recipient, "--unencrypted-repo"]);
 
     let m = manifest(env.repo(), &id);
     let k = &m["kubernetes"];
@@ -613,6 +613,7 @@ fn a_kind_the_cluster_does_not_serve_is_reported_and_skipped() {
     let repo = dir.path().join("r");
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--json",
         "--repo",
         repo.to_str().unwrap(),
@@ -639,6 +640,7 @@ fn forbidden_expired_and_unreachable_clusters_give_the_documented_errors() {
     let repo = env.dir.path().join("r1");
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--kube",

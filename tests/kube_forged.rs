@@ -581,3 +581,25 @@ fn every_write_of_a_dry_run_says_dry_run() {
         "{dry:?}"
     );
 }
+
+/// An entry that declares more than a reader holds in memory for one object is refused before
+/// it is read (20 MiB of spaces after a real ConfigMap: still valid YAML, a few KiB in the part).
+#[test]
+fn an_entry_larger_than_a_reader_holds_is_refused_before_it_is_read() {
+    let env = cluster(false);
+    let id = forged(&env, |f| {
+        let path = f.listed("ConfigMap", Some("kubeflow"), "aml-image-builder-config")["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let yaml = f.files.get_mut(&path).unwrap();
+        yaml.extend(std::iter::repeat_n(b' ', 20 << 20));
+        yaml.push(b'\n');
+    });
+    let before = writes(&env.fk);
+    let r = env.restore(&id, &[]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("aml-image-builder-config.yaml"), "{r:?}");
+    assert!(r.stderr.contains("declares"), "{r:?}");
+    assert_eq!(writes(&env.fk), before);
+}

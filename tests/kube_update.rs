@@ -159,7 +159,7 @@ fn update_removes_a_field_added_after_the_snapshot_as_the_issue_reproduces_it() 
 fn diffs_of_secrets_and_credential_fields_say_hidden_never_the_values() {
     let env = cluster(false);
     let (recipient, identity) = age_key(env.dir.path());
-    let id = env.backup(&["--encrypt-to", &recipient]);
+    let id = env.backup(&["--encrypt-to", &recipient, "--unencrypted-repo"]);
     let snapshot_value = "Zml4dHVyZS1teXNxbC1yb290"; // the fixture's password, base64
     // Since the snapshot: the Secret's password changed and a key was added; a password was
     // put into the (not secret) ConfigMap.

@@ -63,6 +63,7 @@ fn verbose_backup_and_restore_log_each_table_and_part_and_never_a_password() {
     let r = amlmigrate_env(
         &[
             "backup",
+            "--init",
             "--repo",
             repo_s,
             "--mysql",
@@ -124,6 +125,7 @@ fn verbose_backup_and_restore_log_each_table_and_part_and_never_a_password() {
     let r = amlmigrate_env(
         &[
             "backup",
+            "--init",
             "--repo",
             repo_s,
             "--mysql",

@@ -88,6 +88,7 @@ fn backup_verify_and_prune_push_their_results_and_a_failure_keeps_the_last_succe
     let before = now();
     let mut args = vec![
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",
@@ -111,6 +112,7 @@ fn backup_verify_and_prune_push_their_results_and_a_failure_keeps_the_last_succe
     for _ in 0..2 {
         let mut args = vec![
             "backup",
+            "--init",
             "--repo",
             repo_s,
             "--mysql",
@@ -167,6 +169,7 @@ fn backup_verify_and_prune_push_their_results_and_a_failure_keeps_the_last_succe
     let before_failure = now();
     let mut args = vec![
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",
@@ -230,6 +233,7 @@ fn an_unreachable_pushgateway_is_a_warning_and_the_backup_still_succeeds() {
     let (_dir, repo) = temp_repo();
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",

@@ -163,6 +163,7 @@ async fn snapshots_never_take_in_or_write_through_a_link() {
     let repo = tmp.path().join("repo");
     let r = common::amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mlflow-artifacts",

@@ -115,6 +115,7 @@ fn mlflow_3_1_1_serves_exactly_what_2_6_served_after_migration() {
     let repo = tmp.path().join("repo");
     ok(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",

@@ -192,6 +192,7 @@ fn mlflow_3_1_1_serves_the_2_6_artifacts_from_another_bucket_after_migration() {
         &aws,
         &[
             "backup",
+            "--init",
             "--repo",
             repo,
             "--mysql",

@@ -55,6 +55,7 @@ fn prune_aborts_incomplete_uploads_under_the_repository_and_says_how_many() {
     let repo = "s3://leftovers/team/aml";
     moto.ok(&[
         "backup",
+        "--init",
         "--repo",
         repo,
         "--mysql",

@@ -12,6 +12,7 @@ fn unreachable_host_is_a_connection_error() {
     let (_tmp, repo) = temp_repo();
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",
@@ -36,6 +37,7 @@ fn wrong_password_is_named_and_never_printed() {
     let url = format!("mysql://{user}:Wr0ng-Secret-9@127.0.0.1:3306");
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",
@@ -68,6 +70,7 @@ fn passwords_never_reach_output_logs_manifest_or_json() {
     let url = format!("mysql://{user}:{pass}@127.0.0.1:3306");
     let a = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",
@@ -81,6 +84,7 @@ fn passwords_never_reach_output_logs_manifest_or_json() {
     std::fs::write(&pwfile, format!("{pass}\n")).unwrap();
     let b = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",
@@ -95,6 +99,7 @@ fn passwords_never_reach_output_logs_manifest_or_json() {
     let c = amlmigrate_env(
         &[
             "backup",
+            "--init",
             "--repo",
             repo_s,
             "--mysql",
@@ -152,6 +157,7 @@ fn unknown_database_is_named_with_what_exists() {
     let (_tmp, repo) = temp_repo();
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",
@@ -182,6 +188,7 @@ fn missing_repository_and_foreign_folders_are_refused() {
     assert!(r.stderr.contains("not an amlmigrate repository"), "{r:?}");
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         foreign.to_str().unwrap(),
         "--mysql",
@@ -241,14 +248,27 @@ fn verify_names_the_part_and_entry_of_a_flipped_byte() {
         "{entry}"
     );
 
-    // Restore refuses it too, and leaves no table looking complete.
+    // Restore refuses it too, and leaves nothing it created: not the database, not an empty
+    // table that looks restored.
     let dst = TestDb::new("flip_dst");
     let r = restore_renamed(&repo, &id, &src.name, &dst.name);
     assert_eq!(r.code, 3, "{r:?}");
-    assert_eq!(
-        sql(None, &format!("SELECT COUNT(*) FROM `{}`.big", dst.name)).trim(),
-        "0"
+    assert!(r.stderr.contains("dropped the database"), "{r:?}");
+    let left = sql(
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+            dst.name
+        ),
     );
+    assert_eq!(left.trim(), "0", "{r:?}");
+
+    // Into a database that existed, only the tables it created go.
+    let kept = TestDb::create("flip_kept");
+    sql(Some(&kept.name), "CREATE TABLE mine (a int)");
+    let r = restore_renamed(&repo, &id, &src.name, &kept.name);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(tables(&kept.name), ["mine"], "{r:?}");
 }
 
 #[test]
@@ -282,6 +302,7 @@ fn interrupted_backup_leaves_no_snapshot(signal: &str) {
     let mut child = Command::new(bin())
         .args([
             "backup",
+            "--init",
             "--repo",
             &repo_s,
             "--mysql",
@@ -346,6 +367,7 @@ fn ctrl_c_mid_restore_rolls_back_the_table_in_progress_and_replace_finishes_it()
     let repo_s = repo.to_str().unwrap().to_string();
     ok(&[
         "backup",
+        "--init",
         "--repo",
         &repo_s,
         "--mysql",

@@ -100,6 +100,7 @@ fn a_signed_snapshot_restores_its_code_with_definers_kept_or_mapped() {
     let public = dir.path().join("k.pub");
     let id = ok(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",

@@ -98,6 +98,7 @@ fn show_and_snapshots_describe_the_snapshot_and_json_is_parseable() {
     let repo_s = repo.to_str().unwrap();
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo_s,
         "--mysql",
@@ -338,6 +339,7 @@ fn backup_reads_every_table_from_one_point_in_time() {
     let child = std::process::Command::new(bin())
         .args([
             "backup",
+            "--init",
             "--repo",
             &repo_s,
             "--mysql",

@@ -49,6 +49,7 @@ fn a_tls_only_server_and_an_unknown_ca_get_errors_that_name_the_fix() {
     let (_tmp, repo) = temp_repo();
     let plain = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",
@@ -58,6 +59,7 @@ fn a_tls_only_server_and_an_unknown_ca_get_errors_that_name_the_fix() {
     assert!(plain.stderr.contains("ssl-mode="), "{plain:?}");
     let unverified = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",

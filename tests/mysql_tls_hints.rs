@@ -23,6 +23,7 @@ fn backup_from(url: &str) -> (Run, tempfile::TempDir) {
     let (tmp, repo) = temp_repo();
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",

@@ -64,6 +64,7 @@ fn a_backup_whose_stdout_and_stderr_readers_went_away_still_commits_its_snapshot
     let mut child = Command::new(bin())
         .args([
             "backup",
+            "--init",
             "--repo",
             repo.to_str().unwrap(),
             "--mysql",

@@ -15,6 +15,7 @@ impl Moto {
         let mut cmd = Command::new(bin());
         cmd.args([
             "backup",
+            "--init",
             "--repo",
             repo,
             "--mysql",
@@ -55,6 +56,7 @@ fn backup_verify_restore_round_trip_through_s3_with_multipart_parts() {
     let t0 = Instant::now();
     let out = moto.ok(&[
         "backup",
+        "--init",
         "--repo",
         repo,
         "--mysql",
@@ -194,6 +196,7 @@ fn a_missing_bucket_is_bad_input_that_names_the_bucket_and_the_fix() {
     // A backup does not create the bucket either: same error, nothing written.
     let r = moto.run(&[
         "backup",
+        "--init",
         "--repo",
         "s3://no-such-bucket/aml",
         "--mysql",

@@ -594,12 +594,14 @@ fn the_jobs_service_account_reads_what_backup_needs_and_nothing_else() {
         let repo = dir.path().join(format!("repo-{}", extra.len()));
         let mut args = vec![
             "backup",
+            "--init",
             "--json",
             "--repo",
             repo.to_str().unwrap(),
             "--kube",
             "--encrypt-to",
             recipient,
+            "--unencrypted-repo",
             "--kubeconfig",
             sa.to_str().unwrap(),
         ];

@@ -393,6 +393,7 @@ fn backup_reads_its_password_files_like_every_other_command() {
         &src.name,
         "--mysql-password-file",
         file.to_str().unwrap(),
+        "--init",
     ];
     // An empty file is refused before anything is read (root with no password would have
     // logged in with it), naming the file.

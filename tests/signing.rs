@@ -24,6 +24,7 @@ fn s(p: &Path) -> &str {
 fn signed_backup(repo: &Path, db: &str, key: &Path) -> String {
     ok(&[
         "backup",
+        "--init",
         "--repo",
         s(repo),
         "--mysql",
@@ -185,6 +186,7 @@ fn a_repository_that_requires_signatures_refuses_unsigned_snapshots_backups_and_
     let before = std::fs::read_dir(repo.join("snapshots")).unwrap().count();
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         s(&repo),
         "--mysql",
@@ -196,6 +198,7 @@ fn a_repository_that_requires_signatures_refuses_unsigned_snapshots_backups_and_
     assert!(r.stderr.contains("--sign-key"), "{r:?}");
     let r = amlmigrate(&[
         "backup",
+        "--init",
         "--repo",
         s(&repo),
         "--mysql",
@@ -386,6 +389,7 @@ fn signatures_work_the_same_in_an_s3_repository() {
     ]);
     let id = moto.ok(&[
         "backup",
+        "--init",
         "--repo",
         repo,
         "--mysql",
@@ -402,6 +406,7 @@ fn signatures_work_the_same_in_an_s3_repository() {
     assert_eq!(r.code, 7, "{r:?}");
     let r = moto.run(&[
         "backup",
+        "--init",
         "--repo",
         repo,
         "--mysql",

@@ -778,6 +778,12 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
         assert!(!r.all().contains(SECRET), "the S3 secret leaked: {r:?}");
         r
     };
+    // An upgrade never creates a repository: a missing one is refused, naming it.
+    let r = upgrade(&["plan"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("s3://upgrade/aml"), "{r:?}");
+    let r = amlmigrate_env(&["repo", "init", "--repo", "s3://upgrade/aml"], &env);
+    assert_eq!(r.code, 0, "{r:?}");
     let r = upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_upgraded(&lab);
@@ -816,10 +822,13 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
         !listing.contains("upgrade.json"),
         "the run lock was left: {listing}"
     );
-    assert!(
-        !lab.dir.path().join("repo").exists(),
-        "a local repository was written"
-    );
+    // The lab's local repository (made by `repo init`) got nothing of the run.
+    for written in ["snapshots", "runs", "data"] {
+        assert!(
+            !lab.dir.path().join("repo").join(written).exists(),
+            "the local repository was written: {written}"
+        );
+    }
 }
 
 #[test]

@@ -283,6 +283,15 @@ fn upgrade_init_writes_a_starting_configuration_from_the_live_cluster() {
             &format!("kubeflowNamespace = \"kubeflow\", oidcRedirectURL = \"{OIDC_REDIRECT}\" }}"),
         );
     std::fs::write(&out, decided).unwrap();
+    // Planning changes nothing: it refuses a repository that does not exist, creating none.
+    let plan = amlmigrate_env(
+        &["upgrade", "plan", "--config", out.to_str().unwrap()],
+        &[("AMLMIGRATE_MYSQL_PASSWORD", MYSQL_PASSWORD)],
+    );
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(plan.stderr.contains(repo.to_str().unwrap()), "{plan:?}");
+    assert!(!repo.exists(), "upgrade plan created {}", repo.display());
+    ok(&["repo", "init", "--repo", repo.to_str().unwrap()]);
     let plan = amlmigrate_env(
         &["upgrade", "plan", "--config", out.to_str().unwrap()],
         &[("AMLMIGRATE_MYSQL_PASSWORD", MYSQL_PASSWORD)],

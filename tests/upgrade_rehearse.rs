@@ -294,17 +294,23 @@ fn ctrl_c_during_a_rehearsal_stops_it_and_drops_the_copies_it_made() {
     }
     let child = cmd.spawn().unwrap();
     // Its first copy exists: interrupt it as Ctrl-C does.
-    common::cluster::wait_until("a scratch copy exists", || {
+    let copy_of_aml = || {
         sql(
             None,
             &format!(
-                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'amlrehearse\\_%' AND TABLE_SCHEMA LIKE '%{}'",
+                "SELECT DISTINCT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'amlrehearse\\_%' AND TABLE_SCHEMA LIKE '%{}'",
                 lab.aml.name
             ),
         )
         .trim()
-            != "0"
-    });
+        .to_string()
+    };
+    common::cluster::wait_until("a scratch copy exists", || !copy_of_aml().is_empty());
+    // `amlrehearse_<repo>_…`: the copies of this lab's repository, whoever drops them (the
+    // interrupted restore drops what it created, the rehearsal the rest).
+    let copy = copy_of_aml();
+    let parts: Vec<&str> = copy.splitn(3, '_').collect();
+    let prefix = format!("{}_{}_", parts[0], parts[1]);
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -328,7 +334,6 @@ fn ctrl_c_during_a_rehearsal_stops_it_and_drops_the_copies_it_made() {
         .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
         .expect("a rehearsal record");
     assert_eq!(rec["ok"], false);
-    let prefix = repo_prefix(&rec);
     assert!(
         scratch_left(&prefix).is_empty(),
         "{:?}",

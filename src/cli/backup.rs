@@ -44,7 +44,11 @@ use super::{
 /// The manifest is written last and commits the snapshot. If the backup fails or is
 /// interrupted, no snapshot appears.
 ///
-/// The repository is created when the folder does not exist or is empty.
+/// The repository must exist (`amlmigrate repo init`), or --init creates it at a new or empty
+/// location, so a mistyped --repo is an error instead of a new repository. A backup given
+/// --encrypt-to expects the repository to be encrypted to those recipients and refuses one
+/// whose marker says otherwise (pass --unencrypted-repo for a plain repository whose Secrets
+/// alone are encrypted).
 /// Prints the new snapshot id on stdout; the summary goes to stderr.
 #[derive(Args)]
 #[command(
@@ -119,6 +123,16 @@ pub struct BackupArgs {
     /// zstd compression level (1 fastest … 19 smallest).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     zstd_level: i32,
+    /// Create the repository when --repo names a new or empty location: encrypted to
+    /// --encrypt-to (unless --unencrypted-repo), deduplicated. Without it, a location that
+    /// holds no repository is refused.
+    #[arg(long)]
+    init: bool,
+    /// The repository is not encrypted, on purpose: --encrypt-to then encrypts only the
+    /// Secrets, and rows and manifest are stored in clear. Without it, a backup given
+    /// --encrypt-to refuses a repository whose marker says it is not encrypted.
+    #[arg(long)]
+    unencrypted_repo: bool,
     #[command(flatten)]
     metrics: super::metrics::MetricsArgs,
 }
@@ -154,7 +168,20 @@ async fn take(
         None => Catalog::default(),
     };
     let sign_key = args.sign.key(g)?;
-    let (mut repo, created) = Repository::open_or_create(&args.repo.repo).await?;
+    let (mut repo, created) = if args.init {
+        let init = amlmigrate::repo::InitOptions {
+            recipients: if args.unencrypted_repo {
+                Vec::new()
+            } else {
+                args.encrypt_to.clone()
+            },
+            format: None,
+        };
+        Repository::open_or_init(&args.repo.repo, &init).await?
+    } else {
+        (Repository::open(&args.repo.repo).await?, false)
+    };
+    repo.check_encryption_intent(&args.encrypt_to, args.unencrypted_repo)?;
     // An encrypted repository takes the same recipients as the Secrets.
     repo.unlock(&args.encrypt_to, None)?;
     let repo = repo.with_sign_key(sign_key);

@@ -217,6 +217,36 @@ pub async fn open_repo(
     Ok(repo)
 }
 
+/// Runs `work`, a reader of `repo`, under a shared lock (in a deduplicated repository), so that
+/// a prune cannot remove or repack packs under it; the lock goes when `work` ends, however it
+/// ends. Waiting for a running prune says so and stops at once on Ctrl-C.
+pub async fn reading<T>(
+    repo: &amlmigrate::repo::Repository,
+    what: &str,
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use amlmigrate::repo::lock::LockKind;
+    let lock = if repo.format() >= 2 {
+        Some(
+            repo.lock(
+                LockKind::Shared,
+                what,
+                amlmigrate::backup::LOCK_WAIT,
+                cancel,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let result = work.await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
+
 /// The MySQL connection flags, shared by backup and restore.
 #[derive(Args, Clone)]
 pub struct MysqlArgs {
@@ -337,10 +367,10 @@ pub fn main() -> ExitCode {
             Command::Restore(a) => restore::run(a, &g, cancel).await,
             Command::Snapshots(a) => snapshots::run(a, &g).await,
             Command::Show(a) => show::run(a, &g).await,
-            Command::Verify(a) => verify::run(a, &g).await,
-            Command::Export(a) => export::run(a, &g).await,
+            Command::Verify(a) => verify::run(a, &g, cancel).await,
+            Command::Export(a) => export::run(a, &g, cancel).await,
             Command::Repo(a) => repo::run(a, &g).await,
-            Command::Prune(a) => prune::run(a, &g).await,
+            Command::Prune(a) => prune::run(a, &g, cancel).await,
             Command::Schedule(a) => schedule::run(a, &g).await,
             Command::Mlflow(a) => mlflow::run(a, &g, cancel).await,
             Command::Pvc(a) => pvc::run(a, &g).await,
@@ -369,8 +399,9 @@ fn init_logging(verbose: u8, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| stdout::SafeStderr)
+        // Colours would be escaped with everything else a log line holds.
+        .with_ansi(false)
         .with_target(false);
     match format {
         LogFormat::Text => fmt.init(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use amlmigrate::progress::{Event, Progress};
+use amlmigrate::text::{Safe, escape_controls};
 
 use super::{human_bytes, thousands};
 
@@ -61,7 +62,8 @@ impl Ui {
     fn line(&self, s: &str) {
         match self.mode {
             Mode::Bars => {
-                let _ = self.mp.println(s);
+                // The bars write to the terminal themselves, past `eprintln!`'s escaping.
+                let _ = self.mp.println(escape_controls(s));
             }
             Mode::Lines => eprintln!("{s}"),
             Mode::Quiet => {}
@@ -112,7 +114,7 @@ impl Progress for Ui {
                         ProgressStyle::with_template("  {prefix} {human_pos} rows  {msg}")
                             .expect("template"),
                     );
-                    bar.set_prefix(format!("{db}.{table}"));
+                    bar.set_prefix(format!("{}.{}", Safe(&db), Safe(&table)));
                     st.tables.insert((db, table), (bar, 0));
                 }
             }
@@ -182,7 +184,7 @@ impl Progress for Ui {
             }
             Event::Notice(msg) => {
                 if self.mode == Mode::Bars {
-                    let _ = self.mp.println(format!("note: {msg}"));
+                    let _ = self.mp.println(format!("note: {}", escape_controls(&msg)));
                 } else {
                     eprintln!("note: {msg}");
                 }

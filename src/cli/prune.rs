@@ -6,6 +6,8 @@ use serde_json::json;
 use amlmigrate::metrics::{Command, Outcome};
 use amlmigrate::prune::{Policy, PruneReport, parse_span, prune};
 
+use amlmigrate::text::Safe;
+
 use super::{GlobalArgs, RepoArg, human_bytes, print_json};
 
 /// Removes snapshots that no retention rule keeps, and leftovers of failed backups.
@@ -47,8 +49,7 @@ pub struct PruneArgs {
 }
 
 fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration (e.g. 30s, 10m): {e}"))
+    amlmigrate::span::parse(s)
 }
 
 /// The retention rules, shared with `schedule install`.
@@ -63,7 +64,8 @@ pub struct PolicyArgs {
     /// Keep the newest snapshot of each of the N newest ISO weeks that have one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_weekly: Option<u32>,
-    /// Keep every snapshot taken within this span before now: 30d, 12h, 2w, 1y6m.
+    /// Keep every snapshot taken within this span before now: 30d, 12h, 2w, 6months, 1y
+    /// (m is minutes, as everywhere).
     #[arg(long, value_name = "SPAN", value_parser = parse_span_arg)]
     pub keep_within: Option<(chrono::Duration, String)>,
 }
@@ -83,9 +85,13 @@ impl PolicyArgs {
     }
 }
 
-pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+pub async fn run(
+    args: PruneArgs,
+    g: &GlobalArgs,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let result = apply(&args, g).await;
+    let result = apply(&args, g, &cancel).await;
     // A dry run changes nothing and says nothing about the schedule's health.
     if !args.dry_run {
         args.metrics
@@ -101,7 +107,11 @@ pub async fn run(args: PruneArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     result.map(|_| ())
 }
 
-async fn apply(args: &PruneArgs, g: &GlobalArgs) -> anyhow::Result<PruneReport> {
+async fn apply(
+    args: &PruneArgs,
+    g: &GlobalArgs,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<PruneReport> {
     let policy = args.policy.policy();
     if policy.is_empty() {
         // Refused before the repository is even opened: nothing can be deleted.
@@ -114,6 +124,7 @@ async fn apply(args: &PruneArgs, g: &GlobalArgs) -> anyhow::Result<PruneReport> 
         chrono::Utc::now(),
         args.dry_run,
         args.lock_wait,
+        cancel,
     )
     .await?;
     if let Some(e) = report.multipart.as_ref().and_then(|m| m.error.as_ref()) {
@@ -153,9 +164,9 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
         println!(
             "{:<13} {}{}  {}",
             what,
-            d.id,
+            Safe(&d.id),
             if d.committed { "" } else { " (uncommitted)" },
-            d.reasons.join(", ")
+            Safe(d.reasons.join(", "))
         );
     }
     let gone = report.decisions.iter().filter(|d| !d.keep).count();
@@ -174,7 +185,14 @@ fn print_report(report: &PruneReport, dry_run: bool, g: &GlobalArgs) {
             s.packs_repacked,
             s.orphan_packs,
             human_bytes(s.bytes_after),
-            if s.repack_skipped > 0 {
+            if s.packs_unreadable > 0 {
+                format!(
+                    "; {} packs whose trailer does not read kept as they are (run verify)",
+                    s.packs_unreadable
+                )
+            } else {
+                String::new()
+            } + &if s.repack_skipped > 0 {
                 format!(
                     "; {} mostly unused encrypted packs kept (repacking them needs every recipient)",
                     s.repack_skipped

@@ -1,4 +1,4 @@
-//! `amlmigrate repo init`
+//! `amlmigrate repo init`, `amlmigrate repo locks`
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -18,9 +18,28 @@ pub struct RepoCmdArgs {
 #[derive(Subcommand)]
 enum RepoCmd {
     Init(InitArgs),
+    Locks(LocksArgs),
 }
 
-/// Creates a repository (a backup creates an unencrypted one by itself), or changes an existing
+/// Shows who holds the repository's locks (kind, command, host, pid, since, until when) and
+/// which are stale, and with --remove-stale removes the stale ones, as restic's `unlock` does.
+///
+/// A lock is stale when its holder stopped refreshing it (it expires 5 minutes after the last
+/// refresh) or when it was taken on this host by a process that is gone. Live locks are never
+/// removed: a backup, reader or prune holding one is still running.
+#[derive(Args)]
+#[command(after_long_help = "Examples:\n  \
+amlmigrate repo locks --repo s3://aml-backups/prod\n  \
+amlmigrate repo locks --repo /backups/aml --remove-stale")]
+struct LocksArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Remove the stale locks.
+    #[arg(long)]
+    remove_stale: bool,
+}
+
+/// Creates a repository (only this and `backup --init` create one), or changes an existing
 /// one's signature settings.
 ///
 /// New repositories deduplicate (format 2): every entry is cut into content-defined chunks
@@ -67,8 +86,53 @@ struct InitArgs {
 }
 
 pub async fn run(args: RepoCmdArgs, g: &GlobalArgs) -> anyhow::Result<()> {
-    let RepoCmd::Init(a) = args.cmd;
-    init(a, g).await
+    match args.cmd {
+        RepoCmd::Init(a) => init(a, g).await,
+        RepoCmd::Locks(a) => locks(a, g).await,
+    }
+}
+
+async fn locks(a: LocksArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let repo = Repository::open(&a.repo.repo).await?;
+    let locks = repo.locks(a.remove_stale).await?;
+    if g.json {
+        print_json(
+            &json!({ "ok": true, "repository": repo.location(), "locks": locks,
+            "removed": a.remove_stale }),
+        );
+        return Ok(());
+    }
+    if locks.is_empty() {
+        println!("no locks in {}", repo.location());
+        return Ok(());
+    }
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    for l in &locks {
+        println!(
+            "{}  {:?}  {} on {} (pid {}) since {}, until {}{}",
+            l.object,
+            l.lock.kind,
+            // Lock objects are written by anyone who can write the repository.
+            l.lock.what.escape_debug(),
+            l.lock.hostname.escape_debug(),
+            l.lock.pid,
+            time(&l.lock.created),
+            time(&l.lock.expires),
+            match (&l.stale, a.remove_stale) {
+                (Some(why), true) => format!("  stale ({why}): removed"),
+                (Some(why), false) => format!("  stale ({why})"),
+                (None, _) => String::new(),
+            }
+        );
+    }
+    let stale = locks.iter().filter(|l| l.stale.is_some()).count();
+    if stale > 0 && !a.remove_stale {
+        println!(
+            "{stale} stale lock(s): `amlmigrate repo locks --remove-stale --repo {}` removes them",
+            repo.location()
+        );
+    }
+    Ok(())
 }
 
 async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@ use amlmigrate::kube::restore::{KubeRestoreOptions, KubeRestoreReport, OnConflic
 use amlmigrate::mysql::restore::{RestoreOptions, restore};
 use amlmigrate::repo::Repository;
 
+use amlmigrate::text::Safe;
+
 use super::{
     GlobalArgs, JsonPrinted, KubeArgs, MysqlArgs, RepoArg, parse_pair, print_json, progress_for,
     thousands,
@@ -172,6 +174,22 @@ pub async fn run(
         .trust
         .open_with(&args.repo.repo, args.identity.as_deref())
         .await?;
+    let lock_cancel = cancel.clone();
+    super::reading(
+        &repo,
+        "restore",
+        &lock_cancel,
+        restore_from(&args, g, &repo, cancel),
+    )
+    .await
+}
+
+async fn restore_from(
+    args: &RestoreArgs,
+    g: &GlobalArgs,
+    repo: &amlmigrate::repo::Repository,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let id = repo.resolve(&args.snapshot).await?;
     let manifest = repo.manifest(&id).await?;
     let only = if args.only.is_empty() {
@@ -196,10 +214,10 @@ pub async fn run(
     };
     let mut out = serde_json::json!({ "ok": true, "snapshot": id });
     if only.contains(&What::Mysql) {
-        run_mysql(&args, g, &repo, &id, cancel.clone(), &mut out).await?;
+        run_mysql(args, g, repo, &id, cancel.clone(), &mut out).await?;
     }
     if only.contains(&What::Kubernetes) {
-        run_kube(&args, g, &repo, &id, cancel, out).await
+        run_kube(args, g, repo, &id, cancel, out).await
     } else {
         if g.json {
             print_json(&out);
@@ -297,11 +315,12 @@ async fn run_kube(
 
 fn print_kube_report(report: &KubeRestoreReport) {
     for o in &report.objects {
+        // Names, paths and values come from the snapshot and the cluster: each shown escaped.
         let name = match &o.namespace {
-            Some(ns) => format!("{ns}/{}", o.name),
-            None => o.name.clone(),
+            Some(ns) => format!("{}/{}", Safe(ns), Safe(&o.name)),
+            None => Safe(&o.name).to_string(),
         };
-        println!("{:<13} {} {name}", o.action, o.kind);
+        println!("{:<13} {} {name}", o.action, Safe(&o.kind));
         for c in &o.changes {
             let show = |v: &Option<serde_json::Value>| match v {
                 None if c.op == Op::Remove => "(removed)".to_string(),
@@ -321,16 +340,16 @@ fn print_kube_report(report: &KubeRestoreReport) {
             };
             println!(
                 "                {}: {} → {}",
-                c.path,
-                show(&c.old),
-                show(&c.new)
+                Safe(&c.path),
+                Safe(show(&c.old)),
+                Safe(show(&c.new))
             );
         }
         if let Some(n) = &o.note {
-            println!("                note: {n}");
+            println!("                note: {}", Safe(n));
         }
         if let Some(e) = &o.error {
-            println!("                error: {e}");
+            println!("                error: {}", Safe(e));
         }
     }
     let mut counts = Vec::new();
@@ -420,9 +439,9 @@ async fn run_mysql(
         };
         for d in &report.databases {
             let arrow = if d.source == d.target {
-                d.target.clone()
+                Safe(&d.target).to_string()
             } else {
-                format!("{} -> {}", d.source, d.target)
+                format!("{} -> {}", Safe(&d.source), Safe(&d.target))
             };
             println!(
                 "{verb} {arrow}: {} tables, {} rows",
@@ -431,6 +450,7 @@ async fn run_mysql(
             );
         }
         for (from, to) in &report.collation_map {
+            let (from, to) = (Safe(from), Safe(to));
             println!("collation {from} mapped to {to} (the target has no {from})");
         }
         for t in &report.replaced {
@@ -439,7 +459,7 @@ async fn run_mysql(
             } else {
                 "replaced"
             };
-            println!("rows of {t} {done} (--replace)");
+            println!("rows of {} {done} (--replace)", Safe(t));
         }
         if !report.not_restored.is_empty() {
             let not = if report.dry_run {
@@ -449,7 +469,8 @@ async fn run_mysql(
             };
             for o in &report.not_restored {
                 println!(
-                    "{o} {not} restored: it runs with its definer's privileges and no trusted key signed the snapshot"
+                    "{} {not} restored: it runs with its definer's privileges and no trusted key signed the snapshot",
+                    Safe(o.to_string())
                 );
             }
             let mut cmd = format!(
@@ -463,7 +484,8 @@ async fn run_mysql(
                 }
             }
             println!(
-                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {cmd} --replace --trust-unsigned-code"
+                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {} --replace --trust-unsigned-code",
+                Safe(cmd)
             );
         }
         if report.dry_run {

@@ -109,6 +109,11 @@ struct InstallArgs {
     /// age recipients (public keys) to encrypt Secrets to; grants the job read access to Secrets.
     #[arg(long, value_name = "AGE_RECIPIENT", value_delimiter = ',')]
     encrypt_to: Vec<String>,
+    /// The repository is not encrypted, on purpose: --encrypt-to then encrypts only the
+    /// Secrets. Without it, the job's backups refuse a repository that is not encrypted to
+    /// --encrypt-to.
+    #[arg(long, requires = "encrypt_to")]
+    unencrypted_repo: bool,
     /// Print the objects as multi-document YAML instead of applying them.
     #[arg(long)]
     print: bool,
@@ -122,7 +127,7 @@ struct InstallArgs {
     #[arg(long, requires_all = ["print", "metrics_push"])]
     prometheus_rule: bool,
     /// How late a backup may be before AmlmigrateBackupMissing fires.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = amlmigrate::span::parse)]
     alert_margin: std::time::Duration,
 }
 
@@ -206,6 +211,7 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         namespaces: a.namespaces.clone(),
         databases: a.databases.clone(),
         encrypt_to: a.encrypt_to.clone(),
+        unencrypted_repo: a.unencrypted_repo,
         policy,
         catalog: Catalog::default(),
         metrics_push: a.metrics_push.clone(),

@@ -2,6 +2,8 @@
 
 use clap::Args;
 
+use amlmigrate::text::Safe;
+
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Shows what a snapshot holds.
@@ -31,33 +33,35 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         print_json(&m);
         return Ok(());
     }
-    println!("snapshot   {}", m.id);
+    // Every string below comes from the manifest, which whoever can write the bucket can forge:
+    // each is shown escaped (`Safe`), so none can move the cursor, clear the screen or add a line.
+    println!("snapshot   {}", Safe(&m.id));
     println!(
         "taken      {} .. {} (UTC)",
         m.started.format("%Y-%m-%d %H:%M:%S"),
         m.finished.format("%H:%M:%S")
     );
-    println!("tool       {}", m.tool);
+    println!("tool       {}", Safe(&m.tool));
     if let Some(h) = &m.hostname {
-        println!("host       {h}");
+        println!("host       {}", Safe(h));
     }
     for (k, v) in &m.tags {
-        println!("tag        {k}={v}");
+        println!("tag        {}={}", Safe(k), Safe(v));
     }
     for s in &m.sources {
         let name = match (&s.name, s.kind.as_str()) {
-            (Some(n), _) => format!(" {n}:"),
+            (Some(n), _) => format!(" {}:", Safe(n)),
             (None, "mysql") => format!(" {}:", amlmigrate::backup::DEFAULT_MYSQL_SOURCE),
             (None, _) => String::new(),
         };
         println!(
             "source     {}{name} {} ({})",
-            s.kind,
-            s.location,
-            s.server_version.as_deref().unwrap_or("unknown version")
+            Safe(&s.kind),
+            Safe(&s.location),
+            Safe(s.server_version.as_deref().unwrap_or("unknown version"))
         );
         if let Some(c) = &s.consistency {
-            println!("           consistency: {c}");
+            println!("           consistency: {}", Safe(c));
         }
     }
     if m.parts.iter().any(|p| p.chunked) {
@@ -78,10 +82,10 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         println!();
         println!(
             "database {} (source {}, {} {}): {} tables, {} rows, {} views, {} routines, {} triggers, {} events",
-            d.name,
-            amlmigrate::backup::source_of(d),
-            d.charset,
-            d.collation,
+            Safe(&d.name),
+            Safe(amlmigrate::backup::source_of(d)),
+            Safe(&d.charset),
+            Safe(&d.collation),
             d.tables.len(),
             thousands(rows),
             d.views.len(),
@@ -92,7 +96,7 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         for t in &d.tables {
             println!(
                 "  {:<40} {:>14} rows {:>12}",
-                t.name,
+                Safe(&t.name),
                 thousands(t.rows),
                 human_bytes(t.bytes)
             );
@@ -107,31 +111,35 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             if k.namespaces.is_empty() {
                 "(none)".to_string()
             } else {
-                k.namespaces.join(", ")
+                k.namespaces
+                    .iter()
+                    .map(|n| Safe(n).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
         for kind in &k.kinds {
             println!(
                 "  {:<8} {:<22} {:<40} {:>6}{}",
                 kind.cluster.as_str(),
-                kind.kind,
-                kind.api_version,
+                Safe(&kind.kind),
+                Safe(&kind.api_version),
                 kind.objects,
                 if kind.restore { "" } else { "  (record)" }
             );
         }
         for n in &k.not_served {
-            println!("  not served: {n}");
+            println!("  not served: {}", Safe(n));
         }
         if k.encrypted > 0 {
             println!("  {} Secret(s) encrypted (age)", k.encrypted);
         }
         for s in &k.left_out {
-            println!("  left out (no --encrypt-to): {s}");
+            println!("  left out (no --encrypt-to): {}", Safe(s));
         }
     }
     for n in &m.notices {
-        println!("note: {n}");
+        println!("note: {}", Safe(n));
     }
     Ok(())
 }

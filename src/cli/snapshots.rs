@@ -4,6 +4,7 @@ use clap::Args;
 use serde_json::json;
 
 use amlmigrate::repo::sign::SignatureState;
+use amlmigrate::text::Safe;
 
 use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
@@ -78,15 +79,20 @@ pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         "DATABASES"
     );
     for (m, sig) in &listed {
-        let dbs: Vec<&str> = m.mysql.iter().map(|d| d.name.as_str()).collect();
-        let tags: Vec<String> = m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Each value from the (perhaps forged) manifest escaped on its own: one snapshot, one line.
+        let dbs: Vec<String> = m.mysql.iter().map(|d| Safe(&d.name).to_string()).collect();
+        let tags: Vec<String> = m
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{}={}", Safe(k), Safe(v)))
+            .collect();
         println!(
             "{:<24} {:<20} {:>10} {:>14}  {}{:<30} {}",
-            m.id,
+            Safe(&m.id),
             m.started.format("%Y-%m-%d %H:%M:%S"),
             human_bytes(m.total_size()),
             thousands(m.total_rows()),
-            sig_col(&signature_label(sig)),
+            sig_col(&Safe(signature_label(sig)).to_string()),
             dbs.join(","),
             tags.join(",")
         );

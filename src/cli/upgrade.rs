@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use amlmigrate::error::Error;
 use amlmigrate::repo::Repository;
+use amlmigrate::text::Safe;
 use amlmigrate::upgrade::{
     self, Change, Confirm, Env, RunOptions, State, StepCheck, StepId, UpgradeConfig, journal,
     report,
@@ -190,27 +191,34 @@ async fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
 fn print_check(c: &StepCheck) {
     print_check_head(c.number, c.step.name(), c.state, &c.why);
     if let Some(d) = c.differs {
-        println!("      differs from the article: {d}");
+        println!("      differs from the article: {}", Safe(d));
     }
     for a in &c.assumptions {
-        println!("      assumes: {a}");
+        println!("      assumes: {}", Safe(a));
     }
     print_check_details(&c.checked, &c.warnings, &c.changes);
 }
 
 pub(super) fn print_check_head(number: usize, step: &str, state: State, why: &str) {
-    println!("{:>2}. {:<18} {:<8} {}", number, step, state.word(), why);
+    // What a check says quotes the cluster (names, messages): each line shown escaped.
+    println!(
+        "{:>2}. {:<18} {:<8} {}",
+        number,
+        step,
+        state.word(),
+        Safe(why)
+    );
 }
 
 pub(super) fn print_check_details(checked: &[String], warnings: &[String], changes: &[Change]) {
     for l in checked {
-        println!("      {l}");
+        println!("      {}", Safe(l));
     }
     for w in warnings {
-        println!("      WARNING: {w}");
+        println!("      WARNING: {}", Safe(w));
     }
     for ch in changes {
-        println!("      change: {ch}");
+        println!("      change: {}", Safe(ch.to_string()));
     }
 }
 
@@ -222,9 +230,9 @@ pub(super) fn not_done(states: impl Iterator<Item = State>) -> usize {
 }
 
 pub(super) fn print_applied(step: &str, changes: &[String]) {
-    println!("applied  {step}");
+    println!("applied  {}", Safe(step));
     for c in changes {
-        println!("         {c}");
+        println!("         {}", Safe(c));
     }
 }
 
@@ -416,7 +424,7 @@ async fn print_status(repo: &Repository, st: &upgrade::RunStatus) -> anyhow::Res
     let now = chrono::Utc::now();
     println!(
         "run {}: {}   (as of {} UTC)",
-        st.run,
+        Safe(&st.run),
         if st.finished {
             "finished"
         } else {
@@ -430,13 +438,13 @@ async fn print_status(repo: &Repository, st: &upgrade::RunStatus) -> anyhow::Res
             i + 1,
             s.step.name(),
             s.event.map(|e| e.as_str()).unwrap_or("-"),
-            s.detail.as_deref().unwrap_or("")
+            Safe(s.detail.as_deref().unwrap_or(""))
         );
     }
     if let Some(c) = &st.current {
         println!(
             "\nrunning: {} since {} UTC ({} ago)",
-            c.step,
+            Safe(&c.step),
             c.since.format("%H:%M:%S"),
             ago(now, c.since)
         );
@@ -444,7 +452,7 @@ async fn print_status(repo: &Repository, st: &upgrade::RunStatus) -> anyhow::Res
             println!(
                 "  waiting for {}: {}",
                 if w.person { "a person" } else { "the system" },
-                w.what
+                Safe(&w.what)
             );
             println!(
                 "  since {} UTC ({} ago){}",

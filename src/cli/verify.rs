@@ -51,15 +51,19 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(n)
 }
 
-pub async fn run(args: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+pub async fn run(
+    args: VerifyArgs,
+    g: &GlobalArgs,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     // A sample is a nightly spot check, not a verification: it pushes no verify metrics.
     if let Some(percent) = args.sample
-        && sample(&args, percent, g).await?
+        && sample(&args, percent, g, &cancel).await?
     {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let result = check(&args, g).await;
+    let result = check(&args, g, &cancel).await;
     args.metrics
         .push(
             &args.repo.repo,
@@ -72,15 +76,27 @@ pub async fn run(args: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     result.map(|_| ())
 }
 
-async fn check(args: &VerifyArgs, g: &GlobalArgs) -> anyhow::Result<VerifyReport> {
+async fn check(
+    args: &VerifyArgs,
+    g: &GlobalArgs,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<VerifyReport> {
     let repo = args
         .trust
         .open_with(&args.repo.repo, args.identity.identity.as_deref())
         .await?;
+    super::reading(&repo, "verify", cancel, check_opened(args, g, &repo)).await
+}
+
+async fn check_opened(
+    args: &VerifyArgs,
+    g: &GlobalArgs,
+    repo: &amlmigrate::repo::Repository,
+) -> anyhow::Result<VerifyReport> {
     let id = repo.resolve(&args.snapshot).await?;
     let signed_by = repo.signed_by(&id).await?;
     let ui = progress_for(g);
-    let result = verify(&repo, &id, ui.clone()).await;
+    let result = verify(repo, &id, ui.clone()).await;
     ui.finish();
     let report = result?;
     if g.json {
@@ -88,7 +104,7 @@ async fn check(args: &VerifyArgs, g: &GlobalArgs) -> anyhow::Result<VerifyReport
     } else if !g.quiet {
         println!(
             "snapshot {} is sound{}: {} part(s), {} read, {} tables, {} rows checked in {:.1}s",
-            report.snapshot,
+            amlmigrate::text::Safe(&report.snapshot),
             signed_by
                 .map(|k| format!(" and signed by key {k}"))
                 .unwrap_or_default(),
@@ -103,11 +119,31 @@ async fn check(args: &VerifyArgs, g: &GlobalArgs) -> anyhow::Result<VerifyReport
 }
 
 /// `--sample`: `Ok(false)` when the snapshot has no deduplicated part (a full verify follows).
-async fn sample(args: &VerifyArgs, percent: f64, g: &GlobalArgs) -> anyhow::Result<bool> {
+async fn sample(
+    args: &VerifyArgs,
+    percent: f64,
+    g: &GlobalArgs,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<bool> {
     let repo = args
         .trust
         .open_with(&args.repo.repo, args.identity.identity.as_deref())
         .await?;
+    super::reading(
+        &repo,
+        "verify --sample",
+        cancel,
+        sample_opened(args, percent, g, &repo),
+    )
+    .await
+}
+
+async fn sample_opened(
+    args: &VerifyArgs,
+    percent: f64,
+    g: &GlobalArgs,
+    repo: &amlmigrate::repo::Repository,
+) -> anyhow::Result<bool> {
     let id = repo.resolve(&args.snapshot).await?;
     let m = repo.manifest(&id).await?;
     if !m.parts.iter().any(|p| p.chunked) {

@@ -423,11 +423,9 @@ pub async fn snapshot_index(repo: &Repository, id: &str) -> Result<Vec<PvcRecord
     };
     let found = repo
         .read_part(id, &part, None, |found: &mut Option<Vec<u8>>, entry| {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(entry, &mut buf)
-                .map_err(|e| Error::io("reading the PVC index", e))?;
+            // The others are drained and checked by the reader, never held in memory.
             if entry.entry().path == INDEX_ENTRY {
-                *found = Some(buf);
+                *found = Some(entry.read_bounded(crate::archive::MAX_INDEX_ENTRY)?);
             }
             Ok(())
         })

@@ -8,7 +8,6 @@
 //! each failure.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -119,6 +118,8 @@ async fn read_objects(
             "snapshot {id} has no Kubernetes part (it was taken without --kube); nothing to restore"
         )));
     };
+    // Read whole into memory: bounded per entry and per part by what the manifest declares.
+    crate::archive::check_part_size(&part, crate::archive::MAX_PART_IN_MEMORY)?;
     let user_namespaces = m
         .kubernetes
         .as_ref()
@@ -130,11 +131,13 @@ async fn read_objects(
             &part,
             BTreeMap::new(),
             |files: &mut BTreeMap<String, Vec<u8>>, entry| {
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| Error::io("reading the Kubernetes part", e))?;
-                files.insert(entry.entry().path.clone(), buf);
+                let path = entry.entry().path.clone();
+                let limit = if path == OBJECTS_ENTRY || path == super::pvc::INDEX_ENTRY {
+                    crate::archive::MAX_INDEX_ENTRY
+                } else {
+                    crate::archive::MAX_OBJECT_ENTRY
+                };
+                files.insert(path, entry.read_bounded(limit)?);
                 Ok(())
             },
         )

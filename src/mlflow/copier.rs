@@ -12,7 +12,7 @@ use tokio_postgres::{Client, CopyInSink};
 use tokio_util::sync::CancellationToken;
 
 use super::rows::{
-    TableSpec, TableSum, ValueProblem, norm_mysql, rewrite_prefix, write_copy_value,
+    PgType, TableSpec, TableSum, ValueProblem, norm_mysql, rewrite_prefix, write_copy_value,
 };
 use crate::error::{Error, Result};
 use crate::postgres::describe;
@@ -84,6 +84,8 @@ impl<'a> TableCopier<'a> {
     }
 
     pub async fn row(&mut self, mut values: Vec<Value>) -> Result<()> {
+        // A snapshot's row is untrusted: its shape is checked before any field is looked at.
+        self.check_shape(&values)?;
         if !self.rules.is_empty() {
             for (i, col) in self.spec.columns.iter().enumerate() {
                 if col.artifact_uri
@@ -127,6 +129,54 @@ impl<'a> TableCopier<'a> {
                     rows: self.sum.rows,
                     bytes: self.bytes,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// The row has one field per column, and a text field of a number or boolean column reads
+    /// as one (a snapshot's fields arrive as text).
+    fn check_shape(&self, values: &[Value]) -> Result<()> {
+        let columns = &self.spec.columns;
+        let shape = || {
+            columns
+                .iter()
+                .map(|c| format!("{} {:?}", c.name, c.pg))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if values.len() != columns.len() {
+            return Err(Error::Refused(format!(
+                "{} row {} has {} field(s), but the table has {} column(s) ({}); the source was \
+                 altered or is not MLflow 2.6's (nothing was written to the target)",
+                self.spec.name,
+                self.sum.rows + 1,
+                values.len(),
+                columns.len(),
+                shape()
+            )));
+        }
+        for (c, v) in columns.iter().zip(values) {
+            let Value::Bytes(b) = v else { continue };
+            let text = std::str::from_utf8(b).unwrap_or("");
+            let ok = match c.pg {
+                PgType::Text => true,
+                PgType::Bool => matches!(text, "0" | "1"),
+                PgType::Int4 => text.parse::<i32>().is_ok(),
+                PgType::Int8 => text.parse::<i64>().is_ok(),
+                PgType::Float8 => text.parse::<f64>().is_ok(),
+            };
+            if !ok {
+                return Err(Error::Refused(format!(
+                    "{} row {} column {} is {:?}, not a {:?} value; the table's columns are \
+                     ({}) (nothing was written to the target)",
+                    self.spec.name,
+                    self.sum.rows + 1,
+                    c.name,
+                    String::from_utf8_lossy(&b[..b.len().min(64)]),
+                    c.pg,
+                    shape()
+                )));
             }
         }
         Ok(())

@@ -523,7 +523,9 @@ pub async fn migrate(
             Target::FreshMlflow => "has MLflow 3.1.1's empty schema",
         }
     );
-    // Artifacts first: the copy is idempotent, and the database is only touched once it is done.
+    // Artifacts of a live store first: the copy is idempotent, and the database is only touched
+    // once it is done. A snapshot's artifacts are unpacked only once its rows are accepted (just
+    // before COMMIT), so a snapshot refused for its rows leaves no files behind.
     let location = |s: &Option<String>| s.as_deref().map(ArtifactLocation::parse).transpose();
     let (artifacts_from, artifacts_to) = (
         location(&opts.artifacts_from)?,
@@ -533,9 +535,7 @@ pub async fn migrate(
         (Some(from), Some(to), _) => {
             Some(super::artifacts::copy_tree(from, to, &progress, &cancel).await?)
         }
-        (None, Some(to), Src::Snap(snap)) => {
-            Some(snap.extract_artifacts(to, &progress, &cancel).await?)
-        }
+        (None, Some(_), Src::Snap(_)) => None,
         (None, Some(_), Src::Live(_)) => {
             return Err(Error::input(
                 "--artifacts-to needs --artifacts-from (or --from-snapshot with a snapshot taken with --mlflow-artifacts)",
@@ -544,27 +544,40 @@ pub async fn migrate(
         (Some(_), None, _) => return Err(Error::input("--artifacts-from needs --artifacts-to")),
         (None, None, _) => None,
     };
-    let report = |outcome: &str, schema_created: bool, tables: Vec<TableReport>| MigrateReport {
-        source: source_name.clone(),
-        target: opts.to.redacted(),
-        source_revision: revision.clone(),
-        target_revision: TARGET_REVISION.into(),
-        outcome: outcome.into(),
-        schema_created,
-        metric_points: tables
-            .iter()
-            .find(|t| t.table == "metrics")
-            .map(|t| t.target_rows)
-            .unwrap_or(0),
-        tables,
-        artifacts: artifacts.clone(),
-        seconds: started.elapsed().as_secs_f64(),
+    let snapshot_artifacts = async |src: &Src| match (&artifacts_to, src) {
+        (Some(to), Src::Snap(snap)) if artifacts_from.is_none() => snap
+            .extract_artifacts(to, &progress, &cancel)
+            .await
+            .map(Some),
+        _ => Ok(artifacts.clone()),
     };
+    let report =
+        |outcome: &str,
+         schema_created: bool,
+         tables: Vec<TableReport>,
+         artifacts: Option<super::artifacts::ArtifactReport>| MigrateReport {
+            source: source_name.clone(),
+            target: opts.to.redacted(),
+            source_revision: revision.clone(),
+            target_revision: TARGET_REVISION.into(),
+            outcome: outcome.into(),
+            schema_created,
+            metric_points: tables
+                .iter()
+                .find(|t| t.table == "metrics")
+                .map(|t| t.target_rows)
+                .unwrap_or(0),
+            tables,
+            artifacts,
+            seconds: started.elapsed().as_secs_f64(),
+        };
     if let Target::Populated = target {
-        drop(src);
         let tables = verify(opts, progress.clone()).await?;
         return match first_difference(&tables) {
-            None => Ok(report("already migrated", false, tables)),
+            None => {
+                let artifacts = snapshot_artifacts(&src).await?;
+                Ok(report("already migrated", false, tables, artifacts))
+            }
             Some(diff) => Err(Error::Refused(format!(
                 "{} already holds MLflow data that differs from the source ({diff}); nothing was changed. Migrate into an empty database",
                 opts.to
@@ -631,6 +644,13 @@ pub async fn migrate(
     .await;
     match work {
         Ok(tables) => {
+            let artifacts = match snapshot_artifacts(&src).await {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = pg.batch_execute("ROLLBACK").await;
+                    return Err(e);
+                }
+            };
             pg.batch_execute("COMMIT")
                 .await
                 .map_err(pg_err("committing the migration"))?;
@@ -641,7 +661,7 @@ pub async fn migrate(
                 "mlflow migrate: committed {} table(s), every count and checksum equal",
                 tables.len()
             );
-            Ok(report("migrated", schema_created, tables))
+            Ok(report("migrated", schema_created, tables, artifacts))
         }
         Err(e) => {
             let _ = pg.batch_execute("ROLLBACK").await;

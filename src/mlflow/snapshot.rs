@@ -23,8 +23,11 @@ use crate::progress::ProgressRef;
 use crate::repo::Repository;
 use crate::repo::manifest::{MysqlDatabase, Part};
 
-/// The most a chunk buffer reserves before reading (backups write 8 MiB chunks by default).
-const MAX_RESERVE: usize = 16 * 1024 * 1024;
+/// How much of a chunk is read at a time: a chunk is handed on in pieces of whole rows, so
+/// memory stays bounded whatever size an entry has or the manifest declares.
+const PIECE: usize = 8 * 1024 * 1024;
+/// The longest row a piece may hold (MLflow's longest values are a few KiB).
+const MAX_ROW: usize = 64 * 1024 * 1024;
 
 /// Where the MLflow 2.6 database of a snapshot is.
 #[derive(Debug, Clone)]
@@ -148,6 +151,7 @@ impl OpenSnapshot {
             .collect();
         let (tx, rx) = mpsc::channel::<(String, Bytes)>(2);
         let (repo, id, part) = (self.repo.clone(), self.id.clone(), self.part.clone());
+        let part_name = part.name.clone();
         let handle = tokio::spawn(async move {
             repo.read_part(&id, &part, (), move |(), entry| {
                 let path = entry.entry().path.clone();
@@ -158,14 +162,10 @@ impl OpenSnapshot {
                 else {
                     return Ok(());
                 };
-                // The manifest's size is untrusted: reserve at most one chunk's worth up front
-                // and let the buffer grow with what is actually read.
-                let mut data = Vec::with_capacity((entry.entry().size as usize).min(MAX_RESERVE));
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| Error::io(format!("reading {path}"), e))?;
-                tx.blocking_send((table.clone(), Bytes::from(data)))
-                    .map_err(|_| Error::Interrupted("stopped reading the snapshot".into()))
+                for_each_piece(entry, &part_name, &path, |piece| {
+                    tx.blocking_send((table.clone(), Bytes::from(piece)))
+                        .map_err(|_| Error::Interrupted("stopped reading the snapshot".into()))
+                })
             })
             .await
         });
@@ -321,6 +321,48 @@ pub fn parse_line(line: &[u8]) -> Vec<Value> {
             Value::Bytes(out)
         })
         .collect()
+}
+
+/// Hands `entry` to `f` in pieces of whole rows (each ends with its newline) of about
+/// [`PIECE`] bytes; a row longer than [`MAX_ROW`] is refused as damage.
+fn for_each_piece(
+    entry: &mut crate::archive::EntryReader<'_>,
+    part: &str,
+    path: &str,
+    mut f: impl FnMut(Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut sent = false;
+    loop {
+        let mut piece = std::mem::take(&mut carry);
+        let n = (&mut *entry)
+            .take(PIECE as u64)
+            .read_to_end(&mut piece)
+            .map_err(|e| Error::io(format!("reading {path}"), e))?;
+        if n == 0 {
+            // An empty chunk still says its table is there.
+            return if piece.is_empty() && sent {
+                Ok(())
+            } else {
+                f(piece)
+            };
+        }
+        match piece.iter().rposition(|b| *b == b'\n') {
+            Some(end) => {
+                carry = piece.split_off(end + 1);
+                sent = true;
+                f(piece)?;
+            }
+            None if piece.len() > MAX_ROW => {
+                return Err(Error::damaged(
+                    part,
+                    path,
+                    format!("a row longer than {MAX_ROW} bytes; no MLflow row is that long"),
+                ));
+            }
+            None => carry = piece,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //! - exclusive: another live exclusive lock → remove ours, wait, try again; live shared locks →
 //!   keep ours (new shared takers now back off) and wait until they are gone.
 //!
-//! A lock not refreshed for [`LOCK_TTL`] is stale (its process died) and ignored; prune removes
-//! it. A holder whose refreshes failed for that long stops before it commits anything.
+//! A lock not refreshed for [`LOCK_TTL`], or one of this host whose process is gone, is stale
+//! and ignored (and removed by the next taker, or by `repo locks --remove-stale`). A holder
+//! whose refreshes failed for that long stops before it commits anything. A taker that has to
+//! wait says who holds the lock, and stops at once when cancelled (Ctrl-C).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,6 +23,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::Repository;
 use crate::error::{Error, Result};
@@ -37,14 +40,66 @@ pub enum LockKind {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct LockFile {
-    kind: LockKind,
+pub struct LockFile {
+    pub kind: LockKind,
     /// `backup`, `prune`, `restore` …
-    what: String,
-    hostname: String,
-    pid: u32,
-    created: chrono::DateTime<Utc>,
-    expires: chrono::DateTime<Utc>,
+    pub what: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub created: chrono::DateTime<Utc>,
+    pub expires: chrono::DateTime<Utc>,
+}
+
+/// A lock object as `repo locks` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockInfo {
+    /// `locks/<name>`.
+    pub object: String,
+    #[serde(flatten)]
+    pub lock: LockFile,
+    /// Why it is stale (its process is gone), if it is.
+    pub stale: Option<String>,
+}
+
+impl LockFile {
+    /// Why this lock no longer protects anything: not refreshed in time, or its process, on
+    /// this very host, is gone.
+    fn stale(&self, now: chrono::DateTime<Utc>) -> Option<String> {
+        if self.expires < now {
+            return Some(format!(
+                "not refreshed since {} (expired)",
+                (self.expires - chrono::Duration::from_std(LOCK_TTL).expect("ttl"))
+                    .format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+        if self.pid != 0
+            && !self.hostname.is_empty()
+            && self.hostname == hostname()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        {
+            return Some(format!(
+                "process {} on this host ({}) is gone",
+                self.pid, self.hostname
+            ));
+        }
+        None
+    }
+
+    /// "prune on host-a (pid 42) holds an exclusive lock since …".
+    fn holder(&self, object: &str) -> String {
+        format!(
+            "{} on {} (pid {}) holds {} lock {object} since {}, refreshed until {}",
+            self.what,
+            self.hostname,
+            self.pid,
+            match self.kind {
+                LockKind::Shared => "a shared",
+                LockKind::Exclusive => "the exclusive",
+            },
+            self.created.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.expires.format("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    }
 }
 
 /// A held lock. Release it with [`RepoLock::release`]; dropping it removes it in the background.
@@ -117,9 +172,17 @@ fn body(kind: LockKind, what: &str, created: chrono::DateTime<Utc>) -> (Vec<u8>,
 }
 
 impl Repository {
-    /// Takes a lock, waiting up to `wait` for a conflicting one to go.
-    pub async fn lock(&self, kind: LockKind, what: &str, wait: Duration) -> Result<RepoLock> {
+    /// Takes a lock, waiting up to `wait` for a conflicting one to go; `cancel` stops the wait
+    /// at once (the lock taken so far is removed).
+    pub async fn lock(
+        &self,
+        kind: LockKind,
+        what: &str,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<RepoLock> {
         let started = std::time::Instant::now();
+        let mut told = false;
         loop {
             let created = Utc::now();
             let mut rnd = [0u8; 6];
@@ -172,22 +235,43 @@ impl Repository {
                 if !keep {
                     let _ = self.store.delete(&path).await;
                 }
+                let holder = other.holder(&format!("locks/{other_name}"));
                 if timed_out {
                     return Err(Error::Refused(format!(
-                        "{} is in use: {} on {} (pid {}) holds lock locks/{other_name} since {}, \
-                         valid until {}; try again later, or delete that lock object if its \
-                         process is gone (it expires by itself {} s after its last refresh)",
+                        "{} is in use: {holder}; try again later. If that process is gone, \
+                         `amlmigrate repo locks --remove-stale --repo {}` removes its lock (it \
+                         also expires by itself {} s after its last refresh)",
                         self.location,
-                        other.what,
-                        other.hostname,
-                        other.pid,
-                        other.created.format("%Y-%m-%d %H:%M:%S UTC"),
-                        other.expires.format("%Y-%m-%d %H:%M:%S UTC"),
+                        self.location,
                         LOCK_TTL.as_secs()
                     )));
                 }
+                if !told {
+                    told = true;
+                    tracing::warn!(
+                        repository = self.location,
+                        holder = other.what,
+                        hostname = other.hostname,
+                        pid = other.pid,
+                        "{what}: waiting for {}: {holder}; waiting up to {} (Ctrl-C stops)",
+                        self.location,
+                        humantime::format_duration(Duration::from_secs(wait.as_secs()))
+                    );
+                }
                 let jitter = u64::from(rand::random::<u16>() % 400);
-                tokio::time::sleep(Duration::from_millis(200 + jitter)).await;
+                let pause = Duration::from_millis(200 + jitter);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = cancel.cancelled() => {
+                        if keep {
+                            let _ = self.store.delete(&path).await;
+                        }
+                        return Err(Error::Interrupted(format!(
+                            "{what}: interrupted while waiting for {}: {holder}",
+                            self.location
+                        )));
+                    }
+                }
                 if !keep {
                     break;
                 }
@@ -237,11 +321,69 @@ impl Repository {
                 }
                 continue;
             };
-            if lock.expires < now {
+            if let Some(why) = lock.stale(now) {
+                tracing::info!("removing stale lock locks/{name}: {why}");
                 let _ = self.store.delete(&meta.location).await;
                 continue;
             }
             out.push((name, lock));
+        }
+        Ok(out)
+    }
+
+    /// Every lock object, with whether it is stale; `remove_stale` removes the stale ones
+    /// (as restic's `unlock` does) and returns what it found before.
+    pub async fn locks(&self, remove_stale: bool) -> Result<Vec<LockInfo>> {
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&Path::from("locks")))
+            .try_collect()
+            .await
+            .map_err(|e| self.store_err("listing locks", e))?;
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for meta in metas {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            let bytes = match self.store.get(&meta.location).await {
+                Ok(g) => g.bytes().await,
+                Err(e) => Err(e),
+            };
+            let bytes = match bytes {
+                Ok(b) => b,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(self.store_err(format!("reading lock locks/{name}"), e)),
+            };
+            let (lock, stale) = match serde_json::from_slice::<LockFile>(&bytes) {
+                Ok(l) => {
+                    let stale = l.stale(now);
+                    (l, stale)
+                }
+                Err(e) => {
+                    let old = now - meta.last_modified > chrono::Duration::seconds(60);
+                    let lock = LockFile {
+                        kind: LockKind::Shared,
+                        what: "(unreadable lock)".into(),
+                        hostname: String::new(),
+                        pid: 0,
+                        created: meta.last_modified,
+                        expires: meta.last_modified,
+                    };
+                    (lock, old.then(|| format!("not a lock ({e})")))
+                }
+            };
+            if remove_stale && stale.is_some() {
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        return Err(self.store_err(format!("removing lock locks/{name}"), e));
+                    }
+                }
+            }
+            out.push(LockInfo {
+                object: format!("locks/{name}"),
+                lock,
+                stale,
+            });
         }
         Ok(out)
     }

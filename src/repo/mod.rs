@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! <repo>/amlmigrate-repo.json                  format marker (and encryption settings)
-//! <repo>/data/<xx>/<pack>                      format 2: packs of compressed chunks, first
+//! <repo>/data/<xx>/<pack>                      format 2: packs of compressed chunks, each ending
+//!                                              with a trailer listing them; written first
 //! <repo>/index/<name>.json                     format 2: chunk → pack, offset; after its packs
 //! <repo>/snapshots/<id>/refs                   format 2: the chunk ids it uses, for prune
 //! <repo>/snapshots/<id>/parts/<part>.tar.zst   format 1: one object per part
 //! <repo>/snapshots/<id>/manifest.json          written last, create-only: it commits the snapshot
-//! <repo>/locks/<id>.json                       who uses the repository (backup, prune)
+//! <repo>/locks/<id>.json                       who uses the repository (backup, readers, prune)
 //! <repo>/pins/<snapshot>/<holder>              snapshots prune keeps whatever the policy
 //! ```
 //!
@@ -26,6 +27,7 @@ pub mod index;
 pub mod lock;
 pub mod manifest;
 pub mod multipart;
+mod open;
 pub mod pack;
 pub mod pins;
 mod private;
@@ -35,17 +37,15 @@ pub mod s3;
 pub mod sign;
 pub mod sink;
 pub mod sweep;
+mod trailer;
 pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use serde::{Deserialize, Serialize};
 
 use crate::archive::EntryReader;
 use crate::error::{Error, Result};
@@ -66,15 +66,6 @@ const UPLOAD_CAPACITY: usize = 6 * 1024 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
 /// Far above any real manifest (a few KiB per table and entry).
 const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Marker {
-    format: u32,
-    created: chrono::DateTime<chrono::Utc>,
-    tool: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    encryption: Option<EncryptionConfig>,
-}
 
 /// The index as last loaded, with the names of the index objects it came from.
 type IndexCache = (Vec<String>, Arc<index::Index>);
@@ -176,213 +167,6 @@ impl Location {
 }
 
 impl Repository {
-    /// Opens an existing repository; a missing location or one without the marker is an error.
-    pub async fn open(location: &str) -> Result<Self> {
-        let loc = Location::parse(location)?;
-        let mut repo = Self::connect(&loc, false)?;
-        repo.probe().await?;
-        match repo.store.head(&Path::from(MARKER)).await {
-            Ok(_) => {
-                repo.check_marker().await?;
-                Ok(repo)
-            }
-            Err(object_store::Error::NotFound { .. }) => Err(Error::input(format!(
-                "{} is not an amlmigrate repository ({MARKER} is missing): check --repo; `amlmigrate backup` creates a repository at a new or empty location",
-                repo.location
-            ))),
-            Err(e) => Err(repo.store_err("reading the repository marker", e)),
-        }
-    }
-
-    /// Opens a repository, creating it when the location does not exist or is empty.
-    /// Returns whether it was created.
-    pub async fn open_or_create(location: &str) -> Result<(Self, bool)> {
-        Self::open_or_init(location, &InitOptions::default()).await
-    }
-
-    /// Opens a repository, creating it as `init` says when the location does not exist or is
-    /// empty. Returns whether it was created.
-    pub async fn open_or_init(location: &str, init: &InitOptions) -> Result<(Self, bool)> {
-        let loc = Location::parse(location)?;
-        let mut repo = Self::connect(&loc, true)?;
-        repo.probe().await?;
-        match repo.store.head(&Path::from(MARKER)).await {
-            Ok(_) => {
-                repo.check_marker().await?;
-                return Ok((repo, false));
-            }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(repo.store_err("reading the repository marker", e)),
-        }
-        let mut listing = repo.store.list(None);
-        if let Some(first) = listing.next().await {
-            drop(listing);
-            // Another backup may have created the repository since we looked: then it is one.
-            if repo.store.head(&Path::from(MARKER)).await.is_ok() {
-                repo.check_marker().await?;
-                return Ok((repo, false));
-            }
-            let what = match first {
-                Ok(meta) => format!("it holds {}", meta.location),
-                Err(e) => format!("listing it failed: {e}"),
-            };
-            return Err(Error::Refused(format!(
-                "{} is not empty and is not an amlmigrate repository ({what}); choose an empty folder for --repo",
-                repo.location
-            )));
-        }
-        let recipients = crypt::parse_recipients(&init.recipients)?;
-        let format = init.format.unwrap_or(REPO_FORMAT);
-        if !(1..=REPO_FORMAT).contains(&format) {
-            return Err(Error::input(format!(
-                "repository format {format} does not exist: use 1 (plain parts) or 2 (deduplicated)"
-            )));
-        }
-        if format < 2 && !recipients.is_empty() {
-            return Err(Error::input(
-                "an encrypted repository is format 2: leave out --format 1 or --encrypt-to",
-            ));
-        }
-        let marker = Marker {
-            format,
-            created: chrono::Utc::now(),
-            tool: tool_version(),
-            encryption: if recipients.is_empty() {
-                None
-            } else {
-                Some(EncryptionConfig::new(&recipients)?)
-            },
-        };
-        let body = serde_json::to_vec_pretty(&marker).expect("marker serializes");
-        match repo
-            .store
-            .put_opts(
-                &Path::from(MARKER),
-                PutPayload::from(body),
-                PutOptions::from(PutMode::Create),
-            )
-            .await
-        {
-            Ok(_) => {
-                repo.check_marker().await?;
-                Ok((repo, true))
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                repo.check_marker().await?;
-                Ok((repo, false))
-            }
-            Err(e) => Err(repo.store_err("creating the repository marker", e)),
-        }
-    }
-
-    fn connect(loc: &Location, create: bool) -> Result<Self> {
-        match loc {
-            Location::Local(path) => {
-                if create {
-                    private::create_dir_private(path).map_err(|e| {
-                        Error::io(format!("creating repository folder {}", path.display()), e)
-                    })?;
-                } else if !path.is_dir() {
-                    return Err(Error::input(format!(
-                        "repository {} does not exist: check --repo (or AMLMIGRATE_REPO)",
-                        path.display()
-                    )));
-                }
-                let abs = std::fs::canonicalize(path)
-                    .map_err(|e| Error::io(format!("opening repository {}", path.display()), e))?;
-                let store = LocalFileSystem::new_with_prefix(&abs).map_err(|e| Error::Store {
-                    repo: loc.display(),
-                    context: "opening".into(),
-                    source: e,
-                })?;
-                Ok(Self::unread(
-                    Arc::new(private::PrivateFs::new(store)),
-                    abs.display().to_string(),
-                    Location::Local(abs),
-                    None,
-                ))
-            }
-            Location::S3 { bucket, prefix } => {
-                let (store, target) = s3::build(bucket)?;
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(store)
-                } else {
-                    Arc::new(PrefixStore::new(store, prefix.as_str()))
-                };
-                Ok(Self::unread(
-                    store,
-                    loc.display(),
-                    loc.clone(),
-                    Some(target),
-                ))
-            }
-        }
-    }
-
-    /// The handle as it stands before its marker is read and before any signing or decryption
-    /// keys are given, whichever store it is on.
-    fn unread(
-        store: Arc<dyn ObjectStore>,
-        location: String,
-        loc: Location,
-        s3: Option<s3::S3Target>,
-    ) -> Repository {
-        Repository {
-            store,
-            location,
-            loc,
-            s3,
-            signing: Default::default(),
-            format: 1,
-            encryption_config: None,
-            encryption: None,
-            keys: Arc::new(crypt::Keys::default()),
-            sessions: Arc::default(),
-            index_cache: Arc::default(),
-        }
-    }
-
-    /// For S3: one list request, so a missing bucket, wrong credentials or an unreachable
-    /// endpoint are reported as such before anything else happens.
-    async fn probe(&self) -> Result<()> {
-        let Some(t) = &self.s3 else {
-            return Ok(());
-        };
-        match self.store.list_with_delimiter(None).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                Err(s3::classify(t, &e)
-                    .unwrap_or_else(|| self.store_err("listing the repository", e)))
-            }
-        }
-    }
-
-    async fn check_marker(&mut self) -> Result<()> {
-        let bytes = self
-            .store
-            .get(&Path::from(MARKER))
-            .await
-            .map_err(|e| self.store_err("reading the repository marker", e))?
-            .bytes()
-            .await
-            .map_err(|e| self.store_err("reading the repository marker", e))?;
-        let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::input(format!(
-                "{}: {MARKER} is not valid ({e}); this is not an amlmigrate repository",
-                self.location
-            ))
-        })?;
-        if marker.format > REPO_FORMAT {
-            return Err(Error::input(format!(
-                "{}: repository format {} is newer than this amlmigrate understands ({REPO_FORMAT}); upgrade amlmigrate",
-                self.location, marker.format
-            )));
-        }
-        self.format = marker.format;
-        self.encryption_config = marker.encryption;
-        Ok(())
-    }
-
     pub fn location(&self) -> &str {
         &self.location
     }
@@ -390,50 +174,6 @@ impl Repository {
     /// 1: one object per part; 2: deduplicated chunks in packs.
     pub fn format(&self) -> u32 {
         self.format
-    }
-
-    pub fn is_encrypted(&self) -> bool {
-        self.encryption_config.is_some()
-    }
-
-    pub(crate) fn encryption(&self) -> Option<&Encryption> {
-        self.encryption.as_deref()
-    }
-
-    /// Gives an encrypted repository its keys: the recipients (a backup) and/or identities (a
-    /// reader). An unencrypted repository ignores them.
-    pub fn unlock(
-        &mut self,
-        recipients: &[String],
-        identity: Option<&std::path::Path>,
-    ) -> Result<()> {
-        let Some(cfg) = &self.encryption_config else {
-            return Ok(());
-        };
-        if recipients.is_empty() && identity.is_none() {
-            // Prune and listings by id need no key; readers of content say what is missing.
-            return Ok(());
-        }
-        let recipients = crypt::parse_recipients(recipients)?;
-        let identities = match identity {
-            Some(p) => crypt::load_identities(p)?,
-            None => Vec::new(),
-        };
-        let enc = Arc::new(cfg.open(&self.location, recipients, identities)?);
-        self.keys = Arc::new(crypt::Keys::new(Some(enc.clone())));
-        self.encryption = Some(enc);
-        Ok(())
-    }
-
-    /// A backup of an encrypted repository needs its recipients.
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.is_encrypted() && self.encryption().is_none_or(|e| e.recipients.is_empty()) {
-            return Err(Error::input(format!(
-                "{} is an encrypted repository: give the recipients it was created with (--encrypt-to age1…)",
-                self.location
-            )));
-        }
-        Ok(())
     }
 
     fn session(&self, snapshot: &str) -> Arc<pack::Session> {
@@ -566,6 +306,14 @@ impl Repository {
             };
             plain = enc.age_decrypt(bytes, &format!("the manifest of snapshot {id}"))?;
             &plain[..]
+        } else if self.is_encrypted() {
+            // An encrypting backup never writes one: whoever wrote it can write the bucket.
+            return Err(Error::Untrusted(format!(
+                "snapshot {id} in {}: its manifest is stored in clear, but the repository is \
+                 encrypted ({MARKER}) and its backups encrypt every manifest; it was not written \
+                 by a backup of this repository, so it is not read",
+                self.location
+            )));
         } else {
             bytes
         };

@@ -1,7 +1,8 @@
 //! Pack files: `data/<2 hex>/<32 hex>`, distinct chunks zstd-compressed (and encrypted in an
 //! encrypted repository) one after another, tens of MiB each so that S3 sees few requests.
-//! A pack has no header: the index says where each chunk is. Packs are streamed through the
-//! bounded upload writer and completed before the index that references them is written.
+//! A pack ends with a trailer listing its chunks ([`super::trailer`]), for prune; readers go
+//! by the index. Packs are streamed through the bounded upload writer and completed before
+//! the index that references them is written.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -14,6 +15,7 @@ use tokio::runtime::Handle;
 use super::chunker::{Hasher, MAX_SIZE};
 use super::crypt::PackKey;
 use super::index::{Blob, Index, Loc, MAX_STORED, PackIndex, pack_path};
+use super::trailer::Trailer;
 use super::upload::UploadWriter;
 use super::{Encryption, Repository};
 use crate::error::{Error, Result};
@@ -242,15 +244,21 @@ impl Packer {
         let Some(mut p) = self.open.take() else {
             return Ok(());
         };
-        p.w.finish()?;
         let key = p.key.as_ref().map(PackKey::wrapped);
+        let trailer = Trailer {
+            key: key.clone(),
+            blobs: p.blobs.clone(),
+        }
+        .encode();
+        p.w.write_all(&trailer)?;
+        p.w.finish()?;
         self.session
             .packs
             .lock()
             .expect("session lock")
             .push(PackIndex {
                 id: p.id,
-                size: p.offset,
+                size: p.offset + trailer.len() as u64,
                 key,
                 blobs: p.blobs,
             });
@@ -371,6 +379,13 @@ impl<'a> Fetcher<'a> {
             .and_then(|p| p.key.as_deref());
         let key = match key {
             Some(wrapped) => Some(self.keys.pack_key(wrapped)?),
+            None if self.repo.is_encrypted() => {
+                return Err(format!(
+                    "chunk {id} is stored in clear in pack {}, but the repository is encrypted: \
+                     it was not written by a backup of this repository",
+                    loc.pack
+                ));
+            }
             None => None,
         };
         decode(stored, &loc, id, &self.repo.chunk_hasher(), key.as_ref())

@@ -4,8 +4,9 @@
 //! live chunks.
 //!
 //! Order, so that a crash anywhere leaves a readable repository: new packs, then the new index
-//! (create-only), then the old index objects are removed, then the old packs. A pack no index
-//! lists is garbage (the exclusive lock means no backup is writing one) and goes too.
+//! (create-only), then the old index objects are removed, then the old packs. What a pack holds
+//! is what its own trailer says (see [`Repository::sweep`]); a pack holding no live chunk goes,
+//! whether or not an index lists it (the exclusive lock means no backup is writing one).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::index::{Blob, IndexFile, Loc, PackIndex, index_path, pack_path};
 use super::pack::{PACK_TARGET, decode};
+use super::trailer::{Holdings, Trailer};
 use super::{Repository, UPLOAD_CAPACITY};
 use crate::error::{Error, Result};
 
@@ -41,75 +43,68 @@ pub struct SweepReport {
     /// Mostly unused packs left as they are (an encrypted repository is not repacked: that
     /// would need every recipient).
     pub repack_skipped: u64,
+    /// Packs whose trailer does not read: kept as they are, whatever they hold.
+    pub packs_unreadable: u64,
+}
+
+/// What the index objects say one pack holds.
+#[derive(Default)]
+struct Claim {
+    key: Option<String>,
+    blobs: Vec<Blob>,
 }
 
 struct PackPlan {
     id: String,
+    /// The pack object's size.
     size: u64,
     key: Option<String>,
+    /// Bytes of the chunks it holds.
+    held_bytes: u64,
+    held: usize,
     live: Vec<Blob>,
     live_bytes: u64,
+    /// What it holds is unknown (a trailer that does not read): it stays as it is.
+    unknown: bool,
+    /// An index object says it holds a chunk its trailer does not list.
+    contradicted: bool,
+}
+
+impl PackPlan {
+    fn index_entry(self) -> PackIndex {
+        PackIndex {
+            id: self.id,
+            size: self.size,
+            key: self.key,
+            blobs: self.live,
+        }
+    }
 }
 
 impl Repository {
     /// Sweeps every chunk not in `live`. `dry_run` only counts.
+    ///
+    /// What a pack holds comes from the pack itself (its trailer); index objects, which anyone
+    /// who can add objects could add, only speak for packs written before trailers, and only
+    /// about those packs, so an added index can make prune keep more but never remove a pack.
+    /// A pack goes only when none of the chunks it holds is live.
     pub async fn sweep(&self, live: &HashSet<String>, dry_run: bool) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let names = self.index_names().await?;
-        let mut files = Vec::new();
-        for name in &names {
-            files.push(self.read_index_file(name).await?);
-        }
-        // Every stored pack, with its size as the store says.
-        let stored: HashMap<String, u64> = self
-            .store
-            .list(Some(&Path::from("data")))
-            .map_ok(|m| {
-                (
-                    m.location.filename().unwrap_or_default().to_string(),
-                    m.size,
-                )
-            })
-            .try_collect()
-            .await
-            .map_err(|e| self.store_err("listing packs", e))?;
+        let claims = self.index_claims(&names).await?;
+        let stored = self.stored_packs().await?;
         report.packs_before = stored.len() as u64;
-        report.bytes_before = stored.values().sum();
+        report.bytes_before = stored.iter().map(|(_, size, _)| size).sum();
 
-        // Each live chunk counts once, in the first pack that holds it.
         let mut placed: HashSet<String> = HashSet::new();
         let mut plans: Vec<PackPlan> = Vec::new();
-        for f in files {
-            for p in f.packs {
-                if !stored.contains_key(&p.id) {
-                    continue;
-                }
-                let mut plan = PackPlan {
-                    id: p.id,
-                    size: p.size,
-                    key: p.key,
-                    live: Vec::new(),
-                    live_bytes: 0,
-                };
-                for b in p.blobs {
-                    if live.contains(&b.0) && placed.insert(b.0.clone()) {
-                        plan.live_bytes += u64::from(b.2);
-                        plan.live.push(b);
-                    }
-                }
-                plans.push(plan);
-            }
+        for (id, size, _) in stored {
+            let plan = self.plan_pack(id, size, &claims, live, &mut report).await?;
+            placed.extend(plan.live.iter().map(|b| b.0.clone()));
+            plans.push(plan);
         }
-        let indexed: HashSet<&str> = plans.iter().map(|p| p.id.as_str()).collect();
-        let orphans: Vec<String> = stored
-            .keys()
-            .filter(|id| !indexed.contains(id.as_str()))
-            .cloned()
-            .collect();
-        report.orphan_packs = orphans.len() as u64;
         report.chunks_live = placed.len() as u64;
-        let missing = live.iter().find(|id| !placed.contains(*id));
-        if let Some(id) = missing {
+        if let Some(id) = live.iter().find(|id| !placed.contains(*id)) {
             return Err(Error::damaged(
                 "index",
                 format!("chunk {id}"),
@@ -119,38 +114,36 @@ impl Repository {
         }
 
         let mut keep: Vec<PackIndex> = Vec::new();
-        let mut gone: Vec<String> = orphans;
+        let mut gone: Vec<String> = Vec::new();
         let mut to_repack: Vec<PackPlan> = Vec::new();
-        let mut changed = !gone.is_empty();
+        // Index entries for packs that are not stored, or that their packs contradict, are
+        // dropped by rewriting the index from what the packs hold.
+        let stored_ids: HashSet<&str> = plans.iter().map(|p| p.id.as_str()).collect();
+        let mut changed = plans.iter().any(|p| p.contradicted)
+            || claims.keys().any(|id| !stored_ids.contains(id.as_str()));
         for plan in plans {
-            let all_live = plan.live_bytes == plan.size;
-            if plan.live.is_empty() {
-                report.packs_removed += 1;
+            if plan.unknown {
+                keep.push(plan.index_entry());
+            } else if plan.live.is_empty() {
+                if claims.contains_key(&plan.id) {
+                    report.packs_removed += 1;
+                } else {
+                    report.orphan_packs += 1;
+                }
                 gone.push(plan.id);
                 changed = true;
-            } else if (plan.live_bytes as f64) < REPACK_BELOW * plan.size as f64 {
+            } else if (plan.live_bytes as f64) < REPACK_BELOW * plan.held_bytes as f64 {
+                changed = true;
                 if plan.key.is_some() {
                     report.repack_skipped += 1;
-                    changed = true;
-                    keep.push(PackIndex {
-                        id: plan.id,
-                        size: plan.size,
-                        key: plan.key,
-                        blobs: plan.live,
-                    });
+                    keep.push(plan.index_entry());
                 } else {
                     report.packs_repacked += 1;
                     to_repack.push(plan);
-                    changed = true;
                 }
             } else {
-                changed |= !all_live;
-                keep.push(PackIndex {
-                    id: plan.id,
-                    size: plan.size,
-                    key: plan.key,
-                    blobs: plan.live,
-                });
+                changed |= plan.live.len() != plan.held;
+                keep.push(plan.index_entry());
             }
         }
         if dry_run || !changed {
@@ -158,13 +151,19 @@ impl Repository {
                 + to_repack.iter().map(|p| p.live_bytes).sum::<u64>();
             return Ok(report);
         }
-        let written = self.repack(&to_repack).await?;
+        let kept: HashSet<&str> = keep
+            .iter()
+            .flat_map(|p| p.blobs.iter().map(|b| b.0.as_str()))
+            .collect();
+        let written = self.repack(&to_repack, &kept).await?;
         report.packs_written = written.len() as u64;
         gone.extend(to_repack.into_iter().map(|p| p.id));
-        keep.extend(written);
-        report.bytes_after = keep.iter().map(|p| p.size).sum();
+        // Repacked chunks were read back and checked: their copies come first in the index.
+        let mut packs = written;
+        packs.extend(keep);
+        report.bytes_after = packs.iter().map(|p| p.size).sum();
 
-        self.write_swept_index(keep).await?;
+        self.write_swept_index(packs).await?;
         for name in &names {
             match self.store.delete(&index_path(name)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -179,6 +178,103 @@ impl Repository {
         }
         *self.index_cache.lock().await = None;
         Ok(report)
+    }
+
+    /// What the index objects say each pack holds (its key from the first that names one).
+    async fn index_claims(&self, names: &[String]) -> Result<HashMap<String, Claim>> {
+        let mut claims: HashMap<String, Claim> = HashMap::new();
+        for name in names {
+            for p in self.read_index_file(name).await?.packs {
+                let c = claims.entry(p.id).or_default();
+                if c.key.is_none() {
+                    c.key = p.key;
+                }
+                c.blobs.extend(p.blobs);
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Every stored pack with its size, oldest first: where two packs hold the same chunk,
+    /// the rewritten index lists the older copy first (an added pack is never older).
+    async fn stored_packs(&self) -> Result<Vec<(String, u64, chrono::DateTime<chrono::Utc>)>> {
+        let mut stored: Vec<_> = self
+            .store
+            .list(Some(&Path::from("data")))
+            .map_ok(|m| {
+                (
+                    m.location.filename().unwrap_or_default().to_string(),
+                    m.size,
+                    m.last_modified,
+                )
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.store_err("listing packs", e))?;
+        stored.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+        Ok(stored)
+    }
+
+    /// What one pack holds (its trailer; the index only for a pack older than trailers) and
+    /// which of that is live.
+    async fn plan_pack(
+        &self,
+        id: String,
+        size: u64,
+        claims: &HashMap<String, Claim>,
+        live: &HashSet<String>,
+        report: &mut SweepReport,
+    ) -> Result<PackPlan> {
+        let holdings = self
+            .pack_holdings(&id, size)
+            .await
+            .map_err(|e| self.store_err(format!("reading the trailer of pack {id}"), e))?;
+        let claim = claims.get(&id);
+        let mut contradicted = false;
+        let (key, mut blobs, unknown) = match holdings {
+            Holdings::Trailer(t) => {
+                if let Some(c) = claim {
+                    let held: HashSet<(&str, u64)> =
+                        t.blobs.iter().map(|b| (b.0.as_str(), b.1)).collect();
+                    contradicted = c.blobs.iter().any(|b| !held.contains(&(b.0.as_str(), b.1)));
+                }
+                (t.key, t.blobs, false)
+            }
+            Holdings::Legacy => (
+                claim.and_then(|c| c.key.clone()),
+                claim.map(|c| c.blobs.clone()).unwrap_or_default(),
+                false,
+            ),
+            Holdings::Unreadable(why) => {
+                tracing::warn!(pack = id, "prune: pack {id} is kept as it is: {why}");
+                report.packs_unreadable += 1;
+                (
+                    claim.and_then(|c| c.key.clone()),
+                    claim.map(|c| c.blobs.clone()).unwrap_or_default(),
+                    true,
+                )
+            }
+        };
+        blobs.sort_by_key(|b| b.1);
+        blobs.dedup_by(|a, b| a.0 == b.0);
+        let mut plan = PackPlan {
+            id,
+            size,
+            key,
+            held_bytes: blobs.iter().map(|b| u64::from(b.2)).sum(),
+            held: blobs.len(),
+            live: Vec::new(),
+            live_bytes: 0,
+            unknown,
+            contradicted,
+        };
+        for b in blobs {
+            if unknown || live.contains(&b.0) {
+                plan.live_bytes += u64::from(b.2);
+                plan.live.push(b);
+            }
+        }
+        Ok(plan)
     }
 
     async fn write_swept_index(&self, packs: Vec<PackIndex>) -> Result<()> {
@@ -205,10 +301,14 @@ impl Repository {
     }
 
     /// Copies the live chunks of `plans` (unencrypted packs) into new packs, checking each.
-    async fn repack(&self, plans: &[PackPlan]) -> Result<Vec<PackIndex>> {
+    /// A chunk that does not decode where a pack claims it (an added pack's claims are not
+    /// trusted) is skipped when a kept pack or another copy provides it, else nothing is swept.
+    async fn repack(&self, plans: &[PackPlan], kept: &HashSet<&str>) -> Result<Vec<PackIndex>> {
         let hasher = self.chunk_hasher();
         let mut out = Vec::new();
         let mut cur: Option<(String, BufWriter, PackIndex)> = None;
+        let mut copied: HashSet<String> = HashSet::new();
+        let mut failed: Vec<(String, String, String)> = Vec::new();
         for plan in plans {
             let ranges: Vec<_> = plan
                 .live
@@ -221,15 +321,20 @@ impl Repository {
                     self.store_err(format!("reading pack {} to repack it", plan.id), e)
                 })?;
             for (b, data) in plan.live.iter().zip(datas) {
+                if copied.contains(&b.0) {
+                    continue;
+                }
                 let loc = Loc {
                     pack: Arc::from(plan.id.as_str()),
                     offset: b.1,
                     len: b.2,
                     raw: b.3,
                 };
-                decode(&data, &loc, &b.0, &hasher, None).map_err(|detail| {
-                    Error::damaged("index", format!("pack {}", plan.id), detail)
-                })?;
+                if let Err(detail) = decode(&data, &loc, &b.0, &hasher, None) {
+                    failed.push((b.0.clone(), plan.id.clone(), detail));
+                    continue;
+                }
+                copied.insert(b.0.clone());
                 if cur.is_none() {
                     let mut rnd = [0u8; 16];
                     rand::fill(&mut rnd);
@@ -257,20 +362,40 @@ impl Repository {
                 idx.blobs.push(Blob(b.0.clone(), idx.size, b.2, b.3));
                 idx.size += u64::from(b.2);
                 if idx.size >= PACK_TARGET {
-                    let (id, mut w, idx) = cur.take().expect("open pack");
-                    w.shutdown()
-                        .await
-                        .map_err(|e| Error::io(format!("writing pack {id}"), e))?;
-                    out.push(idx);
+                    out.push(close_pack(cur.take().expect("open pack")).await?);
                 }
             }
         }
-        if let Some((id, mut w, idx)) = cur.take() {
-            w.shutdown()
-                .await
-                .map_err(|e| Error::io(format!("writing pack {id}"), e))?;
-            out.push(idx);
+        if let Some(open) = cur.take() {
+            out.push(close_pack(open).await?);
+        }
+        for (chunk, pack, detail) in failed {
+            if copied.contains(&chunk) || kept.contains(chunk.as_str()) {
+                tracing::warn!(
+                    pack,
+                    "prune: pack {pack} does not hold chunk {chunk} as it claims ({detail}); another copy is kept"
+                );
+                continue;
+            }
+            return Err(Error::damaged("index", format!("pack {pack}"), detail));
         }
         Ok(out)
     }
+}
+
+/// Ends a pack written by the repack with its trailer.
+async fn close_pack((id, mut w, mut idx): (String, BufWriter, PackIndex)) -> Result<PackIndex> {
+    let trailer = Trailer {
+        key: None,
+        blobs: idx.blobs.clone(),
+    }
+    .encode();
+    w.write_all(&trailer)
+        .await
+        .map_err(|e| Error::io(format!("writing pack {id}"), e))?;
+    w.shutdown()
+        .await
+        .map_err(|e| Error::io(format!("writing pack {id}"), e))?;
+    idx.size += trailer.len() as u64;
+    Ok(idx)
 }

@@ -220,6 +220,7 @@ mod tests {
             catalog: Catalog::default(),
             namespaces: vec!["team-a".into(), "team-b".into()],
             encrypt_to: vec!["age1x".into()],
+            unencrypted_repo: false,
             ..Default::default()
         };
         let rbac = rbac_rules(&spec, &|_, _| None);

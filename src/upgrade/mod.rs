@@ -196,7 +196,9 @@ impl Env {
         progress: ProgressRef,
         cancel: CancellationToken,
     ) -> Result<Env> {
-        let (mut repo, _) = Repository::open_or_create(&cfg.repository).await?;
+        // Planning changes nothing, and a run's snapshot goes only into a repository made on
+        // purpose (`repo init`): a mistyped `repository` is refused, not created.
+        let mut repo = Repository::open(&cfg.repository).await?;
         // An encrypted repository: the snapshot's recipients write, the restore identity reads.
         repo.unlock(&cfg.snapshot.encrypt_to, cfg.restore.identity.as_deref())?;
         let repo = cfg.snapshot.signing(repo)?;

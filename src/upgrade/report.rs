@@ -8,6 +8,7 @@ use super::journal::{Entry, Event, Journal};
 use super::{Env, STEPS, steps};
 use crate::error::Result;
 use crate::repo::Repository;
+use crate::text::{md, md_code};
 
 mod counts;
 mod html;
@@ -248,13 +249,15 @@ pub fn table_sums(m: &crate::repo::manifest::Manifest) -> Vec<TableSum> {
         .collect()
 }
 
+/// The report as Markdown. Every value is escaped ([`md`], [`md_code`]): step texts quote the
+/// cluster, counts name its objects, tables come from the snapshot.
 pub fn markdown(r: &Report) -> String {
-    let mut s = format!("# {}: run {}\n\n", r.kind.title(), r.run);
+    let mut s = format!("# {}: run {}\n\n", r.kind.title(), md(&r.run));
     if let Some(id) = &r.snapshot {
-        s.push_str(&format!("Snapshot: `{id}`  \n"));
+        s.push_str(&format!("Snapshot: {}  \n", md_code(id)));
     }
     if let Some(sum) = &r.manifest_sha256 {
-        s.push_str(&format!("Manifest sha256: `{sum}`  \n"));
+        s.push_str(&format!("Manifest sha256: {}  \n", md_code(sum)));
     }
     if let Some(t) = r.started {
         s.push_str(&format!("Started: {}  \n", t.to_rfc3339()));
@@ -276,21 +279,17 @@ pub fn markdown(r: &Report) -> String {
         s.push_str(&format!(
             "{}. **{}** ({}{took}): {}\n",
             i + 1,
-            st.step,
-            st.outcome,
-            st.title
+            md(&st.step),
+            md(&st.outcome),
+            md(&st.title)
         ));
-        if let Some(d) = &st.detail {
-            s.push_str(&format!("   - {d}\n"));
-        }
-        for c in &st.changes {
-            s.push_str(&format!("   - changed: {c}\n"));
-        }
-        for c in &st.checked {
-            s.push_str(&format!("   - checked: {c}\n"));
-        }
-        for w in &st.warnings {
-            s.push_str(&format!("   - WARNING: {w}\n"));
+        let items = st.detail.iter().map(|d| ("", d));
+        let items = items
+            .chain(st.changes.iter().map(|c| ("changed: ", c)))
+            .chain(st.checked.iter().map(|c| ("checked: ", c)))
+            .chain(st.warnings.iter().map(|w| ("WARNING: ", w)));
+        for (label, text) in items {
+            s.push_str(&format!("   - {label}{}\n", md(text)));
         }
     }
     s.push_str("\n## Data before and after\n\n| what | before | after | |\n|---|---:|---:|---|\n");
@@ -299,7 +298,7 @@ pub fn markdown(r: &Report) -> String {
         let mark = if c.before == c.after { "=" } else { "≠" };
         s.push_str(&format!(
             "| {} | {} | {} | {mark} |\n",
-            c.what,
+            md(&c.what),
             show(c.before),
             show(c.after)
         ));
@@ -307,7 +306,7 @@ pub fn markdown(r: &Report) -> String {
     if !r.checklist.is_empty() {
         s.push_str("\n## For a person to check (the article's functional checks)\n\n");
         for c in &r.checklist {
-            s.push_str(&format!("- [ ] {c}\n"));
+            s.push_str(&format!("- [ ] {}\n", md(c)));
         }
     }
     if !r.tables.is_empty() {
@@ -316,11 +315,14 @@ pub fn markdown(r: &Report) -> String {
             let source = if t.source == t.database {
                 String::new()
             } else {
-                format!(" (source {})", t.source)
+                format!(" (source {})", md(&t.source))
             };
             s.push_str(&format!(
-                "| {}.{}{source} | {} | `{}` |\n",
-                t.database, t.table, t.rows, t.sha256
+                "| {}.{}{source} | {} | {} |\n",
+                md(&t.database),
+                md(&t.table),
+                t.rows,
+                md_code(&t.sha256)
             ));
         }
     }

@@ -199,6 +199,7 @@ pub fn temp_repo() -> (tempfile::TempDir, PathBuf) {
 pub fn backup(repo: &Path, db: &str) -> String {
     ok(&[
         "backup",
+        "--init",
         "--repo",
         repo.to_str().unwrap(),
         "--mysql",

@@ -462,6 +462,13 @@ image_builder_namespaces = {namespaces}
             ),
         )
         .unwrap();
+        // The operator creates the repository on purpose; the upgrade never creates one.
+        super::ok(&[
+            "repo",
+            "init",
+            "--repo",
+            dir.path().join("repo").to_str().unwrap(),
+        ]);
         let before_operator_upgrade: Hooks = Arc::default();
         let lab = Lab {
             world,

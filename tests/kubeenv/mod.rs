@@ -47,7 +47,14 @@ impl Env {
             .write_kubeconfig(&self.dir.path().join(name), &token)
     }
     pub fn backup(&self, extra: &[&str]) -> String {
-        let mut args = vec!["backup", "--quiet", "--repo", self.repo(), "--kube"];
+        let mut args = vec![
+            "backup",
+            "--init",
+            "--quiet",
+            "--repo",
+            self.repo(),
+            "--kube",
+        ];
         args.extend(extra);
         self.ok(&args)
     }

@@ -159,6 +159,8 @@ pub async fn restore(
         .ctx(|| "listing the target's databases".into())?
         .into_iter()
         .collect();
+    // What this restore did not create, and so never drops when it stops.
+    let existed = databases.clone();
     databases.extend(SYSTEM_DATABASES.iter().map(|s| s.to_string()));
     databases.extend(manifest.mysql.iter().map(|d| d.name.clone()));
     databases.extend(selected.iter().map(|(_, t)| t.clone()));
@@ -362,9 +364,19 @@ pub async fn restore(
     });
 
     let mut restored = Vec::new();
-    for plan in &plans {
+    for (i, plan) in plans.iter().enumerate() {
         let ctx = context(plan);
-        restored.push(parallel::restore_database(repo, &mut conn, &mut loaders, &ctx).await?);
+        match parallel::restore_database(repo, &mut conn, &mut loaders, &ctx).await {
+            Ok(r) => restored.push(r),
+            Err(e) => {
+                for c in loaders {
+                    let _ = c.disconnect().await;
+                }
+                let _ = conn.disconnect().await;
+                undo(&opts.mysql, &plans[..=i], &existed, &progress).await;
+                return Err(e);
+            }
+        }
     }
     for c in loaders {
         let _ = c.disconnect().await;
@@ -381,6 +393,54 @@ pub async fn restore(
         notices,
         not_restored,
     })
+}
+
+/// A restore that stops leaves nothing it created: databases it created are dropped, and in
+/// databases that existed, the tables it created (tables that existed keep their rows, rolled
+/// back per table). Best effort on a fresh connection: the error that stopped the restore is
+/// what the caller reports.
+async fn undo(
+    url: &MysqlUrl,
+    plans: &[Plan<'_>],
+    existed: &BTreeSet<String>,
+    progress: &ProgressRef,
+) {
+    let Ok(mut conn) = connect(url).await else {
+        return;
+    };
+    let _ = conn.query_drop("SET SESSION foreign_key_checks = 0").await;
+    for plan in plans {
+        let dropped = if !existed.contains(&plan.target) {
+            let q = format!("DROP DATABASE IF EXISTS {}", ident(&plan.target));
+            conn.query_drop(q)
+                .await
+                .map(|_| format!("database {}", ident(&plan.target)))
+        } else {
+            let created: Vec<String> = plan
+                .db
+                .tables
+                .iter()
+                .filter(|t| !plan.existing.contains(&t.name))
+                .map(|t| qualified(&plan.target, &t.name))
+                .collect();
+            if created.is_empty() {
+                continue;
+            }
+            let q = format!("DROP TABLE IF EXISTS {}", created.join(", "));
+            conn.query_drop(q)
+                .await
+                .map(|_| format!("tables {}", created.join(", ")))
+        };
+        let msg = match dropped {
+            Ok(what) => format!("restore stopped: dropped the {what} it had created"),
+            Err(e) => format!(
+                "restore stopped, and dropping what it created in {} failed too: {e}",
+                ident(&plan.target)
+            ),
+        };
+        progress.event(Event::Notice(msg));
+    }
+    let _ = conn.disconnect().await;
 }
 
 /// Session settings of every restore connection: no foreign-key checks (tables load in any

@@ -509,9 +509,7 @@ mod humantime_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!("{s:?} is not a duration like 90s, 15m or 2h: {e}"))
-        })
+        crate::span::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

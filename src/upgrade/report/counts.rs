@@ -226,12 +226,9 @@ async fn stored_objects(env: &Env, m: &Manifest) -> Result<Vec<StoredObject>> {
     let found = env
         .repo
         .read_part(&m.id, &part, None, |found: &mut Option<Vec<u8>>, entry| {
-            // Every entry is read to its end: the reader checks each one's sha256 there.
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(entry, &mut buf)
-                .map_err(|e| Error::io("reading the snapshot's object list", e))?;
+            // The others are drained and checked by the reader, never held in memory.
             if entry.entry().path == OBJECTS_ENTRY {
-                *found = Some(buf);
+                *found = Some(entry.read_bounded(crate::archive::MAX_INDEX_ENTRY)?);
             }
             Ok(())
         })

@@ -407,6 +407,42 @@ mod tests {
     }
 
     #[test]
+    fn markdown_cells_and_items_mean_only_their_text() {
+        let mut r = report();
+        r.counts.push(Count::cell(
+            "Database tables",
+            "a|b\n| forged | 1 | 1 | = |",
+            "rows",
+            Some(1),
+            Some(1),
+        ));
+        r.tables[0].table = "t|x`y\x1b[2J".into();
+        r.tables[0].sha256 = "`<b>`".into();
+        r.checklist
+            .push("done](javascript:x) <script>\n# Fake heading".into());
+        r.steps
+            .push(super::super::step_of("snapshot", "Snapshot", &[]));
+        r.steps[0].checked = vec!["\x1b]0;all signed\x07 ok\n- checked: all signed".into()];
+        let m = super::super::markdown(&r);
+        assert!(!m.chars().any(|c| c.is_control() && c != '\n'), "{m:?}");
+        assert!(!m.contains("<script") && !m.contains("<b>"), "{m}");
+        for line in m.lines() {
+            assert!(
+                !line.starts_with("# Fake") && !line.starts_with("| forged"),
+                "{m}"
+            );
+            assert!(!line.trim_start().starts_with("- checked: all"), "{m}");
+            if line.starts_with('|') && !line.starts_with("|---") {
+                // Only the cell separators are bare pipes: every other one is escaped.
+                let bare = line
+                    .match_indices('|')
+                    .filter(|(i, _)| !line[..*i].ends_with('\\'));
+                assert!(bare.count() <= 5, "{line}");
+            }
+        }
+    }
+
+    #[test]
     fn equal_counts_are_green_and_others_red_with_the_difference() {
         let h = html(&report());
         assert!(
