@@ -158,7 +158,8 @@ async fn account(
     (ns, name): (&str, &str),
     missing: &mut Vec<String>,
 ) -> Result<(String, Secret)> {
-    const SET: &str = "features.credentials (the [mysql.*] source whose user and password AML uses)";
+    const SET: &str =
+        "features.credentials (the [mysql.*] source whose user and password AML uses)";
     if let Some(source) = &env.cfg.features.credentials {
         let user = env.cfg.mysql_url(source)?.user;
         let password = env
