@@ -585,3 +585,31 @@ fn aml_keeps_its_own_database_account_unless_the_configuration_names_one() {
     // assert_upgraded reads the configuration: amlupgrade and its password everywhere.
     assert_upgraded(&lab);
 }
+
+#[test]
+fn the_plan_says_which_namespaces_come_back_without_their_image_builder_secret() {
+    let lab = Lab::new(LabOptions {
+        world: World::Chart,
+        ..Default::default()
+    });
+    let warning = "namespace team-c goes with the uninstall and comes back from the snapshot without its aml-image-builder-secret";
+    // team-c is among the namespaces enable-features writes: nothing to say.
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(!plan.stdout.contains(warning), "{plan:?}");
+    // Without it, and without restore.identity, the plan says so and names the fixes.
+    lab.edit_config(|s| {
+        s.replace(
+            "image_builder_namespaces = [\"kubeflow\", \"team-c\"]",
+            "image_builder_namespaces = [\"kubeflow\"]",
+        )
+    });
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains(warning), "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("add team-c to features.image_builder_namespaces"),
+        "{plan:?}"
+    );
+}

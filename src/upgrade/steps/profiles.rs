@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::upgrade::REFUSED;
 
 pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
+    builder_secrets_not_restored(env, c).await?;
     match snapshot_of(env, journal).await? {
         None => {
             c.state = State::ToDo;
@@ -93,6 +94,43 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
             .collect(),
     ))
 }
+
+/// A user namespace the uninstall takes (one per Profile) comes back from the snapshot without
+/// its `aml-image-builder-secret` unless Secrets are restored (`restore.identity` and `Secret`
+/// in `restore.kinds`) or enable-features writes it (`features.image_builder_namespaces`).
+async fn builder_secrets_not_restored(env: &Env, c: &mut StepCheck) -> Result<()> {
+    let r = &env.cfg.restore;
+    if r.identity.is_some() && r.kinds.iter().any(|k| k == "Secret") {
+        return Ok(());
+    }
+    let w = &env.workload;
+    let (Some(profile_r), Some(secret_r)) = (
+        w.resolve("Profile", Some("kubeflow.org")),
+        w.resolve("Secret", Some("")),
+    ) else {
+        return Ok(());
+    };
+    let written = &env.cfg.features.image_builder_namespaces;
+    for p in w.list(&profile_r, None, None, None).await? {
+        let Some(ns) = crate::kube::str_at(&p, "metadata.name") else {
+            continue;
+        };
+        if written.iter().any(|n| n == ns)
+            || w.get(&secret_r, Some(ns), BUILDER_SECRET).await?.is_none()
+        {
+            continue;
+        }
+        c.warnings.push(format!(
+            "namespace {ns} goes with the uninstall and comes back from the snapshot without its \
+             {BUILDER_SECRET} (Secrets are restored only with restore.identity and \"Secret\" in \
+             restore.kinds): set those, or add {ns} to features.image_builder_namespaces so \
+             enable-features writes it"
+        ));
+    }
+    Ok(())
+}
+
+const BUILDER_SECRET: &str = "aml-image-builder-secret";
 
 fn restore_kinds(env: &Env) -> Vec<String> {
     let mut k = env.cfg.restore.kinds.clone();
