@@ -89,6 +89,7 @@ fn forged(tag: &str, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) -> Snap {
         "--mlflow-artifacts",
         artifacts.to_str().unwrap(),
         "--quiet",
+        "--init",
     ]);
     let id = id.trim().to_string();
     forge_mysql_part(&repo, &id, f);
