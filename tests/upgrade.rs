@@ -611,12 +611,24 @@ fn on_a_terminal_every_step_that_writes_is_confirmed_first() {
     assert_eq!(lab.writes(), before, "a declined step wrote to the cluster");
     let (code, screen) = run_on_a_terminal(&lab, &"y\n".repeat(12));
     assert_eq!(code, Some(0), "{screen}");
-    // Every step that writes asked, by name; none that only reads or waits for a person.
+    // Every step that writes asked, by name; none that only reads or waits for a person. The
+    // header a prompt belongs to is the last "step N name:" before it that is not a note; it
+    // is searched in the text, not at line starts, because a progress bar redrawn on the
+    // terminal can share its line.
     let asked: Vec<&str> = screen
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("step "))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|s| s.trim_end_matches(':'))
+        .split("apply this step? [y/N]")
+        .filter_map(|before| {
+            before
+                .match_indices("step ")
+                .filter(|(i, _)| !before[..*i].ends_with("note: "))
+                .filter_map(|(i, _)| {
+                    let mut w = before[i + 5..].split_whitespace();
+                    let n = w.next()?;
+                    let name = w.next()?.strip_suffix(':')?;
+                    n.chars().all(|c| c.is_ascii_digit()).then_some(name)
+                })
+                .last()
+        })
         .collect();
     assert_eq!(
         asked,
