@@ -27,23 +27,6 @@ fn backup_stored(repo: &Path, db: &str) -> (String, u64) {
     )
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn packs(repo: &Path) -> Vec<PathBuf> {
     files_under(&repo.join("data"))
 }

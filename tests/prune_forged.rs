@@ -5,29 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::s3::Moto;
 use common::*;
 use serde_json::{Value, json};
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Every chunk id the index objects list, and the packs they name.
 fn indexed(indexes: &[Value]) -> (Vec<String>, Vec<String>) {

@@ -9,23 +9,6 @@ use std::path::{Path, PathBuf};
 use common::s3::Moto;
 use common::*;
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
     use age::secrecy::ExposeSecret;
     let id = age::x25519::Identity::generate();

@@ -279,19 +279,28 @@ impl Repository {
         }
     }
 
-    /// Locks other than `own` that have not expired; expired ones are removed on the way.
-    async fn live_locks(&self, own: &str) -> Result<Vec<(String, LockFile)>> {
+    /// Every lock object but `skip`, read: its listing, name and what it holds (an error when
+    /// it is not a lock). One released between the listing and the read is left out.
+    async fn read_locks(
+        &self,
+        skip: Option<&str>,
+    ) -> Result<
+        Vec<(
+            object_store::ObjectMeta,
+            String,
+            serde_json::Result<LockFile>,
+        )>,
+    > {
         let metas: Vec<_> = self
             .store
             .list(Some(&Path::from("locks")))
             .try_collect()
             .await
             .map_err(|e| self.store_err("listing locks", e))?;
-        let now = Utc::now();
         let mut out = Vec::new();
         for meta in metas {
             let name = meta.location.filename().unwrap_or_default().to_string();
-            if name == own {
+            if skip == Some(name.as_str()) {
                 continue;
             }
             let got = match self.store.get(&meta.location).await {
@@ -300,24 +309,24 @@ impl Repository {
             };
             let bytes = match got {
                 Ok(b) => b,
-                // Released between the listing and the read.
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(self.store_err(format!("reading lock locks/{name}"), e)),
             };
-            let Ok(lock) = serde_json::from_slice::<LockFile>(&bytes) else {
+            let lock = serde_json::from_slice::<LockFile>(&bytes);
+            out.push((meta, name, lock));
+        }
+        Ok(out)
+    }
+
+    /// Locks other than `own` that have not expired; expired ones are removed on the way.
+    async fn live_locks(&self, own: &str) -> Result<Vec<(String, LockFile)>> {
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for (meta, name, lock) in self.read_locks(Some(own)).await? {
+            let Ok(lock) = lock else {
                 // Half-written by a store without atomic puts: young ones count as shared.
                 if now - meta.last_modified < chrono::Duration::seconds(60) {
-                    out.push((
-                        name,
-                        LockFile {
-                            kind: LockKind::Shared,
-                            what: "(unreadable lock)".into(),
-                            hostname: String::new(),
-                            pid: 0,
-                            created: meta.last_modified,
-                            expires: meta.last_modified,
-                        },
-                    ));
+                    out.push((name, unreadable(&meta)));
                 }
                 continue;
             };
@@ -334,41 +343,17 @@ impl Repository {
     /// Every lock object, with whether it is stale; `remove_stale` removes the stale ones
     /// (as restic's `unlock` does) and returns what it found before.
     pub async fn locks(&self, remove_stale: bool) -> Result<Vec<LockInfo>> {
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&Path::from("locks")))
-            .try_collect()
-            .await
-            .map_err(|e| self.store_err("listing locks", e))?;
         let now = Utc::now();
         let mut out = Vec::new();
-        for meta in metas {
-            let name = meta.location.filename().unwrap_or_default().to_string();
-            let bytes = match self.store.get(&meta.location).await {
-                Ok(g) => g.bytes().await,
-                Err(e) => Err(e),
-            };
-            let bytes = match bytes {
-                Ok(b) => b,
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(self.store_err(format!("reading lock locks/{name}"), e)),
-            };
-            let (lock, stale) = match serde_json::from_slice::<LockFile>(&bytes) {
+        for (meta, name, lock) in self.read_locks(None).await? {
+            let (lock, stale) = match lock {
                 Ok(l) => {
                     let stale = l.stale(now);
                     (l, stale)
                 }
                 Err(e) => {
                     let old = now - meta.last_modified > chrono::Duration::seconds(60);
-                    let lock = LockFile {
-                        kind: LockKind::Shared,
-                        what: "(unreadable lock)".into(),
-                        hostname: String::new(),
-                        pid: 0,
-                        created: meta.last_modified,
-                        expires: meta.last_modified,
-                    };
-                    (lock, old.then(|| format!("not a lock ({e})")))
+                    (unreadable(&meta), old.then(|| format!("not a lock ({e})")))
                 }
             };
             if remove_stale && stale.is_some() {
@@ -386,6 +371,18 @@ impl Repository {
             });
         }
         Ok(out)
+    }
+}
+
+/// What an unreadable lock object stands for: a shared lock from its writing time.
+fn unreadable(meta: &object_store::ObjectMeta) -> LockFile {
+    LockFile {
+        kind: LockKind::Shared,
+        what: "(unreadable lock)".into(),
+        hostname: String::new(),
+        pid: 0,
+        created: meta.last_modified,
+        expires: meta.last_modified,
     }
 }
 
