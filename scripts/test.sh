@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh machine of this kind: starts the database servers the
 # tests need when they are not running, then runs every unit and end-to-end test.
 #
-# Hunting a flaky test (README, "Hunting a flaky test"):
+# Hunting a flaky test (CONTRIBUTING.md, "Tests that pass every time, and hunting a flaky one"):
 #   TEST_REPEAT=N   run the tests N times in a row (set-up, fmt, clippy and build once); every
 #                   run's wall time and failures are listed, and the exit code is non-zero if
 #                   any run failed

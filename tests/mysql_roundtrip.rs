@@ -156,8 +156,9 @@ fn readme_recipe_restores_with_tar_zstd_and_the_mysql_client_alone() {
     let before = checksums(&src.name);
     sql(None, &format!("DROP DATABASE `{}`", src.name));
 
-    // The recipe of the README, step by step: export the snapshot as plain files, check the
-    // part with sha256sum against the exported manifest, unpack it and feed it to mysql.
+    // The recipe of docs/snapshot-format.md, step by step: export the snapshot as plain files,
+    // check the part with sha256sum against the exported manifest, unpack it and feed it to
+    // mysql.
     let export = tmp.path().join("export");
     ok(&[
         "export",

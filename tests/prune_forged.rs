@@ -144,7 +144,7 @@ fn append_only_backups_cannot_delete_and_their_added_index_cannot_make_prune_del
     let moto = Moto::start();
     moto.bucket("aml-append");
     let endpoint = moto.endpoint();
-    // The append-only deployment the README describes: while backups run, a bucket policy
+    // The append-only deployment docs/security.md describes: while backups run, a bucket policy
     // refuses every delete but of lock objects (moto applies a bucket policy to every
     // principal; on AWS it names the backups' role). Prune runs later with full rights.
     let repo_arn = "arn:aws:s3:::aml-append/prod";

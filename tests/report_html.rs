@@ -205,7 +205,7 @@ fn the_report_fits_a_phone_390_pixels_wide_prints_and_a_screenshot_is_that_wide(
 }
 
 /// Writes the sample page and its screenshots where AMLMIGRATE_REPORT_SAMPLE points (for the
-/// README's picture); does nothing otherwise.
+/// picture in docs/upgrade.md); does nothing otherwise.
 #[test]
 fn sample_page_for_the_readme() {
     let Ok(out) = std::env::var("AMLMIGRATE_REPORT_SAMPLE") else {

@@ -418,7 +418,7 @@ fn backup_reads_its_password_files_like_every_other_command() {
         !snapshots.exists() || std::fs::read_dir(&snapshots).unwrap().next().is_none(),
         "a snapshot was written"
     );
-    // One others can read works, with the README's warning.
+    // One others can read works, with the warning docs/security.md describes.
     std::fs::write(&file, format!("{MYSQL_PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let r = amlmigrate(&args);

@@ -10,8 +10,9 @@ use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, print_json};
 ///
 /// Whatever the repository's format (deduplicated, encrypted), the parts are ordinary
 /// zstd-compressed tar archives whose sha256 the manifest lists, so a snapshot can be checked
-/// with sha256sum and restored with tar, zstd and the mysql client alone (README, "Restore
-/// without amlmigrate"). Every entry is checked against the manifest on the way out.
+/// with sha256sum and restored with tar, zstd and the mysql client alone
+/// (docs/snapshot-format.md, "Restoring with tar, zstd and the mysql client alone"). Every
+/// entry is checked against the manifest on the way out.
 ///
 /// A reader like restore and verify: with --verify-key (or in a repository that requires
 /// signatures) an unsigned or otherwise signed snapshot is refused (exit 7) before anything is

@@ -7,7 +7,7 @@
 //!
 //! Compared and written: everything but `status` and the server's metadata, i.e. `spec`,
 //! `data`, any other top-level field, and `metadata.labels` / `metadata.annotations`. Left as the
-//! live object has them, because a controller owns them (the README lists them):
+//! live object has them, because a controller owns them (docs/kubernetes.md lists them):
 //!
 //! - metadata other than labels and annotations (uid, resourceVersion, generation,
 //!   creationTimestamp, managedFields, finalizers, ownerReferences, deletion fields);
