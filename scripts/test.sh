@@ -68,6 +68,9 @@ if ! command -v cargo-deny >/dev/null; then
   echo "test.sh: installing cargo-deny (a few minutes, once)"
   cargo install cargo-deny --locked --quiet
 fi
+# cargo deny reads the metadata of every platform's crates (windows-sys…), which a build on this
+# one never downloads: fetch them first, or a fresh machine fails here.
+cargo fetch --locked --quiet
 cargo deny --log-level error --offline check licenses bans sources
 # The workspace: amlmigrate and the fake API server its tests run against (crates/fakekube).
 cargo build --workspace --all-targets
