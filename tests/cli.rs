@@ -23,6 +23,11 @@ fn help_explains_each_command_and_the_exit_codes() {
         assert!(top.contains(cmd), "{top}");
     }
     assert!(top.contains("Exit codes") && top.contains("130"), "{top}");
+    // Completions and the man page are listed with the other commands.
+    assert!(
+        top.lines().any(|l| l.trim_start().starts_with("generate ")),
+        "{top}"
+    );
     let backup = ok(&["backup", "--help"]);
     assert!(
         backup.contains("CONSISTENT")
@@ -101,4 +106,29 @@ fn restore_names_databases_the_snapshot_does_not_hold() {
         r.stderr.contains("database nope is not in snapshot") && r.stderr.contains(&src.name),
         "{r:?}"
     );
+}
+
+#[test]
+fn upgrade_plan_changes_nothing_not_even_a_missing_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let typo = tmp.path().join("bakups");
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/upgrade-1.3-to-1.4.toml"),
+    )
+    .unwrap();
+    let line = "repository = \"/backups/aml\"";
+    assert!(
+        example.contains(line),
+        "the example's repository line moved"
+    );
+    let cfg = tmp.path().join("upgrade.toml");
+    let repository = format!("repository = \"{}\"", typo.display());
+    std::fs::write(&cfg, example.replace(line, &repository)).unwrap();
+    let r = amlmigrate(&["upgrade", "plan", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(typo.to_str().unwrap()) && r.stderr.contains("repo init"),
+        "{r:?}"
+    );
+    assert!(!typo.exists(), "upgrade plan created {}", typo.display());
 }

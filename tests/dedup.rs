@@ -216,15 +216,6 @@ fn backups_and_prunes_running_at_once_lose_no_chunk() {
     );
 }
 
-/// An age key pair: (recipient, identity file).
-fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
-    use age::secrecy::ExposeSecret;
-    let id = age::x25519::Identity::generate();
-    let file = dir.join(name);
-    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), file)
-}
-
 #[test]
 fn an_encrypted_repository_stores_nothing_in_clear_and_backups_need_only_the_recipient() {
     let src = TestDb::create("enc");

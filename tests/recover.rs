@@ -92,10 +92,15 @@ fn recover_journal(lab: &Lab) -> Vec<Value> {
 }
 
 fn recover(lab: &Lab, args: &[&str]) -> Run {
+    recover_env(lab, args, &[])
+}
+
+fn recover_env(lab: &Lab, args: &[&str], more: &[(&str, &str)]) -> Run {
     let mut all = vec!["recover", "--config", lab.cfg()];
     all.extend_from_slice(args);
     let env = lab.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(more);
     amlmigrate_env(&all, &env)
 }
 
@@ -172,7 +177,13 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
     // A dry run shows every change and writes nothing.
     let writes = lab.writes();
     let id = identity.to_str().unwrap();
-    let dry = recover(&lab, &["--dry-run", &snapshot, "--identity", id]);
+    // The identity comes from AMLMIGRATE_IDENTITY here, as --identity would give it: the
+    // Secret below is restored only with it.
+    let dry = recover_env(
+        &lab,
+        &["--dry-run", &snapshot],
+        &[("AMLMIGRATE_IDENTITY", id)],
+    );
     assert_eq!(dry.code, 0, "{dry:?}");
     for want in [
         "restore-databases  to do".to_string(),

@@ -4,18 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::s3::Moto;
 use common::*;
-
-fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
-    use age::secrecy::ExposeSecret;
-    let id = age::x25519::Identity::generate();
-    let file = dir.join(name);
-    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (id.to_public().to_string(), file)
-}
 
 fn edit_marker(repo: &Path, f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
     let path = repo.join("amlmigrate-repo.json");

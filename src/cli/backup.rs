@@ -30,8 +30,11 @@ use super::{
 /// and hold the databases asked of it before anything is written. Per source, all tables are
 /// read inside one REPEATABLE READ transaction started WITH CONSISTENT SNAPSHOT, so every
 /// InnoDB table of that server comes from the same point in time and writers are never
-/// blocked. Each database becomes one part (tar + zstd) holding schema.sql, load.sql,
-/// post-data.sql and the rows as LOAD DATA chunks.
+/// blocked. Each database becomes one part holding schema.sql, load.sql, post-data.sql and the
+/// rows as LOAD DATA chunks. A deduplicated repository (format 2, the default) stores the
+/// part's entries as content-defined chunks, each chunk once, compressed in packs, so a second
+/// snapshot of unchanged data adds almost nothing; a format 1 repository stores each part as
+/// one tar + zstd object. `amlmigrate export` writes any snapshot as plain .tar.zst parts.
 ///
 /// Kubernetes (--kube): the kinds of the catalog (Profiles, Notebooks, Tensorboards, PVCs and
 /// their PVs, RoleBindings and AuthorizationPolicies of profile namespaces, the image-builder

@@ -20,11 +20,10 @@ use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, print_json};
 /// folders 0700, files 0600 whatever the umask, each file created new and never through a
 /// symbolic link. DIR is made, or must be an empty folder of yours that no one else can write
 /// (not a link to one); on failure what export wrote is removed.
-///
-/// Example:
-///   amlmigrate export --repo /backups/aml latest --to /tmp/snap
-///   cd /tmp/snap && sha256sum parts/*.tar.zst && tar -I zstd -xf parts/mysql-aml.tar.zst
 #[derive(Args)]
+#[command(after_long_help = "Examples:
+  amlmigrate export --repo /backups/aml latest --to /tmp/snap
+  cd /tmp/snap && sha256sum parts/*.tar.zst && tar -I zstd -xf parts/mysql-aml.tar.zst")]
 pub struct ExportArgs {
     #[command(flatten)]
     repo: RepoArg,

@@ -1,7 +1,7 @@
 //! `amlmigrate generate completions SHELL` and `amlmigrate generate man`: both come from the
 //! same clap definitions as `--help`, so they never drift.
 
-use clap::{Args, CommandFactory, Subcommand};
+use clap::{Args, Subcommand};
 
 #[derive(Args)]
 pub struct GenerateArgs {
@@ -18,7 +18,7 @@ enum What {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let mut cmd = super::Cli::command();
+    let mut cmd = super::command();
     match args.what {
         // Rendered into memory first: clap_complete panics when its writer fails, and a
         // closed pipe (`| head -3`) must end the command quietly.

@@ -60,11 +60,18 @@ mod snapshots;
 mod upgrade;
 mod verify;
 
+mod help;
+
+#[cfg(test)]
+mod doc_tests;
+#[cfg(test)]
+mod env_tests;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -73,7 +80,21 @@ use amlmigrate::kube::KubeOptions;
 use amlmigrate::mysql::MysqlUrl;
 use amlmigrate::secret::Secret;
 
-const EXIT_CODES: &str = "\
+/// The end of the top-level `--help`: typical use, exit codes and the environment, printed
+/// as written (see help.rs).
+const TOP_AFTER_HELP: &str = "\
+Typical use:
+  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 --tag reason=pre-upgrade
+  amlmigrate verify  --repo /backups/aml latest
+  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306
+
+The whole 1.3 → 1.4 upgrade, planned, journaled and resumable:
+  amlmigrate upgrade plan --config upgrade.toml
+  amlmigrate upgrade run  --config upgrade.toml
+
+A lost or rebuilt 1.4 cluster, back from one snapshot:
+  amlmigrate recover --config upgrade.toml --dry-run
+
 Exit codes:
   0    success
   1    the operation failed (see the message)
@@ -85,22 +106,30 @@ Exit codes:
   7    untrusted: a snapshot is unsigned or badly signed where a signature is required
   130  interrupted (Ctrl-C or SIGTERM); nothing half-done is left looking complete
 
-Environment:
-  AMLMIGRATE_REPO            default for --repo
-  AMLMIGRATE_IDENTITY        default for --identity (age identity of an encrypted repository)
-  AMLMIGRATE_MYSQL           default for --mysql
-  AMLMIGRATE_MYSQL_PASSWORD  MySQL password when the URL has none (never printed)
-  AMLMIGRATE_SIGN_KEY        default for --sign-key (the secret key backups sign with)
-  AMLMIGRATE_VERIFY_KEY      default for --verify-key (public keys readers trust, comma-separated)
-  AWS_ENDPOINT_URL           S3 endpoint for s3:// repositories (MinIO, Ceph …); http:// allowed
-  AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
-                             S3 region and credentials (else profile AWS_PROFILE of ~/.aws/credentials
-                             and ~/.aws/config); the secret key is never printed
-  AMLMIGRATE_S3_PATH_STYLE   true (default): ENDPOINT/BUCKET/KEY; false: virtual-hosted addressing
-  KUBECONFIG                 kubeconfig file(s) when --kubeconfig is not given
-  AMLMIGRATE_METRICS_PUSH    default for --metrics-push (backup, verify, prune): a Pushgateway URL
-  AMLMIGRATE_METRICS_SCHEDULE  the schedule label of pushed metrics (default: manual)
-  RUST_LOG                   log filter, e.g. amlmigrate=debug";
+Environment (a flag given on the command line wins):
+  AMLMIGRATE_REPO              default for --repo
+  AMLMIGRATE_IDENTITY          default for --identity (age identity file that
+                               reads an encrypted repository and Secrets)
+  AMLMIGRATE_MYSQL             default for --mysql
+  AMLMIGRATE_MYSQL_PASSWORD    MySQL password when the URL has none
+  AMLMIGRATE_MYSQL_PASSWORD_<NAME>  the password of the MySQL source NAME
+  AMLMIGRATE_AGE_RECIPIENTS    default for --encrypt-to (age recipients)
+  AMLMIGRATE_SIGN_KEY          default for --sign-key (the key backups sign with)
+  AMLMIGRATE_VERIFY_KEY        default for --verify-key (public keys readers
+                               trust, comma-separated)
+  AMLMIGRATE_UPGRADE_CONFIG    default for --config (upgrade, recover)
+  AMLMIGRATE_METRICS_PUSH      default for --metrics-push (a Pushgateway URL)
+  AMLMIGRATE_METRICS_SCHEDULE  default for --metrics-schedule (the schedule
+                               label of pushed metrics; default: manual)
+  AMLMIGRATE_S3_PATH_STYLE     true (default): ENDPOINT/BUCKET/KEY;
+                               false: virtual-hosted addressing
+  AWS_ENDPOINT_URL             S3 endpoint of s3:// repositories (MinIO, Ceph …)
+  AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN            S3 region and credentials (else profile
+                               AWS_PROFILE of ~/.aws/credentials and config)
+  KUBECONFIG                   kubeconfig file(s) when --kubeconfig is not given
+  RUST_LOG                     log filter, e.g. amlmigrate=debug
+Passwords and secret keys are never printed.";
 
 #[derive(Parser)]
 #[command(
@@ -110,16 +139,8 @@ Environment:
     long_about = "amlmigrate takes consistent, streaming, verifiable snapshots of the MySQL databases of \
 Alauda AI (the AML job records `aml`, Kubeflow Pipelines `mlpipeline`, `cachedb`, `metadb`, and MLflow 2.6) \
 and the Kubernetes objects users need back (Profiles, Notebooks, Tensorboards, their PVCs, RoleBindings, \
-AuthorizationPolicies, AML resources) into a snapshot repository, and restores them exactly.\n\n\
-Typical use:\n  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 --tag reason=pre-upgrade\n  \
-amlmigrate verify  --repo /backups/aml latest\n  \
-amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306\n\n\
-The whole 1.3 → 1.4 upgrade, planned, journaled and resumable:\n  \
-amlmigrate upgrade plan --config upgrade.toml\n  \
-amlmigrate upgrade run  --config upgrade.toml\n\n\
-A lost or rebuilt 1.4 cluster, back from one snapshot:\n  \
-amlmigrate recover --config upgrade.toml --dry-run",
-    after_long_help = EXIT_CODES,
+AuthorizationPolicies, AML resources) into a snapshot repository, and restores them exactly.",
+    after_long_help = TOP_AFTER_HELP,
     propagate_version = true
 )]
 pub struct Cli {
@@ -182,7 +203,6 @@ enum Command {
     Profile(profile::ProfileArgs),
     Key(key::KeyArgs),
     /// Print shell completions or the man page.
-    #[command(hide = true)]
     Generate(generate::GenerateArgs),
 }
 
@@ -341,8 +361,16 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The command line as `--help`, the completions and the man page show it.
+pub fn command() -> clap::Command {
+    help::verbatim_examples(Cli::command())
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.global.verbose, cli.global.log_format);
     // One crypto provider for every TLS connection of the process, chosen explicitly so that
     // a second provider pulled in by a dependency can never make rustls panic at runtime.

@@ -53,7 +53,7 @@ pub struct RecoverArgs {
     #[arg(long)]
     yes: bool,
     /// age identity file: the snapshot's encrypted Secrets are restored too.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "AMLMIGRATE_IDENTITY", value_name = "FILE")]
     identity: Option<PathBuf>,
     /// Recreate the snapshot's Notebooks and Tensorboards on their restored volumes.
     #[arg(long)]

@@ -70,7 +70,12 @@ struct InitArgs {
     #[command(flatten)]
     repo: RepoArg,
     /// Encrypt the repository to this age recipient (age1…); repeat or separate with commas.
-    #[arg(long, value_name = "AGE_RECIPIENT", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "AGE_RECIPIENT",
+        env = "AMLMIGRATE_AGE_RECIPIENTS",
+        value_delimiter = ','
+    )]
     encrypt_to: Vec<String>,
     /// 2 (default): deduplicated chunks in packs. 1: one plain .tar.zst object per part, for
     /// tools that read only those (`amlmigrate export` gives them from a format 2 repository).

@@ -109,7 +109,7 @@ pub struct RestoreArgs {
     )]
     allow_volume_sources: Vec<String>,
     /// Age identity file: decrypts the snapshot's Secrets, and an encrypted repository.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "AMLMIGRATE_IDENTITY", value_name = "FILE")]
     identity: Option<std::path::PathBuf>,
     /// Databases of the snapshot to restore, comma-separated. Default: all of them (of --source).
     #[arg(long, value_delimiter = ',', value_name = "DB,...")]

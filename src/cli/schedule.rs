@@ -53,6 +53,10 @@ struct Target {
 }
 
 /// Installs (or updates) a scheduled backup + prune in the cluster (server-side apply).
+///
+/// What it writes into the cluster comes from its command line alone: it reads no
+/// AMLMIGRATE_* variable, so no setting of this shell (a port-forwarded MySQL URL, a local
+/// Pushgateway) ends up in the CronJob unseen.
 #[derive(Args)]
 #[command(
     after_long_help = "Examples:\n  kubectl -n aml-backup create secret generic aml-s3 \\\n      \
@@ -61,7 +65,8 @@ kubectl -n aml-backup create secret generic aml-mysql --from-literal=password=â€
 amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod --cron \"0 2 * * *\" \\\n      \
 --mysql mysql://root@mysql.kubeflow:3306 --mysql-secret aml-mysql --s3-secret aml-s3 --kube \\\n      \
 --keep-daily 7 --keep-weekly 4 --image registry.example.com/amlmigrate:0.1.0\n  \
-amlmigrate schedule install â€¦ --print | kubectl apply -f -"
+amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod --cron @daily \\\n      \
+--mysql mysql://root@mysql.kubeflow:3306 --mysql-secret aml-mysql --print | kubectl apply -f -"
 )]
 struct InstallArgs {
     #[command(flatten)]

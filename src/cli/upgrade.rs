@@ -52,7 +52,8 @@ enum UpgradeCommand {
     /// marked `# DECIDE:`.
     Init(InitArgs),
     /// Print the ordered steps with their live state (done / to do / blocked / manual, and why)
-    /// and exactly what each would change. Changes nothing.
+    /// and exactly what each would change. Changes nothing: not the cluster, not the databases,
+    /// and a `repository` that does not exist is an error, never created (`repo init` makes it).
     Plan(ConfigArg),
     /// Execute the plan from where the system stands (resuming the latest unfinished run).
     Run(RunArgs),

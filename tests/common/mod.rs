@@ -353,3 +353,12 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// An age key pair: (recipient, identity file DIR/NAME).
+pub fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let file = dir.join(name);
+    std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (id.to_public().to_string(), file)
+}
