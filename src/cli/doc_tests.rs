@@ -329,6 +329,17 @@ fn check(snippets: &[Snippet]) -> Vec<String> {
         if let Err(e) = shell_syntax(&s.text) {
             wrong.push(format!("{}: not valid shell: {e}\n{}", s.origin, s.text));
         }
+        // sh accepts a line that starts with a flag as a command of its own: the line before
+        // it lacks its `\`.
+        for words in Lexer::lex(&s.text) {
+            if words[0].starts_with('-') {
+                wrong.push(format!(
+                    "{}: `{}` starts with a flag: the line before lacks a `\\`",
+                    s.origin,
+                    words.join(" ")
+                ));
+            }
+        }
         for (argv, env) in amlmigrate_commands(&s.text, &mut exported) {
             if let Err(e) = parses(&argv, &env) {
                 wrong.push(format!("{}: `{}`:\n{e}", s.origin, argv.join(" ")));
