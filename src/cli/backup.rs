@@ -54,15 +54,18 @@ use super::{
 /// alone are encrypted).
 /// Prints the new snapshot id on stdout; the summary goes to stderr.
 #[derive(Args)]
-#[command(
-    after_long_help = "Examples:\n  amlmigrate backup --repo /backups/aml --mysql mysql://root@127.0.0.1:3306\n  \
-AMLMIGRATE_MYSQL_PASSWORD=… amlmigrate backup --repo /backups/aml --mysql mysql://backup@mysql.aml:3306 \\\n      \
---databases aml,mlpipeline,cachedb,metadb --tag reason=pre-upgrade\n  \
-amlmigrate backup --repo /backups/aml --mysql aml=mysql://root@10.4.158.198:3306 --databases aml=aml \\\n      \
---mysql kfp=mysql://root@127.0.0.1:13306 --databases kfp=mlpipeline,cachedb,metadb \\\n      \
---mysql mlflow=mysql://root@10.4.158.198:3306 --databases mlflow=mlflow --mysql-password-file kfp=/run/kfp-pw\n  \
-id=$(amlmigrate backup --quiet --repo R --mysql URL)"
-)]
+#[command(after_long_help = r#"Examples:
+  amlmigrate backup --repo /backups/aml --mysql mysql://root@127.0.0.1:3306
+  AMLMIGRATE_MYSQL_PASSWORD=… amlmigrate backup --repo /backups/aml \
+      --mysql mysql://backup@mysql.aml:3306 \
+      --databases aml,mlpipeline,cachedb,metadb --tag reason=pre-upgrade
+  amlmigrate backup --repo /backups/aml \
+      --mysql aml=mysql://root@10.4.158.198:3306 --databases aml=aml \
+      --mysql kfp=mysql://root@127.0.0.1:13306 \
+      --databases kfp=mlpipeline,cachedb,metadb \
+      --mysql mlflow=mysql://root@10.4.158.198:3306 --databases mlflow=mlflow \
+      --mysql-password-file kfp=/run/kfp-pw
+  id=$(amlmigrate backup --quiet --repo /backups/aml --mysql mysql://root@db)"#)]
 pub struct BackupArgs {
     #[command(flatten)]
     repo: RepoArg,

@@ -56,22 +56,21 @@ fn sh_blocks(path: &Path) -> Vec<Snippet> {
     out
 }
 
-/// The command lines of a help text, as written: lines that start a command (`amlmigrate`,
-/// `kubectl`, `cd`) and the lines a trailing `\` continues.
+/// The command lines of a help text, as written: the indented lines of its `Example:` and
+/// `Examples:` blocks, and elsewhere the lines that start an `amlmigrate` command and the
+/// lines their trailing `\` continues.
 fn example_lines(help: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut continued = false;
+    let (mut block, mut continued) = (false, false);
     for line in help.lines() {
-        let t = line.trim_start();
-        let starts = line.starts_with("  ")
-            && ["amlmigrate ", "kubectl ", "cd "]
-                .iter()
-                .any(|p| t.starts_with(p));
-        if starts || continued {
+        if line.starts_with("Example") && line.trim_end().ends_with(':') {
+            block = true;
+            continue;
+        }
+        block &= line.starts_with("  ");
+        if block || continued || line.starts_with("  amlmigrate ") {
             out.push(line.trim_end());
             continued = line.trim_end().ends_with('\\');
-        } else {
-            continued = false;
         }
     }
     out
@@ -216,6 +215,12 @@ impl Lexer {
                     }
                 }
                 '"' => l.double_quoted(&mut it),
+                // `$(command)`: the command inside is one of its own.
+                '$' if it.peek() == Some(&'(') => {
+                    it.next();
+                    l.end_command();
+                }
+                ')' => l.end_command(),
                 '#' if !l.in_word => {
                     for n in it.by_ref() {
                         if n == '\n' {
@@ -388,6 +393,12 @@ fn help_examples_print_whole_at_80_columns() {
             if !printed.contains(&line) {
                 wrong.push(format!("`{path} --help` breaks {line:?}"));
             }
+            // Within 80 columns, so no terminal wraps it either.
+            if line.chars().count() > 80 {
+                wrong.push(format!(
+                    "`{path} --help`: {line:?} is wider than 80 columns"
+                ));
+            }
         }
     }
     assert!(wrong.is_empty(), "{}\n", wrong.join("\n"));
@@ -396,7 +407,8 @@ fn help_examples_print_whole_at_80_columns() {
 #[test]
 fn the_lexer_reads_continuations_quotes_comments_and_pipes() {
     let text = "A=1 amlmigrate backup --cron \"0 2 * * *\" \\\n    --tag 'a b' # note\n\
-                amlmigrate kube catalog > c.toml 2>&1 | kubectl apply -f - && echo ok";
+                amlmigrate kube catalog > c.toml 2>&1 | kubectl apply -f - && echo ok\n\
+                id=$(amlmigrate snapshots)";
     assert_eq!(
         Lexer::lex(text),
         [
@@ -412,6 +424,8 @@ fn the_lexer_reads_continuations_quotes_comments_and_pipes() {
             vec!["amlmigrate", "kube", "catalog"],
             vec!["kubectl", "apply", "-f", "-"],
             vec!["echo", "ok"],
+            vec!["id="],
+            vec!["amlmigrate", "snapshots"],
         ]
     );
 }

@@ -23,7 +23,8 @@ use super::{GlobalArgs, IdentityArg, RepoArg, human_bytes, print_json};
 #[derive(Args)]
 #[command(after_long_help = "Examples:
   amlmigrate export --repo /backups/aml latest --to /tmp/snap
-  cd /tmp/snap && sha256sum parts/*.tar.zst && tar -I zstd -xf parts/mysql-aml.tar.zst")]
+  cd /tmp/snap && sha256sum parts/*.tar.zst
+  tar -I zstd -xf parts/mysql-aml.tar.zst")]
 pub struct ExportArgs {
     #[command(flatten)]
     repo: RepoArg,

@@ -170,9 +170,9 @@ impl Ends {
 /// was; run the same command again. A run against a target that already holds exactly the
 /// source's data says "already migrated" and changes nothing.
 #[derive(Args)]
-#[command(
-    after_long_help = "Example:\n  amlmigrate mlflow migrate --from mysql://root@mysql:3306/mlflow --to postgres://mlflow@pg:5432/mlflow"
-)]
+#[command(after_long_help = r#"Example:
+  amlmigrate mlflow migrate --from mysql://root@mysql:3306/mlflow \
+      --to postgres://mlflow@pg:5432/mlflow"#)]
 struct MigrateArgs {
     #[command(flatten)]
     ends: Ends,

@@ -84,9 +84,10 @@ use amlmigrate::secret::Secret;
 /// as written (see help.rs).
 const TOP_AFTER_HELP: &str = "\
 Typical use:
-  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 --tag reason=pre-upgrade
+  amlmigrate backup  --repo /backups/aml --mysql mysql://root@mysql:3306 \\
+      --tag reason=pre-upgrade
   amlmigrate verify  --repo /backups/aml latest
-  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-mysql:3306
+  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@new-db:3306
 
 The whole 1.3 → 1.4 upgrade, planned, journaled and resumable:
   amlmigrate upgrade plan --config upgrade.toml
@@ -103,8 +104,8 @@ Exit codes:
   4    refused to protect data: non-empty target, non-empty folder
   5    could not connect: server unreachable, access denied, expired credentials
   6    forbidden: the credentials lack a permission (Kubernetes RBAC)
-  7    untrusted: a snapshot is unsigned or badly signed where a signature is required
-  130  interrupted (Ctrl-C or SIGTERM); nothing half-done is left looking complete
+  7    untrusted: unsigned or badly signed where a signature is required
+  130  interrupted (Ctrl-C, SIGTERM); nothing half-done is left looking complete
 
 Environment (a flag given on the command line wins):
   AMLMIGRATE_REPO              default for --repo
@@ -114,7 +115,7 @@ Environment (a flag given on the command line wins):
   AMLMIGRATE_MYSQL_PASSWORD    MySQL password when the URL has none
   AMLMIGRATE_MYSQL_PASSWORD_<NAME>  the password of the MySQL source NAME
   AMLMIGRATE_AGE_RECIPIENTS    default for --encrypt-to (age recipients)
-  AMLMIGRATE_SIGN_KEY          default for --sign-key (the key backups sign with)
+  AMLMIGRATE_SIGN_KEY          default for --sign-key (the key to sign with)
   AMLMIGRATE_VERIFY_KEY        default for --verify-key (public keys readers
                                trust, comma-separated)
   AMLMIGRATE_UPGRADE_CONFIG    default for --config (upgrade, recover)

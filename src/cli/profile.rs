@@ -12,7 +12,8 @@ use super::{GlobalArgs, KubeArgs, print_json};
 #[derive(Args)]
 #[command(after_long_help = "Examples:\n  \
 amlmigrate profile create --user admin@cpaas.io\n  \
-amlmigrate profile create --user alice@example.com --namespace team-a --dry-run")]
+amlmigrate profile create --user alice@example.com --namespace team-a \\\n      \
+--dry-run")]
 pub struct ProfileArgs {
     #[command(subcommand)]
     command: ProfileCommand,

@@ -36,7 +36,8 @@ use super::{GlobalArgs, print_json, progress_for};
 #[derive(Args)]
 #[command(after_long_help = "Examples:\n  \
 amlmigrate recover --config upgrade.toml --dry-run\n  \
-amlmigrate recover --config upgrade.toml 20261130T0200 --identity key.txt --notebooks\n  \
+amlmigrate recover --config upgrade.toml 20261130T0200 --identity key.txt \\\n      \
+--notebooks\n  \
 amlmigrate recover --config upgrade.toml --yes")]
 pub struct RecoverArgs {
     /// The upgrade configuration (TOML): the repository, the MySQL servers, the 1.4 PostgreSQL,

@@ -32,7 +32,8 @@ use super::{GlobalArgs, human_bytes, print_json, progress_for, thousands};
 #[command(after_long_help = "Examples:\n  \
 amlmigrate upgrade run --config upgrade.toml --until snapshot\n  \
 amlmigrate upgrade rehearse --config upgrade.toml\n  \
-amlmigrate upgrade rehearse --config upgrade.toml --snapshot 20261130T0200 --scratch-mysql mysql://root@scratch-db:3306")]
+amlmigrate upgrade rehearse --config upgrade.toml --snapshot 20261130T0200 \\\n      \
+--scratch-mysql mysql://root@scratch-db:3306")]
 pub struct RehearseArgs {
     /// The upgrade configuration (TOML).
     #[arg(long, value_name = "FILE", env = "AMLMIGRATE_UPGRADE_CONFIG")]

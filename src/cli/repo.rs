@@ -64,8 +64,10 @@ age-keygen -o key.txt    # prints the public key age1…\n  \
 amlmigrate key generate --out aml-backup.key\n  \
 amlmigrate repo init --repo s3://aml-backups/prod --encrypt-to age1… \\\n      \
 --require-signatures --trust aml-backup.key.pub\n  \
-amlmigrate backup --repo s3://aml-backups/prod --encrypt-to age1… --sign-key aml-backup.key --mysql …\n  \
-amlmigrate verify --repo s3://aml-backups/prod --identity key.txt --verify-key aml-backup.key.pub latest")]
+amlmigrate backup --repo s3://aml-backups/prod --encrypt-to age1… \\\n      \
+--sign-key aml-backup.key --mysql mysql://root@mysql.aml:3306\n  \
+amlmigrate verify --repo s3://aml-backups/prod --identity key.txt \\\n      \
+--verify-key aml-backup.key.pub latest")]
 struct InitArgs {
     #[command(flatten)]
     repo: RepoArg,

@@ -48,13 +48,15 @@ use super::{
 ///
 /// SNAPSHOT is an id, a unique id prefix, or `latest`.
 #[derive(Args)]
-#[command(
-    after_long_help = "Examples:\n  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@127.0.0.1:3306\n  \
-amlmigrate restore --repo /backups/aml 20261128T0200 --mysql mysql://root@db:3306 --databases aml --rename aml=aml_check\n  \
-amlmigrate restore --repo /backups/aml latest --mysql mysql://root@db:3306 --replace\n  \
-amlmigrate restore --repo /backups/aml latest --only kubernetes --dry-run\n  \
-amlmigrate restore --repo /backups/aml latest --only kubernetes --namespace-map team-a=team-a-restored --identity key.txt"
-)]
+#[command(after_long_help = r#"Examples:
+  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@db:3306
+  amlmigrate restore --repo /backups/aml 20261128T0200 --mysql mysql://root@db \
+      --databases aml --rename aml=aml_check
+  amlmigrate restore --repo /backups/aml latest --mysql mysql://root@db:3306 \
+      --replace
+  amlmigrate restore --repo /backups/aml latest --only kubernetes --dry-run
+  amlmigrate restore --repo /backups/aml latest --only kubernetes \
+      --namespace-map team-a=team-a-restored --identity key.txt"#)]
 pub struct RestoreArgs {
     #[command(flatten)]
     repo: RepoArg,

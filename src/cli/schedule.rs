@@ -58,16 +58,21 @@ struct Target {
 /// AMLMIGRATE_* variable, so no setting of this shell (a port-forwarded MySQL URL, a local
 /// Pushgateway) ends up in the CronJob unseen.
 #[derive(Args)]
-#[command(
-    after_long_help = "Examples:\n  kubectl -n aml-backup create secret generic aml-s3 \\\n      \
---from-literal=AWS_ACCESS_KEY_ID=… --from-literal=AWS_SECRET_ACCESS_KEY=… --from-literal=AWS_ENDPOINT_URL=http://minio:9000\n  \
-kubectl -n aml-backup create secret generic aml-mysql --from-literal=password=…\n  \
-amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod --cron \"0 2 * * *\" \\\n      \
---mysql mysql://root@mysql.kubeflow:3306 --mysql-secret aml-mysql --s3-secret aml-s3 --kube \\\n      \
---keep-daily 7 --keep-weekly 4 --image registry.example.com/amlmigrate:0.1.0\n  \
-amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod --cron @daily \\\n      \
---mysql mysql://root@mysql.kubeflow:3306 --mysql-secret aml-mysql --print | kubectl apply -f -"
-)]
+#[command(after_long_help = r#"Examples:
+  kubectl -n aml-backup create secret generic aml-s3 \
+      --from-literal=AWS_ACCESS_KEY_ID=… \
+      --from-literal=AWS_SECRET_ACCESS_KEY=… \
+      --from-literal=AWS_ENDPOINT_URL=http://minio:9000
+  kubectl -n aml-backup create secret generic aml-mysql \
+      --from-literal=password=…
+  amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod \
+      --cron "0 2 * * *" --mysql mysql://root@mysql.kubeflow:3306 \
+      --mysql-secret aml-mysql --s3-secret aml-s3 --kube \
+      --keep-daily 7 --keep-weekly 4 \
+      --image registry.example.com/amlmigrate:0.1.0
+  amlmigrate schedule install -n aml-backup --repo s3://aml-backups/prod \
+      --cron @daily --mysql mysql://root@mysql.kubeflow:3306 \
+      --mysql-secret aml-mysql --print | kubectl apply -f -"#)]
 struct InstallArgs {
     #[command(flatten)]
     target: Target,

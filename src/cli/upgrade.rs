@@ -31,7 +31,8 @@ use super::{GlobalArgs, print_json, progress_for};
 /// runs/<run-id>/journal.jsonl in the repository.
 #[derive(Args)]
 #[command(after_long_help = "Examples:\n  \
-amlmigrate upgrade init --kubeconfig ~/.kube/config --global-context global --output upgrade.toml\n  \
+amlmigrate upgrade init --kubeconfig ~/.kube/config --global-context global \\\n      \
+--output upgrade.toml\n  \
 amlmigrate upgrade plan --config upgrade.toml\n  \
 amlmigrate upgrade run  --config upgrade.toml --until snapshot\n  \
 amlmigrate upgrade rehearse --config upgrade.toml\n  \
@@ -70,8 +71,10 @@ enum UpgradeCommand {
 #[derive(Args)]
 #[command(after_long_help = "Examples:\n  \
 amlmigrate upgrade report --config upgrade.toml\n  \
-amlmigrate upgrade report --config upgrade.toml --run 20261130T101500Z-123abc --html report.html\n\n\
-The page needs no network: open it on a phone, print it, or attach it to a change record.")]
+amlmigrate upgrade report --config upgrade.toml \\\n      \
+--run 20261130T101500Z-123abc --html report.html\n\n\
+The page needs no network: open it on a phone, print it, or attach it to a\n\
+change record.")]
 struct ReportArgs {
     #[command(flatten)]
     config: ConfigArg,
