@@ -404,6 +404,64 @@ fn help_examples_print_whole_at_80_columns() {
     assert!(wrong.is_empty(), "{}\n", wrong.join("\n"));
 }
 
+/// The long help of every command, rendered.
+fn every_long_help() -> Vec<(String, String)> {
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        out.push((path.to_string(), cmd.clone().render_long_help().to_string()));
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+    let mut cmd = super::command().term_width(0);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, "amlmigrate", &mut out);
+    out
+}
+
+#[test]
+fn every_page_and_section_a_help_text_names_exists() {
+    let mut wrong = Vec::new();
+    let mut named = 0;
+    for (path, help) in every_long_help() {
+        if help.contains("README") {
+            wrong.push(format!(
+                "`{path} --help` names the README, which has no sections now"
+            ));
+        }
+        for (i, _) in help.match_indices("docs/") {
+            let rest = &help[i..];
+            let Some(end) = rest.find(".md") else {
+                continue;
+            };
+            named += 1;
+            let page = root().join(&rest[..end + 3]);
+            let Ok(text) = std::fs::read_to_string(&page) else {
+                wrong.push(format!(
+                    "`{path} --help` names {}, which does not exist",
+                    &rest[..end + 3]
+                ));
+                continue;
+            };
+            // `docs/PAGE.md, "Section"`: a heading of that page.
+            if let Some(quoted) = rest[end + 3..].strip_prefix(", \"") {
+                let section = &quoted[..quoted.find('"').unwrap_or(0)];
+                if !text
+                    .lines()
+                    .any(|l| l.starts_with('#') && l.trim_start_matches('#').trim() == section)
+                {
+                    wrong.push(format!(
+                        "`{path} --help` names section {section:?} of {}",
+                        page.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(named > 0, "no help text names a page of docs/");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[test]
 fn the_lexer_reads_continuations_quotes_comments_and_pipes() {
     let text = "A=1 amlmigrate backup --cron \"0 2 * * *\" \\\n    --tag 'a b' # note\n\
