@@ -346,6 +346,14 @@ fn check(snippets: &[Snippet]) -> Vec<String> {
             }
         }
         for (argv, env) in amlmigrate_commands(&s.text, &mut exported) {
+            // A value left out fails when pasted, however well it parses.
+            if argv.iter().any(|w| w == "…") {
+                wrong.push(format!(
+                    "{}: `{}` leaves a value out (…)",
+                    s.origin,
+                    argv.join(" ")
+                ));
+            }
             if let Err(e) = parses(&argv, &env) {
                 wrong.push(format!("{}: `{}`:\n{e}", s.origin, argv.join(" ")));
             }
