@@ -47,6 +47,21 @@ fn restore(repo: &Path, id: &str, src: &str, dst: &str, extra: &[&str]) -> Run {
     amlmigrate(&args)
 }
 
+/// Runs the command a printed line ends with through a shell, as a reader would paste it, in
+/// `dir`, with this build first on the PATH.
+fn run_printed(line: &str, dir: &Path) -> std::process::Output {
+    let cmd = &line[line.find("amlmigrate restore").unwrap()..];
+    let bin_dir = Path::new(bin()).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("PATH", path)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_unsigned_snapshot_restores_tables_and_invoker_views_and_lists_the_rest_with_the_command() {
     let (_dir, repo) = temp_repo();
@@ -83,10 +98,8 @@ fn an_unsigned_snapshot_restores_tables_and_invoker_views_and_lists_the_rest_wit
         .lines()
         .find(|l| l.contains("--trust-unsigned-code"))
         .unwrap_or_else(|| panic!("no command: {r:?}"));
-    let cmd = &line[line.find("amlmigrate restore").unwrap()..];
-    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
-    let again = amlmigrate(&args);
-    assert_eq!(again.code, 0, "{again:?}");
+    let again = run_printed(line, Path::new("."));
+    assert!(again.status.success(), "{again:?}");
     assert_eq!(code(&dst.name), ["2", "2", "1", "3"], "{again:?}");
     assert_eq!(sql(Some(&dst.name), "SELECT double_it(21)").trim(), "42");
 }
@@ -152,4 +165,41 @@ fn a_signed_snapshot_restores_its_code_with_definers_kept_or_mapped() {
         ),
     );
     assert_eq!(views.trim(), definer);
+}
+
+#[test]
+fn the_printed_command_quotes_database_names_for_the_shell() {
+    let (_dir, repo) = temp_repo();
+    let plain = TestDb::new("code_quoted");
+    let src = TestDb {
+        name: format!("{} it's", plain.name),
+    };
+    sql(
+        None,
+        &format!(
+            "CREATE DATABASE `{0}`; CREATE TABLE `{0}`.t (id INT PRIMARY KEY); \
+             CREATE FUNCTION `{0}`.f() RETURNS INT DETERMINISTIC RETURN 7",
+            src.name
+        ),
+    );
+    let dst = TestDb {
+        name: format!("{} \"$(touch pwned)\" it's", plain.name),
+    };
+    let id = backup(&repo, &src.name);
+    let r = restore(&repo, &id, &src.name, &dst.name, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("--trust-unsigned-code"))
+        .unwrap_or_else(|| panic!("no command: {r:?}"));
+    let work = tempfile::tempdir().unwrap();
+    let out = run_printed(line, work.path());
+    assert!(out.status.success(), "{line}: {out:?}");
+    assert!(!work.path().join("pwned").exists(), "the shell ran a name: {line}");
+    assert_eq!(
+        sql(None, &format!("SELECT `{}`.f()", dst.name)).trim(),
+        "7",
+        "{line}"
+    );
 }

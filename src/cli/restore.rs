@@ -475,19 +475,21 @@ async fn run_mysql(
                     Safe(o.to_string())
                 );
             }
-            let mut cmd = format!(
-                "amlmigrate restore --repo {} {} --mysql {}",
-                args.repo.repo, report.snapshot, report.target
-            );
+            let mut words: Vec<String> = ["amlmigrate", "restore", "--repo", &args.repo.repo]
+                .into_iter()
+                .chain([report.snapshot.as_str(), "--mysql", &report.target])
+                .map(str::to_string)
+                .collect();
             for d in &report.databases {
-                cmd.push_str(&format!(" --databases {}", d.source));
+                words.extend(["--databases".to_string(), d.source.clone()]);
                 if d.source != d.target {
-                    cmd.push_str(&format!(" --rename {}={}", d.source, d.target));
+                    words.extend(["--rename".to_string(), format!("{}={}", d.source, d.target)]);
                 }
             }
+            words.extend(["--replace", "--trust-unsigned-code"].map(str::to_string));
             println!(
-                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {} --replace --trust-unsigned-code",
-                Safe(cmd)
+                "to restore them, sign backups (--sign-key) and restore with --verify-key, or if you trust this snapshot run: {}",
+                Safe(shell_command(&words))
             );
         }
         if report.dry_run {
@@ -503,4 +505,14 @@ async fn run_mysql(
         );
     }
     Ok(())
+}
+
+/// Words as one POSIX shell command line: each quoted where the shell would split or expand
+/// it (a database may be named `it's here`).
+fn shell_command(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
