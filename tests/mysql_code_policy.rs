@@ -196,7 +196,10 @@ fn the_printed_command_quotes_database_names_for_the_shell() {
     let work = tempfile::tempdir().unwrap();
     let out = run_printed(line, work.path());
     assert!(out.status.success(), "{line}: {out:?}");
-    assert!(!work.path().join("pwned").exists(), "the shell ran a name: {line}");
+    assert!(
+        !work.path().join("pwned").exists(),
+        "the shell ran a name: {line}"
+    );
     assert_eq!(
         sql(None, &format!("SELECT `{}`.f()", dst.name)).trim(),
         "7",

@@ -119,13 +119,8 @@ struct World {
 impl World {
     /// Checks one text: refused, or the statement restore writes creates exactly the object.
     async fn try_one(&mut self, kind: ObjectKind, name: &str, sql: &str, mode: &str) {
-        let o = SchemaObject {
-            kind,
-            name: name.into(),
-            sql: sql.into(),
-            sql_mode: (kind != ObjectKind::Table).then(|| mode.to_string()),
-            time_zone: None,
-        };
+        let mut o = SchemaObject::plain(kind, name.into(), sql.into());
+        o.sql_mode = (kind != ObjectKind::Table).then(|| mode.to_string());
         let scope = Scope {
             source: &self.db,
             tables: &self.tables,

@@ -423,3 +423,79 @@ fn an_oversized_schema_is_refused_before_it_is_read_whole() {
         assert!(!exists(&dst.name), "{r:?}");
     }
 }
+
+/// Rows of a non-transactional table reach it only once the entry they came from was checked:
+/// they load into a staging table renamed into place after the check, so a forged entry (the
+/// part's size and hash recomputed, the entry's hash in the manifest left as the backup wrote
+/// it) leaves the table as it was. Before, a `--replace` restore had emptied the MyISAM table
+/// and filled it with the forged rows by the time the check failed.
+#[test]
+fn forged_rows_of_a_myisam_table_never_reach_it_when_the_entry_check_fails() {
+    let (_dir, repo) = common::temp_repo();
+    let src = TestDb::create("staged");
+    sql(
+        Some(&src.name),
+        "CREATE TABLE m (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM; \
+         INSERT INTO m SELECT seq, CONCAT('snap-', seq) FROM seq_1_to_50",
+    );
+    let id = backup(&repo, &src.name);
+    let dst = TestDb::create("staged_dst");
+    sql(
+        Some(&dst.name),
+        "CREATE TABLE m (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM; \
+         INSERT INTO m VALUES (1, 'mine')",
+    );
+    let before = sql(Some(&dst.name), "SELECT * FROM m ORDER BY id");
+
+    let part_path = common::part_file(&repo, &id);
+    let (order, mut files) = common::read_plain_part(&part_path);
+    let rows = order
+        .iter()
+        .find(|p| p.starts_with(&format!("mysql/{}/m/", src.name)) && p.ends_with(".tsv"))
+        .unwrap()
+        .clone();
+    // Same length, so only the hash can tell.
+    let forged = String::from_utf8(files[&rows].clone())
+        .unwrap()
+        .replace("snap-", "FAKE-");
+    files.insert(rows.clone(), forged.into_bytes());
+    let manifest_path = repo.join("snapshots").join(&id).join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let part = &mut m["parts"][0];
+    let written: Value = part["entries"].clone();
+    common::write_plain_part(&part_path, &order, &files, part);
+    for (new, old) in part["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(written.as_array().unwrap())
+    {
+        if new["path"] == rows.as_str() {
+            new["sha256"] = old["sha256"].clone();
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+
+    let r = amlmigrate(&[
+        "restore",
+        "--repo",
+        repo.to_str().unwrap(),
+        &id,
+        "--mysql",
+        common::MYSQL,
+        "--rename",
+        &format!("{}={}", src.name, dst.name),
+        "--replace",
+    ]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(
+        sql(Some(&dst.name), "SELECT * FROM m ORDER BY id"),
+        before,
+        "the forged rows reached the table: {r:?}"
+    );
+    assert_eq!(
+        common::tables(&dst.name),
+        ["m"],
+        "a staging table was left: {r:?}"
+    );
+}

@@ -219,7 +219,7 @@ async fn backup_database(
     let result = async {
         sink.entry(
             format!("{dbdir}/schema.sql"),
-            cat.schema.render_schema_sql(id).into_bytes(),
+            cat.schema.render_schema_sql(id, &cat.encoded),
         )
         .await?;
         let json = serde_json::to_vec_pretty(&cat.schema).expect("schema serializes");
@@ -245,7 +245,7 @@ async fn backup_database(
         .await?;
         sink.entry(
             format!("{dbdir}/post-data.sql"),
-            cat.schema.render_post_data_sql(id).into_bytes(),
+            cat.schema.render_post_data_sql(id, &cat.encoded),
         )
         .await?;
         Ok::<_, Error>(tables)

@@ -11,11 +11,12 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
+use super::context::{self, Context};
 use super::sqltext::{comment_name, ident, literal, path_segment, qualified};
 use super::text;
 use crate::error::{Error, MysqlContext, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Table,
@@ -57,6 +58,41 @@ pub struct SchemaObject {
     pub sql_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// The client character set, connection collation and database collation the object was
+    /// created under (absent in snapshots from before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub character_set_client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation_connection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_collation: Option<String>,
+}
+
+impl SchemaObject {
+    /// An object with no recorded session settings (a table).
+    pub fn plain(kind: ObjectKind, name: String, sql: String) -> Self {
+        SchemaObject {
+            kind,
+            name,
+            sql,
+            sql_mode: None,
+            time_zone: None,
+            character_set_client: None,
+            collation_connection: None,
+            database_collation: None,
+        }
+    }
+
+    /// Sets the character set, collation and database collation from `SHOW CREATE` columns
+    /// `cs`, `cs + 1` and (when `with_db`) `cs + 2`.
+    fn with_charsets(mut self, row: &mysql_async::Row, cs: usize, with_db: bool) -> Self {
+        self.character_set_client = text(row, cs);
+        self.collation_connection = text(row, cs + 1);
+        if with_db {
+            self.database_collation = text(row, cs + 2);
+        }
+        self
+    }
 }
 
 /// `schema.json` of a part: the machine-readable schema `amlmigrate restore` executes.
@@ -93,7 +129,12 @@ pub struct DbCatalog {
     pub tables: Vec<TableInfo>,
     pub collations: BTreeSet<String>,
     pub notices: Vec<String>,
+    /// Statements written in their object's client character set for the part's `.sql` files.
+    pub encoded: Encoded,
 }
+
+/// Statements whose client character set is not UTF-8, in its bytes, by kind and name.
+pub type Encoded = BTreeMap<(ObjectKind, String), Vec<u8>>;
 
 impl DbCatalog {
     pub fn names_of(&self, kind: ObjectKind) -> Vec<String> {
@@ -256,13 +297,7 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
                 qualified(name, &t)
             ))
         })?;
-        pre_data.push(SchemaObject {
-            kind: ObjectKind::Table,
-            name: t.clone(),
-            sql,
-            sql_mode: None,
-            time_zone: None,
-        });
+        pre_data.push(SchemaObject::plain(ObjectKind::Table, t.clone(), sql));
         infos.push(base.remove(&t).expect("table listed"));
     }
 
@@ -281,17 +316,12 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
         } else {
             ObjectKind::Procedure
         };
-        let (sql_mode, sql) = show_create(conn, kind, name, &rname, 1, 2).await?;
-        pre_data.push(SchemaObject {
-            kind,
-            name: rname,
-            sql,
-            sql_mode,
-            time_zone: None,
-        });
+        let o = show_create(conn, kind, name, &rname).await?;
+        pre_data.push(o);
     }
 
     let mut view_sql = BTreeMap::new();
+    let mut view_rows = BTreeMap::new();
     for v in &views {
         let row: Option<mysql_async::Row> = conn
             .query_first(format!("SHOW CREATE VIEW {}", qualified(name, v)))
@@ -304,6 +334,7 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
             ))
         })?;
         view_sql.insert(v.clone(), sql);
+        view_rows.insert(v.clone(), row.expect("row read"));
     }
     let mut view_deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (v, sql) in &view_sql {
@@ -318,13 +349,9 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
     }
     for v in topo_order(view_sql.keys().cloned().collect(), &view_deps) {
         let sql = view_sql.remove(&v).expect("view listed");
-        pre_data.push(SchemaObject {
-            kind: ObjectKind::View,
-            name: v,
-            sql,
-            sql_mode: None,
-            time_zone: None,
-        });
+        let row = view_rows.remove(&v).expect("view listed");
+        // A view records no sql_mode, time zone or database collation of its own.
+        pre_data.push(SchemaObject::plain(ObjectKind::View, v, sql).with_charsets(&row, 2, false));
     }
 
     let mut post_data = Vec::new();
@@ -338,14 +365,7 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
         .ctx(|| format!("listing triggers of {}", ident(name)))?;
     for r in &triggers {
         let tname = text(r, 0).unwrap_or_default();
-        let (sql_mode, sql) = show_create(conn, ObjectKind::Trigger, name, &tname, 1, 2).await?;
-        post_data.push(SchemaObject {
-            kind: ObjectKind::Trigger,
-            name: tname,
-            sql,
-            sql_mode,
-            time_zone: None,
-        });
+        post_data.push(show_create(conn, ObjectKind::Trigger, name, &tname).await?);
     }
     let events: Vec<mysql_async::Row> = conn
         .exec(
@@ -362,21 +382,60 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
             .ctx(|| format!("reading event {}", qualified(name, &ename)))?;
         let row =
             row.ok_or_else(|| Error::other(format!("SHOW CREATE EVENT {ename} returned nothing")))?;
-        post_data.push(SchemaObject {
-            kind: ObjectKind::Event,
-            name: ename.clone(),
-            sql: text(&row, 3).ok_or_else(|| {
-                Error::other(format!(
-                    "no privilege to read event {}",
-                    qualified(name, &ename)
-                ))
-            })?,
-            sql_mode: text(&row, 1),
-            time_zone: text(&row, 2),
-        });
+        let sql = text(&row, 3).ok_or_else(|| {
+            Error::other(format!(
+                "no privilege to read event {}",
+                qualified(name, &ename)
+            ))
+        })?;
+        let mut o = SchemaObject::plain(ObjectKind::Event, ename.clone(), sql);
+        o.sql_mode = text(&row, 1);
+        o.time_zone = text(&row, 2);
+        post_data.push(o.with_charsets(&row, 4, true));
+    }
+
+    for o in pre_data.iter().chain(&post_data) {
+        for c in [&o.collation_connection, &o.database_collation]
+            .into_iter()
+            .flatten()
+        {
+            collations.insert(c.clone());
+        }
+    }
+    let mut encoded = Encoded::new();
+    for o in pre_data.iter().chain(&post_data) {
+        let ctx = file_context(o);
+        let Some(cs) = ctx
+            .charset
+            .as_deref()
+            .filter(|_| ctx.needs_encoding(&o.sql))
+        else {
+            continue;
+        };
+        let what = || {
+            format!(
+                "{} {} (created under character set {cs})",
+                o.kind.keyword().to_lowercase(),
+                qualified(name, &o.name)
+            )
+        };
+        let bytes = match context::encode(conn, &o.sql, cs).await {
+            Ok(b) => b,
+            Err(context::EncodeError::Server(e)) => {
+                return Err(Error::mysql(format!("encoding {}", what()), e));
+            }
+            Err(context::EncodeError::Lossy) => {
+                return Err(Error::other(format!(
+                    "{}: its text holds characters that character set cannot hold",
+                    what()
+                )));
+            }
+        };
+        encoded.insert((o.kind, o.name.clone()), bytes);
     }
 
     Ok(DbCatalog {
+        encoded,
         schema: DbSchema {
             name: name.clone(),
             charset: db.charset.clone(),
@@ -390,14 +449,14 @@ pub async fn read(conn: &mut Conn, db: &DatabaseRef) -> Result<DbCatalog> {
     })
 }
 
+/// `SHOW CREATE` of a routine or trigger: name, sql_mode, statement, then the character set,
+/// collation and database collation it was created under.
 async fn show_create(
     conn: &mut Conn,
     kind: ObjectKind,
     db: &str,
     name: &str,
-    mode_col: usize,
-    sql_col: usize,
-) -> Result<(Option<String>, String)> {
+) -> Result<SchemaObject> {
     let row: Option<mysql_async::Row> = conn
         .query_first(format!(
             "SHOW CREATE {} {}",
@@ -418,14 +477,16 @@ async fn show_create(
             kind.keyword()
         ))
     })?;
-    let sql = text(&row, sql_col).ok_or_else(|| {
+    let sql = text(&row, 2).ok_or_else(|| {
         Error::other(format!(
             "cannot read the body of {} {}: the backup user lacks privileges on it",
             kind.keyword().to_lowercase(),
             qualified(db, name)
         ))
     })?;
-    Ok((text(&row, mode_col), sql))
+    let mut o = SchemaObject::plain(kind, name.to_string(), sql);
+    o.sql_mode = text(&row, 1);
+    Ok(o.with_charsets(&row, 3, true))
 }
 
 /// Orders names so that each comes after those it depends on; cycles fall back to name order.
@@ -459,38 +520,69 @@ pub fn topo_order(names: Vec<String>, deps: &BTreeMap<String, BTreeSet<String>>)
 
 const HEADER_SETTINGS: &str = "SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\nSET UNIQUE_CHECKS = 0;\nSET SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\nSET time_zone = '+00:00';\n";
 
-fn render_objects(out: &mut String, db: &str, objects: &[SchemaObject]) {
+/// The creation context of `o` as the part's `.sql` files set it. The values were read from
+/// the server at backup, and are written as quoted literals.
+fn file_context(o: &SchemaObject) -> Context {
+    Context {
+        sql_mode: o.sql_mode.clone(),
+        time_zone: o.time_zone.clone(),
+        charset: o.character_set_client.clone(),
+        collation: o.collation_connection.clone(),
+        database_collation: o.database_collation.clone(),
+    }
+}
+
+/// Writes each object in its creation context, as mysqldump does: the session settings, the
+/// database's collation when the object was created under another, the statement in its
+/// client character set, and the file's own settings again after it.
+fn render_objects(out: &mut Vec<u8>, db: &DbSchema, objects: &[SchemaObject], encoded: &Encoded) {
     for o in objects {
-        out.push_str(&format!(
+        let mut head = format!(
             "\n-- {} {}.{}\n",
             o.kind.keyword().to_lowercase(),
-            comment_name(db),
+            comment_name(&db.name),
             comment_name(&o.name)
-        ));
-        if let Some(mode) = &o.sql_mode {
-            out.push_str(&format!("SET SQL_MODE = {};\n", literal(mode)));
+        );
+        let ctx = file_context(o);
+        if let Some(set) = ctx.set_sql() {
+            head.push_str(&set);
+            head.push_str(";\n");
         }
-        if let Some(tz) = &o.time_zone {
-            out.push_str(&format!("SET time_zone = {};\n", literal(tz)));
+        let other_db_collation = ctx
+            .database_collation
+            .as_deref()
+            .filter(|c| !c.is_empty() && *c != db.collation);
+        if let Some(c) = other_db_collation {
+            head.push_str(&context::alter_database_sql(&db.name, c));
+            head.push_str(";\n");
         }
-        if o.kind.compound() {
+        let compound = o.kind.compound();
+        if compound {
             if matches!(o.kind, ObjectKind::Trigger | ObjectKind::Event) {
-                out.push_str(&format!(
+                head.push_str(&format!(
                     "DROP {} IF EXISTS {};\n",
                     o.kind.keyword(),
                     ident(&o.name)
                 ));
             }
-            out.push_str("DELIMITER ;;\n");
-            out.push_str(&o.sql);
-            out.push_str(";;\nDELIMITER ;\n");
-        } else {
-            out.push_str(&o.sql);
-            out.push_str(";\n");
+            head.push_str("DELIMITER ;;\n");
         }
-        if o.sql_mode.is_some() || o.time_zone.is_some() {
-            out.push_str("SET SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\nSET time_zone = '+00:00';\n");
+        let mut tail = String::from(if compound { ";;\nDELIMITER ;\n" } else { ";\n" });
+        if !ctx.is_empty() {
+            tail.push_str(
+                "SET NAMES utf8mb4;\nSET SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\nSET time_zone = '+00:00';\n",
+            );
         }
+        if other_db_collation.is_some() && !db.collation.is_empty() {
+            tail.push_str(&context::alter_database_sql(&db.name, &db.collation));
+            tail.push_str(";\n");
+        }
+        out.extend_from_slice(head.as_bytes());
+        match encoded.get(&(o.kind, o.name.clone())) {
+            Some(bytes) => out.extend_from_slice(bytes),
+            None => out.extend_from_slice(o.sql.as_bytes()),
+        }
+        out.extend_from_slice(tail.as_bytes());
     }
 }
 
@@ -507,7 +599,7 @@ impl DbSchema {
     }
 
     /// `schema.sql`: database, tables, routines, views, for `mysql < schema.sql`.
-    pub fn render_schema_sql(&self, snapshot: &str) -> String {
+    pub fn render_schema_sql(&self, snapshot: &str, encoded: &Encoded) -> Vec<u8> {
         let mut out = format!(
             "-- amlmigrate snapshot {snapshot}: schema of database {}\n-- Restore order: schema.sql, then load.sql (mysql --local-infile=1), then post-data.sql.\n",
             comment_name(&self.name)
@@ -516,19 +608,21 @@ impl DbSchema {
         out.push_str(&self.create_database_sql(&self.name, &self.charset, &self.collation));
         out.push_str(";\n");
         out.push_str(&format!("USE {};\n", ident(&self.name)));
-        render_objects(&mut out, &self.name, &self.pre_data);
+        let mut out = out.into_bytes();
+        render_objects(&mut out, self, &self.pre_data, encoded);
         out
     }
 
     /// `post-data.sql`: triggers and events, created once the rows are in.
-    pub fn render_post_data_sql(&self, snapshot: &str) -> String {
+    pub fn render_post_data_sql(&self, snapshot: &str, encoded: &Encoded) -> Vec<u8> {
         let mut out = format!(
             "-- amlmigrate snapshot {snapshot}: triggers and events of database {}, created after the data\n",
             comment_name(&self.name)
         );
         out.push_str(HEADER_SETTINGS);
         out.push_str(&format!("USE {};\n", ident(&self.name)));
-        render_objects(&mut out, &self.name, &self.post_data);
+        let mut out = out.into_bytes();
+        render_objects(&mut out, self, &self.post_data, encoded);
         out
     }
 }

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod collation;
+pub mod context;
 pub mod restore;
 pub mod sqlparse;
 

@@ -15,8 +15,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{DbSchema, ObjectKind};
-use super::sqltext::{ident, literal, path_segment, qualified};
-use super::{MysqlUrl, SYSTEM_DATABASES, collation, connect, server_version};
+use super::sqltext::{ident, path_segment, qualified};
+use super::{MysqlUrl, SYSTEM_DATABASES, collation, connect, context, server_version};
 
 mod objects;
 mod parallel;
@@ -410,6 +410,18 @@ async fn undo(
     };
     let _ = conn.query_drop("SET SESSION foreign_key_checks = 0").await;
     for plan in plans {
+        // A loader whose load failed may have lost its connection before dropping its
+        // staging table: they all go here.
+        let staging: Vec<String> = (0..plan.db.tables.len())
+            .map(parallel::staging_name)
+            .flat_map(|s| [format!("{s}_old"), s])
+            .map(|s| qualified(&plan.target, &s))
+            .collect();
+        if existed.contains(&plan.target) && !staging.is_empty() {
+            let _ = conn
+                .query_drop(format!("DROP TABLE IF EXISTS {}", staging.join(", ")))
+                .await;
+        }
         let dropped = if !existed.contains(&plan.target) {
             let q = format!("DROP DATABASE IF EXISTS {}", ident(&plan.target));
             conn.query_drop(q)
@@ -706,32 +718,97 @@ impl<'c> DbState<'c> {
         Ok(())
     }
 
+    /// Creates one object in its creation context: its session settings, the database
+    /// collation it was created under, and its text in its client character set. An object of
+    /// a snapshot from before contexts were recorded is created in the restore's own session.
     async fn exec_object(&self, conn: &mut Conn, o: &Ready) -> Result<()> {
-        if let Some(mode) = &o.sql_mode {
-            conn.query_drop(format!("SET SESSION sql_mode = {}", literal(mode)))
-                .await
-                .ctx(|| format!("setting sql_mode for {}", o.name))?;
-        }
-        if let Some(tz) = &o.time_zone {
-            conn.query_drop(format!("SET SESSION time_zone = {}", literal(tz)))
-                .await
-                .ctx(|| format!("setting time_zone for {}", o.name))?;
-        }
-        let run = run_ddl(conn, &o.sql).await.ctx(|| {
+        let what = || {
             format!(
                 "creating {} {}",
                 o.kind.keyword().to_lowercase(),
                 qualified(self.target(), &o.name)
             )
-        });
-        if o.sql_mode.is_some() || o.time_zone.is_some() {
-            conn.query_drop(format!(
-                "SET SESSION sql_mode = '{BASE_SQL_MODE}', time_zone = '+00:00'"
-            ))
+        };
+        let Some(set) = o.context.set_sql() else {
+            return run_ddl(conn, o.sql.as_bytes()).await.ctx(what);
+        };
+        let bytes = match o
+            .context
+            .charset
+            .as_deref()
+            .filter(|_| o.context.needs_encoding(&o.sql))
+        {
+            None => o.sql.clone().into_bytes(),
+            Some(cs) => match context::encode(conn, &o.sql, cs).await {
+                Ok(b) => b,
+                Err(context::EncodeError::Server(e)) => return Err(e).ctx(what),
+                Err(context::EncodeError::Lossy) => {
+                    return Err(Error::Refused(format!(
+                        "{} of snapshot {}: its text holds characters its character set {cs} \
+                         cannot hold, so it was edited after the backup; restore from another \
+                         snapshot",
+                        what(),
+                        self.ctx.manifest.id
+                    )));
+                }
+            },
+        };
+        let collation_was = self.switch_database_collation(conn, o).await?;
+        conn.query_drop(set)
             .await
-            .ctx(|| "restoring session settings".into())?;
+            .ctx(|| format!("setting the creation context of {}", o.name))?;
+        let run = run_ddl(conn, &bytes).await.ctx(what);
+        conn.query_drop(format!(
+            "SET NAMES utf8mb4, SESSION sql_mode = '{BASE_SQL_MODE}', time_zone = '+00:00'"
+        ))
+        .await
+        .ctx(|| "restoring session settings".into())?;
+        if let Some(c) = collation_was {
+            conn.query_drop(context::alter_database_sql(self.target(), &c))
+                .await
+                .ctx(|| {
+                    format!(
+                        "restoring the collation of database {}",
+                        ident(self.target())
+                    )
+                })?;
         }
         run
+    }
+
+    /// Sets the target database's collation to the one `o` was created under, as mysqldump
+    /// does; returns the one to set back afterwards.
+    async fn switch_database_collation(
+        &self,
+        conn: &mut Conn,
+        o: &Ready,
+    ) -> Result<Option<String>> {
+        let Some(want) = &o.context.database_collation else {
+            return Ok(None);
+        };
+        let target = self.target();
+        let current: Option<String> = conn
+            .exec_first(
+                "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (target,),
+            )
+            .await
+            .ctx(|| format!("reading the collation of database {}", ident(target)))?;
+        match current {
+            Some(c) if c != *want => {
+                conn.query_drop(context::alter_database_sql(target, want))
+                    .await
+                    .ctx(|| {
+                        format!(
+                            "setting database {} to collation {want}, which {} was created under",
+                            ident(target),
+                            o.name
+                        )
+                    })?;
+                Ok(Some(c))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Drops a routine, trigger or event of the same name, then creates the snapshot's.
@@ -841,7 +918,7 @@ impl<'c> DbState<'c> {
 /// support on the text protocol and cannot be told otherwise). MySQL cannot prepare
 /// `CREATE TRIGGER`/`PROCEDURE`/`FUNCTION`/`EVENT` (error 1295); those run as text the tool
 /// wrote from tokens [`validate::check_object`] proved to be one statement.
-async fn run_ddl(conn: &mut Conn, sql: &str) -> std::result::Result<(), mysql_async::Error> {
+async fn run_ddl(conn: &mut Conn, sql: &[u8]) -> std::result::Result<(), mysql_async::Error> {
     match conn.exec_drop(sql, ()).await {
         Err(mysql_async::Error::Server(e)) if e.code == 1295 => conn.query_drop(sql).await,
         other => other,

@@ -7,21 +7,21 @@ use std::collections::BTreeSet;
 use super::validate;
 use crate::error::{Error, Result};
 use crate::mysql::catalog::{DbSchema, ObjectKind, SchemaObject};
+use crate::mysql::context::{self, Context};
 use crate::mysql::sqlparse::lex::{Tok, Token};
 use crate::mysql::sqlparse::{self, Scope, Statement};
 use crate::mysql::sqltext::{ident, qualified};
 
 use super::DbContext;
 
-/// One object ready to run: the statement written by the tool, and the session settings it
-/// was created under.
+/// One object ready to run: the statement written by the tool, and the checked creation
+/// context it is created in.
 #[derive(Debug, Clone)]
 pub(super) struct Ready {
     pub kind: ObjectKind,
     pub name: String,
     pub sql: String,
-    pub sql_mode: Option<String>,
-    pub time_zone: Option<String>,
+    pub context: Context,
 }
 
 /// A database's schema after every check: what runs before the rows, and after them.
@@ -123,15 +123,18 @@ pub(super) fn prepare(ctx: &DbContext<'_>, schema: &DbSchema) -> Result<ReadySch
                 sqlparse::set_definer(tokens, user, host);
             }
         }
+        // A table is written in the tool's own session; the snapshot's says nothing about it.
+        let context = if o.kind == ObjectKind::Table {
+            Context::default()
+        } else {
+            creation_context(o, ctx, &map).map_err(|why| refuse(what.clone(), why))?
+        };
         let sql = emit(o, stmt, &plan.db.name, target, &map);
-        let table = o.kind == ObjectKind::Table;
         Ok(Some(Ready {
             kind: o.kind,
             name: o.name.clone(),
             sql,
-            // A table is written in the tool's own mode; the snapshot's says nothing about it.
-            sql_mode: o.sql_mode.clone().filter(|_| !table),
-            time_zone: o.time_zone.clone().filter(|_| !table),
+            context,
         }))
     };
     let mut pre_data = Vec::new();
@@ -147,6 +150,42 @@ pub(super) fn prepare(ctx: &DbContext<'_>, schema: &DbSchema) -> Result<ReadySch
         pre_data,
         post_data,
         skipped,
+    })
+}
+
+/// The creation context of a code object, each value checked: known `sql_mode` flags, a time
+/// zone, and a character set and collations (mapped like the tables' ones) the target knows.
+fn creation_context(
+    o: &SchemaObject,
+    ctx: &DbContext<'_>,
+    map: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Context, String> {
+    let collation = |what: &str, c: &Option<String>| {
+        c.as_deref()
+            .map(|c| {
+                let mapped = map(c).unwrap_or_else(|| c.to_string());
+                context::check_name(what, &mapped, ctx.collations)
+            })
+            .transpose()
+    };
+    Ok(Context {
+        sql_mode: o
+            .sql_mode
+            .as_deref()
+            .map(context::check_sql_mode)
+            .transpose()?,
+        time_zone: o
+            .time_zone
+            .as_deref()
+            .map(context::check_time_zone)
+            .transpose()?,
+        charset: o
+            .character_set_client
+            .as_deref()
+            .map(|cs| context::check_name("character_set_client", cs, ctx.charsets))
+            .transpose()?,
+        collation: collation("collation_connection", &o.collation_connection)?,
+        database_collation: collation("database collation", &o.database_collation)?,
     })
 }
 

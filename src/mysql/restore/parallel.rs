@@ -191,6 +191,89 @@ async fn dispatch(
     }
 }
 
+/// Engines whose rows a `ROLLBACK` takes back.
+fn transactional(engine: &str) -> bool {
+    engine.eq_ignore_ascii_case("InnoDB") || engine.eq_ignore_ascii_case("RocksDB")
+}
+
+/// The scratch name of the staging table of the database's `index`-th table, and of the table
+/// it replaces while the two are swapped.
+pub(super) fn staging_name(index: usize) -> String {
+    format!("_amlmigrate_staging_{index}")
+}
+
+/// Where a table's rows go until they are proven: the table itself when its engine is
+/// transactional (the transaction commits only on `End`), else a staging table of the same
+/// definition under a scratch name, renamed into place only on `End` (MyISAM, Aria and the like
+/// keep every row at once, whatever happens after).
+struct Destination {
+    table: String,
+    staging: Option<String>,
+}
+
+impl Destination {
+    async fn open(conn: &mut Conn, target: &str, table: &str, index: usize) -> Result<Self> {
+        let engine: Option<String> = conn
+            .exec_first(
+                "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (target, table),
+            )
+            .await
+            .ctx(|| format!("reading the engine of {}", qualified(target, table)))?;
+        if engine.as_deref().is_none_or(transactional) {
+            return Ok(Destination {
+                table: table.to_string(),
+                staging: None,
+            });
+        }
+        let staging = staging_name(index);
+        conn.query_drop(format!(
+            "DROP TABLE IF EXISTS {0}; CREATE TABLE {0} LIKE {1}",
+            qualified(target, &staging),
+            qualified(target, table)
+        ))
+        .await
+        .ctx(|| format!("creating a staging table for {}", qualified(target, table)))?;
+        Ok(Destination {
+            table: table.to_string(),
+            staging: Some(staging),
+        })
+    }
+
+    /// The table the rows are loaded into.
+    fn loading(&self) -> &str {
+        self.staging.as_deref().unwrap_or(&self.table)
+    }
+
+    /// Rolls back, and drops the staging table: the table itself was not touched.
+    async fn abandon(&self, conn: &mut Conn, target: &str) {
+        let _ = conn.query_drop("ROLLBACK").await;
+        if let Some(s) = &self.staging {
+            let _ = conn
+                .query_drop(format!("DROP TABLE IF EXISTS {}", qualified(target, s)))
+                .await;
+        }
+    }
+
+    /// Commits, and puts staged rows in place in one atomic rename.
+    async fn commit(&self, conn: &mut Conn, target: &str) -> Result<()> {
+        let what = || format!("committing {}", qualified(target, &self.table));
+        conn.query_drop("COMMIT").await.ctx(what)?;
+        let Some(s) = &self.staging else {
+            return Ok(());
+        };
+        let old = format!("{s}_old");
+        conn.query_drop(format!(
+            "RENAME TABLE {table} TO {old}, {staging} TO {table}; DROP TABLE {old}",
+            table = qualified(target, &self.table),
+            old = qualified(target, &old),
+            staging = qualified(target, s)
+        ))
+        .await
+        .ctx(what)
+    }
+}
+
 /// One table in one transaction on `conn`; commits only on `End` with the snapshot's count.
 async fn load_table(
     conn: &mut Conn,
@@ -200,10 +283,12 @@ async fn load_table(
 ) -> Result<()> {
     let t = &ctx.plan.db.tables[job.index];
     let target = ctx.plan.target.as_str();
+    let dest = Destination::open(conn, target, &t.name, job.index).await?;
     conn.query_drop("START TRANSACTION")
         .await
         .ctx(|| "starting a transaction".into())?;
-    if ctx.replace && ctx.plan.existing.contains(&t.name) {
+    // A staging table starts empty, and replaces the table's rows whole.
+    if ctx.replace && ctx.plan.existing.contains(&t.name) && dest.staging.is_none() {
         conn.query_drop(format!("DELETE FROM {}", qualified(target, &t.name)))
             .await
             .ctx(|| format!("emptying {} for --replace", qualified(target, &t.name)))?;
@@ -224,13 +309,13 @@ async fn load_table(
             }
             Msg::Chunk(item) => item,
         };
-        match load_chunk(conn, target, t, item).await {
+        match load_chunk(conn, target, dest.loading(), t, item).await {
             Ok((r, b)) => {
                 rows += r;
                 bytes += b;
             }
             Err(e) => {
-                let _ = conn.query_drop("ROLLBACK").await;
+                dest.abandon(conn, target).await;
                 return Err(e);
             }
         }
@@ -243,20 +328,18 @@ async fn load_table(
     }
     if !ended {
         // The dispatcher stopped (an error elsewhere, or Ctrl-C): it reports why.
-        let _ = conn.query_drop("ROLLBACK").await;
+        dest.abandon(conn, target).await;
         return Ok(());
     }
     if rows != t.rows {
-        let _ = conn.query_drop("ROLLBACK").await;
+        dest.abandon(conn, target).await;
         return Err(Error::other(format!(
             "{} received {rows} rows but the snapshot holds {}; the table was rolled back",
             qualified(target, &t.name),
             t.rows
         )));
     }
-    conn.query_drop("COMMIT")
-        .await
-        .ctx(|| format!("committing {}", qualified(target, &t.name)))?;
+    dest.commit(conn, target).await?;
     ctx.progress.event(Event::TableFinished {
         db: target.to_string(),
         table: t.name.clone(),
@@ -272,6 +355,7 @@ async fn load_table(
 async fn load_chunk(
     conn: &mut Conn,
     target: &str,
+    into: &str,
     t: &crate::repo::manifest::MysqlTable,
     item: Item,
 ) -> Result<(u64, u64)> {
@@ -285,7 +369,7 @@ async fn load_chunk(
         polled
     });
     conn.set_infile_handler(async move { Ok(stream.boxed()) });
-    let sql = load_data_sql(&format!("amlmigrate:{path}"), target, &t.name, &t.columns);
+    let sql = load_data_sql(&format!("amlmigrate:{path}"), target, into, &t.columns);
     conn.query_drop(sql)
         .await
         .ctx(|| format!("loading {path} into {}", qualified(target, &t.name)))?;

@@ -4,13 +4,7 @@
 use super::*;
 
 fn obj(kind: ObjectKind, name: &str, sql: &str) -> SchemaObject {
-    SchemaObject {
-        kind,
-        name: name.into(),
-        sql: sql.into(),
-        sql_mode: None,
-        time_zone: None,
-    }
+    SchemaObject::plain(kind, name.into(), sql.into())
 }
 
 fn check_in_mode(o: &SchemaObject) -> Result<(), String> {
