@@ -49,6 +49,11 @@ impl Ui {
         }
     }
 
+    /// Runs `f` with the bars hidden, for output that must not be drawn over (a prompt).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.mp.suspend(f)
+    }
+
     pub fn finish(&self) {
         let mut st = self.state.lock().expect("progress lock");
         if let Some(o) = st.overall.take() {

@@ -75,8 +75,11 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
     }
     let yes = a.yes;
     let interactive = can_ask();
+    let ui = progress_for(g);
+    let prompt_ui = ui.clone();
     let confirm: recover::RecoverConfirmer = Arc::new(move |c: &RecoverCheck| {
         confirm_step(
+            &prompt_ui,
             yes,
             interactive,
             "it writes and there is no terminal to ask on; review `amlmigrate recover --dry-run`, then run again with --yes",
@@ -85,7 +88,6 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
             &c.warnings,
         )
     });
-    let ui = progress_for(g);
     let env = Env::connect(cfg, ui.clone(), cancel).await?;
     let outcome = recover::recover(
         &env,

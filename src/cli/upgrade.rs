@@ -18,6 +18,7 @@ use amlmigrate::upgrade::{
     report,
 };
 
+use super::progress::Ui;
 use super::{GlobalArgs, print_json, progress_for};
 
 /// The guided Alauda AI 1.3 → 1.4 upgrade: the knowledge-base article as one safe, resumable run.
@@ -248,6 +249,7 @@ pub(super) fn can_ask() -> bool {
 /// The answer for a step that writes: --yes, else a refusal saying `no_terminal` where nobody
 /// can be asked, else the person's at the prompt.
 pub(super) fn confirm_step(
+    ui: &Ui,
     yes: bool,
     interactive: bool,
     no_terminal: &str,
@@ -261,23 +263,27 @@ pub(super) fn confirm_step(
     if !interactive {
         return Confirm::No(no_terminal.into());
     }
-    let mut err = std::io::stderr();
-    let _ = writeln!(err, "\n{heading}");
-    for ch in changes {
-        let _ = writeln!(err, "  {ch}");
-    }
-    for w in warnings {
-        let _ = writeln!(err, "  WARNING: {w}");
-    }
-    let _ = write!(err, "apply this step? [y/N] ");
-    let _ = err.flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    if matches!(line.trim(), "y" | "Y" | "yes") {
-        Confirm::Yes
-    } else {
-        Confirm::No("declined at the prompt".into())
-    }
+    // Bars redrawn while the person reads would overwrite the question: they pause until the
+    // answer. What is asked quotes the cluster (names, messages), so it is shown escaped.
+    ui.suspend(|| {
+        let mut err = std::io::stderr();
+        let _ = writeln!(err, "\n{}", Safe(heading));
+        for ch in changes {
+            let _ = writeln!(err, "  {}", Safe(ch.to_string()));
+        }
+        for w in warnings {
+            let _ = writeln!(err, "  WARNING: {}", Safe(w));
+        }
+        let _ = write!(err, "apply this step? [y/N] ");
+        let _ = err.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if matches!(line.trim(), "y" | "Y" | "yes") {
+            Confirm::Yes
+        } else {
+            Confirm::No("declined at the prompt".into())
+        }
+    })
 }
 
 async fn plan(a: ConfigArg, g: &GlobalArgs, cancel: CancellationToken) -> anyhow::Result<()> {
@@ -315,8 +321,11 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
     let only = a.only.as_deref().map(StepId::parse).transpose()?;
     let yes = a.yes;
     let interactive = can_ask();
+    let ui = progress_for(g);
+    let prompt_ui = ui.clone();
     let confirm: upgrade::Confirmer = Arc::new(move |c: &StepCheck| {
         confirm_step(
+            &prompt_ui,
             yes,
             interactive,
             "it changes the cluster and there is no terminal to ask on; review `amlmigrate upgrade plan`, then run again with --yes",
@@ -325,7 +334,6 @@ async fn execute(a: RunArgs, g: &GlobalArgs, cancel: CancellationToken) -> anyho
             &c.warnings,
         )
     });
-    let ui = progress_for(g);
     let env = Env::connect(cfg, ui.clone(), cancel).await?;
     let outcome = upgrade::run(
         &env,
