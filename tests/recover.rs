@@ -117,10 +117,12 @@ fn a_lost_cluster_comes_back_from_the_snapshot_with_its_databases_mlflow_and_use
         std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o600)).unwrap();
         id.to_public().to_string()
     };
+    // The lab's repository is plain (`repo init` without recipients), on purpose: only the
+    // Secrets are encrypted.
     lab.edit_config(|c| {
         c.replacen(
             "[snapshot]\n",
-            &format!("[snapshot]\nencrypt_to = [\"{recipient}\"]\n"),
+            &format!("[snapshot]\nencrypt_to = [\"{recipient}\"]\nunencrypted_repo = true\n"),
             1,
         )
     });

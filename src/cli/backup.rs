@@ -187,7 +187,11 @@ async fn take(
     } else {
         (Repository::open(&args.repo.repo).await?, false)
     };
-    repo.check_encryption_intent(&args.encrypt_to, args.unencrypted_repo)?;
+    repo.check_encryption_intent(&amlmigrate::repo::EncryptionIntent {
+        recipients: &args.encrypt_to,
+        plain: args.unencrypted_repo,
+        settings: ("--encrypt-to", "--unencrypted-repo"),
+    })?;
     // An encrypted repository takes the same recipients as the Secrets.
     repo.unlock(&args.encrypt_to, None)?;
     let repo = repo.with_sign_key(sign_key);

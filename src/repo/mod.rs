@@ -52,6 +52,7 @@ use crate::error::{Error, Result};
 use crypt::{Encryption, EncryptionConfig};
 pub use manifest::Manifest;
 use manifest::Part;
+pub use open::EncryptionIntent;
 
 /// How old a leftover of a failed backup (an uncommitted snapshot folder, an incomplete S3
 /// upload) must be before prune removes it: a younger one may belong to a running backup.

@@ -278,35 +278,44 @@ impl Repository {
 
     /// Checks what a backup was told about encryption against the marker, so that a marker
     /// rewritten by whoever can write the bucket cannot switch encryption off (or on):
-    /// `recipients` given (and `plain` not) means "encrypted to these"; `plain` means "this
-    /// repository is not encrypted, on purpose" (`--encrypt-to` then covers only Secrets).
-    pub fn check_encryption_intent(&self, recipients: &[String], plain: bool) -> Result<()> {
-        let told = |r: &[String]| {
-            let names: Vec<&str> = r
-                .iter()
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty() && !s.starts_with('#'))
-                .collect();
-            names.join(", ")
-        };
-        match (self.is_encrypted(), plain) {
+    /// recipients given (and `plain` not) means "encrypted to these"; `plain` means "this
+    /// repository is not encrypted, on purpose" (the recipients then cover only Secrets).
+    pub fn check_encryption_intent(&self, told: &EncryptionIntent<'_>) -> Result<()> {
+        let recipients: Vec<&str> = told
+            .recipients
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty() && !s.starts_with('#'))
+            .collect();
+        let (recipients_setting, plain_setting) = told.settings;
+        match (self.is_encrypted(), told.plain) {
             (true, true) => Err(Error::Refused(format!(
-                "{}: this backup was told the repository is not encrypted (--unencrypted-repo), \
+                "{}: this backup was told the repository is not encrypted ({plain_setting}), \
                  but its marker {MARKER} says it is encrypted; nothing was written. Leave out \
-                 --unencrypted-repo and give the repository's recipients (--encrypt-to)",
+                 {plain_setting} and give the repository's recipients ({recipients_setting})",
                 self.location
             ))),
-            (false, false) if !told(recipients).is_empty() => Err(Error::Refused(format!(
-                "{}: this backup was told to encrypt to {} (--encrypt-to), but the repository's \
-                 marker {MARKER} says it is not encrypted; nothing was written. If the \
-                 repository was created encrypted, someone who can write to it removed its \
+            (false, false) if !recipients.is_empty() => Err(Error::Refused(format!(
+                "{}: this backup was told to encrypt to {} ({recipients_setting}), but the \
+                 repository's marker {MARKER} says it is not encrypted; nothing was written. If \
+                 the repository was created encrypted, someone who can write to it removed its \
                  encryption settings: do not back up into it until that is explained. If it is \
-                 a plain repository on purpose (--encrypt-to then encrypts only the Secrets), \
-                 pass --unencrypted-repo",
+                 a plain repository on purpose ({recipients_setting} then encrypts only the \
+                 Secrets), use {plain_setting}",
                 self.location,
-                told(recipients)
+                recipients.join(", ")
             ))),
             _ => Ok(()),
         }
     }
+}
+
+/// What a backup was told about the repository's encryption, with the names of the settings
+/// that told it (flags or configuration keys), so a refusal names what to change.
+pub struct EncryptionIntent<'a> {
+    pub recipients: &'a [String],
+    /// The repository is plain on purpose.
+    pub plain: bool,
+    /// (the recipients' setting, the "plain on purpose" setting)
+    pub settings: (&'static str, &'static str),
 }

@@ -164,6 +164,10 @@ pub struct Drain {
 pub struct SnapshotSettings {
     /// age recipients for the Secrets of the snapshot; none: Secrets are left out.
     pub encrypt_to: Vec<String>,
+    /// The repository is plain on purpose (`encrypt_to` then covers only the Secrets), as
+    /// `backup --unencrypted-repo`; without it, `encrypt_to` and a marker saying "not
+    /// encrypted" stop the snapshot step.
+    pub unencrypted_repo: bool,
     /// The MLflow 2.6 artifact store, when it is reachable from here: a folder or
     /// `s3://bucket/prefix[?profile=NAME]`.
     pub mlflow_artifacts: Option<crate::mlflow::artifacts::ArtifactLocation>,

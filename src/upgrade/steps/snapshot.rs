@@ -23,6 +23,13 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
             }
         }
     }
+    // A marker rewritten by whoever can write the bucket must not switch the snapshot's
+    // encryption off: the same check as `backup --encrypt-to`, shown before anything runs.
+    if let Err(e) = encryption_intent(env) {
+        c.state = State::Blocked;
+        c.why = e.to_string();
+        return Ok(());
+    }
     c.state = State::ToDo;
     c.why = format!(
         "no verified snapshot of this run yet; MySQL sources {} and the Kubernetes objects go to {}",
@@ -42,6 +49,7 @@ pub(super) async fn apply(env: &Env) -> Result<Applied> {
     let inst = installation::find(env, &mut c)
         .await?
         .ok_or_else(|| Error::Refused(c.why.clone()))?;
+    encryption_intent(env)?;
     let id = take_snapshot(env).await?;
     Ok(Applied {
         changes: vec![Change::new("snapshot", "", None, Some(id.clone()))],
@@ -51,6 +59,16 @@ pub(super) async fn apply(env: &Env) -> Result<Applied> {
             ..Default::default()
         },
     })
+}
+
+fn encryption_intent(env: &Env) -> Result<()> {
+    let s = &env.cfg.snapshot;
+    env.repo
+        .check_encryption_intent(&crate::repo::EncryptionIntent {
+            recipients: &s.encrypt_to,
+            plain: s.unencrypted_repo,
+            settings: ("snapshot.encrypt_to", "snapshot.unencrypted_repo = true"),
+        })
 }
 
 /// The snapshot of this run, when its manifest exists (it is committed only after a
