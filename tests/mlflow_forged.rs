@@ -1,6 +1,7 @@
 //! `mlflow migrate --from-snapshot` from a forged snapshot (every hash recomputed, so `verify`
 //! calls it sound): a row of the wrong shape is refused naming the table, the row and the
-//! columns, without a panic; PostgreSQL is rolled back and no artifact is unpacked; an entry
+//! columns, without a panic, and a text over its target column's length is refused naming the
+//! limit; PostgreSQL is rolled back and no artifact is unpacked; an entry
 //! with a row longer than any MLflow row is refused as damage without reading it whole.
 
 mod common;
@@ -189,5 +190,34 @@ fn a_row_longer_than_any_mlflow_row_is_refused_as_damage() {
     let (r, unpacked) = migrate(&s, &target);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("a row longer than"), "{r:?}");
+    nothing_written(&target, &unpacked, &r);
+}
+
+#[test]
+fn a_text_longer_than_its_target_column_is_refused_naming_table_row_column_and_limit() {
+    // MLflow 3.1.1's metrics.key is character varying(250); the tool reads that limit from
+    // the target's schema, and refuses before PostgreSQL's generic "value too long".
+    let s = forged("mlf_len", |files| {
+        replace_last_row(files, "metrics", |last| {
+            let fields: Vec<String> = last
+                .split('\t')
+                .map(|f| {
+                    if f == "loss" {
+                        "é".repeat(251)
+                    } else {
+                        f.to_string()
+                    }
+                })
+                .collect();
+            fields.join("\t").into_bytes()
+        });
+    });
+    let target = PgDb::new("mlf_len");
+    let (r, unpacked) = migrate(&s, &target);
+    assert_eq!(r.code, 4, "{r:?}");
+    for want in ["metrics row 5 column key", "251 characters", "limit of 250"] {
+        assert!(r.stderr.contains(want), "{want:?} not in {r:?}");
+    }
+    assert!(!r.stderr.contains("too long for type"), "{r:?}");
     nothing_written(&target, &unpacked, &r);
 }

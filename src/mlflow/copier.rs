@@ -134,8 +134,8 @@ impl<'a> TableCopier<'a> {
         Ok(())
     }
 
-    /// The row has one field per column, and a text field of a number or boolean column reads
-    /// as one (a snapshot's fields arrive as text).
+    /// The row has one field per column, a text field of a number or boolean column reads as
+    /// one (a snapshot's fields arrive as text), and a text fits its target column's length.
     fn check_shape(&self, values: &[Value]) -> Result<()> {
         let columns = &self.spec.columns;
         let shape = || {
@@ -166,6 +166,22 @@ impl<'a> TableCopier<'a> {
                 PgType::Int8 => text.parse::<i64>().is_ok(),
                 PgType::Float8 => text.parse::<f64>().is_ok(),
             };
+            if let (PgType::Text, Some(limit)) = (c.pg, c.max_chars) {
+                // PostgreSQL counts characters; a value that is not UTF-8 is refused later,
+                // naming that.
+                let chars = text.chars().count();
+                if chars > limit as usize {
+                    return Err(Error::Refused(format!(
+                        "{} row {} column {} is {chars} characters long, over the target \
+                         column's limit of {limit} (character varying({limit})); shorten it in \
+                         the source, or check that the snapshot was not altered, and run again \
+                         (nothing was written to the target)",
+                        self.spec.name,
+                        self.sum.rows + 1,
+                        c.name,
+                    )));
+                }
+            }
             if !ok {
                 return Err(Error::Refused(format!(
                     "{} row {} column {} is {:?}, not a {:?} value; the table's columns are \

@@ -324,21 +324,24 @@ async fn table_specs(src: &mut Src, pg: &Client) -> Result<Vec<TableSpec>> {
     let mut specs = Vec::new();
     for t in SHARED_TABLES {
         let source = src.columns(t).await?;
-        let target: Vec<(String, String)> = pg
+        // The length limit too: a value over it is refused naming the row, before the
+        // server's generic "value too long" would end the COPY.
+        let target: Vec<(String, String, Option<i32>)> = pg
             .query(
-                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                "SELECT column_name::text, data_type::text, character_maximum_length::int4 \
+                 FROM information_schema.columns \
                  WHERE table_schema = 'public' AND table_name = $1",
                 &[t],
             )
             .await
             .map_err(pg_err(format!("reading the columns of target table {t}")))?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         let mut columns = Vec::new();
         let mut key = Vec::new();
         for (name, primary) in source {
-            let Some((_, ty)) = target.iter().find(|(n, _)| *n == name) else {
+            let Some((_, ty, max_chars)) = target.iter().find(|(n, _, _)| *n == name) else {
                 return Err(Error::other(format!(
                     "source column {t}.{name} has no place in MLflow 3.1.1's schema"
                 )));
@@ -355,6 +358,7 @@ async fn table_specs(src: &mut Src, pg: &Client) -> Result<Vec<TableSpec>> {
             columns.push(super::rows::Column {
                 name,
                 pg,
+                max_chars: max_chars.and_then(|n| u32::try_from(n).ok()),
                 artifact_uri,
             });
         }

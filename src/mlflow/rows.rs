@@ -32,6 +32,8 @@ impl PgType {
 pub struct Column {
     pub name: String,
     pub pg: PgType,
+    /// The target's `character varying(n)` limit, in characters.
+    pub max_chars: Option<u32>,
     /// Holds an artifact URI that `--rewrite-artifact-uri` rewrites by prefix.
     pub artifact_uri: bool,
 }
