@@ -92,16 +92,11 @@ fn recover_journal(lab: &Lab) -> Vec<Value> {
 }
 
 fn recover(lab: &Lab, args: &[&str]) -> Run {
-    recover_env(lab, args, &[])
+    lab.recover(args)
 }
 
 fn recover_env(lab: &Lab, args: &[&str], more: &[(&str, &str)]) -> Run {
-    let mut all = vec!["recover", "--config", lab.cfg()];
-    all.extend_from_slice(args);
-    let env = lab.env();
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.extend_from_slice(more);
-    amlmigrate_env(&all, &env)
+    lab.recover_env(args, more)
 }
 
 #[test]

@@ -114,8 +114,10 @@ pub async fn run(a: RecoverArgs, g: &GlobalArgs, cancel: CancellationToken) -> a
             amlmigrate::Error::Refused(format!("recovery step {} cannot run: {}", c.step, c.why))
         });
     if g.json {
+        // One document: the refusal is in the outcome's checks, and only the exit code and
+        // the stderr line are left to give.
         print_json(&json!({"ok": blocked.is_none(), "outcome": outcome}));
-        return blocked.map_or(Ok(()), |e| Err(e.into()));
+        return blocked.map_or(Ok(()), |e| Err(super::JsonPrinted(e).into()));
     }
     if outcome.dry_run {
         println!(

@@ -572,6 +572,21 @@ image_builder_namespaces = {namespaces}
         amlmigrate_env(&all, &env)
     }
 
+    /// `amlmigrate recover --config <the lab's> args…`.
+    pub fn recover(&self, args: &[&str]) -> Run {
+        self.recover_env(args, &[])
+    }
+
+    /// [`Lab::recover`] with `more` environment variables.
+    pub fn recover_env(&self, args: &[&str], more: &[(&str, &str)]) -> Run {
+        let mut all = vec!["recover", "--config", self.cfg()];
+        all.extend_from_slice(args);
+        let env = self.env();
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(more);
+        amlmigrate_env(&all, &env)
+    }
+
     /// `upgrade run --yes --quiet` as a child process (to kill or interrupt).
     pub fn spawn_run(&self) -> std::process::Child {
         let mut cmd = Command::new(bin());

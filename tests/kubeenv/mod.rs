@@ -112,14 +112,21 @@ pub struct Forgery {
 }
 
 impl Forgery {
-    /// Adds an object the way a backup stores it (`kubernetes/<cluster>/<group>/<plural>/…`).
+    /// Adds an object the way a backup stores it (`kubernetes/<cluster>/<group>/<plural>/…`),
+    /// in the cluster of the objects already there.
     pub fn add(&mut self, obj: &Value, plural: &str, restore: bool) {
+        let cluster = self
+            .objects
+            .first()
+            .and_then(|o| o["cluster"].as_str())
+            .unwrap_or("workload")
+            .to_string();
         let av = obj["apiVersion"].as_str().unwrap();
         let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let ns = obj["metadata"]["namespace"].as_str();
         let name = obj["metadata"]["name"].as_str().unwrap();
         let path = format!(
-            "kubernetes/workload/{}/{plural}/{}/{name}.yaml",
+            "kubernetes/{cluster}/{}/{plural}/{}/{name}.yaml",
             if group.is_empty() { "core" } else { group },
             ns.unwrap_or("_cluster")
         );
@@ -128,7 +135,7 @@ impl Forgery {
             serde_saphyr::to_string(obj).unwrap().into_bytes(),
         );
         self.objects.push(serde_json::json!({
-            "cluster": "workload", "api_version": av, "kind": obj["kind"], "group": group,
+            "cluster": cluster, "api_version": av, "kind": obj["kind"], "group": group,
             "plural": plural, "namespace": ns, "name": name, "path": path,
             "encrypted": false, "restore": restore, "order": 1,
         }));
