@@ -224,7 +224,7 @@ async fn write_parts(
 }
 
 /// Connects to each MySQL source and settles its database list: the databases it names must
-/// exist there (the error names the source, the database and what the server has), unnamed ones
+/// exist there (the error names the source, the database and the closest it has), unnamed ones
 /// mean every non-system database (or the URL's). No database may come from two sources (their
 /// parts would collide), and names are unique.
 async fn resolve_sources(sources: &[MysqlSource]) -> Result<Vec<MysqlSource>> {
@@ -246,17 +246,10 @@ async fn resolve_sources(sources: &[MysqlSource]) -> Result<Vec<MysqlSource>> {
             .map(|d| d.name)
             .collect();
         let _ = mysql_async::Conn::disconnect(conn).await;
-        let have = || {
-            let user: Vec<&str> = all
-                .iter()
+        let user = || {
+            all.iter()
                 .map(String::as_str)
                 .filter(|n| !SYSTEM_DATABASES.contains(&n.to_ascii_lowercase().as_str()))
-                .collect();
-            if user.is_empty() {
-                "(none)".to_string()
-            } else {
-                user.join(", ")
-            }
         };
         let wanted: Vec<String> = match (&src.options.databases, &url.database) {
             (Some(list), _) => list.clone(),
@@ -270,9 +263,9 @@ async fn resolve_sources(sources: &[MysqlSource]) -> Result<Vec<MysqlSource>> {
         for db in &wanted {
             if !all.contains(db) {
                 return Err(Error::input(format!(
-                    "MySQL source {} ({url}): database {db} not found; it has: {}",
+                    "MySQL source {} ({url}): database {db} not found; {}",
                     src.name,
-                    have()
+                    near(db, user())
                 )));
             }
             if let Some(first) = owner.insert(db.clone(), src.name.clone()) {
@@ -290,6 +283,21 @@ async fn resolve_sources(sources: &[MysqlSource]) -> Result<Vec<MysqlSource>> {
         });
     }
     Ok(out)
+}
+
+/// What to say about a database name the server does not have: the few names closest to it,
+/// never every database on the server.
+fn near<'a>(db: &str, user: impl Iterator<Item = &'a str> + Clone) -> String {
+    let close = crate::closest::closest(db, user.clone(), 3);
+    if !close.is_empty() {
+        return format!("the closest it has: {}", close.join(", "));
+    }
+    match user.count() {
+        0 => "it has no databases besides the system ones".to_string(),
+        n => format!(
+            "none of its {n} database(s) has a name close to it; list them with SHOW DATABASES"
+        ),
+    }
 }
 
 /// The MySQL source a database of a snapshot came from.

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod backup;
+pub mod closest;
 pub mod error;
 pub mod export;
 pub mod kube;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -17,7 +17,12 @@ use crate::repo::Repository;
 #[derive(Debug, Clone, Serialize)]
 pub struct PartReport {
     pub name: String,
+    /// The manifest's size: the stored object of a format 1 part, what a deduplicated part
+    /// added to the repository.
     pub size: u64,
+    /// What this verify fetched from the repository for the part (a deduplicated part's
+    /// chunks, wherever they are stored).
+    pub bytes_read: u64,
     pub entries: usize,
 }
 
@@ -41,6 +46,8 @@ struct TableCheck {
     sha256: String,
     seen_rows: u64,
     hasher: Sha256,
+    /// Time spent reading the table's entries (their chunks fetched and checked).
+    elapsed: Duration,
 }
 
 /// Verifies a committed snapshot. The first damage found is returned as [`Error::Damaged`].
@@ -119,6 +126,7 @@ async fn verify_all(
                         sha256: t.sha256.clone(),
                         seen_rows: 0,
                         hasher: Sha256::new(),
+                        elapsed: Duration::ZERO,
                     },
                 );
             }
@@ -141,8 +149,9 @@ async fn verify_all(
         }
         let progress2 = progress.clone();
         let mut buf = vec![0u8; 256 * 1024];
-        let checks = repo
-            .read_part(&manifest.id, part, checks, move |checks, entry| {
+        let (checks, read) = repo
+            .read_part_counted(&manifest.id, part, checks, move |checks, entry| {
+                let started = Instant::now();
                 let path = entry.entry().path.clone();
                 let mut check = path
                     .ends_with(".tsv")
@@ -162,6 +171,7 @@ async fn verify_all(
                     }
                 }
                 if let Some(c) = check {
+                    c.elapsed += started.elapsed();
                     progress2.event(Event::TableProgress {
                         db: c.db.clone(),
                         table: c.name.clone(),
@@ -200,13 +210,14 @@ async fn verify_all(
                 table: c.name,
                 rows: c.rows,
                 bytes: 0,
-                elapsed: std::time::Duration::ZERO,
+                elapsed: c.elapsed,
             });
         }
-        bytes_read += size;
+        bytes_read += read;
         reports.push(PartReport {
             name: part.name.clone(),
             size,
+            bytes_read: read,
             entries: part.entries.len(),
         });
     }

@@ -7,35 +7,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// `backup --json` of one database: (snapshot id, bytes it added to the repository).
-fn backup_stored(repo: &Path, db: &str) -> (String, u64) {
-    let out = ok(&[
-        "backup",
-        "--init",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--mysql",
-        MYSQL,
-        "--databases",
-        db,
-        "--json",
-    ]);
-    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
-    (
-        j["snapshot"].as_str().unwrap().to_string(),
-        j["bytes_stored"].as_u64().unwrap(),
-    )
-}
-
 fn packs(repo: &Path) -> Vec<PathBuf> {
     files_under(&repo.join("data"))
-}
-
-fn stored_bytes(repo: &Path) -> u64 {
-    packs(repo)
-        .iter()
-        .map(|p| p.metadata().unwrap().len())
-        .sum()
 }
 
 #[test]
@@ -67,6 +40,49 @@ fn a_second_snapshot_stores_almost_nothing_and_a_small_change_little() {
     let r = restore_renamed(&repo, &id, &src.name, &dst.name);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(checksums(&dst.name), checksums(&src.name));
+}
+
+#[test]
+fn snapshots_shows_what_each_snapshot_holds_beside_what_it_added() {
+    let src = TestDb::create("dedup_sizes");
+    big_table(&src.name, 20_000);
+    let (_tmp, repo) = temp_repo();
+    let (first, first_added) = backup_stored(&repo, &src.name);
+    let (second, second_added) = backup_stored(&repo, &src.name);
+    let out = ok(&["snapshots", "--repo", repo.to_str().unwrap(), "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed = j["snapshots"].as_array().unwrap();
+    let field = |i: usize, k: &str| listed[i][k].as_u64().unwrap_or_else(|| panic!("{k}: {j}"));
+    assert_eq!(listed[0]["id"], first.as_str());
+    assert_eq!(listed[1]["id"], second.as_str());
+    // The same data held twice; the second added almost nothing.
+    assert_eq!(field(1, "logical_bytes"), field(0, "logical_bytes"));
+    assert_eq!(field(0, "added_bytes"), first_added);
+    assert_eq!(field(1, "added_bytes"), second_added);
+    assert!(field(1, "logical_bytes") > 100 * second_added, "{j}");
+    // What it holds is at least the table's TSV: 20,000 rows of about 190 bytes.
+    assert!(field(1, "logical_bytes") > 20_000 * 150, "{j}");
+
+    let human = ok(&["snapshots", "--repo", repo.to_str().unwrap()]);
+    let header: Vec<&str> = human.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[..6],
+        ["ID", "TIME", "(UTC)", "SIZE", "ADDED", "ROWS"],
+        "{human}"
+    );
+    let row: Vec<&str> = human
+        .lines()
+        .find(|l| l.starts_with(&second))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // id, date, time, then SIZE and ADDED as "<number> <unit>" each.
+    let (size, added) = (
+        format!("{} {}", row[3], row[4]),
+        format!("{} {}", row[5], row[6]),
+    );
+    assert!(size.ends_with("MiB"), "{human}");
+    assert_ne!(size, added, "{human}");
 }
 
 #[test]
@@ -106,16 +122,16 @@ fn prune_sweeps_the_chunks_only_removed_snapshots_used() {
     let (_tmp, repo) = temp_repo();
     let repo_s = repo.to_str().unwrap();
     backup(&repo, &a.name);
-    let with_a = stored_bytes(&repo);
+    let with_a = pack_bytes(&repo);
     let keep = backup(&repo, &b.name);
-    assert!(stored_bytes(&repo) > with_a * 3 / 2);
+    assert!(pack_bytes(&repo) > with_a * 3 / 2);
     let out = ok(&["prune", "--repo", repo_s, "--keep-last", "1", "--json"]);
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(
         j["prune"]["sweep"]["packs_removed"].as_u64().unwrap() >= 1,
         "{j}"
     );
-    let after = stored_bytes(&repo);
+    let after = pack_bytes(&repo);
     assert!(
         after < with_a * 6 / 5,
         "{after} bytes left; database b alone took about {with_a}"

@@ -228,6 +228,72 @@ fn backup_verify_and_prune_push_their_results_and_a_failure_keeps_the_last_succe
 }
 
 #[test]
+fn verify_of_a_deduplicated_snapshot_reports_and_pushes_the_bytes_it_read_with_each_tables_time() {
+    let url = pushgateway();
+    let db = TestDb::create("metrics_read");
+    big_table(&db.name, 20_000);
+    let (_dir, repo) = temp_repo();
+    let repo_s = repo.to_str().unwrap();
+    let schedule = format!("r{}", std::process::id());
+    let (first, _) = backup_stored(&repo, &db.name);
+    let (second, added) = backup_stored(&repo, &db.name);
+    let verify = |id: &str| {
+        let r = amlmigrate(&[
+            "verify",
+            "--repo",
+            repo_s,
+            id,
+            "--json",
+            "--metrics-push",
+            &url,
+            "--metrics-schedule",
+            &schedule,
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let j: Value = serde_json::from_str(&r.stdout).unwrap();
+        j["verify"]["bytes_read"].as_u64().unwrap()
+    };
+    let read_first = verify(&first);
+    let read_second = verify(&second);
+    // The second snapshot added almost nothing, but verify read all of its chunks: about as
+    // much as for the first, nearly every byte of the packs (headers, trailers and the few
+    // chunks only the other snapshot uses aside).
+    let packs = pack_bytes(&repo);
+    assert!(
+        added * 100 < packs,
+        "the second snapshot added {added} of {packs} bytes"
+    );
+    for read in [read_first, read_second] {
+        assert!(
+            read <= packs && read * 10 >= packs * 9,
+            "verify read {read} bytes of {packs} in packs"
+        );
+    }
+    let m = samples(&url, &schedule);
+    assert_eq!(
+        m["amlmigrate_verify_bytes_read"], read_second as f64,
+        "{m:?}"
+    );
+
+    // Each table's line says the time it took, not a constant zero.
+    let r = amlmigrate(&["verify", "--repo", repo_s, &second]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains(&format!("{}.big: 20,000 rows in ", db.name)))
+        .unwrap_or_else(|| panic!("no line for table big: {r:?}"));
+    let time = line.rsplit_once(" in ").unwrap().1;
+    let digits: String = time
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let unit = &time[digits.len()..];
+    assert!(["µs", "ms", "s"].contains(&unit), "{line}");
+    assert!(digits.parse::<f64>().unwrap() > 0.0, "{line}");
+}
+
+#[test]
 fn an_unreachable_pushgateway_is_a_warning_and_the_backup_still_succeeds() {
     let db = TestDb::with_fixture("metrics_down");
     let (_dir, repo) = temp_repo();

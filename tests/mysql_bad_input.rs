@@ -153,23 +153,48 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn unknown_database_is_named_with_what_exists() {
+fn an_unknown_database_is_named_with_the_closest_names_not_every_database() {
     let (_tmp, repo) = temp_repo();
-    let r = amlmigrate(&[
-        "backup",
-        "--init",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--mysql",
-        MYSQL,
-        "--databases",
-        "no_such_db_amlt",
-    ]);
+    let meant = TestDb::create("closest");
+    // A database nothing like the names asked for: never listed.
+    let far = TestDb {
+        name: format!("zz_far_away_{}", std::process::id()),
+    };
+    sql(
+        None,
+        &format!("CREATE DATABASE IF NOT EXISTS `{}`", far.name),
+    );
+    let backup = |db: &str| {
+        amlmigrate(&[
+            "backup",
+            "--init",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--mysql",
+            MYSQL,
+            "--databases",
+            db,
+        ])
+    };
+    let typo = meant.name.replacen("closest", "closet", 1);
+    let r = backup(&typo);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "database {typo} not found; the closest it has: {}",
+            meant.name
+        )),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains(&far.name), "{r:?}");
+
+    let r = backup("no_such_db_amlt");
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
         r.stderr.contains("database no_such_db_amlt not found"),
         "{r:?}"
     );
+    assert!(!r.stderr.contains(&far.name), "{r:?}");
     assert!(!repo.join("snapshots").exists(), "nothing written");
 }
 

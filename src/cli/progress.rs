@@ -76,6 +76,20 @@ impl Ui {
     }
 }
 
+/// A table's time, readable at any size: a small table's milliseconds are not "0.0s".
+fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 10.0 {
+        format!("{secs:.0}s")
+    } else if secs >= 1.0 {
+        format!("{secs:.1}s")
+    } else if secs >= 0.001 {
+        format!("{:.1}ms", secs * 1e3)
+    } else {
+        format!("{}µs", d.as_micros())
+    }
+}
+
 impl Progress for Ui {
     fn event(&self, event: Event) {
         let mut st = self.state.lock().expect("progress lock");
@@ -182,9 +196,9 @@ impl Progress for Ui {
                     String::new()
                 };
                 self.line(&format!(
-                    "  {db}.{table}: {} rows{size} in {:.1}s",
+                    "  {db}.{table}: {} rows{size} in {}",
                     thousands(rows),
-                    elapsed.as_secs_f64()
+                    short_duration(elapsed)
                 ));
             }
             Event::Notice(msg) => {
@@ -195,5 +209,19 @@ impl Progress for Ui {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_times_keep_their_precision_below_a_second() {
+        let ms = Duration::from_millis;
+        assert_eq!(short_duration(Duration::from_micros(40)), "40µs");
+        assert_eq!(short_duration(ms(3)), "3.0ms");
+        assert_eq!(short_duration(ms(1400)), "1.4s");
+        assert_eq!(short_duration(ms(72_400)), "72s");
     }
 }

@@ -66,13 +66,15 @@ pub async fn run(args: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     if m.parts.iter().any(|p| p.chunked) {
         println!(
-            "size       {} added to the repository (chunks it did not hold yet), {} part(s)",
+            "size       {} held, {} added to the repository (chunks it did not hold yet), {} part(s)",
+            human_bytes(m.logical_size()),
             human_bytes(m.total_size()),
             m.parts.len()
         );
     } else {
         println!(
-            "size       {} in {} part(s)",
+            "size       {} held, {} stored in {} part(s)",
+            human_bytes(m.logical_size()),
             human_bytes(m.total_size()),
             m.parts.len()
         );

@@ -10,6 +10,9 @@ use super::{GlobalArgs, RepoArg, human_bytes, print_json, thousands};
 
 /// Lists the committed snapshots of a repository, oldest first.
 ///
+/// SIZE is what a snapshot holds (every entry, uncompressed); ADDED is what it added to the
+/// repository (a deduplicated snapshot of unchanged data adds almost nothing).
+///
 /// With --verify-key (or in a repository that requires signatures) each snapshot's signature is
 /// shown: `key <id>`, or why it would be refused (UNSIGNED, OTHER KEY, BAD SIGNATURE). A refused
 /// snapshot is listed from its unchecked manifest, for the record; every command that reads one
@@ -49,7 +52,8 @@ pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
                     "tags": m.tags,
                     "databases": m.mysql.iter().map(|d| &d.name).collect::<Vec<_>>(),
                     "rows": m.total_rows(),
-                    "size": m.total_size(),
+                    "logical_bytes": m.logical_size(),
+                    "added_bytes": m.total_size(),
                     "signature": sig,
                 })
             })
@@ -70,10 +74,11 @@ pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }
     };
     println!(
-        "{:<24} {:<20} {:>10} {:>14}  {}{:<30} TAGS",
+        "{:<24} {:<20} {:>10} {:>10} {:>14}  {}{:<30} TAGS",
         "ID",
         "TIME (UTC)",
         "SIZE",
+        "ADDED",
         "ROWS",
         sig_col("SIGNATURE"),
         "DATABASES"
@@ -87,9 +92,10 @@ pub async fn run(args: SnapshotsArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             .map(|(k, v)| format!("{}={}", Safe(k), Safe(v)))
             .collect();
         println!(
-            "{:<24} {:<20} {:>10} {:>14}  {}{:<30} {}",
+            "{:<24} {:<20} {:>10} {:>10} {:>14}  {}{:<30} {}",
             Safe(&m.id),
             m.started.format("%Y-%m-%d %H:%M:%S"),
+            human_bytes(m.logical_size()),
             human_bytes(m.total_size()),
             thousands(m.total_rows()),
             sig_col(&Safe(signature_label(sig)).to_string()),

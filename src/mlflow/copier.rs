@@ -252,6 +252,8 @@ impl<'a> TableCopier<'a> {
     pub async fn finish(mut self) -> Result<TableSum> {
         self.flush().await?;
         let Some(mut sink) = self.sink.take() else {
+            // Only read and summed (`mlflow verify`): the time is the source's.
+            self.finished();
             return Ok(self.sum);
         };
         let copied = sink.as_mut().finish().await.map_err(|e| {
@@ -267,6 +269,11 @@ impl<'a> TableCopier<'a> {
                 self.spec.name, self.sum.rows
             )));
         }
+        self.finished();
+        Ok(self.sum)
+    }
+
+    fn finished(&self) {
         self.progress.event(Event::TableFinished {
             db: "mlflow".into(),
             table: self.spec.name.clone(),
@@ -274,6 +281,5 @@ impl<'a> TableCopier<'a> {
             bytes: self.bytes,
             elapsed: self.started.elapsed(),
         });
-        Ok(self.sum)
     }
 }

@@ -55,7 +55,13 @@ impl Repository {
         Ok(index)
     }
 
-    pub(super) async fn read_part_v2<S, F>(&self, part: &Part, state: S, mut visit: F) -> Result<S>
+    /// The state, and the bytes fetched from packs.
+    pub(super) async fn read_part_v2<S, F>(
+        &self,
+        part: &Part,
+        state: S,
+        mut visit: F,
+    ) -> Result<(S, u64)>
     where
         S: Send + 'static,
         F: FnMut(&mut S, &mut EntryReader<'_>) -> Result<()> + Send + 'static,
@@ -79,7 +85,7 @@ impl Repository {
                 };
                 archive::visit_entry(&part.name, &mut r, e, &mut |entry| visit(&mut state, entry))?;
             }
-            Ok(state)
+            Ok((state, fetcher.fetched()))
         })
         .await
         .map_err(|e| Error::other(format!("the reader of part {name} failed: {e}")))?

@@ -36,8 +36,19 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// What the snapshot added to the repository: its stored objects (format 1), the chunks
+    /// it was the first to store (deduplicated parts).
     pub fn total_size(&self) -> u64 {
         self.parts.iter().map(|p| p.size).sum()
+    }
+
+    /// The size of what it holds: every entry, uncompressed, however little of it is new.
+    pub fn logical_size(&self) -> u64 {
+        self.parts
+            .iter()
+            .flat_map(|p| &p.entries)
+            .map(|e| e.size)
+            .sum()
     }
 
     pub fn total_rows(&self) -> u64 {

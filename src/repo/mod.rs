@@ -435,10 +435,28 @@ impl Repository {
         S: Send + 'static,
         F: FnMut(&mut S, &mut EntryReader<'_>) -> Result<()> + Send + 'static,
     {
+        Ok(self.read_part_counted(id, part, state, visit).await?.0)
+    }
+
+    /// [`Self::read_part`], also giving the bytes it fetched from the store: the whole object
+    /// of a format 1 part; the pack ranges of a deduplicated one, however little it added.
+    pub async fn read_part_counted<S, F>(
+        &self,
+        id: &str,
+        part: &Part,
+        state: S,
+        visit: F,
+    ) -> Result<(S, u64)>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, &mut EntryReader<'_>) -> Result<()> + Send + 'static,
+    {
         if part.chunked {
             self.read_part_v2(part, state, visit).await
         } else {
-            self.read_part_v1(id, part, state, visit).await
+            let state = self.read_part_v1(id, part, state, visit).await?;
+            // The reader checked the object is exactly the manifest's size, read whole.
+            Ok((state, part.size))
         }
     }
 

@@ -322,6 +322,7 @@ pub struct Fetcher<'a> {
     run: Bytes,
     run_base: u64,
     run_end: usize,
+    fetched: u64,
 }
 
 impl<'a> Fetcher<'a> {
@@ -355,7 +356,13 @@ impl<'a> Fetcher<'a> {
             run: Bytes::new(),
             run_base: 0,
             run_end: 0,
+            fetched: 0,
         })
+    }
+
+    /// Bytes read from packs so far.
+    pub fn fetched(&self) -> u64 {
+        self.fetched
     }
 
     /// The next chunk of the plan; `id` must be the one planned.
@@ -415,6 +422,7 @@ impl<'a> Fetcher<'a> {
                 first.offset
             ));
         }
+        self.fetched += bytes.len() as u64;
         self.run = bytes;
         self.run_base = first.offset;
         self.run_end = end;

@@ -210,6 +210,34 @@ pub fn backup(repo: &Path, db: &str) -> String {
     ])
 }
 
+/// `backup --json` of one database: (snapshot id, bytes it added to the repository).
+pub fn backup_stored(repo: &Path, db: &str) -> (String, u64) {
+    let out = ok(&[
+        "backup",
+        "--init",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--mysql",
+        MYSQL,
+        "--databases",
+        db,
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        j["snapshot"].as_str().unwrap().to_string(),
+        j["bytes_stored"].as_u64().unwrap(),
+    )
+}
+
+/// Bytes in a deduplicated repository's packs.
+pub fn pack_bytes(repo: &Path) -> u64 {
+    files_under(&repo.join("data"))
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum()
+}
+
 /// `amlmigrate restore --repo REPO SNAPSHOT --mysql MYSQL --rename FROM=TO`.
 pub fn restore_renamed(repo: &Path, snapshot: &str, from: &str, to: &str) -> Run {
     amlmigrate(&[

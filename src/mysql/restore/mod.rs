@@ -872,6 +872,7 @@ impl<'c> DbState<'c> {
                     "the table's chunks are missing",
                 ));
             }
+            let started = std::time::Instant::now();
             if self.ctx.replace && self.ctx.plan.existing.contains(&t.name) {
                 conn.query_drop(format!("DELETE FROM {}", qualified(&target, &t.name)))
                     .await
@@ -882,7 +883,7 @@ impl<'c> DbState<'c> {
                 table: t.name.clone(),
                 rows: 0,
                 bytes: 0,
-                elapsed: std::time::Duration::ZERO,
+                elapsed: started.elapsed(),
             });
             self.done[i] = Some(0);
         }
