@@ -44,10 +44,9 @@ pub struct ScheduleSpec {
     pub repo: String,
     pub cron: String,
     pub image: String,
-    /// `mysql://user@host:port` without a password.
-    pub mysql: Option<String>,
-    /// Secret holding the MySQL password under key `password`.
-    pub mysql_secret: Option<String>,
+    /// The MySQL servers to back up, each a named source (the article's three: aml, kfp,
+    /// mlflow), as `backup --mysql NAME=URL` takes them.
+    pub mysql: Vec<MysqlSource>,
     /// Secret whose keys become the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …).
     pub s3_secret: Option<String>,
     /// A claim to mount at a local repository path.
@@ -57,7 +56,6 @@ pub struct ScheduleSpec {
     pub sign_key_secret: Option<String>,
     pub kube: bool,
     pub namespaces: Vec<String>,
-    pub databases: Vec<String>,
     pub encrypt_to: Vec<String>,
     /// The repository is plain on purpose: `encrypt_to` then covers only Secrets. Without it,
     /// each run's backup refuses a repository whose marker says it is not encrypted.
@@ -66,6 +64,35 @@ pub struct ScheduleSpec {
     pub catalog: Catalog,
     /// A Prometheus Pushgateway every step pushes its metrics to.
     pub metrics_push: Option<String>,
+}
+
+/// One MySQL server of a schedule.
+#[derive(Debug, Clone, Default)]
+pub struct MysqlSource {
+    /// `mysql` for the only, unnamed one.
+    pub name: String,
+    /// `mysql://user@host:port` without a password.
+    pub url: String,
+    /// Secret holding its password under key `password`; given to the backup container only.
+    pub secret: Option<String>,
+    /// Databases to back up (default: every non-system database).
+    pub databases: Vec<String>,
+}
+
+impl MysqlSource {
+    /// The variable `backup` reads this source's password from: the general one for the only,
+    /// unnamed source, else the source's own (`AMLMIGRATE_MYSQL_PASSWORD_<NAME>`), so that no
+    /// source's password is another's fallback.
+    fn password_env(&self, only: bool) -> String {
+        if only && self.name == crate::backup::DEFAULT_MYSQL_SOURCE {
+            "AMLMIGRATE_MYSQL_PASSWORD".into()
+        } else {
+            format!(
+                "AMLMIGRATE_MYSQL_PASSWORD_{}",
+                self.name.to_ascii_uppercase().replace('-', "_")
+            )
+        }
+    }
 }
 
 impl ScheduleSpec {
@@ -132,7 +159,7 @@ pub fn objects(spec: &ScheduleSpec, rbac: &Rbac) -> Result<Vec<Value>> {
             spec.repo
         )));
     }
-    if !spec.kube && spec.mysql.is_none() {
+    if !spec.kube && spec.mysql.is_empty() {
         return Err(Error::input(
             "nothing to back up: give --mysql URL and/or --kube to schedule install",
         ));
@@ -191,11 +218,22 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
         "--tag".into(),
         format!("schedule={}", spec.name),
     ];
-    if let Some(m) = &spec.mysql {
-        backup.extend(["--mysql".into(), m.clone()]);
-    }
-    if !spec.databases.is_empty() {
-        backup.extend(["--databases".into(), spec.databases.join(",")]);
+    let only = spec.mysql.len() == 1;
+    for m in &spec.mysql {
+        // The only unnamed source is written as the user wrote it; named ones keep their names,
+        // so each snapshot's sources are the same from run to run.
+        let unnamed = only && m.name == crate::backup::DEFAULT_MYSQL_SOURCE;
+        let qualify = |v: String| {
+            if unnamed {
+                v
+            } else {
+                format!("{}={v}", m.name)
+            }
+        };
+        backup.extend(["--mysql".into(), qualify(m.url.clone())]);
+        if !m.databases.is_empty() {
+            backup.extend(["--databases".into(), qualify(m.databases.join(","))]);
+        }
     }
     if spec.kube {
         backup.push("--kube".into());
@@ -239,13 +277,20 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
         .to_vec();
     prune.extend(spec.policy.to_args());
 
+    // The MySQL passwords go to the backup container only: verify and prune read the
+    // repository, never a database.
+    let passwords: Vec<Value> = spec
+        .mysql
+        .iter()
+        .filter_map(|m| {
+            let secret = m.secret.as_ref()?;
+            Some(json!({
+                "name": m.password_env(only),
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
+            }))
+        })
+        .collect();
     let mut env = Vec::new();
-    if let Some(s) = &spec.mysql_secret {
-        env.push(json!({
-            "name": "AMLMIGRATE_MYSQL_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": s, "key": "password"}},
-        }));
-    }
     if let Some(url) = &spec.metrics_push {
         env.push(json!({"name": "AMLMIGRATE_METRICS_PUSH", "value": url}));
         env.push(json!({"name": "AMLMIGRATE_METRICS_SCHEDULE", "value": spec.name}));
@@ -289,6 +334,11 @@ fn cronjob(spec: &ScheduleSpec) -> Value {
         c
     };
     let mut backup_container = container("backup", &backup);
+    if !passwords.is_empty() {
+        let mut all = passwords;
+        all.extend(env.iter().cloned());
+        backup_container["env"] = json!(all);
+    }
     let mut verify_container = container("verify", &verify);
     let mut volumes = Vec::new();
     if let Some(claim) = &spec.repo_pvc {

@@ -9,14 +9,7 @@ use std::process::{Command, Stdio};
 
 use common::gate::{TableGate, Tail, wait_until_blocked};
 use common::*;
-use serde_json::{Value, json};
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .to_string()
-}
+use serde_json::Value;
 
 /// A pid no process has: one that ran and was reaped.
 fn dead_pid() -> u32 {
@@ -24,22 +17,6 @@ fn dead_pid() -> u32 {
     let pid = child.id();
     child.wait().unwrap();
     pid
-}
-
-/// Plants a lock object as another process would have written it.
-fn plant_lock(repo: &Path, name: &str, kind: &str, what: &str, host: &str, pid: u32) {
-    let now = chrono::Utc::now();
-    let body = json!({
-        "kind": kind, "what": what, "hostname": host, "pid": pid,
-        "created": now - chrono::Duration::minutes(1),
-        "expires": now + chrono::Duration::minutes(5),
-    });
-    std::fs::create_dir_all(repo.join("locks")).unwrap();
-    std::fs::write(
-        repo.join("locks").join(name),
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .unwrap();
 }
 
 fn repo_with_snapshot(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, TestDb) {
@@ -55,7 +32,7 @@ fn a_lock_of_a_dead_process_is_stale_shown_removed_and_never_waited_for() {
     let (_tmp, repo, _db) = repo_with_snapshot("lock_stale");
     let repo_s = repo.to_str().unwrap();
     plant_lock(
-        &repo,
+        &repo.join("locks"),
         "20260101T000000.000Z-dead00000000.json",
         "exclusive",
         "prune",
@@ -63,7 +40,7 @@ fn a_lock_of_a_dead_process_is_stale_shown_removed_and_never_waited_for() {
         dead_pid(),
     );
     plant_lock(
-        &repo,
+        &repo.join("locks"),
         "20260101T000000.000Z-a11ve0000000.json",
         "shared",
         "backup",
@@ -94,7 +71,7 @@ fn a_lock_of_a_dead_process_is_stale_shown_removed_and_never_waited_for() {
     assert_eq!(r.code, 0, "{r:?}");
     // --remove-stale removes only the stale lock.
     plant_lock(
-        &repo,
+        &repo.join("locks"),
         "20260101T000000.000Z-dead00000001.json",
         "exclusive",
         "prune",
@@ -123,7 +100,7 @@ fn a_prune_facing_a_live_lock_names_its_holder_and_ctrl_c_stops_a_waiting_backup
     let (_tmp, repo, db) = repo_with_snapshot("lock_wait");
     let repo_s = repo.to_str().unwrap();
     plant_lock(
-        &repo,
+        &repo.join("locks"),
         "20260101T000000.000Z-0ther0000000.json",
         "exclusive",
         "prune",

@@ -81,6 +81,30 @@ fn s3_install_flags() -> Vec<&'static str> {
     ]
 }
 
+/// `schedule install` of a repository at `cron`, without rules or sources.
+fn install_args(cron: &str) -> Vec<&str> {
+    vec![
+        "schedule",
+        "install",
+        "-n",
+        NS,
+        "--repo",
+        "s3://aml-backups/prod",
+        "--cron",
+        cron,
+    ]
+}
+
+/// A container's arguments.
+fn args_of(c: &Value) -> Vec<String> {
+    c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
 fn labels(o: &Value) -> &Value {
     &o["metadata"]["labels"]
 }
@@ -163,14 +187,7 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
     let backup = &pod["initContainers"][0];
     let prune = &pod["containers"][0];
     assert_eq!(backup["image"], "registry.example.com/amlmigrate:0.1.0");
-    let args = |c: &Value| -> Vec<String> {
-        c["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
+    let args = args_of;
     let b = args(backup).join(" ");
     assert!(
         b.starts_with("backup --repo s3://aml-backups/prod")
@@ -190,12 +207,16 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
         "verify --repo s3://aml-backups/prod latest --progress never -v --log-format json"
     );
     assert!(b.contains("--log-format json"), "{b}");
+    assert_eq!(
+        backup["env"],
+        json!([{"name": "AMLMIGRATE_MYSQL_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "aml-mysql", "key": "password"}}}])
+    );
+    // Verify and prune read the repository only: no database password reaches them.
+    for c in [verify, prune] {
+        assert_eq!(c["env"], Value::Null, "{c}");
+    }
     for c in [backup, verify, prune] {
-        assert_eq!(
-            c["env"],
-            json!([{"name": "AMLMIGRATE_MYSQL_PASSWORD",
-                    "valueFrom": {"secretKeyRef": {"name": "aml-mysql", "key": "password"}}}])
-        );
         assert_eq!(c["envFrom"], json!([{"secretRef": {"name": "aml-s3"}}]));
     }
     // Applied server-side by our field manager.
@@ -246,6 +267,132 @@ fn install_creates_a_service_account_read_only_rbac_and_a_cronjob_using_secret_r
         let list: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(list["items"][0]["metadata"]["name"], "amlmigrate-nightly");
     }
+}
+
+#[test]
+fn the_articles_three_servers_are_scheduled_each_with_its_own_password_for_the_backup_only() {
+    let env = Env::new();
+    env.install(
+        "three",
+        "s3://aml-backups/prod",
+        &[
+            "--mysql",
+            "aml=mysql://root@10.4.158.198:3306",
+            "--mysql",
+            "kfp=mysql://root@mysql.kubeflow:3306",
+            "--mysql",
+            "mlflow=mysql://mlflow@10.4.158.198:3306",
+            "--mysql-secret",
+            "aml=aml-mysql",
+            "--mysql-secret",
+            "kfp=kfp-mysql",
+            "--mysql-secret",
+            "mlflow=mlflow-mysql",
+            "--databases",
+            "aml=aml",
+            "--databases",
+            "kfp=mlpipeline,cachedb,metadb",
+            "--databases",
+            "mlflow=mlflow",
+            "--s3-secret",
+            "aml-s3",
+            "--metrics-push",
+            "http://pushgateway.monitoring:9091",
+        ],
+    );
+    // Read back by the real kubectl from the fake API server.
+    let (ok, out) = kubectl_as(
+        &env.kubeconfig,
+        &["get", "cronjob", "-n", NS, "amlmigrate-three", "-o", "json"],
+    );
+    assert!(ok, "{out}");
+    let cj: Value = serde_json::from_str(&out).unwrap();
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let (backup, verify, prune) = (
+        &pod["initContainers"][0],
+        &pod["initContainers"][1],
+        &pod["containers"][0],
+    );
+    let b = args_of(backup).join(" ");
+    for want in [
+        "--mysql aml=mysql://root@10.4.158.198:3306 --databases aml=aml",
+        "--mysql kfp=mysql://root@mysql.kubeflow:3306 --databases kfp=mlpipeline,cachedb,metadb",
+        "--mysql mlflow=mysql://mlflow@10.4.158.198:3306 --databases mlflow=mlflow",
+    ] {
+        assert!(b.contains(want), "{want} not in {b}");
+    }
+    let secret_of = |c: &Value, var: &str| -> Option<String> {
+        c["env"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == var)
+            .map(|e| {
+                assert_eq!(e["valueFrom"]["secretKeyRef"]["key"], "password", "{e}");
+                e["valueFrom"]["secretKeyRef"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+    };
+    // Each server's password under the variable `backup` reads for that source, and none under
+    // the general one (which would be every source's fallback).
+    for (var, secret) in [
+        ("AMLMIGRATE_MYSQL_PASSWORD_AML", "aml-mysql"),
+        ("AMLMIGRATE_MYSQL_PASSWORD_KFP", "kfp-mysql"),
+        ("AMLMIGRATE_MYSQL_PASSWORD_MLFLOW", "mlflow-mysql"),
+    ] {
+        assert_eq!(secret_of(backup, var).as_deref(), Some(secret), "{backup}");
+    }
+    assert_eq!(secret_of(backup, "AMLMIGRATE_MYSQL_PASSWORD"), None);
+    // Verify and prune get the metrics settings and the S3 Secret, but no MySQL password.
+    for c in [verify, prune] {
+        let names: Vec<&str> = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["AMLMIGRATE_METRICS_PUSH", "AMLMIGRATE_METRICS_SCHEDULE"],
+            "{c}"
+        );
+        assert!(!c.to_string().contains("mysql"), "{c}");
+    }
+    assert_eq!(prune["envFrom"], json!([{"secretRef": {"name": "aml-s3"}}]));
+}
+
+#[test]
+fn several_mysql_sources_need_each_secret_and_database_list_named() {
+    let env = Env::new();
+    let mut a = install_args("@daily");
+    a.extend([
+        "--keep-last",
+        "3",
+        "--mysql",
+        "aml=mysql://root@a:3306",
+        "--mysql",
+        "kfp=mysql://root@k:3306",
+    ]);
+    for (flag, value) in [("--mysql-secret", "aml-mysql"), ("--databases", "aml")] {
+        let mut args = a.clone();
+        args.extend([flag, value]);
+        let r = env.run(&args);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("{flag} {value}: with several --mysql sources write NAME={value} (sources: aml, kfp)")),
+            "{r:?}"
+        );
+    }
+    a.extend(["--mysql-secret", "kfp=one", "--mysql-secret", "kfp=two"]);
+    let r = env.run(&a);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("two Secrets for source kfp"), "{r:?}");
+    assert!(
+        env.fk.list("batch/v1", "CronJob", Some(NS)).is_empty(),
+        "a refused install made a CronJob"
+    );
 }
 
 #[test]
@@ -424,19 +571,8 @@ fn remove_deletes_exactly_what_install_created_and_nothing_else() {
 
 #[test]
 fn print_writes_yaml_documents_and_touches_no_cluster() {
-    let mut args = vec![
-        "schedule",
-        "install",
-        "-n",
-        NS,
-        "--repo",
-        "s3://aml-backups/prod",
-        "--cron",
-        "@daily",
-        "--keep-last",
-        "14",
-        "--print",
-    ];
+    let mut args = install_args("@daily");
+    args.extend(["--keep-last", "14", "--print"]);
     args.extend(s3_install_flags());
     // No kubeconfig at all: --print must not need a cluster.
     let r = amlmigrate_env(&args, &[("KUBECONFIG", "/nonexistent")]);
@@ -472,18 +608,7 @@ fn print_writes_yaml_documents_and_touches_no_cluster() {
 #[test]
 fn invalid_cron_inline_passwords_and_missing_rules_exit_2_before_any_change() {
     let env = Env::new();
-    let base = |cron: &'static str| {
-        vec![
-            "schedule",
-            "install",
-            "-n",
-            NS,
-            "--repo",
-            "s3://aml-backups/prod",
-            "--cron",
-            cron,
-        ]
-    };
+    let base = install_args;
     let mut a = base("0 25 * * *");
     a.extend(["--keep-last", "3", "--mysql", MYSQL_URL]);
     let r = env.run(&a);

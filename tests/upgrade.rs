@@ -662,14 +662,31 @@ fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
             .iter()
             .any(|e| e["step"] == "drain" && e["event"] == "started")
     });
+    let writes = lab.writes();
     let second = lab.upgrade(&["run", "--yes"]);
-    assert_eq!(second.code, 4, "{second:?}");
+    // A recovery would undo the run's writes under it: the same lock refuses it.
+    let recovery = lab.recover(&["--yes"]);
+    for refused in [&second, &recovery] {
+        assert_eq!(refused.code, 4, "{refused:?}");
+        assert!(
+            refused.stderr.contains(&format!(
+                "`amlmigrate upgrade run` on {} (pid {}) holds the exclusive lock runs/.lock/cluster/",
+                hostname(),
+                first.id()
+            )),
+            "{refused:?}"
+        );
+    }
     assert!(
-        second
-            .stderr
-            .contains("another `amlmigrate upgrade run` is working on repository")
-            && second.stderr.contains(&format!("pid {}", first.id())),
-        "{second:?}"
+        files_under(&lab.dir.path().join("repo/runs"))
+            .iter()
+            .all(|f| !f.ends_with("recover.jsonl")),
+        "the refused recovery started"
+    );
+    assert_eq!(
+        lab.writes(),
+        writes,
+        "a refused command wrote to the cluster"
     );
     finish_late_finetune(&lab.fk.handle());
     let out = first.wait_with_output().unwrap();
@@ -679,7 +696,46 @@ fn a_second_run_at_the_same_time_is_refused_naming_the_first() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_upgraded(&lab);
-    assert!(!lab.dir.path().join("repo/runs/.lock/upgrade.json").exists());
+    let left = files_under(&lab.dir.path().join("repo/runs/.lock"));
+    assert!(left.is_empty(), "the run left its lock: {left:?}");
+}
+
+#[test]
+fn an_upgrade_run_during_a_recovery_is_refused_naming_the_recovery() {
+    let lab = lab();
+    // The recovery is held by this test process at a known point: its lock taken, as
+    // `amlmigrate recover` takes it (the lock object a live recovery of this host writes).
+    let dir = lab.dir.path().join("repo/runs/.lock/cluster");
+    let me = std::process::id();
+    plant_lock(
+        &dir,
+        "held.json",
+        "exclusive",
+        "`amlmigrate recover`",
+        &hostname(),
+        me,
+    );
+    let writes = lab.writes();
+    let run = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "`amlmigrate recover` on {} (pid {}) holds the exclusive lock runs/.lock/cluster/held.json",
+            hostname(),
+            me
+        )),
+        "{run:?}"
+    );
+    assert!(
+        lab.journal().is_empty(),
+        "the refused run started a journal"
+    );
+    assert_eq!(lab.writes(), writes, "a refused run wrote to the cluster");
+    // The recovery ends (its lock goes): the run goes ahead.
+    std::fs::remove_file(dir.join("held.json")).unwrap();
+    let run = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_upgraded(&lab);
 }
 
 #[test]
@@ -831,7 +887,7 @@ fn an_upgrade_keeps_its_journal_lock_and_report_in_an_s3_repository() {
         "the finished run still pins its snapshot: {listing}"
     );
     assert!(
-        !listing.contains("upgrade.json"),
+        !listing.contains("runs/.lock/"),
         "the run lock was left: {listing}"
     );
     // The lab's local repository (made by `repo init`) got nothing of the run.

@@ -613,3 +613,88 @@ fn the_plan_says_which_namespaces_come_back_without_their_image_builder_secret()
         "{plan:?}"
     );
 }
+
+#[test]
+fn a_platform_that_installs_plugins_through_cluster_plugin_instances_is_named_and_blocked_before_any_write()
+ {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    let plan = lab.upgrade(&["plan"]);
+    for want in [
+        "install API: ModuleInfo (cluster.alauda.io) on the global cluster; the workload cluster serves no ClusterPluginInstance",
+        // No source of the cluster's ACP version is known: said, not guessed.
+        "note the kfbase-v1.10.1 package deploys on ACP >= v3.18.0 (targetClusterVersions): not checked",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {plan:?}");
+    }
+    // The workload cluster becomes a 4.x platform's: it serves ClusterPluginInstance.
+    lab.fk
+        .load_yaml(include_str!("../testdata/kube/acp-4x-plugin-instance.yaml"));
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let refusal = "the workload cluster serves ClusterPluginInstance (cluster.alauda.io): on this platform a plugin is installed through one, and Alauda's docs say not to create its ModuleInfo by hand";
+    for want in [
+        "install API: ClusterPluginInstance (cluster.alauda.io), served by the workload cluster (a 4.x platform)",
+        &format!("FAIL {refusal}"),
+        "install kfbase v1.10.1, kfp v2.4.1, volcano v1.10.1, kftraining v1.9.2, mlflow v3.1.1 from the platform (Administrator → Marketplace → Cluster Plugins)",
+    ] {
+        assert!(plan.stdout.contains(want), "{want}: {plan:?}");
+    }
+    let before = lab.writes();
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains(refusal), "{r:?}");
+    assert_eq!(lab.writes(), before, "something was written: {r:?}");
+    assert!(
+        lab.fk
+            .list("cluster.alauda.io/v1alpha1", "ClusterPluginInstance", None)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_resource_a_1_3_package_says_blocks_its_removal_is_named_in_the_plan_and_the_uninstall_waits_for_it()
+ {
+    let lab = Lab::new(LabOptions {
+        world: World::Plugins,
+        ..Default::default()
+    });
+    // kfp's 1.3 package says the plugin cannot be removed while a ConfigMap of it exists; the
+    // platform keeps such a plugin Deleting for as long as it does.
+    lab.g().update(
+        "cluster.alauda.io/v1alpha1",
+        "ModuleConfig",
+        None,
+        "kfp-v2.0.5",
+        |o| {
+            o["spec"]["resourcesBlockRemove"] = json!([
+                {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "kubeflow", "name": "kfp-blocker"}
+            ])
+        },
+    );
+    lab.fk
+        .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kfp-blocker", "namespace": "kubeflow"}}))
+        .unwrap();
+    let named = "plugin kfp v2.0.5: its package (ModuleConfig kfp-v2.0.5) lists in resourcesBlockRemove ConfigMap kubeflow/kfp-blocker, and the platform does not remove the plugin while that exists; delete it";
+    let plan = lab.upgrade(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(plan.stdout.contains(&format!("FAIL {named}")), "{plan:?}");
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the platform would not remove the 1.3 plugins")
+            && r.stderr.contains(named),
+        "{r:?}"
+    );
+    assert_eq!(deleted_module_infos(&lab), Vec::<String>::new(), "{r:?}");
+    // Gone: the same command resumes and the uninstall goes through.
+    lab.fk
+        .delete("v1", "ConfigMap", Some("kubeflow"), "kfp-blocker");
+    let r = lab.upgrade(&["run", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_upgraded(&lab);
+}

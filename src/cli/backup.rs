@@ -311,20 +311,12 @@ fn print_result(m: &amlmigrate::repo::manifest::Manifest, repo: &Repository, g: 
 
 /// `[NAME=]VALUE`: the name when the prefix before `=` is one of `names` (or, for URLs, when the
 /// value does not start with a scheme).
-fn split_named<'a>(v: &'a str, names: &[String]) -> (Option<&'a str>, &'a str) {
-    match v.split_once('=') {
-        Some((n, rest)) if names.iter().any(|x| x == n) => (Some(n), rest),
-        _ => (None, v),
-    }
-}
-
-/// The MySQL sources of the command line: (name, URL with its password, databases).
-type SourceArgs = Vec<(String, MysqlUrl, Option<Vec<String>>)>;
-
-fn mysql_sources_of(args: &BackupArgs) -> anyhow::Result<SourceArgs> {
+/// The `--mysql [NAME=]URL` values as (name, URL): a bare URL is the source "mysql"; names are
+/// letters, digits, - and _, each given once.
+pub(super) fn named_sources(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let bad = |m: String| anyhow::Error::from(amlmigrate::Error::input(m));
     let mut named: Vec<(String, String)> = Vec::new();
-    for v in &args.mysql {
+    for v in values {
         let (name, url) = if v.starts_with("mysql://") || v.starts_with("mariadb://") {
             (DEFAULT_MYSQL_SOURCE.to_string(), v.clone())
         } else {
@@ -353,22 +345,36 @@ fn mysql_sources_of(args: &BackupArgs) -> anyhow::Result<SourceArgs> {
         }
         named.push((name, url));
     }
+    Ok(named)
+}
+
+/// The source a `[NAME=]VALUE` of `flag` belongs to, and its value: NAME= when it names one of
+/// `names`; unqualified, the only source (with several, each value must be qualified).
+pub(super) fn owner_of<'a>(
+    v: &'a str,
+    names: &[String],
+    flag: &str,
+) -> anyhow::Result<(String, &'a str)> {
+    match (v.split_once('='), names) {
+        (Some((n, rest)), _) if names.iter().any(|x| x == n) => Ok((n.to_string(), rest)),
+        (_, [one]) => Ok((one.clone(), v)),
+        _ => Err(amlmigrate::Error::input(format!(
+            "{flag} {v}: with several --mysql sources write NAME={v} (sources: {})",
+            names.join(", ")
+        ))
+        .into()),
+    }
+}
+
+/// The MySQL sources of the command line: (name, URL with its password, databases).
+type SourceArgs = Vec<(String, MysqlUrl, Option<Vec<String>>)>;
+
+fn mysql_sources_of(args: &BackupArgs) -> anyhow::Result<SourceArgs> {
+    let named = named_sources(&args.mysql)?;
     let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
-    // Unqualified values belong to the only source; with several, each must be qualified.
-    let owner = |name: Option<&str>, flag: &str, v: &str| -> anyhow::Result<String> {
-        match (name, names.as_slice()) {
-            (Some(n), _) => Ok(n.to_string()),
-            (None, [one]) => Ok(one.clone()),
-            (None, _) => Err(bad(format!(
-                "{flag} {v}: with several --mysql sources write NAME={v} (sources: {})",
-                names.join(", ")
-            ))),
-        }
-    };
     let mut databases: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for v in &args.databases {
-        let (name, list) = split_named(v, &names);
-        let name = owner(name, "--databases", v)?;
+        let (name, list) = owner_of(v, &names, "--databases")?;
         databases
             .entry(name)
             .or_default()
@@ -376,8 +382,8 @@ fn mysql_sources_of(args: &BackupArgs) -> anyhow::Result<SourceArgs> {
     }
     let mut files: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
     for v in &args.mysql_password_file {
-        let (name, file) = split_named(v, &names);
-        files.insert(owner(name, "--mysql-password-file", v)?, file.into());
+        let (name, file) = owner_of(v, &names, "--mysql-password-file")?;
+        files.insert(name, file.into());
     }
     let mut out = Vec::new();
     for (name, raw) in named {

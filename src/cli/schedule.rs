@@ -88,12 +88,15 @@ struct InstallArgs {
     /// Container image with amlmigrate on its PATH (see the Dockerfile).
     #[arg(long, value_name = "IMAGE", default_value = concat!("amlmigrate:", env!("CARGO_PKG_VERSION")))]
     image: String,
-    /// MySQL server to back up, without a password: mysql://user@host:3306.
-    #[arg(long, value_name = "URL")]
-    mysql: Option<String>,
-    /// Secret (in --namespace) whose key `password` holds the MySQL password.
-    #[arg(long, value_name = "SECRET")]
-    mysql_secret: Option<String>,
+    /// MySQL server to back up, without a password: [NAME=]mysql://user@host:3306. Repeat it
+    /// with NAME= for several servers (e.g. aml=…, kfp=…, mlflow=…), as `backup --mysql` takes
+    /// them.
+    #[arg(long, value_name = "[NAME=]URL")]
+    mysql: Vec<String>,
+    /// Secret (in --namespace) whose key `password` holds a MySQL password: SECRET for the only
+    /// source, NAME=SECRET for a named one (repeatable). Only the backup container gets it.
+    #[arg(long, value_name = "[NAME=]SECRET")]
+    mysql_secret: Vec<String>,
     /// Secret (in --namespace) whose keys become the pod's environment: AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY, optionally AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_REGION.
     #[arg(long, value_name = "SECRET")]
@@ -113,8 +116,9 @@ struct InstallArgs {
     /// permissions on namespaced kinds are Roles in these namespaces only.
     #[arg(long, value_delimiter = ',', value_name = "NS,...", requires = "kube")]
     namespaces: Vec<String>,
-    /// Databases to back up, comma-separated (default: every non-system database).
-    #[arg(long, value_delimiter = ',', value_name = "DB,...")]
+    /// Databases to back up, comma-separated (default: every non-system database): DB,... for
+    /// the only source, NAME=DB,... for a named one (repeatable).
+    #[arg(long, value_name = "[NAME=]DB,...")]
     databases: Vec<String>,
     /// age recipients (public keys) to encrypt Secrets to; grants the job read access to Secrets.
     #[arg(long, value_name = "AGE_RECIPIENT", value_delimiter = ',')]
@@ -182,17 +186,7 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         )
         .into());
     }
-    if let Some(m) = &a.mysql {
-        let url = MysqlUrl::parse(m)?;
-        if url.password.is_some() {
-            return Err(Error::input(format!(
-                "--mysql {}: the URL holds a password, which would be stored in the CronJob in \
-                 clear; remove it and put it in a Secret's key `password`, named with --mysql-secret",
-                url.redacted()
-            ))
-            .into());
-        }
-    }
+    let mysql = mysql_sources(a)?;
     amlmigrate::kube::secrets::Recipients::parse(&a.encrypt_to)?;
     if let Some(m) = &a.metrics_push {
         let ok = url::Url::parse(m)
@@ -212,20 +206,75 @@ fn spec(a: &InstallArgs) -> anyhow::Result<ScheduleSpec> {
         repo: a.repo.clone(),
         cron: a.cron.trim().to_string(),
         image: a.image.clone(),
-        mysql: a.mysql.clone(),
-        mysql_secret: a.mysql_secret.clone(),
+        mysql,
         s3_secret: a.s3_secret.clone(),
         repo_pvc: a.repo_pvc.clone(),
         sign_key_secret: a.sign_key_secret.clone(),
         kube: a.kube,
         namespaces: a.namespaces.clone(),
-        databases: a.databases.clone(),
         encrypt_to: a.encrypt_to.clone(),
         unencrypted_repo: a.unencrypted_repo,
         policy,
         catalog: Catalog::default(),
         metrics_push: a.metrics_push.clone(),
     })
+}
+
+/// The MySQL sources of `--mysql`, each with its Secret and databases; a URL holding a password
+/// is refused (it would be stored in the CronJob in clear), as is a flag naming no source.
+fn mysql_sources(a: &InstallArgs) -> anyhow::Result<Vec<schedule::MysqlSource>> {
+    use super::backup::{named_sources, owner_of};
+    let named = named_sources(&a.mysql)?;
+    let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+    let orphan = [
+        ("--mysql-secret", &a.mysql_secret),
+        ("--databases", &a.databases),
+    ]
+    .into_iter()
+    .find_map(|(flag, v)| (!v.is_empty()).then_some(flag));
+    if let (true, Some(flag)) = (names.is_empty(), orphan) {
+        return Err(Error::input(format!("{flag} given without --mysql")).into());
+    }
+    let mut out = Vec::new();
+    for (name, raw) in named {
+        let url = MysqlUrl::parse(&raw)?;
+        if url.password.is_some() {
+            return Err(Error::input(format!(
+                "--mysql {}: the URL holds a password, which would be stored in the CronJob in \
+                 clear; remove it and put it in a Secret's key `password`, named with --mysql-secret",
+                url.redacted()
+            ))
+            .into());
+        }
+        out.push(schedule::MysqlSource {
+            name,
+            url: raw,
+            ..Default::default()
+        });
+    }
+    for v in &a.mysql_secret {
+        let (name, secret) = owner_of(v, &names, "--mysql-secret")?;
+        let source = out
+            .iter_mut()
+            .find(|m| m.name == name)
+            .expect("an owner is a source");
+        if source.secret.replace(secret.to_string()).is_some() {
+            return Err(
+                Error::input(format!("--mysql-secret: two Secrets for source {name}")).into(),
+            );
+        }
+    }
+    for v in &a.databases {
+        let (name, list) = owner_of(v, &names, "--databases")?;
+        let source = out
+            .iter_mut()
+            .find(|m| m.name == name)
+            .expect("an owner is a source");
+        source
+            .databases
+            .extend(list.split(',').filter(|d| !d.is_empty()).map(String::from));
+    }
+    Ok(out)
 }
 
 async fn install(a: InstallArgs, g: &GlobalArgs) -> anyhow::Result<()> {

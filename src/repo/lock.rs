@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 use super::Repository;
 use crate::error::{Error, Result};
 
+/// Where the repository's reader and prune locks live.
+const LOCKS: &str = "locks";
+
 /// How long a lock lives without a refresh.
 pub const LOCK_TTL: Duration = Duration::from_secs(5 * 60);
 const REFRESH: Duration = Duration::from_secs(60);
@@ -181,6 +184,20 @@ impl Repository {
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<RepoLock> {
+        self.lock_in(LOCKS, kind, what, wait, cancel).await
+    }
+
+    /// [`Repository::lock`] among the lock objects under `dir` only: locks of another kind of
+    /// work (an upgrade run against a recovery) that neither block nor are blocked by the
+    /// repository's readers and prunes.
+    pub async fn lock_in(
+        &self,
+        dir: &str,
+        kind: LockKind,
+        what: &str,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<RepoLock> {
         let started = std::time::Instant::now();
         let mut told = false;
         loop {
@@ -192,7 +209,7 @@ impl Repository {
                 created.format("%Y%m%dT%H%M%S%.3fZ"),
                 hex::encode(rnd)
             );
-            let path = Path::from("locks").join(name.as_str());
+            let path = Path::from(dir).join(name.as_str());
             let (bytes, until) = body(kind, what, created);
             self.store
                 .put_opts(
@@ -203,7 +220,7 @@ impl Repository {
                 .await
                 .map_err(|e| self.store_err(format!("creating lock locks/{name}"), e))?;
             loop {
-                let others = self.live_locks(&name).await?;
+                let others = self.live_locks(dir, &name).await?;
                 let exclusive = others.iter().find(|(_, l)| l.kind == LockKind::Exclusive);
                 let shared = others.iter().find(|(_, l)| l.kind == LockKind::Shared);
                 let blocker = match kind {
@@ -235,13 +252,19 @@ impl Repository {
                 if !keep {
                     let _ = self.store.delete(&path).await;
                 }
-                let holder = other.holder(&format!("locks/{other_name}"));
+                let holder = other.holder(&format!("{dir}/{other_name}"));
                 if timed_out {
+                    let removal = if dir == LOCKS {
+                        format!(
+                            "`amlmigrate repo locks --remove-stale --repo {}` removes its lock",
+                            self.location
+                        )
+                    } else {
+                        format!("deleting {dir}/{other_name} from the repository removes its lock")
+                    };
                     return Err(Error::Refused(format!(
                         "{} is in use: {holder}; try again later. If that process is gone, \
-                         `amlmigrate repo locks --remove-stale --repo {}` removes its lock (it \
-                         also expires by itself {} s after its last refresh)",
-                        self.location,
+                         {removal} (it also expires by itself {} s after its last refresh)",
                         self.location,
                         LOCK_TTL.as_secs()
                     )));
@@ -283,6 +306,7 @@ impl Repository {
     /// it is not a lock). One released between the listing and the read is left out.
     async fn read_locks(
         &self,
+        dir: &str,
         skip: Option<&str>,
     ) -> Result<
         Vec<(
@@ -293,7 +317,7 @@ impl Repository {
     > {
         let metas: Vec<_> = self
             .store
-            .list(Some(&Path::from("locks")))
+            .list(Some(&Path::from(dir)))
             .try_collect()
             .await
             .map_err(|e| self.store_err("listing locks", e))?;
@@ -310,7 +334,7 @@ impl Repository {
             let bytes = match got {
                 Ok(b) => b,
                 Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(self.store_err(format!("reading lock locks/{name}"), e)),
+                Err(e) => return Err(self.store_err(format!("reading lock {dir}/{name}"), e)),
             };
             let lock = serde_json::from_slice::<LockFile>(&bytes);
             out.push((meta, name, lock));
@@ -319,10 +343,10 @@ impl Repository {
     }
 
     /// Locks other than `own` that have not expired; expired ones are removed on the way.
-    async fn live_locks(&self, own: &str) -> Result<Vec<(String, LockFile)>> {
+    async fn live_locks(&self, dir: &str, own: &str) -> Result<Vec<(String, LockFile)>> {
         let now = Utc::now();
         let mut out = Vec::new();
-        for (meta, name, lock) in self.read_locks(Some(own)).await? {
+        for (meta, name, lock) in self.read_locks(dir, Some(own)).await? {
             let Ok(lock) = lock else {
                 // Half-written by a store without atomic puts: young ones count as shared.
                 if now - meta.last_modified < chrono::Duration::seconds(60) {
@@ -331,7 +355,7 @@ impl Repository {
                 continue;
             };
             if let Some(why) = lock.stale(now) {
-                tracing::info!("removing stale lock locks/{name}: {why}");
+                tracing::info!("removing stale lock {dir}/{name}: {why}");
                 let _ = self.store.delete(&meta.location).await;
                 continue;
             }
@@ -345,7 +369,7 @@ impl Repository {
     pub async fn locks(&self, remove_stale: bool) -> Result<Vec<LockInfo>> {
         let now = Utc::now();
         let mut out = Vec::new();
-        for (meta, name, lock) in self.read_locks(None).await? {
+        for (meta, name, lock) in self.read_locks(LOCKS, None).await? {
             let (lock, stale) = match lock {
                 Ok(l) => {
                     let stale = l.stale(now);

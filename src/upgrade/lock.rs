@@ -1,94 +1,64 @@
-//! One `upgrade run` per repository at a time: a create-only lock object. A lock left by a
-//! process that died on this host (kill -9, a crash) is taken over, so the same command still
-//! resumes; a lock of a live process, or of another host, refuses the run.
+//! Work on the cluster from one repository, one process at a time: an `upgrade run` and a
+//! `recover` (which undo each other's writes) share one lock; rehearsals have their own. They are
+//! the repository's locks (`repo::lock`: holder named, refreshed, stale when their process is
+//! gone from this host or unrefreshed for [`LOCK_TTL`](crate::repo::lock::LOCK_TTL)), kept under
+//! a folder of their own so that they never hold up, nor wait for, backups and prunes. A lock
+//! left by a process that died on this host (kill -9, a crash) is taken over at once, so the same
+//! command still resumes; a live holder's lock refuses the second command, naming it.
 
-use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
-use crate::error::{Error, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
 use crate::repo::Repository;
+use crate::repo::lock::{LockKind, RepoLock};
 
-const DIR: &str = ".lock";
-const FILE: &str = "upgrade.json";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct Holder {
-    host: Option<String>,
-    pid: u32,
-    since: chrono::DateTime<chrono::Utc>,
+/// Which work a lock is for: the folder of its lock objects and the command that holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Work {
+    dir: &'static str,
+    what: &'static str,
 }
 
-pub struct RunLock {
-    repo: Repository,
-    file: &'static str,
-}
+/// Writes to the cluster: the upgrade run.
+pub const UPGRADE: Work = Work {
+    dir: CLUSTER,
+    what: "`amlmigrate upgrade run`",
+};
+/// Writes to the cluster, undoing the upgrade's: recover. One lock with the upgrade run's, so
+/// that neither writes under the other.
+pub const RECOVER: Work = Work {
+    dir: CLUSTER,
+    what: "`amlmigrate recover`",
+};
+/// `upgrade rehearse`: apart from the upgrade run's, so a rehearsal can run while an upgrade
+/// waits for a person, yet two rehearsals of one repository never sweep each other's scratch
+/// copies.
+pub const REHEARSE: Work = Work {
+    dir: "runs/.lock/rehearse",
+    what: "`amlmigrate upgrade rehearse`",
+};
+const CLUSTER: &str = "runs/.lock/cluster";
 
-/// The lock of `upgrade rehearse` (and `recover`): apart from the upgrade run's, so a rehearsal
-/// can run while an upgrade waits for a person, yet two rehearsals of one repository never
-/// sweep each other's scratch copies.
-pub const REHEARSE: (&str, &str) = ("rehearse.json", "`amlmigrate upgrade rehearse`");
-pub const RECOVER: (&str, &str) = ("recover.json", "`amlmigrate recover`");
-const UPGRADE: (&str, &str) = (FILE, "`amlmigrate upgrade run`");
+pub struct RunLock(RepoLock);
 
 impl RunLock {
-    pub async fn acquire(repo: &Repository) -> Result<RunLock> {
-        Self::acquire_as(repo, UPGRADE).await
-    }
-
-    /// A lock of its own for another kind of work (`(file, what)`).
-    pub async fn acquire_as(
-        repo: &Repository,
-        (file, what): (&'static str, &'static str),
-    ) -> Result<RunLock> {
-        let me = Holder {
-            host: crate::backup::hostname(),
-            pid: std::process::id(),
-            since: chrono::Utc::now(),
-        };
-        let body = serde_json::to_vec(&me).expect("a lock holder serializes");
-        for _ in 0..2 {
-            if repo.create_run_file(DIR, file, body.clone()).await? {
-                return Ok(RunLock {
-                    repo: repo.clone(),
-                    file,
-                });
-            }
-            let held = repo.run_file(DIR, file).await?.unwrap_or_default();
-            let Ok(holder) = serde_json::from_slice::<Holder>(&held) else {
-                // Unreadable: written by something else; leave it to a person.
-                return Err(busy(repo, None, file, what));
-            };
-            if !dead_here(&holder, me.host.as_deref()) {
-                return Err(busy(repo, Some(&holder), file, what));
-            }
-            // The holder died on this host: its run resumes here.
-            repo.delete_run_file(DIR, file).await?;
-        }
-        Err(busy(repo, None, file, what))
+    /// Takes the lock of `work`, or refuses at once naming the live holder: the work of the
+    /// other lasts hours and often waits for a person, so waiting for it would look like a hang.
+    pub async fn acquire(repo: &Repository, work: Work) -> Result<RunLock> {
+        repo.lock_in(
+            work.dir,
+            LockKind::Exclusive,
+            work.what,
+            Duration::ZERO,
+            &CancellationToken::new(),
+        )
+        .await
+        .map(RunLock)
     }
 
     pub async fn release(self) {
-        let _ = self.repo.delete_run_file(DIR, self.file).await;
+        self.0.release().await;
     }
-}
-
-fn dead_here(h: &Holder, my_host: Option<&str>) -> bool {
-    h.host.as_deref() == my_host && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists()
-}
-
-fn busy(repo: &Repository, h: Option<&Holder>, file: &str, what: &str) -> Error {
-    let who = match h {
-        Some(h) => format!(
-            " since {} (host {}, pid {})",
-            h.since.format("%Y-%m-%d %H:%M:%S UTC"),
-            h.host.as_deref().unwrap_or("unknown"),
-            h.pid
-        ),
-        None => String::new(),
-    };
-    Error::Refused(format!(
-        "another {what} is working on repository {}{who}; wait for it to end \
-         (`amlmigrate upgrade status`), or if that process is gone for good, delete \
-         runs/{DIR}/{file} from the repository and run again",
-        repo.location()
-    ))
 }

@@ -259,7 +259,7 @@ pub struct RunOutcome {
 /// Runs the plan from where the live system stands, resuming the latest unfinished run. One
 /// run per repository at a time.
 pub async fn run(env: &Env, opts: &RunOptions) -> Result<RunOutcome> {
-    let lock = lock::RunLock::acquire(&env.repo).await?;
+    let lock = lock::RunLock::acquire(&env.repo, lock::UPGRADE).await?;
     let result = run_locked(env, opts).await;
     lock.release().await;
     result

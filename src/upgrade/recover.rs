@@ -121,7 +121,7 @@ pub struct RecoverOutcome {
 
 /// Recovers from the snapshot, resuming an unfinished recovery of it.
 pub async fn recover(env: &Env, opts: &RecoverOptions) -> Result<RecoverOutcome> {
-    let lock = RunLock::acquire_as(&env.repo, lock::RECOVER).await?;
+    let lock = RunLock::acquire(&env.repo, lock::RECOVER).await?;
     let result = recover_locked(env, opts).await;
     lock.release().await;
     result

@@ -390,3 +390,22 @@ pub fn age_key(dir: &Path, name: &str) -> (String, PathBuf) {
     std::fs::write(&file, format!("{}\n", id.to_string().expose_secret())).unwrap();
     (id.to_public().to_string(), file)
 }
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Plants a lock object in the lock folder `dir` as another process would have written it.
+pub fn plant_lock(dir: &Path, name: &str, kind: &str, what: &str, host: &str, pid: u32) {
+    let now = chrono::Utc::now();
+    let body = serde_json::json!({
+        "kind": kind, "what": what, "hostname": host, "pid": pid,
+        "created": now - chrono::Duration::minutes(1),
+        "expires": now + chrono::Duration::minutes(5),
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), serde_json::to_vec(&body).unwrap()).unwrap();
+}

@@ -28,7 +28,9 @@
 //! An installed plugin (Running at its spec.version, `status.observedGeneration` current) is
 //! left alone; a spec change (generation bump) or a Pending/Failed phase is evaluated again. The
 //! controller adds finalizer [`FINALIZER`] when it installs; a deleted ModuleInfo loses it
-//! `delay` later.
+//! `delay` later, unless a resource its package's `resourcesBlockRemove` names exists (entries
+//! read as `apiVersion`, `kind`, optional `namespace` and `name`: a guess at the shape): then it
+//! stays `Deleting`, reason `ResourcesBlockRemove`, for as long as that resource does.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,11 +209,21 @@ fn reconcile(h: &Handle) {
     for mi in &infos {
         let name = s(mi, "/metadata/name").to_string();
         if !mi["metadata"]["deletionTimestamp"].is_null() {
+            let blocking = blocking_removal(h, mi);
             h.update(API, "ModuleInfo", None, &name, |o| {
-                if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
+                if blocking.is_empty()
+                    && let Some(f) = o["metadata"]["finalizers"].as_array_mut()
+                {
                     f.retain(|x| x != FINALIZER);
                 }
                 o["status"]["phase"] = json!("Deleting");
+                if !blocking.is_empty() {
+                    o["status"]["reason"] = json!("ResourcesBlockRemove");
+                    o["status"]["message"] = json!(format!(
+                        "cannot remove the plugin while these exist: {}",
+                        blocking.join(", ")
+                    ));
+                }
             });
             continue;
         }
@@ -236,6 +248,36 @@ fn reconcile(h: &Handle) {
         let status = evaluate(h, mi, &infos);
         h.update(API, "ModuleInfo", None, &name, |o| write_status(o, status));
     }
+}
+
+/// The resources of the installed package's `resourcesBlockRemove` that exist on this server
+/// (`Kind ns/name`). Entries are read as `apiVersion`, `kind`, optional `namespace` and `name`:
+/// the field reference gives no shape, so this one is a guess (README.md, "Plugins").
+fn blocking_removal(h: &Handle, mi: &Value) -> Vec<String> {
+    let version = mi["status"]["version"]
+        .as_str()
+        .or(mi["spec"]["version"].as_str())
+        .unwrap_or("");
+    let package = format!("{}-{version}", label(mi, MODULE_LABEL));
+    let Some(mc) = h.get(API, "ModuleConfig", None, &package) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in mc["spec"]["resourcesBlockRemove"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let (av, kind) = (s(e, "/apiVersion"), s(e, "/kind"));
+        let ns = e["namespace"].as_str();
+        for o in h.list(av, kind, ns) {
+            let name = s(&o, "/metadata/name");
+            if e["name"].as_str().is_none_or(|n| n == name) {
+                out.push(format!("{kind} {}/{name}", ns.unwrap_or("")));
+            }
+        }
+    }
+    out
 }
 
 fn write_status(o: &mut Value, mut st: Value) {

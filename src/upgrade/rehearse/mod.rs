@@ -118,7 +118,7 @@ pub async fn rehearse(
             "snapshot {snapshot} holds no MySQL database: there is nothing to rehearse; take the upgrade's snapshot first (`amlmigrate upgrade run --config … --until snapshot`)"
         )));
     }
-    let lock = RunLock::acquire_as(&repo, lock::REHEARSE).await?;
+    let lock = RunLock::acquire(&repo, lock::REHEARSE).await?;
     let started = Utc::now();
     let id = crate::repo::id::new_snapshot_id(started);
     let names = Names::new(&repo, &id);

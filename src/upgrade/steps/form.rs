@@ -91,6 +91,8 @@ pub(in crate::upgrade) struct Form {
     pub defaults: Value,
     pub dependencies: Vec<Dependency>,
     pub supported_upgrade: String,
+    /// The ACP versions it deploys on (`targetClusterVersions`).
+    pub target_cluster_versions: String,
     pub ready_for_deploy: bool,
 }
 
@@ -198,6 +200,7 @@ impl Form {
             defaults,
             dependencies,
             supported_upgrade: text("/spec/supportedUpgradeVersions"),
+            target_cluster_versions: text("/spec/targetClusterVersions"),
             ready_for_deploy: mc["status"]["readyForDeploy"] == true,
         }
     }

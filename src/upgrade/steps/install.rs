@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::form::{Form, in_range};
-use super::plugins::{PLUGIN_GROUP, find_plugin, ready, wait_ready};
+use super::plugins::{InstallApi, PLUGIN_GROUP, find_plugin, ready, wait_ready};
 use super::values::{at_path, leaves, patch_changes, set_path};
 use super::{Applied, Change, Env, Journal, State, StepCheck, StepId};
 use crate::error::{Error, Result};
@@ -280,12 +280,33 @@ async fn packages(env: &Env) -> Result<(BTreeMap<String, Form>, Vec<String>)> {
     Ok((forms, waiting))
 }
 
+/// `module version` of each configured plugin the platform does not call ready at its version.
+async fn not_ready(env: &Env, mi: &Resource) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for p in &env.cfg.install.plugins {
+        let live = find_plugin(env, mi, &p.module, Some(&p.version)).await?;
+        if !live.iter().any(|o| ready(o, &p.version).is_ok()) {
+            out.push(format!("{} {}", p.module, p.version));
+        }
+    }
+    Ok(out)
+}
+
+/// Why this platform's install API cannot install what is left to install.
+async fn api_refusal(env: &Env, mi: &Resource) -> Result<Option<String>> {
+    let api = InstallApi::of(env);
+    if api == InstallApi::ModuleInfo {
+        return Ok(None);
+    }
+    Ok(api.refusal(&not_ready(env, mi).await?))
+}
+
 /// What refuses the install of the published packages as configured (checked before anything
 /// is deleted: preflight and the uninstall ask for it).
 pub(super) async fn refusals(env: &Env) -> Result<Vec<String>> {
     let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
     let (forms, _) = packages(env).await?;
-    let mut out = Vec::new();
+    let mut out: Vec<String> = api_refusal(env, &mi).await?.into_iter().collect();
     for p in &env.cfg.install.plugins {
         if let Some(form) = forms.get(&p.module) {
             out.extend(wanted(env, p, form, &mut Vec::new()).problems);
@@ -307,6 +328,13 @@ pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
             pending.push(p.module.clone());
             continue;
         };
+        if !form.target_cluster_versions.is_empty() {
+            // No public source gives a cluster's ACP version to compare with.
+            c.checked.push(format!(
+                "note the {} package deploys on ACP {} (targetClusterVersions): not checked, amlmigrate knows no source of this cluster's ACP version; check it by hand",
+                form.name, form.target_cluster_versions
+            ));
+        }
         let w = wanted(env, p, form, &mut c.assumptions);
         problems.extend(w.problems.iter().cloned());
         let found = found(env, &mi, p).await?;
@@ -339,8 +367,13 @@ pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
         c.changes.extend(ch);
     }
     let order: Vec<&str> = order.iter().map(|p| p.module.as_str()).collect();
+    c.checked.push(InstallApi::of(env).describe());
+    let refused = api_refusal(env, &mi).await?;
     if pending.is_empty() {
         c.why = "every 1.4 plugin is ready with its configuration".into();
+    } else if let Some(refused) = refused {
+        c.state = State::Blocked;
+        c.why = refused;
     } else if !problems.is_empty() {
         c.state = State::Blocked;
         c.why = format!(
@@ -367,6 +400,9 @@ pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
 pub(super) async fn apply(env: &Env, journal: &mut Journal) -> Result<Applied> {
     let mi = env.global.need("ModuleInfo", PLUGIN_GROUP)?;
     let cfg = &env.cfg.install;
+    if let Some(refused) = api_refusal(env, &mi).await? {
+        return Err(Error::Refused(refused));
+    }
     // Every package first: the order comes from what they publish.
     for p in &cfg.plugins {
         super::wait_for_person(

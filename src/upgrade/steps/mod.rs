@@ -5,6 +5,7 @@
 //! writes; `apply` does the step, idempotently, so a step that was interrupted half way is
 //! simply applied again.
 
+mod block_remove;
 mod dex;
 mod drain;
 mod features;

@@ -158,3 +158,43 @@ pub(super) async fn wait_ready(
     )
     .await
 }
+
+/// How this platform installs a plugin, found by discovery: a 4.x platform serves
+/// `ClusterPluginInstance` on the workload cluster (its cluster transformer then makes the
+/// ModuleInfo, and Alauda's docs say not to make one by hand); an older one is given the
+/// ModuleInfo on the global cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InstallApi {
+    ModuleInfo,
+    ClusterPluginInstance,
+}
+
+impl InstallApi {
+    pub(super) fn of(env: &Env) -> InstallApi {
+        match env
+            .workload
+            .resolve("ClusterPluginInstance", Some(PLUGIN_GROUP))
+        {
+            Some(r) if r.ar.group == PLUGIN_GROUP => InstallApi::ClusterPluginInstance,
+            _ => InstallApi::ModuleInfo,
+        }
+    }
+
+    /// The plan's line saying which API the run uses, and why.
+    pub(super) fn describe(self) -> String {
+        match self {
+            InstallApi::ModuleInfo => "install API: ModuleInfo (cluster.alauda.io) on the global cluster; the workload cluster serves no ClusterPluginInstance".into(),
+            InstallApi::ClusterPluginInstance => "install API: ClusterPluginInstance (cluster.alauda.io), served by the workload cluster (a 4.x platform)".into(),
+        }
+    }
+
+    /// Why the run cannot install `pending` (`module version` each) through this API: on a
+    /// ClusterPluginInstance platform it will not write one by guesswork, nor the ModuleInfo
+    /// the docs forbid.
+    pub(super) fn refusal(self, pending: &[String]) -> Option<String> {
+        (self == InstallApi::ClusterPluginInstance && !pending.is_empty()).then(|| format!(
+            "the workload cluster serves ClusterPluginInstance (cluster.alauda.io): on this platform a plugin is installed through one, and Alauda's docs say not to create its ModuleInfo by hand; the public docs give only its spec.pluginName and spec.config, not how it names the version to install, so amlmigrate does not write one. Uninstall the 1.3 plugins and install {} from the platform (Administrator → Marketplace → Cluster Plugins) as the article does, then run again: the uninstall and install steps then find them done",
+            pending.join(", ")
+        ))
+    }
+}

@@ -75,6 +75,10 @@ pub(super) async fn done(env: &Env, journal: Option<&Journal>) -> Result<bool> {
 }
 
 pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepCheck) -> Result<()> {
+    // Named from the first plan on: a person may have to delete them before the uninstall.
+    let blocking = super::block_remove::blockers(env).await?;
+    c.checked
+        .extend(blocking.iter().map(|b| format!("FAIL {b}")));
     let Some(inst) = recorded(journal) else {
         c.state = State::ToDo;
         c.why = if snapshot_of(env, journal).await?.is_some() {
@@ -120,6 +124,14 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, c: &mut StepChec
         );
         return Ok(());
     }
+    if !blocking.is_empty() {
+        c.state = State::Blocked;
+        c.why = format!(
+            "the platform would not remove the 1.3 plugins: {}",
+            blocking.join("; ")
+        );
+        return Ok(());
+    }
     let running = running_jobs(env).await?;
     if !running.is_empty() {
         c.state = State::Blocked;
@@ -154,6 +166,13 @@ pub(super) async fn apply(env: &Env, journal: &Journal) -> Result<Applied> {
         return Err(Error::Refused(format!(
             "the 1.4 plugins could not be installed as configured, so nothing of 1.3 is deleted: {}",
             refused.join("; ")
+        )));
+    }
+    let blocking = super::block_remove::blockers(env).await?;
+    if !blocking.is_empty() {
+        return Err(Error::Refused(format!(
+            "the platform would not remove the 1.3 plugins, so nothing of 1.3 is deleted: {}",
+            blocking.join("; ")
         )));
     }
     let mut out = Vec::new();
