@@ -125,8 +125,8 @@ impl Registry {
         let (Some(user), Some(password)) = (&self.user, &self.password) else {
             return Err(self.refused(what));
         };
-        let (scheme, params) = challenge.split_once(' ').unwrap_or((&challenge, ""));
-        let answered = match scheme.to_ascii_lowercase().as_str() {
+        let (scheme, params) = parse_challenge(&challenge);
+        let answered = match scheme.as_str() {
             "basic" => {
                 if !self.https {
                     return Err(Error::Refused(format!(
@@ -141,7 +141,7 @@ impl Registry {
                     .map_err(|e| self.err(what, e))?
             }
             "bearer" => {
-                let token = self.token_for(what, params, user, password).await?;
+                let token = self.token_for(what, &params, user, password).await?;
                 *self.token.lock().expect("token lock") = Some(token.clone());
                 build()
                     .bearer_auth(token)
@@ -167,11 +167,10 @@ impl Registry {
     async fn token_for(
         &self,
         what: &str,
-        params: &str,
+        params: &[(String, String)],
         user: &str,
         password: &Secret,
     ) -> Result<String> {
-        let params = challenge_params(params);
         let field = |k: &str| {
             params
                 .iter()
@@ -281,47 +280,53 @@ impl Registry {
     }
 }
 
-/// `host:port/mlops/llm-trainer:tag` → (`mlops/llm-trainer`, `tag`).
+/// `host:port/mlops/llm-trainer:tag` → (`mlops/llm-trainer`, `tag`): the repository on
+/// `images.registry` and the manifest reference to ask for. The grammar is the distribution
+/// reference's (`oci-spec`): a first component with `.` or `:` (or `localhost`) is a host; a
+/// tag is the reference when present (it is what gets checked and copied), else the digest. A
+/// reference without either is refused rather than read as `latest`: the tag matters here.
+/// A name without a host is relative to `images.registry`, so Docker Hub's `library/` is added
+/// only when the reference names Docker Hub itself.
 pub(super) fn split_image(image: &str) -> Option<(String, String)> {
-    let (path, tag) = image.rsplit_once(':')?;
-    if tag.contains('/') {
-        return None;
-    }
-    let repo = match path.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') => rest,
-        _ => path,
+    let r: oci_spec::distribution::Reference = image.parse().ok()?;
+    let tag = r.tag().filter(|t| {
+        let name_end = image.find('@').unwrap_or(image.len());
+        image[..name_end].ends_with(&format!(":{t}"))
+    });
+    let reference = tag.or(r.digest())?;
+    let named_host = image
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
+    let repo = match r.repository().strip_prefix("library/") {
+        Some(bare) if !named_host && !image.starts_with("library/") => bare,
+        _ => r.repository(),
     };
-    Some((repo.to_string(), tag.to_string()))
+    Some((repo.to_string(), reference.to_string()))
 }
 
-/// The auth-params of a `WWW-Authenticate` challenge (RFC 7235): `key=token` or
-/// `key="quoted string"`, where a quoted value may hold commas (`scope="repository:x:pull,push"`)
-/// and `\"` escapes.
-fn challenge_params(params: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = params.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.trim().is_empty() {
-            return out;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            value = chars.by_ref().take_while(|c| *c != ',').collect();
-        }
-        out.push((key.trim().to_string(), value.trim().to_string()));
+/// The auth-params of a `WWW-Authenticate` challenge (RFC 7235, parsed by `http-auth`): its
+/// scheme, lowercased, and `key=token` or `key="quoted string"` params, where a quoted value
+/// may hold commas (`scope="repository:x:pull,push"`) and `\"` escapes. Of several
+/// challenges the first is answered; an unparsable header yields its first word as the scheme
+/// and no params, so the caller names what it cannot speak.
+fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
+    match http_auth::parse_challenges(header) {
+        Ok(cs) if !cs.is_empty() => (
+            cs[0].scheme.to_ascii_lowercase(),
+            cs[0]
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_unescaped()))
+                .collect(),
+        ),
+        _ => (
+            header
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase(),
+            Vec::new(),
+        ),
     }
 }
 
@@ -331,17 +336,72 @@ mod tests {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn split(image: &str) -> Option<(String, String)> {
+        split_image(image)
+    }
+
+    fn pair(repo: &str, reference: &str) -> Option<(String, String)> {
+        Some((repo.into(), reference.into()))
+    }
+
     #[test]
     fn image_references_split_into_repository_and_tag() {
         assert_eq!(
-            split_image("192.168.171.123:11443/mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a"),
-            Some(("mlops/llm-trainer".into(), "v1.3.2-rc.4.g7c1d2e9a".into()))
+            split("192.168.171.123:11443/mlops/llm-trainer:v1.3.2-rc.4.g7c1d2e9a"),
+            pair("mlops/llm-trainer", "v1.3.2-rc.4.g7c1d2e9a")
         );
         assert_eq!(
-            split_image("mlops/buildkit:v0.15.2-aml"),
-            Some(("mlops/buildkit".into(), "v0.15.2-aml".into()))
+            split("mlops/buildkit:v0.15.2-aml"),
+            pair("mlops/buildkit", "v0.15.2-aml")
         );
-        assert_eq!(split_image("registry:5000/mlops/x"), None);
+        assert_eq!(split("localhost/mlops/x:v1"), pair("mlops/x", "v1"));
+    }
+
+    #[test]
+    fn a_port_in_the_host_is_not_a_tag() {
+        // Without a tag the port would look like one to a split at the last colon.
+        assert_eq!(split("registry:5000/mlops/x"), None);
+        assert_eq!(split("registry:5000/x:5000"), pair("x", "5000"));
+    }
+
+    #[test]
+    fn a_tag_is_the_reference_beside_a_digest_and_a_digest_alone_is_one() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            split(&format!("h.example:443/mlops/x:v1@{digest}")),
+            pair("mlops/x", "v1")
+        );
+        assert_eq!(
+            split(&format!("h.example/mlops/x@{digest}")),
+            pair("mlops/x", &digest)
+        );
+        // A digest of the wrong length is no reference at all.
+        assert_eq!(split("h.example/mlops/x@sha256:abc"), None);
+    }
+
+    #[test]
+    fn library_is_added_only_for_docker_hub_itself() {
+        // A name without a host lives on images.registry, as written.
+        assert_eq!(split("trainer:v1"), pair("trainer", "v1"));
+        assert_eq!(split("library/trainer:v1"), pair("library/trainer", "v1"));
+        // Docker Hub's official images live under library/.
+        assert_eq!(
+            split("docker.io/busybox:1.36"),
+            pair("library/busybox", "1.36")
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_refused() {
+        for bad in [
+            "",
+            "Mlops/X:v1",
+            "mlops/x:",
+            "mlops//x:v1",
+            "mlops/x:bad tag",
+        ] {
+            assert_eq!(split(bad), None, "{bad:?}");
+        }
     }
 
     /// A listener that answers every request with 401 and `challenge`, recording the request
@@ -379,16 +439,32 @@ mod tests {
     #[test]
     fn a_quoted_challenge_value_keeps_its_commas() {
         assert_eq!(
-            challenge_params(
-                r#"realm="https://h/token",service="r", scope="repository:x:pull,push",error=insufficient_scope,q="a\"b""#
+            parse_challenge(
+                r#"Bearer realm="https://h/token",service="r", scope="repository:x:pull,push",error=insufficient_scope,q="a\"b""#
             ),
-            [
-                ("realm".to_string(), "https://h/token".to_string()),
-                ("service".into(), "r".into()),
-                ("scope".into(), "repository:x:pull,push".into()),
-                ("error".into(), "insufficient_scope".into()),
-                ("q".into(), "a\"b".into()),
-            ]
+            (
+                "bearer".to_string(),
+                vec![
+                    ("realm".to_string(), "https://h/token".to_string()),
+                    ("service".into(), "r".into()),
+                    ("scope".into(), "repository:x:pull,push".into()),
+                    ("error".into(), "insufficient_scope".into()),
+                    ("q".into(), "a\"b".into()),
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn of_several_challenges_the_first_is_answered() {
+        let (scheme, params) =
+            parse_challenge(r#"Bearer realm="https://h/t",scope="a,b", Basic realm="r""#);
+        assert_eq!(scheme, "bearer");
+        assert_eq!(params[1], ("scope".to_string(), "a,b".to_string()));
+        // What cannot be parsed is named by its first word and answered by nobody.
+        assert_eq!(
+            parse_challenge("Negotiate ===,"),
+            ("negotiate".into(), vec![])
         );
     }
 
