@@ -104,7 +104,12 @@ pub fn plugin_controller(fk: &FakeKube, delay: Duration) {
         }
     });
     fk.on_change(move |c, h| {
-        if !(c.is(GROUP, "ModuleInfo") || c.is(GROUP, "ModuleConfig")) {
+        // A resource going may let a plugin held by its package's resourcesBlockRemove go.
+        let unblocks = c.kind == ChangeKind::Deleted
+            && h.list(API, "ModuleInfo", None)
+                .iter()
+                .any(|m| m["status"]["reason"] == "ResourcesBlockRemove");
+        if !(c.is(GROUP, "ModuleInfo") || c.is(GROUP, "ModuleConfig") || unblocks) {
             return;
         }
         if scheduled.swap(true, Ordering::SeqCst) {

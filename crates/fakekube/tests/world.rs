@@ -104,6 +104,16 @@ fn phase(fk: &FakeKube, name: &str, want: &str) -> Value {
     o.unwrap()
 }
 
+/// The name of business-2's installed 1.3 kfp plugin.
+fn business_2_kfp(fk: &FakeKube) -> String {
+    let infos = fk.list(MI, "ModuleInfo", None);
+    let business_2: Vec<Value> = infos
+        .into_iter()
+        .filter(|o| o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-2")
+        .collect();
+    name_of(&business_2, "kfp")
+}
+
 fn kfbase_form() -> Value {
     json!({"istioGatewaySelector": {"istio": "wy-kubeflow-gw-kubeflow-gw"},
            "oidcRedirectURL": "https://192.168.139.133:30665/oauth2/callback"})
@@ -357,15 +367,7 @@ fn installed_1_3_plugins_are_left_alone_and_an_upgrade_in_place_is_checked() {
 #[test]
 fn deleting_a_plugin_waits_for_its_uninstall_then_it_is_gone() {
     let fk = global();
-    let kfp = fk
-        .list(MI, "ModuleInfo", None)
-        .into_iter()
-        .find(|o| {
-            o["metadata"]["labels"]["cpaas.io/cluster-name"] == "business-2"
-                && o["metadata"]["labels"]["cpaas.io/module-name"] == "kfp"
-        })
-        .unwrap();
-    let name = kfp["metadata"]["name"].as_str().unwrap();
+    let name = &business_2_kfp(&fk);
     assert!(fk.delete(MI, "ModuleInfo", None, name));
     let o = fk.get(MI, "ModuleInfo", None, name).unwrap();
     assert!(
@@ -382,6 +384,36 @@ fn deleting_a_plugin_waits_for_its_uninstall_then_it_is_gone() {
     fk.delete(MI, "ModuleInfo", None, &other);
     let o = phase(&fk, &other, "Deleting");
     assert_eq!(o["metadata"]["finalizers"], json!(["example.com/hold"]));
+}
+
+#[test]
+fn a_plugin_stays_deleting_while_a_resource_its_package_blocks_removal_on_exists() {
+    let fk = global();
+    fk.update(MI, "ModuleConfig", None, "kfp-v2.0.5", |o| {
+        o["spec"]["resourcesBlockRemove"] =
+            json!([{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "default", "name": "kfp-blocker"}])
+    });
+    fk.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "kfp-blocker", "namespace": "default"}}))
+        .unwrap();
+    let name = &business_2_kfp(&fk);
+    assert!(fk.delete(MI, "ModuleInfo", None, name));
+    let held = fk.wait_for(MI, "ModuleInfo", None, name, T, |o| {
+        o.is_some_and(|o| o["status"]["reason"] == "ResourcesBlockRemove")
+    });
+    let o = fk.get(MI, "ModuleInfo", None, name).unwrap();
+    assert!(held, "{o}");
+    assert_eq!(o["metadata"]["finalizers"], json!(["moduleinfo"]), "{o}");
+    assert!(
+        o["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap default/kfp-blocker"),
+        "{o}"
+    );
+    // The resource goes: so does the plugin.
+    assert!(fk.delete("v1", "ConfigMap", Some("default"), "kfp-blocker"));
+    assert!(fk.wait_for(MI, "ModuleInfo", None, name, T, |o| o.is_none()));
 }
 
 /// A workload cluster loaded from a fixture with its controllers.
