@@ -17,7 +17,8 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{DbContext, DbState, RestoredDatabase};
+use super::state::DbState;
+use super::{DbContext, RestoredDatabase};
 use crate::error::{Error, MysqlContext, Result};
 use crate::mysql::catalog::load_data_sql;
 use crate::mysql::sqltext::{ident, qualified};
