@@ -328,7 +328,7 @@ fn full_run(lab: &Lab, mlflow_server: bool) {
         .iter()
         .map(|s| (s["step"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(steps.len(), 14);
+    assert_eq!(steps.len(), 15);
     for (s, outcome) in &steps {
         assert!(
             *outcome == "applied" || *outcome == "already done",
@@ -603,10 +603,8 @@ fn on_a_terminal_every_step_that_writes_is_confirmed_first() {
     let (code, screen) = run_on_a_terminal(&lab, "n\n");
     assert_eq!(code, Some(4), "{screen}");
     assert!(screen.contains("apply this step? [y/N]"), "{screen}");
-    assert!(
-        screen.contains("ConfigMap cpaas-system/dex-configmap"),
-        "{screen}"
-    );
+    // The first step that writes comes after the snapshot: preflight only reads.
+    assert!(screen.contains("protect-pvcs"), "{screen}");
     assert!(screen.contains("declined at the prompt"), "{screen}");
     assert_eq!(lab.writes(), before, "a declined step wrote to the cluster");
     let (code, screen) = run_on_a_terminal(&lab, &"y\n".repeat(12));
@@ -633,11 +631,11 @@ fn on_a_terminal_every_step_that_writes_is_confirmed_first() {
     assert_eq!(
         asked,
         [
-            "preflight",
             "protect-pvcs",
             "delete-notebooks",
             "retag-llm-trainer",
             "uninstall-plugins",
+            "global-settings",
             "install-plugins",
             "migrate-mlflow",
             "restore-profiles",

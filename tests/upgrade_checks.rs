@@ -48,7 +48,10 @@ fn dex_gets_kfbases_redirect_uri_and_keeps_every_other_byte_comments_included() 
         )),
         "{plan:?}"
     );
-    let r = lab.upgrade(&["run", "--yes", "--until", "preflight"]);
+    let r = lab.upgrade(&["run", "--yes", "--until", "snapshot"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(dex(&lab), commented, "dex changed before the snapshot");
+    let r = lab.upgrade(&["run", "--yes", "--only", "global-settings"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         dex(&lab),

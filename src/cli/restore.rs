@@ -251,6 +251,7 @@ async fn run_kube(
         },
         kinds: args.kinds.clone(),
         namespaces: args.namespaces.clone(),
+        cluster: None,
         identity: args.identity.clone(),
         volumes: amlmigrate::kube::volumes::VolumePolicy {
             drivers: args.volume_drivers.clone(),

@@ -23,10 +23,11 @@ use super::{GlobalArgs, print_json, progress_for};
 
 /// The guided Alauda AI 1.3 → 1.4 upgrade: the knowledge-base article as one safe, resumable run.
 ///
-/// Steps, in the article's order: preflight, images, drain, snapshot, protect-pvcs,
-/// delete-notebooks, wait-operator (a person upgrades the operator in OperatorHub),
-/// retag-llm-trainer, uninstall-plugins, install-plugins, migrate-mlflow, restore-profiles,
-/// enable-features, verify. Each step checks the live system before it acts, so a run
+/// Steps, in the article's order: preflight (reads only), images, drain, snapshot,
+/// protect-pvcs, delete-notebooks, wait-operator (a person upgrades the operator in
+/// OperatorHub), retag-llm-trainer, uninstall-plugins, global-settings (dex and the ServiceMesh
+/// of the global cluster, which the snapshot holds), install-plugins, migrate-mlflow,
+/// restore-profiles, enable-features, verify. Each step checks the live system before it acts, so a run
 /// interrupted anywhere (Ctrl-C, kill -9, lost connection) resumes with the same command and
 /// repeats nothing destructive. Every step that writes asks first (or --yes). The journal is
 /// runs/<run-id>/journal.jsonl in the repository.

@@ -64,6 +64,8 @@ pub struct Request<'a> {
     pub kinds: &'a [String],
     /// `--namespaces` (empty: all).
     pub namespaces: &'a [String],
+    /// Only objects of this cluster (None: both); the others are neither checked nor written.
+    pub cluster: Option<Role>,
     pub identities: Option<&'a Identities>,
 }
 
@@ -103,6 +105,9 @@ pub fn admit<'a>(
             reason,
             damaged,
         };
+        if req.cluster.is_some_and(|c| c != s.cluster) {
+            continue;
+        }
         // Before anything else looks at them: a name no API server serves was put there.
         if let Err(reason) = name_rules(s) {
             refused.push(refuse(reason, true));
@@ -394,6 +399,16 @@ fn namespace_rules(
         (Some(_), Scope::UserNamespaceObjects | Scope::BoundVolumes) => {
             refused(format!("a {} has no namespace", s.kind))
         }
+        (Some(ns), Scope::Namespaces) if !entry.namespaces.contains(ns) => refused(format!(
+            "the catalog restores {} only in namespace(s) {}, not {ns}",
+            s.kind,
+            entry.namespaces.join(", ")
+        )),
+        (None, Scope::Namespaces) => refused(format!(
+            "the catalog restores {} only in namespace(s) {}, and this one has none",
+            s.kind,
+            entry.namespaces.join(", ")
+        )),
         (Some(ns), _) if user(ns) || entry.namespaces.contains(ns) => Ok(()),
         (Some(ns), _) => refused(format!(
             "namespace {ns} is not one of the snapshot's user namespaces ({}){}",
@@ -497,5 +512,94 @@ mod tests {
         ] {
             assert_eq!(selector_matches(sel, Some(&l)), want, "{sel}");
         }
+    }
+
+    /// A global-cluster ConfigMap stored at `ns/name`, with its YAML.
+    fn global_cm(ns: &str, name: &str) -> (StoredObject, Vec<u8>) {
+        let path = entry_path(Role::Global, "", "configmaps", Some(ns), name);
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  config.yaml: x\n"
+        );
+        let s = StoredObject {
+            cluster: Role::Global,
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: Some(ns.into()),
+            name: name.into(),
+            path,
+            encrypted: false,
+            restore: true,
+            order: 15,
+        };
+        (s, yaml.into_bytes())
+    }
+
+    #[test]
+    fn a_namespaces_kind_is_restored_only_under_its_names_in_its_namespaces() {
+        let mut catalog = Catalog::default();
+        catalog.entries.push(Entry {
+            kind: "ConfigMap".into(),
+            group: String::new(),
+            cluster: Role::Global,
+            scope: Scope::Namespaces,
+            names: vec!["dex-configmap".into()],
+            namespaces: vec!["cpaas-system".into()],
+            selector: None,
+            restore: true,
+            keep_status: false,
+            order: 15,
+            new_names: None,
+        });
+        // team-a is a user namespace of the snapshot: that does not make it a place for a
+        // global settings object.
+        let users: BTreeSet<String> = ["team-a".to_string()].into();
+        let objects = [
+            global_cm("cpaas-system", "dex-configmap"),
+            global_cm("team-a", "dex-configmap"),
+            global_cm("cpaas-system", "other"),
+        ];
+        let stored: Vec<StoredObject> = objects.iter().map(|(s, _)| s.clone()).collect();
+        let files: BTreeMap<String, Vec<u8>> = objects
+            .iter()
+            .map(|(s, y)| (s.path.clone(), y.clone()))
+            .collect();
+        let kinds = ["ConfigMap".to_string()];
+        for cluster in [None, Some(Role::Global)] {
+            let req = Request {
+                catalog: &catalog,
+                user_namespaces: &users,
+                kinds: &kinds,
+                namespaces: &[],
+                cluster,
+                identities: None,
+            };
+            let a = admit(&stored, &files, &req).unwrap();
+            let admitted: Vec<_> = a
+                .admitted
+                .iter()
+                .map(|x| (x.stored.namespace.clone().unwrap(), x.stored.name.clone()))
+                .collect();
+            assert_eq!(
+                admitted,
+                [("cpaas-system".to_string(), "dex-configmap".to_string())]
+            );
+            let reasons: Vec<&str> = a.refused.iter().map(|r| r.reason.as_str()).collect();
+            assert_eq!(reasons.len(), 2, "{reasons:?}");
+            assert!(reasons[0].contains("only in namespace(s) cpaas-system, not team-a"));
+            assert!(reasons[1].contains("only ConfigMap named dex-configmap"));
+        }
+        // A restore of the workload cluster's objects neither admits nor refuses them.
+        let req = Request {
+            catalog: &catalog,
+            user_namespaces: &users,
+            kinds: &kinds,
+            namespaces: &[],
+            cluster: Some(Role::Workload),
+            identities: None,
+        };
+        let a = admit(&stored, &files, &req).unwrap();
+        assert!(a.admitted.is_empty() && a.refused.is_empty());
     }
 }

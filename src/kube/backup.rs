@@ -300,6 +300,9 @@ async fn fetch_entry(
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
+        Scope::Namespaces if r.namespaced => {
+            entry.namespaces.iter().map(|n| Some(n.as_str())).collect()
+        }
         _ => vec![None],
     };
     let mut objects = Vec::new();
@@ -313,7 +316,9 @@ async fn fetch_entry(
             objects.retain(|o| namespaces.iter().any(|n| n == name_of(o)));
         }
         Scope::BoundVolumes => objects.retain(|o| bound.contains(name_of(o))),
-        Scope::All | Scope::UserNamespaces => {}
+        // A kind served cluster-scoped has no namespace to be in.
+        Scope::Namespaces if !r.namespaced => objects.clear(),
+        Scope::All | Scope::UserNamespaces | Scope::Namespaces => {}
     }
     if !entry.names.is_empty() {
         objects.retain(|o| entry.names.iter().any(|n| n == name_of(o)));

@@ -20,6 +20,9 @@ pub enum Scope {
     UserNamespaceObjects,
     /// PersistentVolumes bound to the PVCs of user namespaces.
     BoundVolumes,
+    /// Objects in the namespaces the entry names, and nowhere else (the global cluster's
+    /// `cpaas-system` settings an upgrade edits).
+    Namespaces,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +40,9 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
     /// Namespaces besides the user namespaces that objects of a `user-namespaces` kind are read
-    /// from and restored into (`kubeflow` for the image-builder settings). A restore writes a
-    /// namespaced object only into a user namespace or one named here.
+    /// from and restored into (`kubeflow` for the image-builder settings); for a `namespaces`
+    /// kind, the only ones. A restore writes a namespaced object only into a user namespace
+    /// (never for a `namespaces` kind) or one named here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
     /// A label selector (`cpaas.io/module-type=plugin`).
@@ -309,9 +313,17 @@ impl Catalog {
                     en.kind
                 )));
             }
-            if !en.namespaces.is_empty() && en.scope != Scope::UserNamespaces {
+            if !en.namespaces.is_empty()
+                && !matches!(en.scope, Scope::UserNamespaces | Scope::Namespaces)
+            {
                 return Err(Error::input(format!(
-                    "kube catalog {origin}: kind {}: namespaces is for scope user-namespaces",
+                    "kube catalog {origin}: kind {}: namespaces is for scopes user-namespaces and namespaces",
+                    en.kind
+                )));
+            }
+            if en.namespaces.is_empty() && en.scope == Scope::Namespaces {
+                return Err(Error::input(format!(
+                    "kube catalog {origin}: kind {}: scope namespaces needs the namespaces it reads",
                     en.kind
                 )));
             }
@@ -343,9 +355,11 @@ impl Catalog {
              #   kind, group      resolved through discovery; a kind served by one other custom group is accepted\n\
              #   cluster          workload | global (the ACP global cluster, --global-context)\n\
              #   scope            all | user-namespaces | user-namespace-objects (cluster-scoped, named after a user\n\
-             #                    namespace: Namespace, Profile) | bound-volumes (PersistentVolume)\n\
+             #                    namespace: Namespace, Profile) | bound-volumes (PersistentVolume) |\n\
+             #                    namespaces (only the namespaces listed in `namespaces`)\n\
              #   names, selector  only objects with these names / matching this label selector\n\
-             #   namespaces       user-namespaces kinds: other namespaces to read and restore too (kubeflow)\n\
+             #   namespaces       user-namespaces kinds: other namespaces to read and restore too (kubeflow);\n\
+             #                    namespaces kinds: the only ones\n\
              #   restore          false keeps the objects as records only\n\
              #   keep_status      keep .status (records)\n\
              #   order            restore order, lower first\n\n",
@@ -387,5 +401,30 @@ mod tests {
         assert_eq!(en.scope, Scope::All);
         assert!(en.restore);
         assert_eq!(en.order, 80);
+    }
+
+    #[test]
+    fn a_namespaces_kind_names_its_namespaces_and_only_it_may() {
+        let err = Catalog::from_toml(
+            "[[kind]]\nkind = \"ConfigMap\"\ncluster = \"global\"\nscope = \"namespaces\"\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("needs the namespaces"), "{err}");
+        let c = Catalog::from_toml(
+            "[[kind]]\nkind = \"ConfigMap\"\ncluster = \"global\"\nscope = \"namespaces\"\nnamespaces = [\"cpaas-system\"]\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(c.entries[0].scope, Scope::Namespaces);
+        let err = Catalog::from_toml(
+            "[[kind]]\nkind = \"ConfigMap\"\nnamespaces = [\"cpaas-system\"]\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("namespaces is for scopes"),
+            "{err}"
+        );
     }
 }

@@ -50,6 +50,8 @@ pub struct KubeRestoreOptions {
     pub kinds: Vec<String>,
     /// Only objects of these (snapshot) namespaces, plus cluster-scoped ones (empty: all).
     pub namespaces: Vec<String>,
+    /// Only objects of this cluster (None: both).
+    pub cluster: Option<Role>,
     /// age identity file for encrypted Secrets.
     pub identity: Option<PathBuf>,
     /// Which volumes the restore may create (see `volumes.rs`).
@@ -166,6 +168,7 @@ pub async fn restore_kube(
         user_namespaces: &user_namespaces,
         kinds: &opts.kinds,
         namespaces: &opts.namespaces,
+        cluster: opts.cluster,
         identities: identities.as_ref(),
     };
     let admission = admit(&stored, &files, &req)?;

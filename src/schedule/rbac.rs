@@ -84,6 +84,11 @@ pub fn rbac_rules(spec: &ScheduleSpec, resolve: &ResolveFn) -> Rbac {
                 }
             }
             Scope::UserNamespaces => grant(None, &e.kind, &e.group, &e.names),
+            Scope::Namespaces => {
+                for ns in &e.namespaces {
+                    grant(Some(ns), &e.kind, &e.group, &e.names);
+                }
+            }
         }
     }
     // The PVC index: claims and who mounts them, in user namespaces; their volumes.

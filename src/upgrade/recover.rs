@@ -1,8 +1,10 @@
 //! `amlmigrate recover`: a lost or rebuilt 1.4 cluster brought back from one snapshot.
 //!
-//! The steps are the upgrade's own where they exist (migrate-mlflow, restore-profiles,
-//! enable-features, verify), preceded by one the upgrade never needs: restoring the job-record
-//! and Kubeflow Pipelines databases, which an upgrade leaves in place. Each step checks the live
+//! The steps are the upgrade's own where they exist (global-settings, migrate-mlflow,
+//! restore-profiles, enable-features, verify), with two the upgrade never needs: putting the
+//! global cluster's dex ConfigMap and ServiceMesh back as the snapshot holds them (before
+//! global-settings adds the article's settings again), and restoring the job-record and
+//! Kubeflow Pipelines databases, which an upgrade leaves in place. Each step checks the live
 //! system first, asks before it writes, and is journaled in `runs/<id>/recover.jsonl` (apart
 //! from the upgrade runs), so a recovery killed anywhere resumes with the same command and
 //! repeats nothing. A dry run shows every change and writes nothing.
@@ -13,7 +15,7 @@ use serde::Serialize;
 
 use super::journal::{Event, Facts, Journal, RUN};
 use super::lock::{self, RunLock};
-use super::report::{self, Report, ReportStep};
+use super::report::{self, Report};
 use super::steprun;
 use super::steps::{self, StepId};
 use super::{Change, Confirm, Env, State, StepCheck};
@@ -26,15 +28,22 @@ pub const JOURNAL_FILE: &str = "recover.jsonl";
 const DATABASES: &str = "restore-databases";
 const DATABASES_TITLE: &str = "Restore the job-record and Kubeflow Pipelines databases (every MySQL source of the snapshot but MLflow 2.6's)";
 
+const GLOBAL: &str = "restore-global";
+
 /// The steps of a recovery, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
+    /// The global cluster's dex ConfigMap and ServiceMesh as the snapshot holds them; then
+    /// global-settings adds the article's settings again.
+    Global,
     Databases,
     Upgrade(StepId),
 }
 
-const STEPS: [Step; 5] = [
+const STEPS: [Step; 7] = [
+    Step::Global,
     Step::Databases,
+    Step::Upgrade(StepId::GlobalSettings),
     Step::Upgrade(StepId::MigrateMlflow),
     Step::Upgrade(StepId::RestoreProfiles),
     Step::Upgrade(StepId::EnableFeatures),
@@ -44,6 +53,7 @@ const STEPS: [Step; 5] = [
 impl Step {
     fn name(self) -> &'static str {
         match self {
+            Step::Global => GLOBAL,
             Step::Databases => DATABASES,
             Step::Upgrade(s) => s.name(),
         }
@@ -270,6 +280,15 @@ async fn apply(
     steprun::record_started(journal, &seen).await?;
     env.note(format!("recover step {} {}: {}", c.number, c.step, c.title));
     let applied = match step {
+        Step::Global => steps::restore_apply(env, journal).await.map(|changes| {
+            (
+                changes,
+                Facts {
+                    checked: c.checked.clone(),
+                    ..Default::default()
+                },
+            )
+        }),
         Step::Databases => databases_apply(env, journal).await.map(|changes| {
             (
                 changes,
@@ -293,6 +312,15 @@ async fn apply(
 
 async fn check(env: &Env, journal: &Journal, step: Step, number: usize) -> Result<RecoverCheck> {
     match step {
+        Step::Global => {
+            let mut c = steps::new_check(StepId::GlobalSettings);
+            steps::restore_check(env, journal, &mut c).await?;
+            Ok(RecoverCheck {
+                step: GLOBAL,
+                title: steps::RESTORE_TITLE,
+                ..RecoverCheck::from_step(number, c)
+            })
+        }
         Step::Databases => databases_check(env, journal, number).await,
         Step::Upgrade(s) => Ok(RecoverCheck::from_step(
             number,
@@ -446,39 +474,14 @@ async fn build_report(env: &Env, journal: &Journal) -> Result<Report> {
     let mut rep = report::build(env, journal).await?;
     rep.kind = report::ReportKind::Recovery;
     rep.steps.retain(|s| s.outcome != "not reached");
-    let entries: Vec<_> = journal
-        .entries
-        .iter()
-        .filter(|e| e.step == DATABASES)
-        .collect();
-    let started = entries.iter().any(|e| e.event == Event::Started);
-    rep.steps.insert(
-        0,
-        ReportStep {
-            step: DATABASES.into(),
-            title: DATABASES_TITLE.into(),
-            outcome: match (started, entries.last().map(|e| e.event)) {
-                (true, Some(Event::Done)) => "applied".into(),
-                (false, Some(Event::Done)) => "already done".into(),
-                (_, Some(ev)) => ev.as_str().into(),
-                (_, None) => "not reached".into(),
-            },
-            detail: entries.iter().rev().find_map(|e| e.detail.clone()),
-            changes: entries
-                .iter()
-                .filter(|e| e.event == Event::Done)
-                .flat_map(|e| e.changes.clone())
-                .collect(),
-            checked: entries
-                .iter()
-                .rev()
-                .find(|e| !e.facts.checked.is_empty())
-                .map(|e| e.facts.checked.clone())
-                .unwrap_or_default(),
-            warnings: Vec::new(),
-            ..Default::default()
-        },
-    );
+    // Its own steps first, in their order.
+    for (step, title) in [(GLOBAL, steps::RESTORE_TITLE), (DATABASES, DATABASES_TITLE)]
+        .into_iter()
+        .rev()
+    {
+        let entries: Vec<_> = journal.entries.iter().filter(|e| e.step == step).collect();
+        rep.steps.insert(0, report::step_of(step, title, &entries));
+    }
     // A recovery restores every database of the snapshot, not only the job records: their
     // counts before (the snapshot) and after (live) go into the report too.
     if let Some(id) = journal.snapshot() {

@@ -1,6 +1,7 @@
 //! Istio and the ServiceMesh (global cluster): the version (at least 1.22), not in CNI mode, not
 //! ServiceMesh v2 (the article: "ask for help"), and the IstioOperator overlay the article asks
-//! for — the `oauth2-proxy-kubeflow` extension provider next to the existing ones, and dex's CA
+//! for — the `oauth2-proxy-kubeflow` extension provider in a patch entry of its own next to the
+//! existing ones, and dex's CA
 //! as `jwksResolverExtraRootCA` with `PILOT_JWT_PUB_KEY_REFRESH_INTERVAL` when no root CA is set.
 
 use serde_json::{Value, json};
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 use super::Env;
 use crate::error::{Error, Result};
 use crate::kube::{Resource, name_of, namespace_of, str_at};
+use crate::upgrade::config::Preflight;
 
 /// The label of istio-cni's node agent pods (what its DaemonSet runs).
 const CNI_POD_LABEL: &str = "k8s-app=istio-cni-node";
@@ -111,7 +113,7 @@ pub(super) async fn mesh_fix(
         .expect("patches is a list");
     let mut added = Vec::new();
     root_ca(env, patches, &mut added, warnings).await?;
-    extension_provider(env, patches, &mut added);
+    extension_provider(&env.cfg.preflight, patches, &mut added);
     Ok((!added.is_empty()).then(|| (json!({"spec": {"overlays": overlays}}), added)))
 }
 
@@ -179,57 +181,55 @@ async fn root_ca(
     Ok(())
 }
 
-/// The `oauth2-proxy-kubeflow` extension provider, appended to the ones already there.
-fn extension_provider(env: &Env, patches: &mut Vec<Value>, added: &mut Added) {
-    let p = &env.cfg.preflight;
-    let names = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x["name"].as_str().map(String::from))
-                .collect(),
-            one => one["name"].as_str().map(String::from).into_iter().collect(),
-        }
-    };
-    let providers = patches
-        .iter()
-        .find(|pt| pt["path"] == "spec.meshConfig.extensionProviders")
-        .map(|pt| names(&pt["value"]))
-        .unwrap_or_default();
-    if !providers.contains(&p.extension_provider) {
-        let provider = json!({
-            "name": p.extension_provider,
-            "envoyExtAuthzHttp": {
-                "headersToDownstreamOnDeny": ["content-type", "set-cookie"],
-                "headersToUpstreamOnAllow": ["authorization", "path", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"],
-                "includeAdditionalHeadersInCheck": {"X-Auth-Request-Redirect": "http://%REQ(Host)%%REQ(:PATH)%"},
-                "includeRequestHeadersInCheck": ["authorization", "cookie", "accept"],
-                "port": "80",
-                "service": p.oauth2_proxy_service,
-            }
-        });
-        match patches
-            .iter_mut()
-            .find(|pt| pt["path"] == "spec.meshConfig.extensionProviders")
-        {
-            Some(pt) => {
-                // Providers already there stay; a single provider becomes a list of two.
-                let mut list = match pt["value"].take() {
-                    Value::Array(a) => a,
-                    Value::Null => vec![],
-                    one => vec![one],
-                };
-                list.push(provider);
-                pt["value"] = Value::Array(list);
-            }
-            None => patches
-                .push(json!({"path": "spec.meshConfig.extensionProviders", "value": [provider]})),
-        }
-        added.push((
-            "spec.meshConfig.extensionProviders".to_string(),
-            format!("+ {} (existing providers kept)", p.extension_provider),
-        ));
+const PROVIDERS: &str = "spec.meshConfig.extensionProviders";
+
+/// The provider names an overlay patch entry's `value` holds: a list of providers or one.
+fn provider_names(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x["name"].as_str().map(String::from))
+            .collect(),
+        one => one["name"].as_str().map(String::from).into_iter().collect(),
     }
+}
+
+/// The `oauth2-proxy-kubeflow` extension provider in a patch entry of its own whose `value` is
+/// that one provider, as the article writes it; the entries already there (their providers)
+/// are left exactly as they are.
+fn extension_provider(p: &Preflight, patches: &mut Vec<Value>, added: &mut Added) {
+    let present = patches
+        .iter()
+        .filter(|pt| pt["path"] == PROVIDERS)
+        .flat_map(|pt| provider_names(&pt["value"]))
+        .any(|n| n == p.extension_provider);
+    if present {
+        return;
+    }
+    let provider = json!({
+        "envoyExtAuthzHttp": {
+            "headersToDownstreamOnDeny": ["content-type", "set-cookie"],
+            "headersToUpstreamOnAllow": ["authorization", "path", "x-auth-request-user", "x-auth-request-email", "x-auth-request-access-token"],
+            "includeAdditionalHeadersInCheck": {"X-Auth-Request-Redirect": "http://%REQ(Host)%%REQ(:PATH)%"},
+            "includeRequestHeadersInCheck": ["authorization", "cookie", "accept"],
+            "port": "80",
+            "service": p.oauth2_proxy_service,
+        },
+        "name": p.extension_provider,
+    });
+    let kept = patches
+        .iter()
+        .filter(|pt| pt["path"] == PROVIDERS)
+        .flat_map(|pt| provider_names(&pt["value"]))
+        .count();
+    patches.push(json!({"path": PROVIDERS, "value": provider}));
+    added.push((
+        PROVIDERS.to_string(),
+        format!(
+            "+ {} (a patch entry of its own; {kept} existing provider(s) untouched)",
+            p.extension_provider
+        ),
+    ));
 }
 
 pub(super) async fn istio_version(env: &Env) -> Result<Option<(String, String)>> {
@@ -295,5 +295,58 @@ mod tests {
         assert!(version_at_least("1.23.0", "1.22"));
         assert!(!version_at_least("1.21.9", "1.22"));
         assert!(!version_at_least("1.9", "1.22"));
+    }
+
+    /// The patches after the provider is added to `patches`.
+    fn with_provider(patches: Value) -> (Vec<Value>, Added) {
+        let mut patches = patches.as_array().unwrap().clone();
+        let mut added = Vec::new();
+        extension_provider(&Preflight::default(), &mut patches, &mut added);
+        (patches, added)
+    }
+
+    fn one(name: &str) -> Value {
+        json!({"name": name, "opentelemetry": {"service": "otel", "port": 4317}})
+    }
+
+    #[test]
+    fn the_provider_gets_a_patch_entry_of_its_own_whose_value_is_one_provider() {
+        for before in [
+            json!([]),
+            json!([{"path": PROVIDERS, "value": [one("a")]}]),
+            json!([{"path": PROVIDERS, "value": one("a")}]),
+            json!([{"path": PROVIDERS, "value": [one("a"), one("b")]}]),
+            json!([{"path": "spec.values.pilot.env.X", "value": "1m"}, {"path": PROVIDERS, "value": one("a")}, {"path": PROVIDERS, "value": one("b")}]),
+        ] {
+            let (after, added) = with_provider(before.clone());
+            let n = before.as_array().unwrap().len();
+            // Every entry there before is untouched, in its place; one entry is added.
+            assert_eq!(
+                &after[..n],
+                before.as_array().unwrap().as_slice(),
+                "{before}"
+            );
+            assert_eq!(after.len(), n + 1, "{before}");
+            let new = &after[n];
+            assert_eq!(new["path"], PROVIDERS);
+            assert!(new["value"].is_object(), "the value is one provider: {new}");
+            assert_eq!(new["value"]["name"], "oauth2-proxy-kubeflow");
+            assert_eq!(new["value"]["envoyExtAuthzHttp"]["port"], "80");
+            assert_eq!(added.len(), 1);
+            // Added once: a second pass finds it.
+            let (again, added) = with_provider(json!(after));
+            assert_eq!(again, after);
+            assert!(added.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_provider_already_listed_under_that_name_is_not_added_again() {
+        let mut mine = one("oauth2-proxy-kubeflow");
+        mine["note"] = json!("configured by hand");
+        let before = json!([{"path": PROVIDERS, "value": [one("a"), mine]}]);
+        let (after, added) = with_provider(before.clone());
+        assert_eq!(json!(after), before);
+        assert!(added.is_empty());
     }
 }

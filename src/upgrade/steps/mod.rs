@@ -10,6 +10,7 @@ mod dex;
 mod drain;
 mod features;
 mod form;
+mod global;
 mod images;
 mod install;
 mod installation;
@@ -38,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::kube::{Cluster, Resource, name_of, namespace_of};
 
 pub(in crate::upgrade) use form::Form;
+pub(in crate::upgrade) use global::{RESTORE_TITLE, restore_apply, restore_check};
 pub(super) use snapshot::snapshot_of;
 pub(in crate::upgrade) use values::set_path;
 pub(super) use verify::{CHECKLIST, mysql_table_counts};
@@ -55,6 +57,7 @@ pub enum StepId {
     WaitOperator,
     RetagLlmTrainer,
     UninstallPlugins,
+    GlobalSettings,
     InstallPlugins,
     MigrateMlflow,
     RestoreProfiles,
@@ -97,7 +100,7 @@ const READS: (bool, bool) = (false, false);
 const WRITES: (bool, bool) = (true, false);
 const DESTROYS: (bool, bool) = (true, true);
 
-const N: usize = 14;
+const N: usize = 15;
 
 /// Every step, in the article's order: back up, (optionally) delete notebooks, wait for the
 /// jobs, the operator upgrade (a person), delete the 1.3 installation, install the 1.4 plugins,
@@ -106,8 +109,8 @@ pub const TABLE: [StepDef; N] = [
     def(
         StepId::Preflight,
         "preflight",
-        "Preflight: architecture, Istio, databases, storage class, repository, dex, ServiceMesh",
-        WRITES,
+        "Preflight: architecture, Istio, databases, storage class, repository, dex, ServiceMesh (reads only)",
+        READS,
         None,
     ),
     def(
@@ -169,6 +172,15 @@ pub const TABLE: [StepDef; N] = [
         "Delete the recorded 1.3 installation: plugins (MLFlow → Training Operator → Pipelines → Base), the kubeflow chart application",
         DESTROYS,
         None,
+    ),
+    def(
+        StepId::GlobalSettings,
+        "global-settings",
+        "Global cluster: the ServiceMesh's IstioOperator overlay (dex's CA, the oauth2-proxy-kubeflow provider as a patch entry of its own) and dex's redirect URI",
+        WRITES,
+        Some(
+            "the article adds dex's redirect URI after installing the plugins; both global settings are added here, before them, in one step after the snapshot that holds both objects",
+        ),
     ),
     def(
         StepId::InstallPlugins,
@@ -291,7 +303,7 @@ impl Applied {
     }
 }
 
-pub(super) fn new_check(step: StepId) -> StepCheck {
+pub(in crate::upgrade) fn new_check(step: StepId) -> StepCheck {
     StepCheck {
         step,
         number: step.number(),
@@ -321,6 +333,7 @@ pub(super) async fn check(env: &Env, journal: Option<&Journal>, step: StepId) ->
         StepId::WaitOperator => operator::check(env, &mut c).await?,
         StepId::RetagLlmTrainer => retag::check(env, &mut c).await?,
         StepId::UninstallPlugins => uninstall::check(env, journal, &mut c).await?,
+        StepId::GlobalSettings => global::check(env, &mut c).await?,
         StepId::InstallPlugins => install::check(env, &mut c).await?,
         StepId::MigrateMlflow => mlflow::check(env, journal, &mut c).await?,
         StepId::RestoreProfiles => profiles::check(env, journal, &mut c).await?,
@@ -352,6 +365,7 @@ pub(super) async fn apply(env: &Env, journal: &mut Journal, step: StepId) -> Res
         StepId::WaitOperator => operator::apply(env, journal).await,
         StepId::RetagLlmTrainer => retag::apply(env).await,
         StepId::UninstallPlugins => uninstall::apply(env, journal).await,
+        StepId::GlobalSettings => global::apply(env, journal).await,
         StepId::InstallPlugins => install::apply(env, journal).await,
         StepId::MigrateMlflow => mlflow::apply(env, journal).await,
         StepId::RestoreProfiles => profiles::apply(env, journal).await,

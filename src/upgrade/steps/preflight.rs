@@ -1,55 +1,38 @@
 //! Step preflight: what the article requires before anything changes (x86_64 nodes, Istio at
 //! least 1.22 and not in CNI mode, not ServiceMesh v2, each MySQL source and its databases, an
 //! external Kubeflow Pipelines MySQL at 5.7, PostgreSQL, the storage class, the repository) and
-//! the global cluster's settings it asks for (dex's redirect URI equal to kfbase's
-//! oidcRedirectURL, the ServiceMesh's oauth2 extension provider and dex's CA), which are
-//! offered as changes.
+//! whether the global cluster's settings it asks for (dex's redirect URI equal to kfbase's
+//! oidcRedirectURL, the ServiceMesh's oauth2 extension provider and dex's CA) can be added;
+//! step global-settings adds them, after the snapshot. Preflight writes nothing.
 
 use mysql_async::prelude::Queryable;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::mesh::{
-    cni_mode, istio_version, mesh_fix, servicemesh, servicemesh_v2, version_at_least,
-};
-use super::{Applied, Change, Env, State, StepCheck, dex};
+use super::mesh::{cni_mode, istio_version, servicemesh_v2, version_at_least};
+use super::{Applied, Env, State, StepCheck, global};
 use crate::error::{Error, Result};
 use crate::kube::{name_of, str_at};
 
 pub(super) async fn check(env: &Env, c: &mut StepCheck) -> Result<()> {
     checks(env, c).await?;
-    let fixes = fixes(env, c).await?;
-    if let Some((_, uri)) = &fixes.dex {
-        c.changes.push(Change::new(
-            dex_object(env),
-            format!("config.yaml staticClients[{}].redirectURIs", dex::CLIENT),
-            None,
-            Some(format!("+ {uri} (kfbase oidcRedirectURL)")),
-        ));
-    }
-    if let Some((_, added)) = &fixes.mesh {
-        let p = &env.cfg.preflight;
-        for (path, what) in added {
-            c.changes.push(Change::new(
-                format!(
-                    "ServiceMesh {}/{} (global)",
-                    p.servicemesh_namespace, p.servicemesh_name
-                ),
-                format!("spec.overlays[IstioOperator] {path}"),
-                None,
-                Some(what.clone()),
-            ));
-        }
+    // What step global-settings will add, read here so that an edit it could not make is known
+    // before anything is deleted; nothing is written until after the snapshot.
+    let fixes = global::fixes(env, c).await?;
+    for ch in global::changes(env, &fixes) {
+        ok(
+            c,
+            format!(
+                "{} can take {} {}: step global-settings adds it after the snapshot",
+                ch.object,
+                ch.field,
+                ch.new.unwrap_or_default()
+            ),
+        );
     }
     let fails = c.failures().count();
     if fails > 0 {
         c.state = State::Blocked;
         c.why = format!("{fails} preflight check(s) fail; fix each as its line says");
-    } else if !c.changes.is_empty() {
-        c.state = State::ToDo;
-        c.why = format!(
-            "{} setting(s) of the global cluster to add",
-            c.changes.len()
-        );
     } else {
         c.why = format!("{} check(s) passed", c.checked.len());
     }
@@ -65,40 +48,7 @@ pub(super) async fn apply(env: &Env) -> Result<Applied> {
             c.failures().cloned().collect::<Vec<_>>().join("; ")
         )));
     }
-    let p = &env.cfg.preflight;
-    let fixes = fixes(env, &mut super::new_check(super::StepId::Preflight)).await?;
-    if let Some((text, _)) = fixes.dex {
-        let cm = env.global.need("ConfigMap", "")?;
-        env.global
-            .merge_patch(
-                &cm,
-                Some(&p.dex_namespace),
-                &p.dex_configmap,
-                &json!({"data": {"config.yaml": text}}),
-                false,
-            )
-            .await?;
-    }
-    if let Some((patch, _)) = fixes.mesh {
-        let (r, _) = servicemesh(env).await?.ok_or_else(|| {
-            Error::other("the ServiceMesh disappeared while preflight patched it; run again")
-        })?;
-        env.global
-            .merge_patch(
-                &r,
-                Some(&p.servicemesh_namespace),
-                &p.servicemesh_name,
-                &patch,
-                false,
-            )
-            .await?;
-    }
-    Ok(Applied::changes(c.changes))
-}
-
-fn dex_object(env: &Env) -> String {
-    let p = &env.cfg.preflight;
-    format!("ConfigMap {}/{} (global)", p.dex_namespace, p.dex_configmap)
+    Ok(Applied::default())
 }
 
 fn ok(c: &mut StepCheck, s: String) {
@@ -329,69 +279,6 @@ async fn storage_and_repository(env: &Env, c: &mut StepCheck) -> Result<()> {
         Err(e) => fail(c, format!("repository: {e}")),
     }
     Ok(())
-}
-
-struct Fixes {
-    /// dex's new config.yaml and the URI it adds.
-    dex: Option<(String, String)>,
-    /// The ServiceMesh merge patch and, per IstioOperator overlay path, what it adds.
-    mesh: Option<(Value, Vec<(String, String)>)>,
-}
-
-/// What the global cluster lacks of the article's settings (checked lines go into `c`).
-async fn fixes(env: &Env, c: &mut StepCheck) -> Result<Fixes> {
-    let p = &env.cfg.preflight;
-    let mut out = Fixes {
-        dex: None,
-        mesh: None,
-    };
-    match env.cfg.oidc_redirect_url() {
-        None => fail(
-            c,
-            "the kfbase plugin's config has no oidcRedirectURL: set it in [[install.plugins]] kfbase (the Kubeflow gateway's …/oauth2/callback); dex gets the same URI".into(),
-        ),
-        Some(uri) => {
-            let cm = env.global.need("ConfigMap", "")?;
-            let Some(obj) = env
-                .global
-                .get(&cm, Some(&p.dex_namespace), &p.dex_configmap)
-                .await?
-            else {
-                return Err(Error::input(format!(
-                    "ConfigMap {}/{} not found in the global cluster: check --global-context (kubernetes.global_context)",
-                    p.dex_namespace, p.dex_configmap
-                )));
-            };
-            let text = obj["data"]["config.yaml"].as_str().unwrap_or_default();
-            match dex::add_redirect_uri(text, uri)? {
-                Some(new_text) => out.dex = Some((new_text, uri.to_string())),
-                None => ok(
-                    c,
-                    format!("dex lists the redirect URI {uri}, which is kfbase's oidcRedirectURL"),
-                ),
-            }
-        }
-    }
-    match servicemesh(env).await? {
-        Some((_, mesh)) => {
-            out.mesh = mesh_fix(env, &mesh, &mut c.warnings).await?;
-            if out.mesh.is_none() {
-                ok(
-                    c,
-                    format!(
-                        "ServiceMesh carries the {} extension provider and a jwks root CA",
-                        p.extension_provider
-                    ),
-                );
-            }
-        }
-        None if !p.servicemesh_name.is_empty() => c.warnings.push(format!(
-            "ServiceMesh {}/{} not found in the global cluster: add the oauth2-proxy-kubeflow extension provider to your mesh by hand, as the article shows",
-            p.servicemesh_namespace, p.servicemesh_name
-        )),
-        None => {}
-    }
-    Ok(out)
 }
 
 /// The Istio ingress gateway kfbase's `istioGatewaySelector` names (the article creates it

@@ -162,6 +162,9 @@ async fn restore(
     use crate::kube::restore::{KubeRestoreOptions, restore_kube};
     let opts = KubeRestoreOptions {
         access: env.cfg.kube_options(),
+        catalog: super::global::catalog(&env.cfg),
+        // The global cluster's objects are recover's restore-global step's.
+        cluster: Some(crate::kube::Role::Workload),
         dry_run,
         kinds: restore_kinds(env),
         identity: env.cfg.restore.identity.clone(),

@@ -115,7 +115,8 @@ async fn take_snapshot(env: &Env) -> Result<String> {
         mysql,
         kube: Some(KubeBackupOptions {
             access: cfg.kube_options(),
-            catalog: Default::default(),
+            // The global objects step global-settings edits go in too, as they are now.
+            catalog: super::global::catalog(cfg),
             namespaces: Vec::new(),
             recipients,
         }),
