@@ -281,18 +281,23 @@ fn full_run(lab: &Lab, mlflow_server: bool) {
             });
         }));
 
-    // No terminal and no --yes: nothing that changes the cluster runs.
+    // No terminal and no --yes: nothing that changes the cluster runs. The steps that only
+    // read or wait go as far as the first that writes (after the snapshot): the person is
+    // asked for the missing image on the way.
     let before = lab.writes();
     let r = lab.upgrade(&["run"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("--yes"), "{r:?}");
+    assert!(
+        r.stderr.contains("ACTION NEEDED: push the missing images"),
+        "{r:?}"
+    );
     assert_eq!(lab.writes(), before, "a declined run wrote to the cluster");
 
     let r = lab.upgrade(&["run", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("## Data before and after"), "{r:?}");
     for want in [
-        "ACTION NEEDED: push the missing images",
         "ACTION NEEDED: push the mlflow v3.1.1 plugin package",
         "ACTION NEEDED: upgrade the Alauda AI operator",
     ] {
