@@ -19,9 +19,9 @@ use super::{GlobalArgs, print_json, progress_for};
 /// Bring a lost or rebuilt Alauda AI 1.4 cluster back from one snapshot.
 ///
 /// For a cluster rebuilt with AML 1.4 (plugins installed) after the 1.3 one, or the 1.4 one, was
-/// lost: puts the global cluster's dex ConfigMap and ServiceMesh back as the snapshot holds them
-/// (then adds the article's settings again), restores the job-record and Kubeflow Pipelines
-/// databases (every MySQL source of the
+/// lost: puts a lost dex ConfigMap or ServiceMesh of the global cluster back as the snapshot
+/// holds it (the article's settings are added again after the Profiles), restores the
+/// job-record and Kubeflow Pipelines databases (every MySQL source of the
 /// snapshot but MLflow 2.6's, onto the servers the configuration names), migrates MLflow 2.6
 /// into the 1.4 PostgreSQL (with its artifacts when mlflow.artifacts_to is set), restores
 /// Profiles, namespaces, RoleBindings, AuthorizationPolicies, ConfigMaps, encrypted Secrets

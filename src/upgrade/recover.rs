@@ -1,8 +1,8 @@
 //! `amlmigrate recover`: a lost or rebuilt 1.4 cluster brought back from one snapshot.
 //!
-//! The steps are the upgrade's own where they exist (global-settings, migrate-mlflow,
-//! restore-profiles, enable-features, verify), with two the upgrade never needs: putting the
-//! global cluster's dex ConfigMap and ServiceMesh back as the snapshot holds them (before
+//! The steps are the upgrade's own where they exist (migrate-mlflow, restore-profiles,
+//! global-settings, enable-features, verify), with two the upgrade never needs: putting a lost
+//! dex ConfigMap or ServiceMesh of the global cluster back as the snapshot holds it (before
 //! global-settings adds the article's settings again), and restoring the job-record and
 //! Kubeflow Pipelines databases, which an upgrade leaves in place. Each step checks the live
 //! system first, asks before it writes, and is journaled in `runs/<id>/recover.jsonl` (apart
@@ -40,12 +40,14 @@ enum Step {
     Upgrade(StepId),
 }
 
+/// global-settings comes after restore-profiles: a snapshot whose Kubernetes part the restore
+/// refuses stops the recovery before the global cluster is written.
 const STEPS: [Step; 7] = [
     Step::Global,
     Step::Databases,
-    Step::Upgrade(StepId::GlobalSettings),
     Step::Upgrade(StepId::MigrateMlflow),
     Step::Upgrade(StepId::RestoreProfiles),
+    Step::Upgrade(StepId::GlobalSettings),
     Step::Upgrade(StepId::EnableFeatures),
     Step::Upgrade(StepId::Verify),
 ];
@@ -482,6 +484,9 @@ async fn build_report(env: &Env, journal: &Journal) -> Result<Report> {
         let entries: Vec<_> = journal.entries.iter().filter(|e| e.step == step).collect();
         rep.steps.insert(0, report::step_of(step, title, &entries));
     }
+    // In the order the recovery ran them (the upgrade's report has the upgrade's order).
+    rep.steps
+        .sort_by_key(|s| STEPS.iter().position(|x| x.name() == s.step));
     // A recovery restores every database of the snapshot, not only the job records: their
     // counts before (the snapshot) and after (live) go into the report too.
     if let Some(id) = journal.snapshot() {
