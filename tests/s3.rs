@@ -241,3 +241,55 @@ fn an_unreachable_endpoint_exits_5_naming_it() {
         "{r:?}"
     );
 }
+
+#[test]
+fn a_profile_whose_credentials_come_from_sso_a_process_or_a_role_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile sso]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = ops\n\
+         [profile proc]\ncredential_process = /bin/false\n\
+         [profile role]\naws_access_key_id = AKSTATIC\naws_secret_access_key = static-secret\n\
+         role_arn = arn:aws:iam::1:role/ops\nsource_profile = keys\n\
+         [profile keys]\naws_access_key_id = AKSTATIC\naws_secret_access_key = static-secret\n",
+    )
+    .unwrap();
+    let closed = common::gate::ClosedPort::new();
+    let endpoint = format!("http://127.0.0.1:{}", closed.port);
+    let run = |profile: &str| {
+        amlmigrate_env(
+            &["snapshots", "--repo", "s3://bucket/aml"],
+            &[
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+                ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+                ("AWS_PROFILE", profile),
+            ],
+        )
+    };
+    for (profile, key) in [
+        ("sso", "sso_session"),
+        ("proc", "credential_process"),
+        ("role", "role_arn"),
+    ] {
+        let r = run(profile);
+        assert_eq!(r.code, 2, "{profile}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("AWS profile \"{profile}\""))
+                && r.stderr.contains(key)
+                && r.stderr.contains("nothing was sent")
+                && r.stderr.contains(&format!(
+                    "aws configure export-credentials --profile {profile}"
+                ))
+                && !r.all().contains("static-secret"),
+            "{profile}: {r:?}"
+        );
+    }
+    // A profile of static keys is read as before: it gets as far as the (closed) endpoint.
+    let r = run("keys");
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.contains(&endpoint), "{r:?}");
+}

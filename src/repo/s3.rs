@@ -7,7 +7,8 @@
 //!   (and the web-identity / container variables `object_store` reads itself);
 //! - the standard shared files for profile `AWS_PROFILE` (default `default`):
 //!   `~/.aws/credentials` (`AWS_SHARED_CREDENTIALS_FILE`) for the keys, `~/.aws/config`
-//!   (`AWS_CONFIG_FILE`) for `region` and `endpoint_url`.
+//!   (`AWS_CONFIG_FILE`) for `region` and `endpoint_url`. A profile of single sign-on,
+//!   `credential_process` or an assumed role is refused by name (not read past).
 //!
 //! Addressing is path-style (`ENDPOINT/bucket/key`, what MinIO and most S3-compatible stores
 //! want) unless `AMLMIGRATE_S3_PATH_STYLE=false`. An `http://` endpoint is allowed as given.
@@ -158,6 +159,41 @@ fn profile_settings(profile: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Profile keys whose credentials come from somewhere this tool does not reach (single
+/// sign-on, an external process, an assumed role). The SDK would use them before or instead of
+/// any static keys beside them, so reading on without them would act as another identity, or
+/// as none; aws-config implements them but brings ring and a second HTTP stack
+/// (docs/ARCHITECTURE.md).
+const UNIMPLEMENTED_KEYS: [&str; 8] = [
+    "sso_session",
+    "sso_start_url",
+    "sso_account_id",
+    "sso_role_name",
+    "credential_process",
+    "role_arn",
+    "source_profile",
+    "credential_source",
+];
+
+fn refuse_unimplemented_kind(name: &str, profile: &BTreeMap<String, String>) -> Result<()> {
+    let found: Vec<&str> = UNIMPLEMENTED_KEYS
+        .into_iter()
+        .filter(|k| profile.contains_key(*k))
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "AWS profile {name:?} gets its credentials through {} (single sign-on, \
+         credential_process or an assumed role), which this tool does not implement; nothing \
+         was sent. Export what the profile yields and run again: \
+         eval \"$(aws configure export-credentials --profile {name} --format env)\" \
+         (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), or choose a profile \
+         with aws_access_key_id and aws_secret_access_key (AWS_PROFILE)",
+        found.join(", ")
+    )))
+}
+
 fn truthy(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -172,6 +208,7 @@ pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
     build_from(
         bucket,
         AmazonS3Builder::from_env(),
+        &profile,
         &profile_settings(&profile),
         true,
     )
@@ -182,20 +219,28 @@ pub fn build(bucket: &str) -> Result<(AmazonS3, S3Target)> {
 /// neither file has the profile.
 pub fn build_for_profile(bucket: &str, profile: &str) -> Option<Result<(AmazonS3, S3Target)>> {
     let settings = profile_settings(profile);
-    (!settings.is_empty()).then(|| build_from(bucket, AmazonS3Builder::new(), &settings, false))
+    (!settings.is_empty())
+        .then(|| build_from(bucket, AmazonS3Builder::new(), profile, &settings, false))
 }
 
 fn build_from(
     bucket: &str,
     b: AmazonS3Builder,
+    profile_name: &str,
     profile: &BTreeMap<String, String>,
     use_env: bool,
 ) -> Result<(AmazonS3, S3Target)> {
     let mut b = b.with_bucket_name(bucket);
     let aws_env = |name: &str| if use_env { env(name) } else { None };
     let get = |b: &AmazonS3Builder, k: AmazonS3ConfigKey| b.get_config_value(&k);
-    if get(&b, AmazonS3ConfigKey::AccessKeyId).is_none()
-        && get(&b, AmazonS3ConfigKey::WebIdentityTokenFile).is_none()
+    // An empty variable is an unset one, as everywhere else here.
+    let unset = |b: &AmazonS3Builder, k| get(b, k).is_none_or(|v| v.is_empty());
+    let from_profile = unset(&b, AmazonS3ConfigKey::AccessKeyId)
+        && unset(&b, AmazonS3ConfigKey::WebIdentityTokenFile);
+    if from_profile {
+        refuse_unimplemented_kind(profile_name, profile)?;
+    }
+    if from_profile
         && let (Some(id), Some(secret)) = (
             profile.get("aws_access_key_id"),
             profile.get("aws_secret_access_key"),
